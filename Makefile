@@ -1,0 +1,15 @@
+# The two set-up commands of the README: `make demo` (the main job on the bundled sample) and `make test`.
+PY := .venv/bin/python
+export NUMBA_CACHE_DIR ?= $(HOME)/.cache/lipdub/numba
+
+.PHONY: install demo test
+
+install:
+	bash tools/install.sh
+
+demo: install
+	$(PY) main.py dub --video resources/samples/grid_s1_sample.mp4 --audio resources/samples/voice_sample.wav \
+		-o out/demo_dub.mp4 --report out/demo_sync.csv
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests

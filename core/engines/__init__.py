@@ -1,0 +1,1 @@
+"""Lip-sync engines. Every engine implements `core.engines.base.Engine`; the pipeline never knows which one runs."""

@@ -1,0 +1,86 @@
+"""One interface for every lip-sync engine (classic retrieval engine, Wav2Lip generator).
+
+Life cycle, driven by `core.pipeline`:
+    engine.precheck()                 # cheap: models present? raises ModelMissingError with a clear message
+    engine.prepare(ctx, progress, cancel)   # per clip: audio features, mouth shapes, texture library...
+    for each batch of output frames:
+        patches = engine.render(frames, out_indices)   # one RenderedPatch (or None) per frame
+    engine.close()
+The pipeline then composites each patch into its frame with `core.compose` (shared soft mask, colour match)
+and applies the teeth proxy, so both engines share masking, compositing, teeth and export.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..progress import CancelToken, ProgressFn
+
+
+@dataclass
+class MaskSettings:
+    """How the generated lower face is blended back. Units are fractions of the inter-ocular distance (IOD)
+    so the same settings work at any resolution."""
+
+    dilation: float = 0.08   # grow the mask outward by this * IOD
+    feather: float = 0.15    # Gaussian feather width, * IOD
+    extent_up: float = 0.0   # extra reach up the cheeks (toward the nose), * IOD
+    extent_down: float = 0.0 # extra reach below the chin, * IOD
+    color_match: bool = True
+
+
+@dataclass
+class DubContext:
+    """Everything an engine may need about the clip being dubbed, computed once by the pipeline."""
+
+    video_path: str
+    fps: float
+    width: int
+    height: int
+    num_output_frames: int
+    source_index: np.ndarray        # (N_out,) int: which source video frame each output frame shows
+    wav: np.ndarray                 # voice, float32 mono 16 kHz, already fitted to the output length
+    mel: np.ndarray                 # (80, T) Wav2Lip mel of `wav`
+    voice_active: np.ndarray        # (N_out,) bool
+    boxes: np.ndarray               # (N_src, 4) chosen face track, NaN where absent (source frame indices)
+    landmarks: np.ndarray           # (N_src, 68, 2)
+    present: np.ndarray             # (N_src,) bool
+    mask: MaskSettings = field(default_factory=MaskSettings)
+    pads: tuple = (0, 10, 0, 0)     # top, bottom, left, right padding of the face crop (Wav2Lip convention)
+    device: str = "cpu"
+    batch_size: int = 16
+    extra: dict = field(default_factory=dict)  # engine-specific options (e.g. checkpoint path)
+
+
+@dataclass
+class RenderedPatch:
+    """An engine's output for one frame: an image covering `box` (frame coordinates, ints, x0,y0,x1,y1)
+    and the landmarks of the *target* mouth geometry from which the blend mask is built."""
+
+    box: tuple
+    image: np.ndarray               # uint8 (y1-y0, x1-x0, 3) BGR
+    mask_landmarks: np.ndarray      # (68, 2) float32, frame coordinates
+    mouth_open: float = 0.0         # inner-lip opening of the target shape, in IOD units (teeth proxy uses it)
+
+
+class Engine(ABC):
+    name: str = "engine"
+
+    def precheck(self) -> None:
+        """Raise a `core.errors.LipDubError` if the engine cannot run (missing weights...)."""
+
+    @abstractmethod
+    def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> None:
+        ...
+
+    @abstractmethod
+    def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int]) -> list:
+        """frames[k] is the source frame shown at output index out_indices[k].
+        Return a list of `RenderedPatch | None` (None: leave the frame untouched, e.g. no face)."""
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,38 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "lipdub" / "numba"))
+
+SHARED = ROOT.parent / "shared"
+GRID_S1 = SHARED / "data" / "grid_s1"
+GRID_OTHERS = SHARED / "data" / "grid_others"
+REFERENCE = SHARED / "reference"
+SAMPLES = ROOT / "resources" / "samples"
+
+
+def heldout_names():
+    return (GRID_S1 / "heldout.txt").read_text().split()
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    if not SHARED.is_dir():
+        pytest.fail(f"../shared is missing (expected at {SHARED})")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def reference_dir(shared_dir):
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def grid_clip():
+    """A held-out GRID s1 clip (never trained on)."""
+    return GRID_S1 / "video" / (heldout_names()[0] + ".mp4")
