@@ -1,0 +1,271 @@
+"""Headless command line: `python main.py dub|score|models ...`.
+
+Exit codes (also in the README):
+    0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid media
+    5 output problem · 6 no face found · 7 model file missing/corrupt · 8 project error · 130 cancelled (Ctrl-C)
+    70 internal error (a bug: rerun with --debug for the traceback)
+Errors print one line on stderr, never a traceback (unless --debug).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import signal
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import CancelledError, LipDubError
+from .progress import CancelToken
+
+EXIT_INTERNAL = 70
+
+
+class StageBars:
+    """tqdm progress bars on stderr, one per stage, with ETA."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and sys.stderr is not None
+        self.bars = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = tqdm(total=total or None, desc=f"{stage:>9}", unit="f", file=sys.stderr, leave=True,
+                       dynamic_ncols=True)
+            self.bars[stage] = bar
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models-dir", help="folder with model files (default: $LIPDUB_MODELS_DIR or the user data dir)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face to use (default: the main face)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lipdub", description="LipDub Studio command line.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("dub", help="dub a video with a new voice track")
+    d.add_argument("--video", required=True)
+    d.add_argument("--audio", required=True, help="the new voice (any audio or video file)")
+    d.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
+    d.add_argument("--engine", default="classic", choices=["classic", "wav2lip"])
+    d.add_argument("--checkpoint", help="Wav2Lip generator file in the released format (wav2lip.pth / wav2lip_gan.pth)")
+    d.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="face crop padding in pixels (Wav2Lip engine)")
+    d.add_argument("--mask-dilation", type=float, default=None, help="mask growth, in inter-ocular units")
+    d.add_argument("--mask-feather", type=float, default=None, help="mask feather width, in inter-ocular units")
+    d.add_argument("--mask-up", type=float, default=None, help="extra mask reach up the cheeks (inter-ocular units)")
+    d.add_argument("--mask-down", type=float, default=None, help="extra mask reach below the chin (inter-ocular units)")
+    d.add_argument("--no-color-match", action="store_true")
+    d.add_argument("--length", default="shortest", choices=["shortest", "trim", "loop", "pingpong", "hold"],
+                   help="when voice and video lengths differ (default: end at the shorter)")
+    d.add_argument("--range", type=int, nargs=2, metavar=("IN", "OUT"), help="dub only output frames [IN, OUT)")
+    d.add_argument("--crf", type=int, default=18)
+    d.add_argument("--preset", default="medium")
+    d.add_argument("--teeth-frame", type=int, default=None, help="frame to use as teeth proxy (default: suggested)")
+    d.add_argument("--teeth-strength", type=float, default=1.0)
+    d.add_argument("--batch-size", type=int, default=16)
+    d.add_argument("--report", help="write the result's per-frame sync confidence as CSV")
+    d.add_argument("--no-score", action="store_true", help="skip scoring the result")
+    d.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    _add_common(d)
+
+    s = sub.add_parser("score", help="measure lip sync: LSE-D, LSE-C, AV offset and per-frame confidence")
+    s.add_argument("--video", required=True)
+    s.add_argument("--audio", help="voice to score against (default: the video's own audio)")
+    s.add_argument("--scorer", default="auto", help="auto, lite, syncnet_v2, lipsync_expert, or a model file")
+    s.add_argument("--csv", help="write per-frame confidence as CSV")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_common(s)
+
+    m = sub.add_parser("models", help="list known models, where they go and whether they are present")
+    m.add_argument("--models-dir")
+    m.add_argument("--debug", action="store_true")
+    m.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def _mask_settings(a):
+    from .engines.base import MaskSettings
+
+    m = MaskSettings()
+    for attr, val in (("dilation", a.mask_dilation), ("feather", a.mask_feather),
+                      ("extent_up", a.mask_up), ("extent_down", a.mask_down)):
+        if val is not None:
+            if not math.isfinite(val) or val < 0:
+                raise LipDubError(f"--mask-{attr.replace('extent_', '')} must be a non-negative number, got {val}.")
+            setattr(m, attr, val)
+    m.color_match = not a.no_color_match
+    return m
+
+
+def write_csv(path: str, report, fps: float) -> None:
+    """Per-frame confidence CSV: frame, time_s, confidence, raw confidence. Written atomically."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".csv", dir=str(target.parent.resolve()))
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["frame", "time_s", "confidence", "confidence_raw"])
+            for i, (c, r) in enumerate(zip(report.per_frame, report.per_frame_raw)):
+                w.writerow([i, f"{i / fps:.3f}", f"{float(c):.4f}", f"{float(r):.4f}"])
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _summary_line(report) -> str:
+    return (f"sync ({report.scorer}): LSE-D {report.lse_d:.3f}  LSE-C {report.lse_c:.3f}  "
+            f"AV offset {report.offset_frames:+d} frames")
+
+
+def cmd_dub(a, bars, cancel) -> int:
+    from .pipeline import DubSettings, run_dub
+
+    settings = DubSettings(
+        video=a.video, audio=a.audio, output=a.output, engine=a.engine, checkpoint=a.checkpoint,
+        face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
+        frame_range=tuple(a.range) if a.range else None, crf=a.crf, preset=a.preset, device=a.device,
+        models_dir=a.models_dir, teeth_frame=a.teeth_frame, teeth_strength=a.teeth_strength,
+        batch_size=a.batch_size,
+    )
+    if a.report:
+        from .pipeline import validate_paths  # fail before hours of work if the report can't be written
+
+        rp = Path(a.report).resolve().parent
+        if not rp.is_dir():
+            raise LipDubError(f"The report folder does not exist: {rp}")
+        validate_paths(settings)
+    res = run_dub(settings, progress=bars, cancel=cancel, score=not a.no_score)
+    bars.close()
+    for msg in res.messages:
+        print(msg, file=sys.stderr)
+    print(f"wrote {res.output}: {res.num_frames} frames at {res.fps:.3f} fps, "
+          f"{res.faces_found} with a dubbed face, in {res.timings.get('total', 0):.1f} s", file=sys.stderr)
+    if res.report is not None:
+        print(_summary_line(res.report), file=sys.stderr)
+        if a.report:
+            write_csv(a.report, res.report, res.fps)
+    if a.json:
+        out = {"output": res.output, "num_frames": res.num_frames, "fps": res.fps, "faces_found": res.faces_found,
+               "messages": res.messages, "timings": res.timings}
+        if res.report is not None:
+            out.update(res.report.to_json())
+        print(json.dumps(out))
+    return 0
+
+
+def cmd_score(a, bars, cancel) -> int:
+    from . import audio as audio_mod
+    from . import media
+    from .errors import NoFaceError
+    from .faces.track import track_video
+    from .scoring import get_scorer, score_clip
+
+    info = media.probe(a.video)
+    if not info.has_video:
+        raise LipDubError(f"The file has no video stream: {a.video}")
+    src = a.audio or a.video
+    wav = audio_mod.load_audio(src)
+    tracks = track_video(a.video, progress=bars, cancel=cancel)
+    if not tracks.tracks:
+        raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
+    track = tracks.primary() if a.face is None else tracks.get(a.face)
+    scorer = get_scorer(a.scorer, models_dir=a.models_dir, device=a.device)
+    report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel)
+    bars.close()
+    if a.csv:
+        write_csv(a.csv, report, info.fps)
+    if a.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(_summary_line(report))
+    return 0
+
+
+def cmd_models(a) -> int:
+    from .errors import ModelCorruptError, ModelMissingError
+    from .models.registry import REGISTRY, models_dir, resolve_model
+
+    folder = models_dir(a.models_dir)
+    print(f"models folder: {folder}")
+    for name, spec in REGISTRY.items():
+        try:
+            resolve_model(name, models_dir=a.models_dir)
+            status = "ok"
+        except ModelMissingError:
+            status = "missing"
+        except ModelCorruptError:
+            status = "CORRUPT"
+        print(f"  {name:<16} {spec.filename:<22} {status:<8} {spec.licence}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not a.debug:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    cancel = CancelToken()
+
+    def on_sigint(signum, frame):
+        if cancel.cancelled:  # second Ctrl-C: stop waiting for the current batch
+            raise KeyboardInterrupt
+        cancel.cancel()
+        print("\ncancelling (Ctrl-C again to force)...", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    bars = StageBars(enabled=not a.quiet)
+    try:
+        if a.command == "dub":
+            return cmd_dub(a, bars, cancel)
+        if a.command == "score":
+            return cmd_score(a, bars, cancel)
+        if a.command == "models":
+            return cmd_models(a)
+        ap.error(f"unknown command {a.command}")
+    except (CancelledError, KeyboardInterrupt):
+        bars.close()
+        print("cancelled: no output was written.", file=sys.stderr)
+        return CancelledError.exit_code
+    except LipDubError as exc:
+        bars.close()
+        if a.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # a bug: one line, with the way to get details
+        bars.close()
+        if a.debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGINT, old)
+    return 0

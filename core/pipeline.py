@@ -1,0 +1,440 @@
+"""One dub job: probe -> fit lengths -> track -> engine.prepare -> stream (render, composite, teeth) -> encode.
+
+The pipeline never knows which engine runs (see `core.engines.base.Engine`). It streams source frames (never
+the whole video in RAM), reports progress per stage and checks the cancel token between batches. The output
+is written to a temporary file and renamed only on success (`core.media.VideoWriter`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import audio as audio_mod
+from . import media, timing
+from .engines.base import DubContext, Engine, MaskSettings
+from .errors import LipDubError, MediaError, NoFaceError, OutputError
+from .progress import CancelToken, ProgressFn, check, report
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("classic", "wav2lip")
+
+
+@dataclass
+class DubSettings:
+    video: str
+    audio: str
+    output: Optional[str] = None
+    engine: str = "classic"
+    checkpoint: Optional[str] = None
+    face_track: Optional[int] = None
+    pads: Tuple[int, int, int, int] = (0, 10, 0, 0)
+    mask: MaskSettings = field(default_factory=MaskSettings)
+    length_policy: str = "shortest"
+    frame_range: Optional[Tuple[int, int]] = None
+    crf: int = 18
+    preset: str = "medium"
+    device: str = "cpu"
+    models_dir: Optional[str] = None
+    teeth_frame: Optional[int] = None
+    teeth_strength: float = 1.0
+    batch_size: int = 16
+    track_cache_dir: Optional[str] = None
+    detect_every: int = 5
+
+
+@dataclass
+class DubResult:
+    output: Optional[str]
+    num_frames: int
+    fps: float
+    messages: list
+    timings: Dict[str, float]          # seconds per stage
+    stage_frames: Dict[str, int]       # frames processed per stage
+    faces_found: int                   # output frames that had a face to dub
+    report: object = None              # SyncReport of the result, when scored
+
+
+class _Timer:
+    """Accumulates wall time per stage (for progress ETA and tools.bench)."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {}
+        self.frames: Dict[str, int] = {}
+
+    def add(self, stage: str, seconds: float, frames: int = 0) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.frames[stage] = self.frames.get(stage, 0) + frames
+
+
+def make_engine(settings: DubSettings) -> Engine:
+    name = settings.engine.lower()
+    if name == "classic":
+        from .engines.classic import ClassicEngine
+
+        return ClassicEngine()
+    if name == "wav2lip":
+        from .engines.wav2lip import Wav2LipEngine
+
+        return Wav2LipEngine(settings.checkpoint, models_dir=settings.models_dir, device=settings.device)
+    raise LipDubError(f"Unknown engine '{settings.engine}': choose one of {', '.join(ENGINES)}.")
+
+
+def validate_paths(settings: DubSettings) -> None:
+    """Checks that need no decoding: inputs exist, the output is writable and is not an input."""
+    for label, p in (("video", settings.video), ("voice", settings.audio)):
+        path = Path(p)
+        if not path.exists():
+            raise MediaError(f"The {label} file does not exist: {p}")
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise MediaError(f"The {label} file cannot be read: {p}")
+        if path.stat().st_size == 0:
+            raise MediaError(f"The {label} file is empty (0 bytes): {p}")
+    if settings.output:
+        out = Path(settings.output).resolve()
+        for p in (settings.video, settings.audio):
+            if out == Path(p).resolve():
+                raise OutputError(f"The output path is the same as an input file: {settings.output}. "
+                                  "Choose another output name.")
+        parent = out.parent
+        if not parent.is_dir():
+            raise OutputError(f"The output folder does not exist: {parent}")
+        if not os.access(parent, os.W_OK):
+            raise OutputError(f"The output folder is not writable: {parent}")
+
+
+@dataclass
+class PreparedClip:
+    """Everything computed before rendering: media info, schedule, fitted voice, chosen track, context."""
+
+    info: object
+    ctx: DubContext
+    out_indices: np.ndarray            # output frame indices to render (the frame range)
+    messages: list
+    track_set: object
+    track: object
+
+
+def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
+                 cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> PreparedClip:
+    from .faces.track import track_video
+
+    timer = timer or _Timer()
+    validate_paths(settings)
+    info = media.probe(settings.video)
+    if not info.has_video:
+        raise MediaError(f"The video file has no video stream: {settings.video}")
+    if info.num_frames <= 0:
+        raise MediaError(f"The video has no frames: {settings.video}")
+    wav = audio_mod.load_audio(settings.audio)
+    if wav.size == 0:
+        raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
+    fps = float(info.fps)
+    num_voice_frames = max(1, int(math.ceil(len(wav) / audio_mod.SAMPLE_RATE * fps - 1e-6)))
+    schedule, message = timing.frame_schedule(info.num_frames, num_voice_frames,
+                                              timing.LengthPolicy(settings.length_policy))
+    messages = [message] if message else []
+    num_out = len(schedule)
+    wav_out = timing.fit_wav(wav, num_out, fps)
+
+    out_indices = np.arange(num_out)
+    if settings.frame_range is not None:
+        a, b = settings.frame_range
+        a, b = max(0, int(a)), min(num_out, int(b))
+        if b <= a:
+            raise LipDubError(f"The frame range {settings.frame_range} is empty for a {num_out}-frame output.")
+        out_indices = out_indices[a:b]
+
+    check(cancel)
+    t0 = time.perf_counter()
+    track_set = track_video(settings.video, progress=progress, cancel=cancel,
+                            cache_dir=settings.track_cache_dir, detect_every=settings.detect_every)
+    timer.add("track", time.perf_counter() - t0, info.num_frames)
+    if not track_set.tracks:
+        raise NoFaceError(f"No face was found anywhere in {settings.video}: nothing to dub.")
+    track = track_set.primary() if settings.face_track is None else track_set.get(settings.face_track)
+
+    mel = audio_mod.melspectrogram(wav_out)
+    vad = audio_mod.voice_activity(wav_out, fps, num_out)
+    ctx = DubContext(
+        video_path=str(settings.video), fps=fps, width=info.width, height=info.height,
+        num_output_frames=num_out, source_index=np.asarray(schedule, np.int64), wav=wav_out, mel=mel,
+        voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
+        mask=settings.mask, pads=tuple(settings.pads), device=settings.device, batch_size=settings.batch_size,
+        extra={"teeth_frame": settings.teeth_frame, "teeth_strength": settings.teeth_strength,
+               "models_dir": settings.models_dir},
+    )
+    return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
+                        track_set=track_set, track=track)
+
+
+class SourceFrames:
+    """Source frames in output order for a schedule, streamed.
+
+    A non-decreasing schedule (shortest, trim, hold) is served from one decoding pass. Loop and ping-pong
+    need frames again or backwards: the first pass spills frames to a disk-backed memmap (never RAM).
+    """
+
+    def __init__(self, video: str, info, schedule: np.ndarray):
+        self.video = video
+        self.info = info
+        self.schedule = np.asarray(schedule, np.int64)
+        self.decode_seconds = 0.0
+        self._spill: Optional[np.memmap] = None
+        self._spill_dir: Optional[tempfile.TemporaryDirectory] = None
+
+    def _timed(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            finally:
+                self.decode_seconds += time.perf_counter() - t0
+            yield frame
+
+    def iterate(self, out_indices: Sequence[int]) -> Iterator[Tuple[int, int, np.ndarray]]:
+        """Yield (out_index, source_index, frame) for each requested output index (ascending)."""
+        out_indices = np.asarray(out_indices, np.int64)
+        wanted = self.schedule[out_indices]
+        if np.all(np.diff(wanted) >= 0):
+            yield from self._monotonic(out_indices, wanted)
+        else:
+            yield from self._spilled(out_indices, wanted)
+
+    def _monotonic(self, out_indices, wanted):
+        start, stop = int(wanted[0]), int(wanted[-1]) + 1
+        frames = self._timed(iter(media.iter_frames(self.video, self.info, start=start, stop=stop)))
+        cur_idx, cur = start - 1, None
+        last_good = None
+        for o, s in zip(out_indices, wanted):
+            while cur_idx < s:
+                try:
+                    cur = next(frames)
+                    last_good = cur
+                except StopIteration:
+                    cur = last_good  # decoder yielded fewer frames than probed: hold the last one
+                    if cur is None:
+                        raise MediaError(f"Could not decode any frame from {self.video}")
+                    cur_idx = s
+                    break
+                cur_idx += 1
+            yield int(o), int(s), cur
+
+    def _spilled(self, out_indices, wanted):
+        if self._spill is None:
+            lo, hi = int(wanted.min()), int(wanted.max()) + 1
+            self._spill_dir = tempfile.TemporaryDirectory(prefix="lipdub_frames_")
+            shape = (hi - lo, self.info.height, self.info.width, 3)
+            self._spill = np.memmap(Path(self._spill_dir.name) / "frames.u8", np.uint8, "w+", shape=shape)
+            self._spill_lo = lo
+            n = 0
+            for n, f in enumerate(self._timed(iter(media.iter_frames(self.video, self.info, start=lo, stop=hi)))):
+                self._spill[n] = f
+            for k in range(n + 1, hi - lo):  # hold the last decoded frame if the decoder fell short
+                self._spill[k] = self._spill[n]
+        for o, s in zip(out_indices, wanted):
+            yield int(o), int(s), np.array(self._spill[int(s) - self._spill_lo])
+
+    def close(self) -> None:
+        self._spill = None
+        if self._spill_dir is not None:
+            self._spill_dir.cleanup()
+            self._spill_dir = None
+
+
+class FrameRenderer:
+    """Engine output -> composite -> teeth proxy, for one batch of frames (shared by export and preview)."""
+
+    def __init__(self, engine: Engine, ctx: DubContext, teeth_proxy=None, teeth_strength: float = 1.0):
+        self.engine = engine
+        self.ctx = ctx
+        self.teeth_proxy = teeth_proxy
+        self.teeth_strength = teeth_strength
+
+    def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int], timer: _Timer) -> Tuple[list, int]:
+        from .compose import composite
+
+        t0 = time.perf_counter()
+        patches = self.engine.render(frames, out_indices)
+        timer.add("generate", time.perf_counter() - t0, len(frames))
+        t0 = time.perf_counter()
+        out, dubbed = [], 0
+        for frame, patch in zip(frames, patches):
+            if patch is None:
+                out.append(frame)
+                continue
+            dubbed += 1
+            result = composite(frame, patch, self.ctx.mask)
+            if self.teeth_proxy is not None and self.teeth_strength > 0:
+                from .engines.teeth import apply_teeth
+
+                result = apply_teeth(result, patch.mask_landmarks, self.teeth_proxy, self.teeth_strength)
+            out.append(result)
+        timer.add("composite", time.perf_counter() - t0, len(frames))
+        return out, dubbed
+
+
+def _teeth_proxy(prep: PreparedClip, engine: Engine):
+    """The engine's proxy when it built one (classic), else one from the chosen/suggested frame."""
+    proxy = getattr(engine, "teeth_proxy", None)
+    if proxy is not None:
+        return proxy
+    try:
+        from .engines.teeth import TeethProxy, suggest_teeth_frames
+    except ImportError:
+        return None
+    ctx = prep.ctx
+    idx = ctx.extra.get("teeth_frame")
+    if idx is None:
+        picks = suggest_teeth_frames(ctx.video_path, ctx.landmarks, ctx.present, k=1)
+        if not picks:
+            return None
+        idx = picks[0]
+    if not (0 <= idx < len(ctx.present)) or not ctx.present[idx]:
+        return None
+    frame = media.read_frame(ctx.video_path, int(idx), prep.info)
+    return TeethProxy.from_frame(frame, ctx.landmarks[idx])
+
+
+def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelToken] = None, score: bool = False) -> DubResult:
+    if not settings.output:
+        raise OutputError("No output path was given.")
+    timer = _Timer()
+    t_all = time.perf_counter()
+    engine = make_engine(settings)
+    engine.precheck()
+    prep = prepare_clip(settings, progress, cancel, timer)
+    ctx, info = prep.ctx, prep.info
+
+    t0 = time.perf_counter()
+    engine.prepare(ctx, progress, cancel)
+    timer.add("prepare", time.perf_counter() - t0, 0)
+    renderer = FrameRenderer(engine, ctx, _teeth_proxy(prep, engine), settings.teeth_strength)
+
+    source = SourceFrames(settings.video, info, ctx.source_index)
+    out_idx = prep.out_indices
+    a, b = int(out_idx[0]), int(out_idx[-1]) + 1
+    spf = audio_mod.SAMPLE_RATE / ctx.fps
+    voice_slice = ctx.wav[int(round(a * spf)):int(round(b * spf))]
+    total = len(out_idx)
+    dubbed = 0
+    writer = media.VideoWriter(settings.output, info.width, info.height, info.fps_fraction, audio=voice_slice,
+                               crf=settings.crf, preset=settings.preset, sar=info.sar,
+                               sample_rate=audio_mod.SAMPLE_RATE)
+    try:
+        batch_frames, batch_idx = [], []
+        done = 0
+
+        def flush():
+            nonlocal dubbed, done
+            if not batch_frames:
+                return
+            out, n = renderer.render(batch_frames, batch_idx, timer)
+            dubbed += n
+            t1 = time.perf_counter()
+            for f in out:
+                writer.write(f)
+            timer.add("encode", time.perf_counter() - t1, len(out))
+            done += len(out)
+            batch_frames.clear()
+            batch_idx.clear()
+            report(progress, "dub", done, total)
+            check(cancel)
+
+        for o, _s, frame in source.iterate(out_idx):
+            batch_frames.append(frame)
+            batch_idx.append(o)
+            if len(batch_frames) >= settings.batch_size:
+                flush()
+        flush()
+        t1 = time.perf_counter()
+        writer.close()
+        timer.add("encode", time.perf_counter() - t1, 0)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        source.close()
+        engine.close()
+    timer.add("decode", source.decode_seconds, total)
+
+    result = DubResult(output=str(settings.output), num_frames=total, fps=ctx.fps, messages=prep.messages,
+                       timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
+    if score:
+        t0 = time.perf_counter()
+        result.report = score_output(settings.output, voice_slice, prep, out_idx, settings, progress, cancel)
+        timer.add("score", time.perf_counter() - t0, total)
+        result.timings = dict(timer.seconds)
+    result.timings["total"] = time.perf_counter() - t_all
+    return result
+
+
+def remap_track(track, schedule: np.ndarray):
+    """The chosen track seen through an output schedule (output frame i shows source frame schedule[i])."""
+    from .faces.track import FaceTrack
+
+    s = np.asarray(schedule, np.int64)
+    return FaceTrack(track_id=track.track_id, boxes=track.boxes[s], landmarks=track.landmarks[s],
+                     present=track.present[s])
+
+
+def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.ndarray,
+                 settings: DubSettings, progress=None, cancel=None):
+    """Sync report of a rendered output against its voice. Dubbing pastes into the same geometry, so the
+    source track (remapped through the schedule) locates the face in the output without re-detecting."""
+    from .scoring import get_scorer, score_clip
+
+    scorer = get_scorer("auto", models_dir=settings.models_dir, device=settings.device)
+    track = remap_track(prep.track, prep.ctx.source_index[out_idx])
+    return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel)
+
+
+class DubSession:
+    """A clip prepared once (probe, track, voice, engine.prepare) that renders any output frame on demand.
+
+    Used by the GUI preview: `render_frame(i)` returns (original, dubbed) for output frame i.
+    """
+
+    def __init__(self, settings: DubSettings, progress: Optional[ProgressFn] = None,
+                 cancel: Optional[CancelToken] = None):
+        self.settings = replace(settings, frame_range=None)
+        self.engine = make_engine(self.settings)
+        self.engine.precheck()
+        self.prep = prepare_clip(self.settings, progress, cancel)
+        self.engine.prepare(self.prep.ctx, progress, cancel)
+        self.renderer = FrameRenderer(self.engine, self.prep.ctx, _teeth_proxy(self.prep, self.engine),
+                                      settings.teeth_strength)
+        self._reader = media.FrameReader(self.settings.video)
+
+    @property
+    def num_frames(self) -> int:
+        return self.prep.ctx.num_output_frames
+
+    @property
+    def ctx(self) -> DubContext:
+        return self.prep.ctx
+
+    def render_frame(self, out_index: int) -> Tuple[np.ndarray, np.ndarray]:
+        if not 0 <= out_index < self.num_frames:
+            raise LipDubError(f"Frame {out_index} is outside the output (0..{self.num_frames - 1}).")
+        src = int(self.prep.ctx.source_index[out_index])
+        original = self._reader.read(src)
+        out, _ = self.renderer.render([original], [out_index], _Timer())
+        return original, out[0]
+
+    def close(self) -> None:
+        self.engine.close()
+        close = getattr(self._reader, "close", None)
+        if close:
+            close()

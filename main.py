@@ -1,0 +1,25 @@
+"""LipDub Studio entry point.
+
+    python main.py                      the studio window
+    python main.py open PROJECT.lipdub  the window with a project
+    python main.py VIDEO AUDIO          the window with media loaded
+    python main.py dub|score|models ... headless command line (see `python main.py dub --help`)
+"""
+import sys
+
+HEADLESS_COMMANDS = {"dub", "score", "models", "batch", "-h", "--help"}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in HEADLESS_COMMANDS:
+        from core.cli import main as cli_main
+
+        return cli_main(argv)
+    from app.main import run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
