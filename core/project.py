@@ -1,0 +1,444 @@
+"""The LipDub Studio project: everything the editor set up for one dub, as a versioned JSON file.
+
+Qt-free, so the GUI and the command line read the same file (`Project.to_dub_settings()` gives exactly the
+settings the editor saw).
+
+File format (``.lipdub``, UTF-8 JSON)::
+
+    {"format": "lipdub-project", "version": 1,
+     "video": "clip.mp4",                         # relative to the project file's folder when possible
+     "voices": [{"path": "voice.wav", "name": "Take 2"}], "active_voice": 0,
+     "face_track": null, "engine": "classic", "checkpoint": null, "device": "cpu", "models_dir": null,
+     "mask": {"dilation": 0.08, "feather": 0.15, "extent_up": 0.0, "extent_down": 0.0, "color_match": true},
+     "pads": [0, 10, 0, 0], "length_policy": "shortest", "range": [in, out] | null,
+     "teeth_frame": null, "teeth_strength": 1.0,
+     "export": {"output": null, "crf": 18, "preset": "medium"}, "playhead": 0}
+
+Saving is atomic (temp file in the same folder, fsync, rename). While the editor works, the GUI writes an
+*autosave* copy (absolute paths, plus the path of the project it belongs to); after a crash
+`find_recoverable()` lists autosaves newer than their project and `recover()` opens one.
+Every load problem raises `core.errors.ProjectError` with a one-line message naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from .engines.base import MaskSettings
+from .errors import ProjectError
+
+FORMAT = "lipdub-project"
+SCHEMA_VERSION = 1
+EXTENSION = ".lipdub"
+AUTOSAVE_SUFFIX = ".autosave"
+ENGINES = ("classic", "wav2lip")
+LENGTH_POLICIES = ("shortest", "trim", "loop", "pingpong", "hold")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass
+class VoiceTrack:
+    path: str                 # absolute in memory
+    name: str = ""
+
+    def display_name(self) -> str:
+        return self.name or Path(self.path).name
+
+
+@dataclass
+class ExportSettings:
+    output: Optional[str] = None   # absolute in memory
+    crf: int = 18
+    preset: str = "medium"
+
+
+@dataclass
+class Project:
+    video: Optional[str] = None                     # absolute path in memory
+    voices: List[VoiceTrack] = field(default_factory=list)
+    active_voice: int = -1                          # index into voices, -1 when there is none
+    face_track: Optional[int] = None                # None: the primary track
+    engine: str = "classic"
+    checkpoint: Optional[str] = None                # wav2lip generator file or registry name
+    device: str = "cpu"
+    models_dir: Optional[str] = None
+    mask: MaskSettings = field(default_factory=MaskSettings)
+    pads: Tuple[int, int, int, int] = (0, 10, 0, 0)
+    length_policy: str = "shortest"
+    range: Optional[Tuple[int, int]] = None         # [in, out) output frames
+    teeth_frame: Optional[int] = None
+    teeth_strength: float = 1.0
+    export: ExportSettings = field(default_factory=ExportSettings)
+    playhead: int = 0
+    # not serialised
+    path: Optional[str] = field(default=None, compare=False)
+
+    # ---- voices -------------------------------------------------------------------------------------------
+    @property
+    def voice(self) -> Optional[VoiceTrack]:
+        if 0 <= self.active_voice < len(self.voices):
+            return self.voices[self.active_voice]
+        return None
+
+    def add_voice(self, path: str, name: str = "", activate: bool = True) -> int:
+        path = str(Path(path).resolve())
+        for i, v in enumerate(self.voices):
+            if v.path == path:
+                if activate:
+                    self.active_voice = i
+                return i
+        self.voices.append(VoiceTrack(path, name))
+        if activate or self.active_voice < 0:
+            self.active_voice = len(self.voices) - 1
+        return len(self.voices) - 1
+
+    def remove_voice(self, index: int) -> None:
+        del self.voices[index]
+        if not self.voices:
+            self.active_voice = -1
+        elif self.active_voice >= index:
+            self.active_voice = max(0, self.active_voice - 1)
+
+    def missing_media(self) -> List[str]:
+        paths = ([self.video] if self.video else []) + [v.path for v in self.voices]
+        return [p for p in paths if not Path(p).is_file()]
+
+    @property
+    def title(self) -> str:
+        if self.path:
+            return Path(self.path).stem
+        if self.video:
+            return Path(self.video).stem
+        return "Untitled"
+
+    # ---- conversion ---------------------------------------------------------------------------------------
+    def to_dub_settings(self, output: Optional[str] = None, frame_range=None, **overrides):
+        """The `core.pipeline.DubSettings` of this project (what export and preview run)."""
+        from .pipeline import DubSettings
+
+        if not self.video:
+            raise ProjectError("The project has no video: open a video first.")
+        if self.voice is None:
+            raise ProjectError("The project has no voice track: add a voice track first.")
+        kw = dict(video=self.video, audio=self.voice.path, output=output, engine=self.engine,
+                  checkpoint=self.checkpoint, face_track=self.face_track, pads=tuple(self.pads),
+                  mask=MaskSettings(**asdict(self.mask)), length_policy=self.length_policy,
+                  frame_range=tuple(frame_range) if frame_range is not None else None,
+                  crf=self.export.crf, preset=self.export.preset, device=self.device, models_dir=self.models_dir,
+                  teeth_frame=self.teeth_frame, teeth_strength=self.teeth_strength)
+        kw.update(overrides)
+        return DubSettings(**kw)
+
+    def to_json(self, base_dir: Optional[Path] = None) -> dict:
+        """The JSON document. Media paths are made relative to `base_dir` when given (and possible)."""
+
+        def rel(p):
+            return _relativize(p, base_dir) if p else p
+
+        return {
+            "format": FORMAT,
+            "version": SCHEMA_VERSION,
+            "video": rel(self.video),
+            "voices": [{"path": rel(v.path), "name": v.name} for v in self.voices],
+            "active_voice": self.active_voice,
+            "face_track": self.face_track,
+            "engine": self.engine,
+            "checkpoint": self.checkpoint,
+            "device": self.device,
+            "models_dir": self.models_dir,
+            "mask": asdict(self.mask),
+            "pads": list(self.pads),
+            "length_policy": self.length_policy,
+            "range": list(self.range) if self.range is not None else None,
+            "teeth_frame": self.teeth_frame,
+            "teeth_strength": self.teeth_strength,
+            "export": {"output": rel(self.export.output), "crf": self.export.crf, "preset": self.export.preset},
+            "playhead": self.playhead,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict, base_dir: Optional[Path] = None, source: str = "the project") -> "Project":
+        """Parse and validate a document (any supported version). Relative paths resolve against `base_dir`."""
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ProjectError(f"{source} is not a LipDub Studio project (no '\"format\": \"{FORMAT}\"' field).")
+        version = doc.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise ProjectError(f"{source} has an invalid schema version {version!r}.")
+        if version > SCHEMA_VERSION:
+            raise ProjectError(f"{source} was saved by a newer LipDub Studio (project version {version}, this "
+                               f"version reads up to {SCHEMA_VERSION}): update the application to open it.")
+        doc = _migrate(doc, version)
+
+        def err(what):
+            return ProjectError(f"{source} is damaged: {what}.")
+
+        def absp(p, key):
+            if p is None:
+                return None
+            if not isinstance(p, str) or not p:
+                raise err(f"'{key}' must be a file path")
+            return _absolutize(p, base_dir)
+
+        def opt_int(key, lo=None):
+            v = doc.get(key)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo):
+                raise err(f"'{key}' must be a whole number{'' if lo is None else f' >= {lo}'}")
+            return v
+
+        p = cls()
+        p.video = absp(doc.get("video"), "video")
+        voices = doc.get("voices", [])
+        if not isinstance(voices, list):
+            raise err("'voices' must be a list")
+        for k, v in enumerate(voices):
+            if not isinstance(v, dict) or "path" not in v:
+                raise err(f"voice track {k + 1} has no path")
+            name = v.get("name") or ""
+            if not isinstance(name, str):
+                raise err(f"voice track {k + 1} has a non-text name")
+            p.voices.append(VoiceTrack(absp(v["path"], "voices.path"), name))
+        active = doc.get("active_voice", 0 if p.voices else -1)
+        if isinstance(active, bool) or not isinstance(active, int) or not (-1 <= active < len(p.voices)):
+            raise err(f"'active_voice' {active!r} does not name one of the {len(p.voices)} voice tracks")
+        p.active_voice = active if p.voices else -1
+        if p.voices and p.active_voice < 0:
+            p.active_voice = 0
+        p.face_track = opt_int("face_track", 0)
+        engine = doc.get("engine", "classic")
+        if engine not in ENGINES:
+            raise err(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        p.engine = engine
+        for key in ("checkpoint", "device", "models_dir"):
+            v = doc.get(key, getattr(p, key))
+            if v is not None and not isinstance(v, str):
+                raise err(f"'{key}' must be text")
+            setattr(p, key, v)
+        if p.device is None:
+            p.device = "cpu"
+        if p.models_dir:
+            p.models_dir = _absolutize(p.models_dir, base_dir)
+        if p.checkpoint and (os.sep in p.checkpoint or "/" in p.checkpoint or p.checkpoint.endswith((".pth", ".pt"))):
+            p.checkpoint = _absolutize(p.checkpoint, base_dir)
+        mask = doc.get("mask", {})
+        if not isinstance(mask, dict):
+            raise err("'mask' must be an object")
+        m = MaskSettings()
+        for f in fields(MaskSettings):
+            if f.name in mask:
+                v = mask[f.name]
+                if f.name == "color_match":
+                    if not isinstance(v, bool):
+                        raise err("'mask.color_match' must be true or false")
+                elif isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 10):
+                    raise err(f"'mask.{f.name}' must be a number between 0 and 10")
+                setattr(m, f.name, float(v) if f.name != "color_match" else v)
+        p.mask = m
+        pads = doc.get("pads", [0, 10, 0, 0])
+        if (not isinstance(pads, list) or len(pads) != 4
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in pads)):
+            raise err("'pads' must be four whole numbers")
+        p.pads = tuple(pads)
+        lp = doc.get("length_policy", "shortest")
+        if lp not in LENGTH_POLICIES:
+            raise err(f"unknown length policy {lp!r}")
+        p.length_policy = lp
+        rng = doc.get("range")
+        if rng is not None:
+            if (not isinstance(rng, list) or len(rng) != 2
+                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in rng)
+                    or rng[0] < 0 or rng[1] <= rng[0]):
+                raise err(f"'range' {rng!r} must be [in, out) with 0 <= in < out")
+            p.range = (rng[0], rng[1])
+        p.teeth_frame = opt_int("teeth_frame", 0)
+        ts = doc.get("teeth_strength", 1.0)
+        if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not (0 <= ts <= 2):
+            raise err("'teeth_strength' must be a number between 0 and 2")
+        p.teeth_strength = float(ts)
+        ex = doc.get("export", {})
+        if not isinstance(ex, dict):
+            raise err("'export' must be an object")
+        crf = ex.get("crf", 18)
+        if isinstance(crf, bool) or not isinstance(crf, int) or not (0 <= crf <= 51):
+            raise err("'export.crf' must be a whole number between 0 and 51")
+        preset = ex.get("preset", "medium")
+        if preset not in PRESETS:
+            raise err(f"unknown export preset {preset!r}")
+        out = ex.get("output")
+        p.export = ExportSettings(output=absp(out, "export.output") if out else None, crf=crf, preset=preset)
+        ph = doc.get("playhead", 0)
+        p.playhead = ph if isinstance(ph, int) and not isinstance(ph, bool) and ph >= 0 else 0
+        return p
+
+    # ---- files --------------------------------------------------------------------------------------------
+    def save(self, path: Optional[str] = None) -> str:
+        """Write the project atomically to `path` (default: where it was loaded from/saved to last).
+        Removes the autosave copy. Returns the absolute path written."""
+        path = path or self.path
+        if not path:
+            raise ProjectError("The project has never been saved: choose a file name.")
+        target = Path(path).resolve()
+        if not target.parent.is_dir():
+            raise ProjectError(f"Cannot save the project: the folder {target.parent} does not exist.")
+        doc = self.to_json(base_dir=target.parent)
+        try:
+            _atomic_write_json(target, doc)
+        except OSError as exc:
+            raise ProjectError(f"Cannot save the project to {target}: {exc.strerror or exc}.") from exc
+        old_autosave = autosave_path(self.path) if self.path else None
+        self.path = str(target)
+        for a in {old_autosave, autosave_path(self.path)}:
+            if a is not None:
+                Path(a).unlink(missing_ok=True)
+        return self.path
+
+    @classmethod
+    def load(cls, path: str) -> "Project":
+        target = Path(path)
+        if not target.is_file():
+            raise ProjectError(f"The project file does not exist: {path}")
+        try:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"Cannot read the project file {path}: {exc}") from exc
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProjectError(f"The project file {path} is not valid JSON (line {exc.lineno}): it may be "
+                               "damaged; an autosave copy may exist next to it.") from exc
+        p = cls.from_json(doc, base_dir=target.resolve().parent, source=f"The project file {path}")
+        p.path = str(target.resolve())
+        return p
+
+    # ---- autosave -----------------------------------------------------------------------------------------
+    def write_autosave(self, autosave_dir: Optional[str] = None) -> str:
+        """Write the crash-recovery copy (absolute paths). Next to the project file when it has one, else
+        in `autosave_dir` (the app's data folder). Returns its path."""
+        if self.path:
+            target = Path(autosave_path(self.path))
+        else:
+            d = Path(autosave_dir or default_autosave_dir())
+            d.mkdir(parents=True, exist_ok=True)
+            target = d / f"untitled-{os.getpid()}{EXTENSION}{AUTOSAVE_SUFFIX}"
+        doc = self.to_json(base_dir=None)
+        doc["autosave_of"] = self.path
+        doc["autosave_time"] = time.time()
+        _atomic_write_json(target, doc)
+        return str(target)
+
+    def discard_autosave(self, autosave_dir: Optional[str] = None) -> None:
+        if self.path:
+            Path(autosave_path(self.path)).unlink(missing_ok=True)
+        d = Path(autosave_dir or default_autosave_dir())
+        (d / f"untitled-{os.getpid()}{EXTENSION}{AUTOSAVE_SUFFIX}").unlink(missing_ok=True)
+
+
+@dataclass
+class Recoverable:
+    autosave: str            # the autosave file
+    project: Optional[str]   # the project it belongs to (None: never saved)
+    time: float              # when it was written
+
+
+def autosave_path(project_path: str) -> str:
+    p = Path(project_path)
+    return str(p.with_name("." + p.name + AUTOSAVE_SUFFIX))
+
+
+def default_autosave_dir() -> str:
+    env = os.environ.get("LIPDUB_AUTOSAVE_DIR")
+    if env:
+        return env
+    try:
+        import platformdirs
+
+        return str(Path(platformdirs.user_data_dir("lipdub")) / "autosave")
+    except ImportError:  # pragma: no cover - platformdirs is a dependency
+        return str(Path.home() / ".lipdub" / "autosave")
+
+
+def find_recoverable(autosave_dir: Optional[str] = None, project_paths=()) -> List[Recoverable]:
+    """Autosave copies left by a session that did not end cleanly: untitled ones in `autosave_dir`, and the
+    ones next to each of `project_paths` that are newer than the project file itself."""
+    out = []
+    d = Path(autosave_dir or default_autosave_dir())
+    candidates = list(d.glob(f"*{EXTENSION}{AUTOSAVE_SUFFIX}")) if d.is_dir() else []
+    for pp in project_paths:
+        a = Path(autosave_path(pp))
+        if a.is_file():
+            candidates.append(a)
+    seen = set()
+    for a in candidates:
+        a = a.resolve()
+        if a in seen:
+            continue
+        seen.add(a)
+        try:
+            doc = json.loads(a.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            continue
+        if a.name.startswith("untitled-") and a.name[len("untitled-"):].split(".")[0] == str(os.getpid()):
+            continue  # our own live autosave
+        proj = doc.get("autosave_of")
+        t = float(doc.get("autosave_time") or a.stat().st_mtime)
+        if proj and Path(proj).is_file() and Path(proj).stat().st_mtime >= a.stat().st_mtime:
+            continue  # the project was saved after this autosave
+        out.append(Recoverable(str(a), proj, t))
+    out.sort(key=lambda r: -r.time)
+    return out
+
+
+def recover(autosave_file: str) -> Project:
+    """Open an autosave copy. The result belongs to the original project path (if any) and is unsaved."""
+    p = Project.load(autosave_file)
+    doc = json.loads(Path(autosave_file).read_text(encoding="utf-8"))
+    proj = doc.get("autosave_of")
+    p.path = proj if isinstance(proj, str) and proj else None
+    return p
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------
+def _migrate(doc: dict, version: int) -> dict:
+    """Bring an older document up to SCHEMA_VERSION (one step per version). Version 1 is the first."""
+    doc = dict(doc)
+    # future: if version == 1: ...; version = 2
+    doc["version"] = SCHEMA_VERSION
+    return doc
+
+
+def _relativize(p: str, base_dir: Optional[Path]) -> str:
+    if base_dir is None:
+        return str(Path(p).resolve())
+    try:
+        return Path(os.path.relpath(Path(p).resolve(), Path(base_dir).resolve())).as_posix()
+    except ValueError:  # another drive on Windows
+        return str(Path(p).resolve())
+
+
+def _absolutize(p: str, base_dir: Optional[Path]) -> str:
+    q = Path(p).expanduser()
+    if not q.is_absolute() and base_dir is not None:
+        q = Path(base_dir) / q
+    return str(q.resolve())
+
+
+def _atomic_write_json(target: Path, doc: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", suffix=".tmp", dir=str(target.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
