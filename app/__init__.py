@@ -1,0 +1,1 @@
+"""LipDub Studio GUI (PySide6 + pyqtgraph). All computing lives in core/; this package only shows it."""

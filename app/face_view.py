@@ -1,0 +1,181 @@
+"""The current frame with the face tracking drawn over it: box, 68 landmarks and the blend-mask outline of the
+chosen face; other faces thin and dashed (click one to choose it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+# iBUG-68 polylines: (start, stop, closed)
+LANDMARK_GROUPS = [(0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
+                   (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True)]
+
+
+def bgr_to_qimage(frame: np.ndarray) -> QImage:
+    """A QImage view of a BGR uint8 frame (the array is kept alive by the caller)."""
+    frame = np.ascontiguousarray(frame)
+    h, w = frame.shape[:2]
+    return QImage(frame.data, w, h, int(frame.strides[0]), QImage.Format_BGR888)
+
+
+@dataclass
+class FaceOverlay:
+    track_id: int
+    box: Optional[np.ndarray]          # (4,) or None when absent at this frame
+    landmarks: Optional[np.ndarray]    # (68, 2) or None
+    chosen: bool = False
+
+
+@dataclass
+class OverlayState:
+    faces: List[FaceOverlay] = field(default_factory=list)
+    mask_outline: Optional[np.ndarray] = None   # (K, 2) frame coords, for the chosen face
+    message: str = ""                           # e.g. "no face in this frame"
+
+
+class ImageCanvas(QWidget):
+    """Draws one frame scaled to fit (aspect kept), centred. Subclasses paint on top in frame coordinates."""
+
+    framePainted = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setMinimumSize(200, 150)
+        self.frame_index = -1
+        self._img: Optional[QImage] = None
+        self._arr = None
+        self.placeholder = "No video"
+        self.painted_index = -1
+
+    def set_image(self, frame: Optional[np.ndarray], index: int = -1) -> None:
+        self._arr = None if frame is None else np.ascontiguousarray(frame)
+        self._img = None if frame is None else bgr_to_qimage(self._arr)
+        self.frame_index = index
+        self.update()
+
+    def image_rect(self) -> QRectF:
+        if self._img is None:
+            return QRectF()
+        w, h = self._img.width(), self._img.height()
+        s = min(self.width() / w, self.height() / h)
+        return QRectF((self.width() - w * s) / 2, (self.height() - h * s) / 2, w * s, h * s)
+
+    def to_widget(self, x: float, y: float) -> QPointF:
+        r = self.image_rect()
+        s = r.width() / self._img.width()
+        return QPointF(r.x() + x * s, r.y() + y * s)
+
+    def to_frame(self, p: QPointF):
+        r = self.image_rect()
+        s = r.width() / self._img.width()
+        return (p.x() - r.x()) / s, (p.y() - r.y()) / s
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(22, 23, 26))
+        if self._img is None:
+            p.setPen(QColor(140, 140, 145))
+            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.placeholder)
+            p.end()
+            return
+        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
+        self.paint_image(p)
+        p.setRenderHint(QPainter.Antialiasing, True)
+        self.paint_overlay(p)
+        p.end()
+        self.painted_index = self.frame_index
+        self.framePainted.emit(self.frame_index)
+
+    def paint_image(self, p: QPainter) -> None:
+        p.drawImage(self.image_rect(), self._img)
+
+    def paint_overlay(self, p: QPainter) -> None:
+        pass
+
+    def badge(self, p: QPainter, text: str, color=QColor(0, 0, 0, 170), corner="tl") -> None:
+        f = QFont(self.font())
+        f.setBold(True)
+        p.setFont(f)
+        fm = p.fontMetrics()
+        w, h = fm.horizontalAdvance(text) + 12, fm.height() + 6
+        r = self.image_rect()
+        x = r.x() + 6 if corner in ("tl", "bl") else r.right() - w - 6
+        y = r.y() + 6 if corner in ("tl", "tr") else r.bottom() - h - 6
+        p.setPen(Qt.NoPen)
+        p.setBrush(color)
+        p.drawRoundedRect(QRectF(x, y, w, h), 4, 4)
+        p.setPen(QColor(255, 255, 255))
+        p.drawText(QRectF(x, y, w, h), Qt.AlignCenter, text)
+
+
+class FaceView(ImageCanvas):
+    trackClicked = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.placeholder = "Open a video (File ▸ Open Video…) or drop a video and a voice file here."
+        self.overlay = OverlayState()
+        self.show_box = True
+        self.show_landmarks = True
+        self.show_mask = True
+        self.timecode = ""
+
+    def set_overlay(self, overlay: OverlayState) -> None:
+        self.overlay = overlay
+        self.update()
+
+    def paint_overlay(self, p: QPainter) -> None:
+        ov = self.overlay
+        for face in sorted(ov.faces, key=lambda f: f.chosen):   # chosen face on top
+            if face.box is None or not np.all(np.isfinite(face.box)):
+                continue
+            col = QColor(60, 230, 120) if face.chosen else QColor(240, 200, 60)
+            if self.show_box:
+                pen = QPen(col, 2.5 if face.chosen else 1.2)
+                if not face.chosen:
+                    pen.setStyle(Qt.DashLine)
+                p.setPen(pen)
+                p.setBrush(Qt.NoBrush)
+                a = self.to_widget(face.box[0], face.box[1])
+                b = self.to_widget(face.box[2], face.box[3])
+                p.drawRect(QRectF(a, b))
+                p.drawText(QPointF(a.x() + 3, a.y() - 4),
+                           f"face {face.track_id}" + (" (dubbed)" if face.chosen else " – click to dub"))
+            if self.show_landmarks and face.landmarks is not None and np.all(np.isfinite(face.landmarks)):
+                pts = [self.to_widget(float(x), float(y)) for x, y in face.landmarks]
+                p.setPen(QPen(QColor(col.red(), col.green(), col.blue(), 150), 1))
+                for a, b, closed in LANDMARK_GROUPS:
+                    poly = QPolygonF(pts[a:b])
+                    if closed:
+                        p.drawPolygon(poly)
+                    else:
+                        p.drawPolyline(poly)
+                p.setPen(Qt.NoPen)
+                p.setBrush(QColor(255, 80, 80) if face.chosen else col)
+                r = 2.2 if face.chosen else 1.5
+                for q in pts:
+                    p.drawEllipse(q, r, r)
+        if self.show_mask and ov.mask_outline is not None and len(ov.mask_outline) >= 3:
+            p.setPen(QPen(QColor(80, 200, 255), 1.8, Qt.DashLine))
+            p.setBrush(QColor(80, 200, 255, 30))
+            p.drawPolygon(QPolygonF([self.to_widget(float(x), float(y)) for x, y in ov.mask_outline]))
+        if ov.message:
+            self.badge(p, ov.message, QColor(200, 50, 50, 200), "tl")
+        if self.timecode:
+            self.badge(p, self.timecode, QColor(0, 0, 0, 160), "br")
+
+    def mousePressEvent(self, e) -> None:
+        if self._img is None or e.button() != Qt.LeftButton:
+            return
+        x, y = self.to_frame(e.position())
+        for face in self.overlay.faces:
+            b = face.box
+            if b is not None and np.all(np.isfinite(b)) and b[0] <= x <= b[2] and b[1] <= y <= b[3]:
+                if not face.chosen:
+                    self.trackClicked.emit(face.track_id)
+                return

@@ -1,0 +1,1320 @@
+"""The studio window: media, timeline, waveforms, face tracking, sync confidence, preview, export, project.
+
+Long work runs in `workers.Job`s on a thread pool (probe, audio, thumbnails, tracking, scoring, preview
+preparation, export); frames for the playhead come from a `LatestWorker` thread (only the newest request is
+decoded, with a small frame cache). Widgets are only touched here, in the UI thread, from queued signals.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QImage, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
+                               QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
+
+from core.engines.base import MaskSettings
+from core.errors import LipDubError, NoFaceError, ProjectError
+from core.project import EXTENSION, Project, find_recoverable, recover
+
+from . import core_bridge
+from .export_dialog import ExportDialog, stage_label
+from .face_view import FaceOverlay, FaceView, OverlayState
+from .preview import PreviewController, PreviewView, RangePlayer
+from .settings_dialog import DubSettingsPanel, SettingsDialog
+from .sync_track import SyncStatusPanel, SyncTrack
+from .timeline import TimelineWidget, timecode
+from .waveform import PeakPyramid, WaveformLane
+from .workers import Job, JobRunner, LatestWorker, describe_exception
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".mpg", ".mpeg", ".webm", ".m4v", ".mts", ".m2ts", ".wmv", ".flv"}
+AUDIO_EXT = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma", ".aif", ".aiff"}
+VIDEO_FILTER = "Video (" + " ".join("*" + e for e in sorted(VIDEO_EXT)) + ");;All files (*)"
+AUDIO_FILTER = ("Audio or video (" + " ".join("*" + e for e in sorted(AUDIO_EXT | VIDEO_EXT)) + ");;All files (*)")
+PROJECT_FILTER = f"LipDub project (*{EXTENSION});;All files (*)"
+MAX_RECENT = 8
+BACKGROUND_JOBS = ("probe", "thumbs", "track", "score", "preview-prepare")
+
+
+@dataclass
+class AudioData:
+    path: str
+    wav: np.ndarray
+    pyramid: PeakPyramid
+    vad: Optional[np.ndarray] = None
+    vad_fps: float = 0.0
+
+
+class FrameSource:
+    """Lives on the frame-loader thread: a reader for the current video, an LRU cache, and the mask outline."""
+
+    def __init__(self, max_bytes: int = 256 * 2 ** 20):
+        self.path = None
+        self.reader = None
+        self.cache: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
+        self.bytes = 0
+        self.max_bytes = max_bytes
+
+    def close(self) -> None:
+        if self.reader is not None:
+            close = getattr(self.reader, "close", None)
+            if close:
+                close()
+        self.reader = None
+        self.path = None
+        self.cache.clear()
+        self.bytes = 0
+
+    def frame(self, path: str, index: int) -> np.ndarray:
+        if path != self.path:
+            self.close()
+            self.reader = core_bridge.frame_reader(path)
+            self.path = path
+        f = self.cache.get(index)
+        if f is not None:
+            self.cache.move_to_end(index)
+            return f
+        f = self.reader.read(int(index))
+        self.cache[index] = f
+        self.bytes += f.nbytes
+        while self.bytes > self.max_bytes and len(self.cache) > 1:
+            _, old = self.cache.popitem(last=False)
+            self.bytes -= old.nbytes
+        return f
+
+    def compute(self, index, payload):
+        path, landmarks, mask = payload
+        t0 = time.perf_counter()
+        frame = self.frame(path, index)
+        outline = None
+        if landmarks is not None and mask is not None:
+            try:
+                outline = core_bridge.mask_outline(frame.shape[:2], landmarks, mask)
+            except Exception:  # noqa: BLE001 - an outline is a nicety; never lose the frame over it
+                log.exception("mask outline failed")
+        return frame, outline, time.perf_counter() - t0
+
+
+class ThumbnailJob(Job):
+    thumb = Signal(int, object)
+
+
+class MainWindow(QMainWindow):
+    mediaLoaded = Signal()
+    voiceLoaded = Signal(str)
+    trackingFinished = Signal()
+    scoringFinished = Signal(str)
+    frameShown = Signal(int)
+    previewRendered = Signal(int)
+    errorShown = Signal(str)
+    projectLoaded = Signal()
+
+    def __init__(self, settings: Optional[QSettings] = None, autosave_dir: Optional[str] = None,
+                 auto_analyze: bool = True, autosave_interval_ms: int = 60_000, track_cache_dir=None):
+        super().__init__()
+        self.qsettings = settings if settings is not None else QSettings("LipDub", "LipDub Studio")
+        self.autosave_dir = autosave_dir
+        self.auto_analyze = auto_analyze
+        self.track_cache_dir = track_cache_dir
+        self.project = Project()
+        self.dirty = False
+        self.info = None
+        self.audio: Dict[str, AudioData] = {}
+        self.orig_audio: Optional[AudioData] = None
+        self.track_set = None
+        self.reports: Dict[tuple, object] = {}     # (voice path, track id) -> SyncReport (original vs voice)
+        self.after = None                          # (report, offset, voice path)
+        self.score_failed = set()                  # keys whose automatic scoring failed (no retry loop)
+        self.last_error: Optional[str] = None
+        self.error_boxes = []
+        self.last_frame_seconds = 0.0
+        self._closing = False
+        self._pending_range = None
+
+        self.runner = JobRunner(self, max_threads=3)
+        self.runner.jobStarted.connect(self._update_jobs)
+        self.runner.jobFinished.connect(self._update_jobs)
+        self.frames = FrameSource()
+        self.loader = LatestWorker(self.frames.compute, "frame-loader")
+        self.loader.ready.connect(self._on_frame)
+        self.loader.failed.connect(self._on_frame_failed)
+        self.loader.start()
+        self.preview_ctrl = PreviewController(self.runner, self)
+        self.preview_ctrl.rendered.connect(self._on_preview)
+        self.preview_ctrl.statusChanged.connect(lambda t: self.preview.set_status(t))
+        self.preview_ctrl.failed.connect(lambda m: self.show_error(m, "Preview"))
+        self.player = RangePlayer(self)
+        self.player.frame.connect(lambda f: self.timeline.set_playhead(f))
+        self.player.stopped.connect(lambda: self.play_action.setChecked(False))
+
+        self._build_ui()
+        self._build_actions()
+        self.settings_panel.load(self.project)
+        self.setAcceptDrops(True)
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(autosave_interval_ms)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self._update_title()
+        self._update_enabled()
+        geo = self.qsettings.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 860)
+
+    # ================================================================================================= UI ==
+    def _build_ui(self) -> None:
+        self.face_view = FaceView()
+        self.face_view.trackClicked.connect(self.choose_track)
+        self.face_view.framePainted.connect(self.frameShown)
+        self.preview = PreviewView()
+        self.preview.framePainted.connect(lambda i: None)
+        top = QSplitter(Qt.Horizontal)
+        top.addWidget(self.face_view)
+        top.addWidget(self.preview)
+        top.setSizes([640, 640])
+
+        self.sync_panel = SyncStatusPanel()
+        self.timeline = TimelineWidget()
+        self.orig_lane = WaveformLane("Original audio", color=(150, 150, 160))
+        self.voice_lane = WaveformLane("Voice", color=(90, 170, 255))
+        self.sync_track = SyncTrack()
+        self.lanes = [self.orig_lane, self.voice_lane, self.sync_track]
+        for lane in self.lanes:
+            lane.frameClicked.connect(lambda f: self.timeline.set_playhead(f))
+            lane.wheel.connect(self.timeline.handle_wheel)
+        self.timeline.playheadChanged.connect(self._on_playhead)
+        self.timeline.viewChanged.connect(self._on_view)
+        self.timeline.rangeChanged.connect(self._on_range)
+
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.setSpacing(1)
+        bl.addWidget(self.sync_panel)
+        bl.addWidget(self.timeline)
+        bl.addWidget(self.orig_lane, 2)
+        bl.addWidget(self.voice_lane, 2)
+        bl.addWidget(self.sync_track, 3)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setSizes([500, 360])
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        self.setCentralWidget(split)
+
+        # right dock: voices + dub settings
+        self.voice_list = QListWidget()
+        self.voice_list.setToolTip("Voice tracks: double-click one to make it the active voice")
+        self.voice_list.itemActivated.connect(lambda it: self.set_active_voice(self.voice_list.row(it)))
+        self.voice_list.setMaximumHeight(120)
+        self.settings_panel = DubSettingsPanel()
+        self.settings_panel.changed.connect(self._on_panel_changed)
+        dock_w = QWidget()
+        dl = QVBoxLayout(dock_w)
+        dl.setContentsMargins(2, 2, 2, 2)
+        dl.addWidget(QLabel("<b>Voice tracks</b>"))
+        dl.addWidget(self.voice_list)
+        vb = QHBoxLayout()
+        add_b = QPushButton("Add…")
+        add_b.clicked.connect(self.add_voice_dialog)
+        rm_b = QPushButton("Remove")
+        rm_b.clicked.connect(self.remove_active_voice)
+        vb.addWidget(add_b)
+        vb.addWidget(rm_b)
+        dl.addLayout(vb)
+        dl.addWidget(self.settings_panel, 1)
+        dock = QDockWidget("Dub", self)
+        dock.setObjectName("dub_dock")
+        dock.setWidget(dock_w)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+
+        # status bar: message, job progress, cancel
+        sb = self.statusBar()
+        self.job_label = QLabel("")
+        self.job_progress = QProgressBar()
+        self.job_progress.setMaximumWidth(220)
+        self.job_progress.setTextVisible(True)
+        self.job_cancel = QPushButton("Cancel")
+        self.job_cancel.setToolTip("Cancel the background analysis")
+        self.job_cancel.clicked.connect(self.cancel_background)
+        for w in (self.job_label, self.job_progress, self.job_cancel):
+            sb.addPermanentWidget(w)
+        self._update_jobs()
+
+    def _act(self, text, slot, shortcut=None, tip=None, checkable=False, icon=None) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+            a.setShortcutContext(Qt.WindowShortcut)
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(tip)
+        if icon is not None:
+            a.setIcon(self.style().standardIcon(icon))
+        a.setCheckable(checkable)
+        if checkable:
+            a.toggled.connect(slot)
+        else:
+            a.triggered.connect(lambda *_: slot())
+        self.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self.new_action = self._act("&New Project", self.new_project, QKeySequence.New)
+        self.open_video_action = self._act("Open &Video…", self.open_video_dialog, "Ctrl+Shift+O",
+                                           "Open the video to dub", icon=QStyle.SP_DialogOpenButton)
+        self.add_voice_action = self._act("Add Voice &Track…", self.add_voice_dialog, "Ctrl+Shift+A",
+                                          "Add a new voice track (audio or video file)", icon=QStyle.SP_MediaVolume)
+        self.open_project_action = self._act("&Open Project…", self.open_project_dialog, QKeySequence.Open)
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.save_action = self._act("&Save Project", self.save_project, QKeySequence.Save)
+        self.save_as_action = self._act("Save Project &As…", self.save_project_as, QKeySequence.SaveAs)
+        self.export_action = self._act("&Export…", self.show_export, "Ctrl+E", "Export the dubbed video",
+                                       icon=QStyle.SP_DialogSaveButton)
+        self.quit_action = self._act("&Quit", self.close, QKeySequence.Quit)
+        for a in (self.new_action, self.open_video_action, self.add_voice_action, self.open_project_action):
+            m.addAction(a)
+        m.addMenu(self.recent_menu)
+        m.addSeparator()
+        for a in (self.save_action, self.save_as_action, self.export_action):
+            m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.quit_action)
+
+        m = mb.addMenu("&Edit")
+        self.set_in_action = self._act("Set &In", self.set_in, "I", "Start the dub range at the playhead")
+        self.set_out_action = self._act("Set &Out", self.set_out, "O", "End the dub range after the playhead")
+        self.clear_range_action = self._act("&Clear Range", self.clear_range, "Alt+X")
+        self.remove_voice_action = self._act("&Remove Active Voice Track", self.remove_active_voice)
+        self.settings_action = self._act("Engine and &Models…", self.show_settings, "Ctrl+,")
+        for a in (self.set_in_action, self.set_out_action, self.clear_range_action, self.remove_voice_action):
+            m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.settings_action)
+
+        m = mb.addMenu("&Navigate")
+        self.step_actions = [
+            self._act("Previous Frame", lambda: self.step(-1), "Left"),
+            self._act("Next Frame", lambda: self.step(1), "Right"),
+            self._act("Back One Second", lambda: self.step_seconds(-1), "Shift+Left"),
+            self._act("Forward One Second", lambda: self.step_seconds(1), "Shift+Right"),
+            self._act("First Frame", lambda: self.timeline.set_playhead(0), "Home"),
+            self._act("Last Frame", lambda: self.timeline.set_playhead(self.timeline.num_frames - 1), "End"),
+            self._act("Next Low-Confidence Stretch", lambda: self.jump_low(1), "N",
+                      "Jump to the next stretch where lips and voice disagree"),
+            self._act("Previous Low-Confidence Stretch", lambda: self.jump_low(-1), "Shift+N"),
+        ]
+        for a in self.step_actions:
+            m.addAction(a)
+
+        m = mb.addMenu("&View")
+        self.zoom_in_action = self._act("Zoom &In", lambda: self.timeline.zoom(2.0), "=")
+        self.zoom_out_action = self._act("Zoom &Out", lambda: self.timeline.zoom(0.5), "-")
+        self.fit_action = self._act("&Fit Timeline", self.timeline.fit, "\\")
+        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action):
+            m.addAction(a)
+        m.addSeparator()
+        self.preview_action = self._act("&Preview Dubbed Frame", self.set_preview_enabled, "P",
+                                        "Render the dubbed frame at the playhead", checkable=True)
+        m.addAction(self.preview_action)
+        self.mode_group = QActionGroup(self)
+        self.mode_actions = {}
+        for mode, text, key in (("after", "&After (dubbed)", "A"), ("before", "&Before (original)", "B"),
+                                ("split", "&Split View", "S")):
+            a = self._act(text, lambda on, mo=mode: on and self.set_preview_mode(mo), key, checkable=True)
+            self.mode_group.addAction(a)
+            self.mode_actions[mode] = a
+            m.addAction(a)
+        self.mode_actions["after"].setChecked(True)
+        m.addSeparator()
+        for attr, text in (("show_box", "Show Face &Box"), ("show_landmarks", "Show &Landmarks"),
+                           ("show_mask", "Show &Mask Outline")):
+            a = self._act(text, lambda on, at=attr: (setattr(self.face_view, at, on), self.face_view.update()),
+                          checkable=True)
+            a.setChecked(True)
+            m.addAction(a)
+
+        m = mb.addMenu("&Analyze")
+        self.track_action = self._act("&Track Faces", self.start_tracking, "Ctrl+T",
+                                      "Find and follow the faces in the video", icon=QStyle.SP_FileDialogContentsView)
+        self.score_action = self._act("&Score Sync", self.start_scoring, "Ctrl+R",
+                                      "Measure how well the lips follow the voice", icon=QStyle.SP_BrowserReload)
+        self.play_action = self._act("&Play Range with Voice", self.set_playing, "Space",
+                                     "Play the in/out range (or from the playhead) with the active voice",
+                                     checkable=True, icon=QStyle.SP_MediaPlay)
+        for a in (self.track_action, self.score_action, self.play_action):
+            m.addAction(a)
+
+        m = mb.addMenu("&Help")
+        m.addAction(self._act("&About LipDub Studio", self.show_about))
+
+        tb = QToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.addToolBar(tb)
+        tb.addAction(self.open_video_action)
+        tb.addAction(self.add_voice_action)
+        self.voice_combo = QComboBox()
+        self.voice_combo.setMinimumWidth(180)
+        self.voice_combo.setToolTip("The active voice track")
+        self.voice_combo.currentIndexChanged.connect(self._on_voice_combo)
+        tb.addWidget(QLabel(" Voice: "))
+        tb.addWidget(self.voice_combo)
+        tb.addSeparator()
+        tb.addAction(self.track_action)
+        tb.addAction(self.score_action)
+        tb.addAction(self.play_action)
+        tb.addSeparator()
+        tb.addAction(self.preview_action)
+        self.mode_combo = QComboBox()
+        for mode, text in (("after", "After"), ("before", "Before"), ("split", "Split")):
+            self.mode_combo.addItem(text, mode)
+        self.mode_combo.setToolTip("Show the dubbed frame, the original, or both split (drag the divider)")
+        self.mode_combo.currentIndexChanged.connect(lambda i: self.set_preview_mode(self.mode_combo.itemData(i)))
+        tb.addWidget(self.mode_combo)
+        tb.addSeparator()
+        tb.addAction(self.export_action)
+
+    # ============================================================================================ helpers ==
+    def show_error(self, message: str, title: str = "LipDub Studio") -> None:
+        """A readable message: status bar + a non-blocking message box."""
+        self.last_error = message
+        log.info("error shown: %s", message)
+        self.statusBar().showMessage(message, 15000)
+        if not self._closing:
+            box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
+            box.setAttribute(Qt.WA_DeleteOnClose)
+            box.finished.connect(lambda *_, b=box: b in self.error_boxes and self.error_boxes.remove(b))
+            self.error_boxes.append(box)
+            box.open()
+        self.errorShown.emit(message)
+
+    def close_error_boxes(self) -> None:
+        for b in list(self.error_boxes):
+            b.close()
+        self.error_boxes.clear()
+
+    def info_message(self, text: str, ms: int = 8000) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    def _touch(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            self._update_title()
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"{self.project.title}{' *' if self.dirty else ''} — LipDub Studio")
+
+    def _update_enabled(self) -> None:
+        has_video = self.info is not None
+        has_voice = self.project.voice is not None
+        self.track_action.setEnabled(has_video)
+        self.score_action.setEnabled(has_video and has_voice)
+        self.export_action.setEnabled(has_video and has_voice)
+        self.preview_action.setEnabled(has_video and has_voice)
+        self.play_action.setEnabled(has_video)
+        for a in (self.set_in_action, self.set_out_action, self.clear_range_action):
+            a.setEnabled(has_video)
+        self.remove_voice_action.setEnabled(has_voice)
+
+    def _update_jobs(self, *a) -> None:
+        jobs = [j for j in self.runner.running() if j.name != "export"]
+        if not jobs:
+            self.job_label.setText("")
+            self.job_progress.setVisible(False)
+            self.job_cancel.setVisible(False)
+            return
+        j = jobs[0]
+        stage, done, total = j.last_progress
+        names = ", ".join(x.label for x in jobs)
+        self.job_label.setText(f"{names}: {stage_label(stage)}" if stage else names + "…")
+        self.job_progress.setVisible(True)
+        self.job_cancel.setVisible(True)
+        if total > 0:
+            self.job_progress.setRange(0, total)
+            self.job_progress.setValue(min(done, total))
+        else:
+            self.job_progress.setRange(0, 0)
+
+    def _start_job(self, name: str, label: str, fn, on_ok, on_fail=None, job_cls=Job) -> Job:
+        job = job_cls(name, fn, label)
+        job.progress.connect(self._update_jobs)
+        job.succeeded.connect(on_ok)
+        job.failed.connect(on_fail or (lambda msg, lab=label: self.show_error(msg, lab)))
+        job.cancelled.connect(lambda lab=label: self.info_message(f"{lab}: cancelled."))
+        return self.runner.start(job)
+
+    def cancel_background(self) -> None:
+        for name in BACKGROUND_JOBS:
+            j = self.runner.get(name)
+            if j is not None:
+                j.cancel()
+
+    @property
+    def fps(self) -> float:
+        return float(self.info.fps) if self.info is not None else 25.0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.info.num_frames) if self.info is not None else 0
+
+    @property
+    def playhead(self) -> int:
+        return self.timeline.playhead
+
+    # ============================================================================================== media ==
+    def open_video_dialog(self) -> None:
+        start = self.qsettings.value("dirs/video", "")
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", start, VIDEO_FILTER)
+        if path:
+            self.qsettings.setValue("dirs/video", str(Path(path).parent))
+            self.open_video(path)
+
+    def add_voice_dialog(self) -> None:
+        start = self.qsettings.value("dirs/voice", "")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add voice track", start, AUDIO_FILTER)
+        for p in paths:
+            self.qsettings.setValue("dirs/voice", str(Path(p).parent))
+            self.add_voice(p)
+
+    def open_video(self, path: str, keep_project_state: bool = False) -> None:
+        """Probe in the background, then show the video (timeline, frames, original audio, tracking)."""
+        path = str(Path(path).resolve())
+        if not Path(path).is_file():
+            self.show_error(f"The video file does not exist: {path}")
+            return
+        self.info_message(f"Opening {Path(path).name}…")
+        self._start_job("probe", "Opening video", lambda progress, cancel: core_bridge.probe(path),
+                        lambda info, k=keep_project_state: self._video_ready(path, info, k))
+
+    def _video_ready(self, path: str, info, keep_project_state: bool) -> None:
+        if not info.has_video or info.num_frames <= 0:
+            self.show_error(f"{Path(path).name} has no video frames: choose a video file.")
+            return
+        self.player.stop()
+        for name in ("thumbs", "track", "score", "orig-audio"):
+            j = self.runner.get(name)
+            if j is not None:
+                j.cancel()
+        self.info = info
+        old_video = self.project.video
+        self.project.video = path
+        if not keep_project_state:
+            self.project.range = None
+            self.project.face_track = None
+            self.project.playhead = 0
+            if old_video != path:
+                self._touch()
+        self.track_set = None
+        self.reports.clear()
+        self.after = None
+        self.preview_ctrl.invalidate()
+        self.preview.clear()
+        self.loader.call_soon(self.frames.close)
+        aspect = info.width / info.height if info.height else 4 / 3
+        self.timeline.set_media(info.num_frames, info.fps, aspect)
+        self.timeline.set_no_face(None)
+        self.sync_track.set_no_face(None)
+        self.sync_track.clear_curves()
+        self.sync_panel.set_report("before", None)
+        self.sync_panel.set_report("after", None)
+        self.settings_panel.set_tracks(None, None)
+        self.face_view.set_overlay(OverlayState())
+        if self.project.range is not None:
+            self.timeline.set_range(self.project.range, emit=False)
+        self._on_view(self.timeline.v0, self.timeline.v1)
+        self._remember_recent("videos", path)
+        self._update_title()
+        self._update_enabled()
+        # original audio
+        self.orig_audio = None
+        self.orig_lane.set_audio(None, info.fps, "Original audio")
+        if info.has_audio:
+            self._start_job("orig-audio", "Loading audio", lambda p, c: self._load_audio_data(path, info.fps, info.num_frames),
+                            self._orig_audio_ready, lambda msg: self.info_message(f"Original audio: {msg}"))
+        # voices: recompute activity at this fps
+        for data in self.audio.values():
+            if data.vad_fps != info.fps:
+                data.vad = core_bridge.voice_activity(data.wav, info.fps, info.num_frames)
+                data.vad_fps = info.fps
+        self._show_active_voice()
+        self._start_thumbnails(path)
+        ph = min(self.project.playhead, info.num_frames - 1) if keep_project_state else 0
+        self.timeline.set_playhead(ph, emit=False)
+        self._on_playhead(ph)
+        self.info_message(f"{Path(path).name}: {info.width}×{info.height}, {info.fps:.3f} fps, "
+                          f"{info.num_frames} frames ({timecode(info.num_frames, info.fps)})")
+        self.mediaLoaded.emit()
+        if self.auto_analyze:
+            self.start_tracking()
+
+    @staticmethod
+    def _load_audio_data(path: str, fps: float, num_frames: int) -> AudioData:
+        wav = core_bridge.load_audio(path)
+        pyr = PeakPyramid(wav)
+        data = AudioData(path, wav, pyr)
+        if fps > 0:
+            n = num_frames or int(np.ceil(len(wav) / core_bridge.SAMPLE_RATE * fps))
+            data.vad = core_bridge.voice_activity(wav, fps, n)
+            data.vad_fps = fps
+        return data
+
+    def _orig_audio_ready(self, data: AudioData) -> None:
+        if data.path != self.project.video:
+            return
+        self.orig_audio = data
+        self.orig_lane.set_audio(data.pyramid, self.fps, "Original audio")
+        self.orig_lane.set_activity(data.vad)
+
+    def _start_thumbnails(self, path: str) -> None:
+        frames = self.timeline.thumbnail_frames(120)
+        h = TimelineWidget.THUMB_H * 2
+
+        def work(progress, cancel):
+            import cv2
+
+            reader = core_bridge.frame_reader(path)
+            try:
+                for k, f in enumerate(frames):
+                    cancel.raise_if_cancelled()
+                    img = reader.read(f)
+                    s = h / img.shape[0]
+                    small = cv2.resize(img, (max(1, int(img.shape[1] * s)), h), interpolation=cv2.INTER_AREA)
+                    job.thumb.emit(f, small)
+                    progress("thumbnails", k + 1, len(frames))
+            finally:
+                close = getattr(reader, "close", None)
+                if close:
+                    close()
+
+        job = ThumbnailJob("thumbs", work, "Thumbnails")
+        job.thumb.connect(lambda f, arr, p=path: self._on_thumb(p, f, arr))
+        job.progress.connect(self._update_jobs)
+        job.failed.connect(lambda msg: self.info_message(f"Thumbnails: {msg}"))
+        self.runner.start(job)
+
+    def _on_thumb(self, path: str, frame: int, arr: np.ndarray) -> None:
+        if path != self.project.video:
+            return
+        arr = np.ascontiguousarray(arr)
+        img = QImage(arr.data, arr.shape[1], arr.shape[0], int(arr.strides[0]), QImage.Format_BGR888).copy()
+        self.timeline.set_thumbnail(frame, img)
+
+    # ---- voices -------------------------------------------------------------------------------------------
+    def add_voice(self, path: str, activate: bool = True) -> None:
+        path = str(Path(path).resolve())
+        if not Path(path).is_file():
+            self.show_error(f"The voice file does not exist: {path}")
+            return
+        if self.project.video and Path(path) == Path(self.project.video):
+            self.info_message("Using the video's own audio as a voice track.")
+        self.project.add_voice(path, activate=activate)
+        self._touch()
+        self._refresh_voice_list()
+        self._remember_recent("voices", path)
+        self._load_voice(path)
+        self._voice_changed()
+
+    def _load_voice(self, path: str) -> None:
+        if path in self.audio:
+            return
+        fps, n = (self.fps, self.num_frames) if self.info is not None else (0.0, 0)
+        self._start_job(f"voice:{path}", f"Loading {Path(path).name}",
+                        lambda p, c: self._load_audio_data(path, fps, n), self._voice_ready,
+                        lambda msg, p=path: self._voice_failed(p, msg))
+
+    def _voice_ready(self, data: AudioData) -> None:
+        if self.info is not None and data.vad_fps != self.fps:
+            data.vad = core_bridge.voice_activity(data.wav, self.fps, self.num_frames)
+            data.vad_fps = self.fps
+        self.audio[data.path] = data
+        self._show_active_voice()
+        self.voiceLoaded.emit(data.path)
+        if self.project.voice is not None and self.project.voice.path == data.path:
+            self._maybe_auto_score()
+
+    def _voice_failed(self, path: str, msg: str) -> None:
+        idx = next((i for i, v in enumerate(self.project.voices) if v.path == path), None)
+        if idx is not None:
+            self.project.remove_voice(idx)
+            self._refresh_voice_list()
+            self._voice_changed()
+        self.show_error(msg, "Voice track")
+
+    def _refresh_voice_list(self) -> None:
+        self.voice_combo.blockSignals(True)
+        self.voice_combo.clear()
+        self.voice_list.clear()
+        for i, v in enumerate(self.project.voices):
+            self.voice_combo.addItem(v.display_name(), i)
+            it = QListWidgetItem(("▶ " if i == self.project.active_voice else "   ") + v.display_name())
+            it.setToolTip(v.path)
+            f = it.font()
+            f.setBold(i == self.project.active_voice)
+            it.setFont(f)
+            self.voice_list.addItem(it)
+        self.voice_combo.setCurrentIndex(self.project.active_voice)
+        self.voice_combo.blockSignals(False)
+        self._update_enabled()
+
+    def _on_voice_combo(self, index: int) -> None:
+        if index >= 0 and index != self.project.active_voice:
+            self.set_active_voice(index)
+
+    def set_active_voice(self, index: int) -> None:
+        if not (0 <= index < len(self.project.voices)) or index == self.project.active_voice:
+            return
+        self.project.active_voice = index
+        self._touch()
+        self._refresh_voice_list()
+        self._voice_changed()
+
+    def remove_active_voice(self) -> None:
+        if self.project.voice is None:
+            return
+        self.project.remove_voice(self.project.active_voice)
+        self._touch()
+        self._refresh_voice_list()
+        self._voice_changed()
+
+    def _voice_changed(self) -> None:
+        self.player.stop()
+        self.after = None
+        self._show_active_voice()
+        self._show_reports()
+        self._request_preview()
+        self._maybe_auto_score()
+
+    def _show_active_voice(self) -> None:
+        v = self.project.voice
+        data = self.audio.get(v.path) if v is not None else None
+        if v is None:
+            self.voice_lane.set_audio(None, self.fps, "Voice")
+            self.voice_lane.set_activity(None)
+        elif data is None:
+            self.voice_lane.set_audio(None, self.fps, f"Voice: {v.display_name()} (loading…)")
+        else:
+            self.voice_lane.set_audio(data.pyramid, self.fps, f"Voice: {v.display_name()}")
+            self.voice_lane.set_activity(data.vad)
+        self._on_view(self.timeline.v0, self.timeline.v1)
+
+    # ============================================================================================ analyze ==
+    def start_tracking(self) -> None:
+        if self.info is None:
+            self.show_error("Open a video first.")
+            return
+        path = self.project.video
+        cache = self.track_cache_dir
+        self.sync_track.clear_curves()
+        self._start_job("track", "Tracking faces",
+                        lambda progress, cancel: core_bridge.track_video(path, progress, cancel, cache),
+                        lambda ts, p=path: self._tracking_ready(p, ts))
+
+    def _tracking_ready(self, path: str, track_set) -> None:
+        if path != self.project.video:
+            return
+        self.track_set = track_set
+        if self.project.face_track is not None and self.project.face_track not in [t.track_id for t in track_set.tracks]:
+            self.project.face_track = None
+        self.settings_panel.set_tracks(track_set, self.project.face_track)
+        self._track_changed()
+        self.trackingFinished.emit()
+        if not track_set.tracks:
+            self.show_error(f"No face was found in {Path(path).name}: there is nothing to dub.", "Tracking")
+            return
+        n = self.chosen_track()
+        self.info_message(f"Tracked {len(track_set.tracks)} face(s); the dubbed face is present in "
+                          f"{int(n.present.sum())} of {track_set.num_frames} frames.")
+        self._maybe_auto_score()
+
+    def chosen_track(self):
+        ts = self.track_set
+        if ts is None or not ts.tracks:
+            return None
+        if self.project.face_track is not None:
+            try:
+                return ts.get(self.project.face_track)
+            except (KeyError, LipDubError, IndexError):
+                pass
+        return ts.primary()
+
+    def choose_track(self, track_id: Optional[int]) -> None:
+        if track_id == self.project.face_track:
+            return
+        self.project.face_track = track_id
+        self._touch()
+        self.settings_panel.set_tracks(self.track_set, track_id)
+        self._track_changed()
+
+    def _track_changed(self) -> None:
+        t = self.chosen_track()
+        missing = None if t is None else ~np.asarray(t.present, bool)
+        if missing is not None and len(missing) < self.num_frames:
+            missing = np.concatenate([missing, np.ones(self.num_frames - len(missing), bool)])
+        self.timeline.set_no_face(missing)
+        self.sync_track.set_no_face(missing)
+        self.after = None
+        self._show_reports()
+        self.preview_ctrl.invalidate()
+        self._request_frame(self.playhead)
+        self._request_preview()
+        self._maybe_auto_score()
+
+    def _report_key(self):
+        v = self.project.voice
+        t = self.chosen_track()
+        if v is None or t is None:
+            return None
+        return (v.path, t.track_id)
+
+    def current_report(self):
+        k = self._report_key()
+        return self.reports.get(k) if k else None
+
+    def _maybe_auto_score(self) -> None:
+        """Score automatically once video, tracks and the active voice are all there (once per voice+face)."""
+        if not self.auto_analyze or self.track_set is None or self.chosen_track() is None:
+            return
+        v = self.project.voice
+        if v is None or v.path not in self.audio or self.current_report() is not None:
+            return
+        job = self.runner.get("score")
+        if job is not None and getattr(job, "key", None) == self._report_key():
+            return
+        if self._report_key() in self.score_failed:
+            return
+        self.start_scoring()
+
+    def start_scoring(self) -> None:
+        if self.info is None or self.project.voice is None:
+            self.show_error("Open a video and add a voice track first.")
+            return
+        if self.track_set is None:
+            if self.runner.get("track") is None:
+                self.start_tracking()
+            self.info_message("Scoring starts when tracking has finished.")
+            return
+        track = self.chosen_track()
+        if track is None:
+            self.show_error("No face was found in the video: there is nothing to score.")
+            return
+        key = self._report_key()
+        video, voice = self.project.video, self.project.voice.path
+        cached = self.audio.get(voice)
+        fps, n = self.fps, self.num_frames
+        models_dir, device = self.project.models_dir, self.project.device
+
+        def work(progress, cancel):
+            wav = cached.wav if cached is not None else core_bridge.load_audio(voice)
+            wav = core_bridge.fit_voice(wav, n, fps)
+            return core_bridge.score(video, wav, track, models_dir=models_dir, device=device,
+                                     progress=progress, cancel=cancel)
+
+        self.score_failed.discard(key)
+        job = self._start_job("score", "Scoring sync", work, lambda rep, k=key: self._score_ready(k, rep),
+                              lambda msg, k=key: self._score_failed(k, msg))
+        job.key = key
+
+    def _score_failed(self, key, msg: str) -> None:
+        self.score_failed.add(key)
+        self.show_error(msg, "Scoring sync")
+
+    def _score_ready(self, key, report) -> None:
+        self.reports[key] = report
+        self._show_reports()
+        self.scoringFinished.emit("before")
+
+    def _show_reports(self) -> None:
+        rep = self.current_report()
+        self.sync_track.set_curve("before", None if rep is None else rep.per_frame)
+        self.sync_panel.set_report("before", rep)
+        if self.after is not None:
+            r, off, voice = self.after
+            if self.project.voice is not None and voice == self.project.voice.path:
+                self.sync_track.set_curve("after", r.per_frame, off)
+                self.sync_panel.set_report("after", r)
+                return
+        self.sync_track.set_curve("after", None)
+        self.sync_panel.set_report("after", None)
+
+    def jump_low(self, direction: int) -> None:
+        rs = self.sync_track.low_runs()
+        if not rs:
+            self.info_message("No low-confidence stretch (score the sync first).")
+            return
+        ph = self.playhead
+        if direction > 0:
+            nxt = [a for a, b in rs if a > ph]
+            target = nxt[0] if nxt else rs[0][0]
+        else:
+            prv = [a for a, b in rs if a < ph and not (a <= ph < b)] or [a for a, b in rs if a < ph]
+            target = prv[-1] if prv else rs[-1][0]
+        self.timeline.set_playhead(target)
+
+    # ========================================================================================== playhead ==
+    def step(self, n: int) -> None:
+        self.timeline.set_playhead(self.playhead + n)
+
+    def step_seconds(self, s: float) -> None:
+        self.step(int(round(s * self.fps)))
+
+    def _on_playhead(self, frame: int) -> None:
+        self.project.playhead = frame
+        for lane in self.lanes:
+            lane.set_playhead(frame)
+        self.face_view.timecode = f"{timecode(frame, self.fps)}  ·  frame {frame}"
+        self._request_frame(frame)
+        self._request_preview()
+        self._update_frame_info(frame)
+
+    def _update_frame_info(self, frame: int) -> None:
+        parts = [f"Frame {frame}", timecode(frame, self.fps)]
+        for kind, curve in self.sync_track.curves.items():
+            x, y, off = curve
+            i = frame - off
+            if 0 <= i < len(y) and np.isfinite(y[i]):
+                parts.append(f"confidence {kind} {y[i]:.2f}")
+        v = self.project.voice
+        data = self.audio.get(v.path) if v is not None else None
+        if data is not None and data.vad is not None and frame < len(data.vad):
+            parts.append("voice speaking" if data.vad[frame] else "voice silent")
+        self.sync_panel.set_frame_info("  ·  ".join(parts))
+
+    def _request_frame(self, frame: int) -> None:
+        if self.info is None:
+            return
+        t = self.chosen_track()
+        lm = None
+        if t is not None and frame < len(t.present) and t.present[frame]:
+            lm = np.array(t.landmarks[frame], np.float32)
+        mask = replace(self.project.mask)
+        self._frame_t0 = time.perf_counter()
+        self.loader.request(frame, (self.project.video, lm, mask))
+
+    def _on_frame(self, index: int, result) -> None:
+        frame, outline, secs = result
+        self.last_frame_seconds = secs
+        if index != self.playhead and self.player.playing is False:
+            # a stale frame: a newer one is on its way (but show it anyway if nothing is displayed)
+            if self.face_view.frame_index >= 0:
+                return
+        self.face_view.set_overlay(self._overlay(index, outline))
+        self.face_view.set_image(frame, index)
+
+    def _on_frame_failed(self, index, msg: str) -> None:
+        self.statusBar().showMessage(f"Frame {index}: {msg}", 5000)
+
+    def _overlay(self, index: int, outline) -> OverlayState:
+        ts = self.track_set
+        if ts is None:
+            return OverlayState(message="" if self.runner.get("track") is None else "tracking…")
+        chosen = self.chosen_track()
+        faces = []
+        for t in ts.tracks:
+            if index < len(t.present) and t.present[index]:
+                faces.append(FaceOverlay(t.track_id, t.boxes[index], t.landmarks[index],
+                                         chosen is not None and t.track_id == chosen.track_id))
+        msg = ""
+        if chosen is None:
+            msg = "no face in this video"
+        elif not (index < len(chosen.present) and chosen.present[index]):
+            msg = "no face in this frame"
+        return OverlayState(faces=faces, mask_outline=outline, message=msg)
+
+    def _on_view(self, v0: float, v1: float) -> None:
+        for lane in self.lanes:
+            lane.set_view(v0, v1)
+
+    # ---- range --------------------------------------------------------------------------------------------
+    def set_in(self) -> None:
+        if self.info is None:
+            return
+        a = self.playhead
+        b = self.project.range[1] if self.project.range and self.project.range[1] > a else self.num_frames
+        self.timeline.set_range((a, b))
+
+    def set_out(self) -> None:
+        if self.info is None:
+            return
+        b = self.playhead + 1
+        a = self.project.range[0] if self.project.range and self.project.range[0] < b else 0
+        self.timeline.set_range((a, b))
+
+    def clear_range(self) -> None:
+        self.timeline.set_range(None)
+
+    def _on_range(self, rng) -> None:
+        self.project.range = rng
+        self._touch()
+        for lane in self.lanes:
+            if hasattr(lane, "set_range"):
+                lane.set_range(rng)
+        if rng:
+            self.info_message(f"Range {rng[0]}–{rng[1]} ({rng[1] - rng[0]} frames, "
+                              f"{timecode(rng[0], self.fps)} – {timecode(rng[1], self.fps)})")
+
+    # ============================================================================================ preview ==
+    def set_preview_enabled(self, on: bool) -> None:
+        self.preview_ctrl.set_enabled(on)
+        if on:
+            self._request_preview()
+        else:
+            self.preview.clear()
+
+    def set_preview_mode(self, mode: str) -> None:
+        self.preview.set_mode(mode)
+        if not hasattr(self, "mode_combo"):
+            return
+        if self.mode_combo.currentData() != mode:
+            self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
+        a = self.mode_actions.get(mode)
+        if a is not None and not a.isChecked():
+            a.setChecked(True)
+
+    def _request_preview(self) -> None:
+        if not self.preview_ctrl.enabled or self.info is None or self.project.voice is None:
+            return
+        try:
+            settings = self.project.to_dub_settings(track_cache_dir=self.track_cache_dir)
+        except LipDubError as exc:
+            self.preview.set_status(str(exc))
+            return
+        self.preview_ctrl.request(settings, self.playhead)
+
+    def _on_preview(self, index: int, original, dubbed) -> None:
+        if index != self.playhead and not self.player.playing:
+            return
+        self.preview.set_pair(original, dubbed, index)
+        self.previewRendered.emit(index)
+
+    # ---- playback -----------------------------------------------------------------------------------------
+    def set_playing(self, on: bool) -> None:
+        if not on:
+            self.player.stop()
+            return
+        if self.info is None:
+            self.play_action.setChecked(False)
+            return
+        rng = self.project.range
+        start, stop = (rng if rng else (self.playhead, self.num_frames))
+        if not rng and start >= self.num_frames - 1:
+            start = 0
+        v = self.project.voice
+        self.player.play(v.path if v else self.project.video, start, stop, self.fps)
+
+    # ============================================================================================== panel ==
+    def _on_panel_changed(self, kind: str) -> None:
+        self.settings_panel.apply_to(self.project)
+        self._touch()
+        if kind == "track":
+            self.settings_panel.set_tracks(self.track_set, self.project.face_track)
+            self._track_changed()
+            return
+        self._request_frame(self.playhead)
+        if kind == "mask":
+            try:
+                settings = self.project.to_dub_settings()
+            except LipDubError:
+                return
+            if self.preview_ctrl.update_mask(settings):
+                self._request_preview()
+                return
+        self.preview_ctrl.invalidate()
+        self._request_preview()
+
+    def show_settings(self) -> None:
+        dlg = SettingsDialog(self.project, self)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        self.settings_dialog = dlg
+
+        def accepted():
+            vals = dlg.values()
+            changed = any(getattr(self.project, k) != v for k, v in vals.items())
+            for k, v in vals.items():
+                setattr(self.project, k, v)
+            if changed:
+                self._touch()
+                self.preview_ctrl.invalidate()
+                self._request_preview()
+                if vals.get("models_dir"):
+                    self.qsettings.setValue("models/dir", vals["models_dir"])
+
+        dlg.accepted.connect(accepted)
+        dlg.open()
+
+    def show_export(self) -> None:
+        if self.info is None or self.project.voice is None:
+            self.show_error("Open a video and add a voice track before exporting.")
+            return
+        self.player.stop()
+        dlg = ExportDialog(self.project, self.num_frames, self.fps, self.runner, self,
+                           overrides={"track_cache_dir": self.track_cache_dir})
+        dlg.exportSucceeded.connect(self._export_done)
+        dlg.exportSucceeded.connect(lambda *_: self._touch())
+        self.export_dialog = dlg
+        dlg.open()
+        return dlg
+
+    def _export_done(self, result) -> None:
+        self._remember_recent("exports", result.output)
+        rep = getattr(result, "report", None)
+        if rep is not None and self.project.voice is not None:
+            rng = self.export_dialog.frame_range() if self.export_dialog is not None else None
+            off = rng[0] if rng else 0
+            self.after = (rep, off, self.project.voice.path)
+            self._show_reports()
+            self.scoringFinished.emit("after")
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About LipDub Studio",
+                          "<b>LipDub Studio</b><br>Dub a clip with a new voice and make the lips follow it.<br><br>"
+                          "The bundled sample and shipped models derive from the GRID audio-visual corpus "
+                          "(Cooke, Barker, Cunningham &amp; Shao, 2006), CC BY 4.0.")
+
+    # ============================================================================================ project ==
+    def new_project(self) -> bool:
+        if not self.maybe_save():
+            return False
+        self._set_project(Project())
+        return True
+
+    def open_project_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        start = self.qsettings.value("dirs/project", "")
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", start, PROJECT_FILTER)
+        if path:
+            self.qsettings.setValue("dirs/project", str(Path(path).parent))
+            self.open_project(path, ask=False)
+
+    def open_project(self, path: str, ask: bool = True) -> bool:
+        if ask and not self.maybe_save():
+            return False
+        try:
+            p = Project.load(path)
+        except ProjectError as exc:
+            self.show_error(str(exc), "Open project")
+            return False
+        self._set_project(p)
+        self._remember_recent("projects", p.path)
+        return True
+
+    def _set_project(self, p: Project, dirty: bool = False) -> None:
+        self.player.stop()
+        self.cancel_background()
+        self.project = p
+        self.dirty = dirty
+        self.after = None
+        self.reports.clear()
+        self.track_set = None
+        self.preview_ctrl.invalidate()
+        self.preview.clear()
+        self.settings_panel.load(p)
+        self._refresh_voice_list()
+        missing = p.missing_media()
+        if missing:
+            self.show_error("Some media files of this project are missing:\n" + "\n".join(missing) +
+                            "\nOpen or add them again (File menu).", "Missing media")
+        for v in p.voices:
+            if v.path not in missing:
+                self._load_voice(v.path)
+        if p.video and p.video not in missing:
+            self.open_video(p.video, keep_project_state=True)
+        else:
+            self.info = None
+            self.timeline.set_media(0, 25.0)
+            self.face_view.set_image(None)
+            self.face_view.set_overlay(OverlayState())
+            self.orig_lane.set_audio(None, 25.0, "Original audio")
+            self._show_active_voice()
+            self.sync_track.clear_curves()
+        self._update_title()
+        self._update_enabled()
+        self.projectLoaded.emit()
+
+    def save_project(self) -> bool:
+        if not self.project.path:
+            return self.save_project_as()
+        return self._save_to(self.project.path)
+
+    def save_project_as(self) -> bool:
+        start = self.project.path or str(Path(self.qsettings.value("dirs/project", str(Path.home()))) /
+                                         (self.project.title + EXTENSION))
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", start, PROJECT_FILTER)
+        if not path:
+            return False
+        if not path.endswith(EXTENSION):
+            path += EXTENSION
+        self.qsettings.setValue("dirs/project", str(Path(path).parent))
+        return self._save_to(path)
+
+    def _save_to(self, path: str) -> bool:
+        self.project.playhead = self.playhead
+        old = self.project.path
+        try:
+            self.project.save(path)
+        except ProjectError as exc:
+            self.show_error(str(exc), "Save project")
+            return False
+        if old is None:
+            self.project.discard_autosave(self.autosave_dir)
+        self.dirty = False
+        self._update_title()
+        self._remember_recent("projects", self.project.path)
+        self.info_message(f"Saved {self.project.path}")
+        return True
+
+    def autosave(self) -> Optional[str]:
+        if not self.dirty or (self.project.video is None and not self.project.voices):
+            return None
+        try:
+            return self.project.write_autosave(self.autosave_dir)
+        except OSError as exc:
+            self.info_message(f"Autosave failed: {exc}")
+            return None
+
+    def ask_unsaved(self) -> str:
+        """'save' | 'discard' | 'cancel' (replaceable in tests)."""
+        r = QMessageBox.question(self, "Unsaved changes",
+                                 f"Save the changes to {self.project.title} before closing it?",
+                                 QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(r, "cancel")
+
+    def maybe_save(self) -> bool:
+        """True when it is fine to drop the current project."""
+        if not self.dirty:
+            return True
+        answer = self.ask_unsaved()
+        if answer == "save":
+            return self.save_project()
+        if answer == "discard":
+            self.project.discard_autosave(self.autosave_dir)
+            return True
+        return False
+
+    def ask_recover(self, rec) -> bool:
+        what = rec.project or "an unsaved project"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.time))
+        return QMessageBox.question(self, "Recover work?",
+                                    f"LipDub Studio did not close properly. Recover the autosaved copy of {what} "
+                                    f"from {when}?") == QMessageBox.Yes
+
+    def check_recovery(self) -> bool:
+        """Offer to recover autosaves left by a crash. Returns True if one was recovered."""
+        projects = [p for p in self._recent("projects") if p]
+        for rec in find_recoverable(self.autosave_dir, projects):
+            if self.ask_recover(rec):
+                try:
+                    p = recover(rec.autosave)
+                except ProjectError as exc:
+                    self.show_error(str(exc), "Recover")
+                    continue
+                self._set_project(p, dirty=True)
+                Path(rec.autosave).unlink(missing_ok=True)
+                self.autosave()
+                return True
+            Path(rec.autosave).unlink(missing_ok=True)
+        return False
+
+    # ---- recent files -------------------------------------------------------------------------------------
+    def _recent(self, kind: str) -> list:
+        v = self.qsettings.value(f"recent/{kind}", [])
+        if isinstance(v, str):
+            v = [v]
+        return [x for x in (v or []) if x]
+
+    def _remember_recent(self, kind: str, path: Optional[str]) -> None:
+        if not path:
+            return
+        items = [p for p in self._recent(kind) if p != path]
+        items.insert(0, path)
+        self.qsettings.setValue(f"recent/{kind}", items[:MAX_RECENT])
+
+    def _fill_recent(self) -> None:
+        m = self.recent_menu
+        m.clear()
+        any_item = False
+        for kind, label, fn in (("projects", "Projects", lambda p: self.open_project(p)),
+                                ("videos", "Videos", self.open_video),
+                                ("voices", "Voice tracks", self.add_voice)):
+            items = [p for p in self._recent(kind) if Path(p).exists()]
+            if not items:
+                continue
+            m.addSection(label)
+            for p in items:
+                a = m.addAction(Path(p).name)
+                a.setToolTip(p)
+                a.triggered.connect(lambda *_, f=fn, q=p: f(q))
+                any_item = True
+        if not any_item:
+            a = m.addAction("(nothing yet)")
+            a.setEnabled(False)
+
+    # ======================================================================================== drag & drop ==
+    def dragEnterEvent(self, e) -> None:
+        if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e) -> None:
+        paths = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
+        self.open_paths(paths)
+        e.acceptProposedAction()
+
+    def open_paths(self, paths) -> None:
+        """Dropped or command-line files: a project opens; the first video becomes the video when none is
+        open yet (or when a video and audio are dropped together); other files become voice tracks."""
+        projects = [p for p in paths if Path(p).suffix.lower() == EXTENSION]
+        if projects:
+            self.open_project(projects[0])
+            return
+        videos = [p for p in paths if Path(p).suffix.lower() in VIDEO_EXT]
+        others = [p for p in paths if p not in videos]
+        if videos and (self.info is None or others or len(videos) > 1):
+            self.open_video(videos[0])
+            videos = videos[1:]
+        for p in videos + others:
+            if Path(p).suffix.lower() in AUDIO_EXT | VIDEO_EXT:
+                self.add_voice(p)
+            else:
+                self.show_error(f"{Path(p).name} is not a video, audio or project file.")
+
+    # ============================================================================================= close ==
+    def closeEvent(self, e) -> None:
+        if not self.maybe_save():
+            e.ignore()
+            return
+        self.shutdown()
+        e.accept()
+
+    def shutdown(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.autosave_timer.stop()
+        self.player.stop()
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.sync()
+        self.preview_ctrl.shutdown()
+        self.runner.shutdown(15000)
+        self.loader.call_soon(self.frames.close)
+        self.loader.stop()
+        self.project.discard_autosave(self.autosave_dir)
+        self.close_error_boxes()

@@ -1,0 +1,322 @@
+"""Dubbed preview at the playhead, and range playback with sound.
+
+`PreviewController` owns a `core.pipeline.DubSession` (prepared once in a pool thread: probe, tracking,
+voice, engine preparation) and a `LatestWorker` thread that renders the frame under the playhead on
+demand; while the user scrubs, only the newest request is rendered. `PreviewView` shows the result as
+after / before / split (drag the divider). `RangePlayer` plays the in/out range: the voice through
+QtMultimedia, the playhead driven by the audio clock (or the wall clock when there is no audio device).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, QObject, QPointF, QRectF, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QSizePolicy
+
+from . import core_bridge
+from .face_view import ImageCanvas, bgr_to_qimage
+from .workers import Job, JobRunner, LatestWorker
+
+log = logging.getLogger(__name__)
+
+
+class PreviewView(ImageCanvas):
+    """Shows (original, dubbed) for one frame. mode: 'after' | 'before' | 'split'."""
+
+    MODES = ("after", "before", "split")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.placeholder = "Preview: turn it on (View ▸ Preview dubbed frame, or P) to see the dubbed frame here."
+        self.mode = "after"
+        self.split = 0.5
+        self.status = ""
+        self._orig = None
+        self._dub = None
+        self._orig_img = None
+        self._dub_img = None
+        self._dragging = False
+
+    def set_pair(self, original: Optional[np.ndarray], dubbed: Optional[np.ndarray], index: int) -> None:
+        self._orig = None if original is None else np.ascontiguousarray(original)
+        self._dub = None if dubbed is None else np.ascontiguousarray(dubbed)
+        self._orig_img = None if self._orig is None else bgr_to_qimage(self._orig)
+        self._dub_img = None if self._dub is None else bgr_to_qimage(self._dub)
+        base = self._dub if self._dub is not None else self._orig
+        self.set_image(base, index)
+
+    def clear(self, message: str = "") -> None:
+        self.set_pair(None, None, -1)
+        if message:
+            self.placeholder = message
+        self.update()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in self.MODES:
+            raise ValueError(mode)
+        self.mode = mode
+        self.update()
+
+    def set_status(self, text: str) -> None:
+        self.status = text
+        self.update()
+
+    def paint_image(self, p) -> None:
+        r = self.image_rect()
+        if self.mode == "before" or self._dub_img is None:
+            p.drawImage(r, self._orig_img if self._orig_img is not None else self._img)
+        elif self.mode == "after":
+            p.drawImage(r, self._dub_img)
+        else:
+            w = self._dub_img.width()
+            cut = int(round(self.split * w))
+            p.drawImage(QRectF(r.x(), r.y(), r.width() * cut / w, r.height()), self._orig_img,
+                        QRectF(0, 0, cut, self._orig_img.height()))
+            p.drawImage(QRectF(r.x() + r.width() * cut / w, r.y(), r.width() * (w - cut) / w, r.height()),
+                        self._dub_img, QRectF(cut, 0, w - cut, self._dub_img.height()))
+            x = r.x() + r.width() * cut / w
+            p.setPen(QPen(QColor(255, 255, 255), 2))
+            p.drawLine(QPointF(x, r.y()), QPointF(x, r.bottom()))
+
+    def paint_overlay(self, p) -> None:
+        label = {"after": "DUBBED", "before": "ORIGINAL", "split": "ORIGINAL | DUBBED"}[self.mode]
+        if self._dub_img is None:
+            label = "ORIGINAL"
+        self.badge(p, label, QColor(30, 110, 200, 200), "tl")
+        if self.status:
+            self.badge(p, self.status, QColor(0, 0, 0, 170), "bl")
+
+    def mousePressEvent(self, e) -> None:
+        if self.mode == "split" and self._img is not None:
+            self._dragging = True
+            self._set_split(e.position().x())
+
+    def mouseMoveEvent(self, e) -> None:
+        if self._dragging:
+            self._set_split(e.position().x())
+
+    def mouseReleaseEvent(self, e) -> None:
+        self._dragging = False
+
+    def _set_split(self, x: float) -> None:
+        r = self.image_rect()
+        if r.width() > 0:
+            self.split = float(min(max((x - r.x()) / r.width(), 0.0), 1.0))
+            self.update()
+
+
+class PreviewController(QObject):
+    """Lazily prepares a DubSession for the project's settings and renders frames on demand."""
+
+    rendered = Signal(int, object, object)      # index, original, dubbed
+    statusChanged = Signal(str)
+    failed = Signal(str)
+    ready = Signal()
+
+    def __init__(self, runner: JobRunner, parent=None):
+        super().__init__(parent)
+        self.runner = runner
+        self.session = None
+        self.settings_key = None
+        self.pending_index: Optional[int] = None
+        self.enabled = False
+        self.worker = LatestWorker(self._render, "preview-render")
+        self.worker.ready.connect(self._on_rendered)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.start()
+        self._job: Optional[Job] = None
+
+    # -- UI thread --
+    def set_enabled(self, on: bool) -> None:
+        self.enabled = on
+
+    def request(self, settings, index: int) -> None:
+        """Render output frame `index` for `settings` (DubSettings), preparing a session first if needed."""
+        if not self.enabled:
+            return
+        key = _settings_key(settings)
+        self.pending_index = index
+        if self.session is not None and key == self.settings_key:
+            self.statusChanged.emit(f"Rendering frame {index}…")
+            self.worker.request(index, self.session)
+            return
+        if self._job is not None and self._job.running and key == self.settings_key:
+            return  # preparing already; will render pending_index when ready
+        self._drop_session()
+        self.settings_key = key
+        self.statusChanged.emit("Preparing the preview (tracking, voice, engine)…")
+
+        def prepare(progress, cancel):
+            return core_bridge.pipeline().DubSession(settings, progress=progress, cancel=cancel)
+
+        job = Job("preview-prepare", prepare, "Preparing preview")
+        job.succeeded.connect(lambda s, j=job: self._on_prepared(j, s))
+        job.failed.connect(lambda msg, j=job: self._on_prepare_failed(j, msg))
+        job.cancelled.connect(lambda j=job: self._on_prepare_failed(j, None))
+        self._job = job
+        self.runner.start(job)
+
+    def update_mask(self, settings) -> bool:
+        """Mask-only change: patch the live session instead of preparing a new one. Returns True if done."""
+        if self.session is None:
+            return False
+        key = _settings_key(settings)
+        if key[:-1] != self.settings_key[:-1]:
+            return False
+        session, mask = self.session, settings.mask
+        self.worker.call_soon(lambda: setattr(session.prep.ctx, "mask", mask))
+        self.settings_key = key
+        return True
+
+    def invalidate(self) -> None:
+        self._drop_session()
+        self.settings_key = None
+
+    def _drop_session(self) -> None:
+        if self._job is not None and self._job.running:
+            self._job.cancel()
+        self._job = None
+        if self.session is not None:
+            s = self.session
+            self.session = None
+            self.worker.call_soon(s.close)
+
+    def _on_prepared(self, job: Job, session) -> None:
+        if job is not self._job:  # superseded while preparing
+            self.worker.call_soon(session.close)
+            return
+        self.session = session
+        self._job = None
+        self.ready.emit()
+        if self.pending_index is not None:
+            self.statusChanged.emit(f"Rendering frame {self.pending_index}…")
+            self.worker.request(self.pending_index, session)
+
+    def _on_prepare_failed(self, job: Job, msg: Optional[str]) -> None:
+        if job is not self._job:
+            return
+        self._job = None
+        self.settings_key = None
+        if msg:
+            self.statusChanged.emit("Preview unavailable")
+            self.failed.emit(msg)
+        else:
+            self.statusChanged.emit("Preview cancelled")
+
+    def _on_rendered(self, index, result) -> None:
+        original, dubbed = result
+        self.statusChanged.emit("")
+        self.rendered.emit(int(index), original, dubbed)
+
+    def _on_failed(self, index, msg: str) -> None:
+        self.statusChanged.emit("Render failed")
+        self.failed.emit(msg)
+
+    def shutdown(self) -> None:
+        self._drop_session()
+        self.worker.stop()
+
+    # -- render thread --
+    @staticmethod
+    def _render(index, session):
+        n = session.num_frames
+        if index >= n:
+            from core.errors import LipDubError
+
+            raise LipDubError(f"Frame {index} is past the end of the dub ({n} frames: the voice is shorter "
+                              "than the video). Move the playhead back or choose another length policy.")
+        return session.render_frame(int(index))
+
+
+def _settings_key(s):
+    m = s.mask
+    return (s.video, s.audio, s.engine, s.checkpoint, s.face_track, tuple(s.pads), s.length_policy, s.device,
+            s.models_dir, s.teeth_frame, s.teeth_strength,
+            (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match))
+
+
+class RangePlayer(QObject):
+    """Plays [start, stop) frames: the audio file through QtMultimedia, the playhead following the audio
+    position, or the wall clock if audio output is unavailable."""
+
+    frame = Signal(int)
+    stopped = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._timer = QTimer(self)
+        self._timer.setInterval(15)
+        self._timer.timeout.connect(self._tick)
+        self._clock = QElapsedTimer()
+        self.start_frame = 0
+        self.stop_frame = 0
+        self.fps = 25.0
+        self.playing = False
+        self._player = None
+        self._audio_out = None
+        self._last = -1
+        self._start_ms = 0
+        self.audio_ok = False
+
+    def _ensure_player(self) -> bool:
+        if self._player is not None:
+            return True
+        try:
+            from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+        except ImportError:
+            return False
+        self._player = QMediaPlayer(self)
+        self._audio_out = QAudioOutput(self)
+        self._player.setAudioOutput(self._audio_out)
+        self._player.errorOccurred.connect(lambda *a: log.info("audio playback error: %s", a))
+        return True
+
+    def play(self, audio_path: Optional[str], start: int, stop: int, fps: float) -> None:
+        self.stop()
+        self.start_frame, self.stop_frame, self.fps = int(start), int(stop), float(fps)
+        self.audio_ok = False
+        if audio_path and self._ensure_player():
+            self._start_ms = int(round(start / fps * 1000))
+            self._player.setSource(QUrl.fromLocalFile(audio_path))
+            self._player.setPosition(self._start_ms)
+            self._player.play()
+            self.audio_ok = True
+        self._clock.start()
+        self.playing = True
+        self._last = -1
+        self._timer.start()
+
+    def stop(self) -> None:
+        was = self.playing
+        self.playing = False
+        self._timer.stop()
+        if self._player is not None:
+            self._player.stop()
+        if was:
+            self.stopped.emit()
+
+    def current_frame(self) -> int:
+        t = self._clock.elapsed() / 1000.0
+        if self.audio_ok and self._player is not None:
+            from PySide6.QtMultimedia import QMediaPlayer
+
+            pos = self._player.position()
+            clock = self.start_frame + t * self.fps
+            if (self._player.playbackState() == QMediaPlayer.PlayingState and pos >= self._start_ms
+                    and abs(pos / 1000.0 * self.fps - clock) < self.fps * 0.5):
+                return int(pos / 1000.0 * self.fps)   # follow the audio clock when it is sane
+        return self.start_frame + int(t * self.fps)
+
+    def _tick(self) -> None:
+        f = self.current_frame()
+        if f >= self.stop_frame:
+            self.frame.emit(self.stop_frame - 1)
+            self.stop()
+            return
+        if f != self._last:
+            self._last = f
+            self.frame.emit(f)

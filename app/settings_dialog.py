@@ -1,0 +1,297 @@
+"""Engine and model settings (dialog), and the dub-settings side panel (face, mask, teeth, length)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
+                               QWidget)
+
+from core.engines.base import MaskSettings
+from core.project import LENGTH_POLICIES
+
+from . import core_bridge
+
+ENGINE_TEXT = {
+    "classic": "Classic (offline, ships with the app: audio → mouth shape → retrieval from the clip itself)",
+    "wav2lip": "Wav2Lip (neural generator: needs a Wav2Lip weight file you supply)",
+}
+GENERATOR_KINDS = ("wav2lip", "generator", "wav2lip_generator")
+
+
+def cuda_available() -> Optional[bool]:
+    """True/False if torch is already loaded, None if unknown (never imports torch on the UI thread)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def registry_specs(kinds=None):
+    reg = core_bridge.registry()
+    if reg is None or not hasattr(reg, "REGISTRY"):
+        return []
+    specs = list(reg.REGISTRY.values())
+    if kinds:
+        specs = [s for s in specs if getattr(s, "kind", "") in kinds]
+    return specs
+
+
+def spec_status(spec, models_dir: str) -> str:
+    """'shipped', 'present' or 'missing' (existence only; the SHA-256 is verified when the model loads)."""
+    if getattr(spec, "shipped", False):
+        return "shipped"
+    return "present" if (Path(models_dir) / spec.filename).is_file() else "missing"
+
+
+class SettingsDialog(QDialog):
+    """Engine, generator weights (licence shown, from the model registry), device, models folder."""
+
+    def __init__(self, project, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Engine and model settings")
+        self.setMinimumWidth(560)
+        self.project = project
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+
+        self.engine_combo = QComboBox()
+        for name, text in ENGINE_TEXT.items():
+            self.engine_combo.addItem(text, name)
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(project.engine)))
+        form.addRow("Engine", self.engine_combo)
+
+        self.models_edit = QLineEdit(project.models_dir or core_bridge.default_models_dir())
+        mb = QPushButton("Browse…")
+        mb.clicked.connect(self._browse_models)
+        ob = QPushButton("Open")
+        ob.setToolTip("Open the models folder in the file manager")
+        ob.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(self.models_edit.text())))
+        row = QHBoxLayout()
+        row.addWidget(self.models_edit, 1)
+        row.addWidget(mb)
+        row.addWidget(ob)
+        form.addRow("Models folder", _wrap(row))
+
+        self.weights_combo = QComboBox()
+        wb = QPushButton("Other file…")
+        wb.clicked.connect(self._browse_weights)
+        row = QHBoxLayout()
+        row.addWidget(self.weights_combo, 1)
+        row.addWidget(wb)
+        form.addRow("Wav2Lip weights", _wrap(row))
+        self.licence_label = QLabel("")
+        self.licence_label.setWordWrap(True)
+        self.licence_label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        self.licence_label.setOpenExternalLinks(True)
+        form.addRow("Licence", self.licence_label)
+
+        self.device_combo = QComboBox()
+        self.device_combo.addItem("CPU", "cpu")
+        self.device_combo.addItem("CUDA GPU", "cuda")
+        cuda = cuda_available()
+        if cuda is False:
+            self.device_combo.model().item(1).setEnabled(False)
+            self.device_combo.setItemText(1, "CUDA GPU (not available on this computer)")
+        self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(project.device)))
+        form.addRow("Device", self.device_combo)
+        lay.addLayout(form)
+
+        self.models_label = QLabel("")
+        self.models_label.setWordWrap(True)
+        lay.addWidget(self.models_label)
+        bb = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+
+        self.engine_combo.currentIndexChanged.connect(self._update_enabled)
+        self.weights_combo.currentIndexChanged.connect(self._update_licence)
+        self.models_edit.editingFinished.connect(self._fill_weights)
+        self._fill_weights()
+        self._update_enabled()
+
+    # ---- content ------------------------------------------------------------------------------------------
+    def _fill_weights(self) -> None:
+        current = self.weights_combo.currentData() or self.project.checkpoint
+        self.weights_combo.blockSignals(True)
+        self.weights_combo.clear()
+        mdir = self.models_edit.text()
+        specs = registry_specs(GENERATOR_KINDS)
+        for s in specs:
+            st = spec_status(s, mdir)
+            self.weights_combo.addItem(f"{s.name} ({s.filename}, {st})", s.name)
+        if current and self.weights_combo.findData(current) < 0:
+            self.weights_combo.addItem(f"{Path(current).name} (file)", current)
+        if self.weights_combo.count() == 0:
+            self.weights_combo.addItem("No Wav2Lip weights known — choose a file", None)
+        if current:
+            self.weights_combo.setCurrentIndex(max(0, self.weights_combo.findData(current)))
+        self.weights_combo.blockSignals(False)
+        all_specs = registry_specs()
+        if all_specs:
+            lines = [f"{s.name}: {spec_status(s, mdir)}" for s in all_specs]
+            self.models_label.setText("Models: " + " · ".join(lines))
+        else:
+            self.models_label.setText("The model registry is not available in this build.")
+        self._update_licence()
+
+    def _update_licence(self) -> None:
+        data = self.weights_combo.currentData()
+        spec = next((s for s in registry_specs() if s.name == data), None)
+        if spec is not None:
+            src = getattr(spec, "source", "") or ""
+            link = f' — <a href="{src}">{src}</a>' if src.startswith("http") else (f" — {src}" if src else "")
+            self.licence_label.setText(f"{spec.licence}{link}")
+        elif data:
+            self.licence_label.setText("A file you supplied: you are responsible for its licence (the official "
+                                       "Wav2Lip weights are for non-commercial research use only).")
+        else:
+            self.licence_label.setText("")
+
+    def _update_enabled(self) -> None:
+        w2l = self.engine_combo.currentData() == "wav2lip"
+        self.weights_combo.setEnabled(w2l)
+
+    def _browse_models(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Models folder", self.models_edit.text())
+        if d:
+            self.models_edit.setText(d)
+            self._fill_weights()
+
+    def _browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Wav2Lip weights", self.models_edit.text(),
+                                              "PyTorch checkpoints (*.pth *.pt)")
+        if path:
+            self.weights_combo.addItem(f"{Path(path).name} (file)", path)
+            self.weights_combo.setCurrentIndex(self.weights_combo.count() - 1)
+
+    def values(self) -> dict:
+        mdir = self.models_edit.text().strip()
+        default = core_bridge.default_models_dir()
+        return {
+            "engine": self.engine_combo.currentData(),
+            "checkpoint": self.weights_combo.currentData() if self.engine_combo.currentData() == "wav2lip"
+            else self.project.checkpoint,
+            "device": self.device_combo.currentData(),
+            "models_dir": None if not mdir or os.path.normpath(mdir) == os.path.normpath(default) else mdir,
+        }
+
+
+class DubSettingsPanel(QWidget):
+    """Face to dub, mask shape, teeth, length policy. Emits changed(kind) with kind 'mask' or 'other'."""
+
+    changed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        g = QGroupBox("Face")
+        f = QFormLayout(g)
+        self.track_combo = QComboBox()
+        self.track_combo.setToolTip("Which tracked face is dubbed (or click a face in the frame)")
+        self.track_combo.addItem("Main face (automatic)", None)
+        f.addRow("Dub", self.track_combo)
+        self.tracks_label = QLabel("Not tracked yet")
+        self.tracks_label.setWordWrap(True)
+        f.addRow(self.tracks_label)
+        lay.addWidget(g)
+
+        g = QGroupBox("Mask (units: distance between the eyes)")
+        f = QFormLayout(g)
+        self.spins = {}
+        for key, label, tip in (("dilation", "Grow", "Grow the blended area outward"),
+                                ("feather", "Feather", "Width of the soft edge"),
+                                ("extent_up", "Reach up", "Extra reach up the cheeks"),
+                                ("extent_down", "Reach down", "Extra reach below the chin")):
+            s = QDoubleSpinBox()
+            s.setRange(0.0, 2.0)
+            s.setSingleStep(0.02)
+            s.setDecimals(2)
+            s.setToolTip(tip)
+            s.valueChanged.connect(lambda *_: self._emit("mask"))
+            f.addRow(label, s)
+            self.spins[key] = s
+        self.color_check = QCheckBox("Match skin colour")
+        self.color_check.toggled.connect(lambda *_: self._emit("mask"))
+        f.addRow(self.color_check)
+        lay.addWidget(g)
+
+        g = QGroupBox("Dub")
+        f = QFormLayout(g)
+        self.teeth_spin = QDoubleSpinBox()
+        self.teeth_spin.setRange(0.0, 2.0)
+        self.teeth_spin.setSingleStep(0.1)
+        self.teeth_spin.setToolTip("Strength of the teeth proxy in open mouths (0: off)")
+        self.teeth_spin.valueChanged.connect(lambda *_: self._emit("other"))
+        f.addRow("Teeth", self.teeth_spin)
+        self.length_combo = QComboBox()
+        for p, t in (("shortest", "End with the shorter"), ("trim", "Trim to the video"), ("loop", "Loop the video"),
+                     ("pingpong", "Ping-pong the video"), ("hold", "Hold the last frame")):
+            self.length_combo.addItem(t, p)
+        self.length_combo.setToolTip("What happens when the voice and the video differ in length")
+        self.length_combo.currentIndexChanged.connect(lambda *_: self._emit("other"))
+        f.addRow("Length", self.length_combo)
+        self.track_combo.currentIndexChanged.connect(lambda *_: self._emit("track"))
+        lay.addWidget(g)
+        lay.addStretch(1)
+        self._loading = False
+
+    def _emit(self, kind: str) -> None:
+        if not self._loading:
+            self.changed.emit(kind)
+
+    def load(self, project) -> None:
+        self._loading = True
+        try:
+            for k, s in self.spins.items():
+                s.setValue(float(getattr(project.mask, k)))
+            self.color_check.setChecked(bool(project.mask.color_match))
+            self.teeth_spin.setValue(project.teeth_strength)
+            self.length_combo.setCurrentIndex(max(0, self.length_combo.findData(project.length_policy)))
+            self.track_combo.setCurrentIndex(max(0, self.track_combo.findData(project.face_track)))
+        finally:
+            self._loading = False
+
+    def set_tracks(self, track_set, chosen: Optional[int]) -> None:
+        self._loading = True
+        try:
+            self.track_combo.clear()
+            self.track_combo.addItem("Main face (automatic)", None)
+            if track_set is None:
+                self.tracks_label.setText("Not tracked yet")
+            else:
+                n = track_set.num_frames
+                for t in track_set.tracks:
+                    pct = 100.0 * float(t.present.sum()) / max(1, n)
+                    self.track_combo.addItem(f"Face {t.track_id} ({pct:.0f}% of frames)", t.track_id)
+                self.tracks_label.setText(f"{len(track_set.tracks)} face(s) tracked" if track_set.tracks
+                                          else "No face found in this video")
+            idx = self.track_combo.findData(chosen)
+            self.track_combo.setCurrentIndex(max(0, idx))
+        finally:
+            self._loading = False
+
+    def apply_to(self, project) -> None:
+        m = MaskSettings(**{k: float(s.value()) for k, s in self.spins.items()},
+                         color_match=self.color_check.isChecked())
+        project.mask = m
+        project.teeth_strength = float(self.teeth_spin.value())
+        project.length_policy = self.length_combo.currentData()
+        project.face_track = self.track_combo.currentData()
+
+
+def _wrap(layout) -> QWidget:
+    w = QWidget()
+    layout.setContentsMargins(0, 0, 0, 0)
+    w.setLayout(layout)
+    return w

@@ -1,0 +1,194 @@
+"""Sync-confidence lane under the timeline, and the status panel with LSE-D / LSE-C / offset.
+
+Two curves on the shared frame axis: *before* (the original video scored against the active voice: where
+the dub has work to do) and *after* (the dubbed result scored against the voice). Stretches whose
+confidence is below the threshold are shaded red, frames without a face grey.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFormLayout, QFrame, QGridLayout, QLabel, QWidget
+
+from .timeline import runs
+
+LOW_CONFIDENCE = 2.0   # per-frame SyncNet confidence (median - min distance); ~1 is noise, 4+ is clear sync
+
+
+def _step_fill(mask: np.ndarray, offset: int = 0):
+    """(edges, values) for a stepMode='center' fill covering the True runs of `mask`."""
+    edges, vals = [float(offset)], []
+    last = 0
+    for a, b in runs(mask):
+        if a > last:
+            vals.append(0.0)
+            edges.append(float(a + offset))
+        vals.append(1.0)
+        edges.append(float(b + offset))
+        last = b
+    if last < len(mask):
+        vals.append(0.0)
+        edges.append(float(len(mask) + offset))
+    return np.array(edges), np.array(vals)
+
+
+class SyncTrack(pg.PlotWidget):
+    frameClicked = Signal(int)
+    wheel = Signal(int, int, object, float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent, background=(30, 31, 35))
+        self.setMinimumHeight(70)
+        self.threshold = LOW_CONFIDENCE
+        self.curves = {}          # kind -> (x, y)
+        self.shown = "before"
+        pi = self.getPlotItem()
+        pi.setMouseEnabled(False, False)
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.getAxis("left").setWidth(46)
+        pi.layout.setContentsMargins(0, 0, 0, 0)
+        pi.vb.setDefaultPadding(0.0)
+        pi.getAxis("bottom").setHeight(0)
+        pi.hideAxis("bottom")
+        pi.setYRange(0, 8, padding=0.02)
+        self._ymax = 8.0
+        self.low_item = pg.PlotCurveItem(pen=None)
+        self.noface_item = pg.PlotCurveItem(pen=None)
+        self.before_curve = pg.PlotCurveItem(pen=pg.mkPen(150, 170, 255, width=1.5), name="before")
+        self.after_curve = pg.PlotCurveItem(pen=pg.mkPen(80, 220, 120, width=2), name="after")
+        self.thr_line = pg.InfiniteLine(pos=self.threshold, angle=0, movable=False,
+                                        pen=pg.mkPen(230, 90, 90, style=Qt.DashLine))
+        self.playhead = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(255, 70, 70, width=2))
+        self.label = pg.TextItem("Sync confidence", color=(200, 200, 205), anchor=(0, 0))
+        self.label.setZValue(20)
+        for it in (self.noface_item, self.low_item, self.before_curve, self.after_curve, self.thr_line,
+                   self.playhead):
+            pi.addItem(it)
+        pi.addItem(self.label, ignoreBounds=True)
+        pi.vb.sigXRangeChanged.connect(self._place_label)
+        self.scene().sigMouseClicked.connect(self._clicked)
+
+    # ---- data ---------------------------------------------------------------------------------------------
+    def clear_curves(self) -> None:
+        self.curves.clear()
+        self.before_curve.setData([], [])
+        self.after_curve.setData([], [])
+        self.low_item.clear()
+        self.label.setText("Sync confidence: not scored yet")
+
+    def set_curve(self, kind: str, per_frame: Optional[np.ndarray], offset: int = 0) -> None:
+        """kind: 'before' or 'after'; per_frame[i] belongs to frame offset + i."""
+        item = self.before_curve if kind == "before" else self.after_curve
+        if per_frame is None:
+            self.curves.pop(kind, None)
+            item.setData([], [])
+        else:
+            y = np.asarray(per_frame, np.float64)
+            x = np.arange(len(y), dtype=np.float64) + offset + 0.5
+            self.curves[kind] = (x, y, offset)
+            finite = np.isfinite(y)
+            item.setData(x, np.where(finite, y, np.nan), connect="finite")
+            if finite.any():
+                self._ymax = max(self._ymax, float(np.nanmax(y)) * 1.1)
+                self.getPlotItem().setYRange(0, self._ymax, padding=0.02)
+        self.shown = "after" if "after" in self.curves else "before"
+        self._update_low()
+
+    def _update_low(self) -> None:
+        c = self.curves.get(self.shown)
+        if c is None:
+            self.low_item.clear()
+            self.label.setText("Sync confidence: not scored yet")
+            return
+        x, y, offset = c
+        low = np.isfinite(y) & (y < self.threshold)
+        edges, vals = _step_fill(low, offset)
+        self.low_item.setData(edges, vals * self._ymax, stepMode="center", fillLevel=0.0,
+                              brush=pg.mkBrush(230, 60, 60, 70), pen=None)
+        frac = float(low.sum()) / max(1, int(np.isfinite(y).sum()))
+        self.label.setText(f"Sync confidence ({self.shown}): {100 * frac:.0f}% of frames low")
+
+    def low_runs(self):
+        c = self.curves.get(self.shown)
+        if c is None:
+            return []
+        x, y, offset = c
+        return [(a + offset, b + offset) for a, b in runs(np.isfinite(y) & (y < self.threshold))]
+
+    def set_no_face(self, missing: Optional[np.ndarray]) -> None:
+        if missing is None or not np.any(missing):
+            self.noface_item.clear()
+            return
+        edges, vals = _step_fill(np.asarray(missing, bool))
+        self.noface_item.setData(edges, vals * 1000.0, stepMode="center", fillLevel=0.0,
+                                 brush=pg.mkBrush(140, 140, 140, 60), pen=None)
+
+    def set_playhead(self, frame: int) -> None:
+        self.playhead.setPos(frame + 0.5)
+
+    def set_view(self, v0: float, v1: float) -> None:
+        self.getPlotItem().setXRange(v0, v1, padding=0)
+
+    def _place_label(self, *a) -> None:
+        (x0, _), (_, y1) = self.getPlotItem().vb.viewRange()
+        self.label.setPos(x0, y1)
+
+    def _clicked(self, ev) -> None:
+        if ev.button() != Qt.LeftButton:
+            return
+        pt = self.getPlotItem().vb.mapSceneToView(ev.scenePos())
+        self.frameClicked.emit(int(math.floor(pt.x())))
+
+    def wheelEvent(self, e) -> None:
+        pt = self.getPlotItem().vb.mapSceneToView(self.mapToScene(e.position().toPoint()))
+        self.wheel.emit(e.angleDelta().x(), e.angleDelta().y(), e.modifiers(), float(pt.x()))
+        e.accept()
+
+
+class SyncStatusPanel(QFrame):
+    """LSE-D, LSE-C, AV offset and scorer, before and after dubbing; the current frame's confidence."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.StyledPanel)
+        g = QGridLayout(self)
+        g.setContentsMargins(8, 4, 8, 4)
+        g.setHorizontalSpacing(14)
+        g.setVerticalSpacing(2)
+        heads = ["", "LSE-D ↓", "LSE-C ↑", "Offset", "Scorer"]
+        for c, h in enumerate(heads):
+            lab = QLabel(f"<b>{h}</b>")
+            g.addWidget(lab, 0, c)
+        self.cells = {}
+        for r, kind in enumerate(("before", "after"), start=1):
+            g.addWidget(QLabel("Original vs voice" if kind == "before" else "Dubbed vs voice"), r, 0)
+            for c, key in enumerate(("lse_d", "lse_c", "offset", "scorer"), start=1):
+                lab = QLabel("–")
+                lab.setObjectName(f"{kind}_{key}")
+                lab.setTextInteractionFlags(Qt.TextSelectableByMouse)
+                g.addWidget(lab, r, c)
+                self.cells[(kind, key)] = lab
+        self.frame_label = QLabel("")
+        g.addWidget(self.frame_label, 0, 5, 3, 1, Qt.AlignRight | Qt.AlignVCenter)
+        g.setColumnStretch(5, 1)
+
+    def set_report(self, kind: str, report) -> None:
+        if report is None:
+            for key in ("lse_d", "lse_c", "offset", "scorer"):
+                self.cells[(kind, key)].setText("–")
+            return
+        self.cells[(kind, "lse_d")].setText(f"{report.lse_d:.2f}")
+        self.cells[(kind, "lse_c")].setText(f"{report.lse_c:.2f}")
+        self.cells[(kind, "offset")].setText(f"{report.offset_frames:+d} frames")
+        self.cells[(kind, "scorer")].setText(str(report.scorer))
+
+    def text(self, kind: str, key: str) -> str:
+        return self.cells[(kind, key)].text()
+
+    def set_frame_info(self, text: str) -> None:
+        self.frame_label.setText(text)

@@ -1,0 +1,179 @@
+"""Widget- and worker-level behaviour (no media needed beyond synthetic arrays)."""
+import threading
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+
+from app.timeline import TimelineWidget, runs, timecode
+from app.waveform import PeakPyramid, WaveformLane
+from app.workers import Job, JobRunner, LatestWorker
+from core.errors import MediaError
+
+
+def test_timecode():
+    assert timecode(0, 25) == "00:00:00:00"
+    assert timecode(24, 25) == "00:00:00:24"
+    assert timecode(25, 25) == "00:00:01:00"
+    assert timecode(25 * 3661 + 7, 25) == "01:01:01:07"
+    # 29.97: frame 30 is still inside second 1 (30 frames = 1.001 s)
+    assert timecode(29, 30000 / 1001) == "00:00:00:29"
+    assert timecode(30, 30000 / 1001) == "00:00:01:00"
+
+
+def test_runs():
+    assert runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
+    assert runs(np.zeros(3, bool)) == []
+
+
+def test_peak_pyramid_matches_brute_force():
+    rng = np.random.default_rng(0)
+    wav = (rng.standard_normal(1_000_003) * 0.1).astype(np.float32)
+    wav[123_456] = 0.99      # a single-sample peak must survive downsampling
+    wav[654_321] = -0.97
+    pyr = PeakPyramid(wav)
+    t, y = pyr.segment(0, len(wav), 800)
+    assert len(t) <= 4 * 800            # ~2 points per pixel
+    assert y.max() == pytest.approx(0.99) and y.min() == pytest.approx(-0.97)
+    # a zoomed view: min/max per block equal the raw data's
+    s0, s1 = 100_000, 300_000
+    t, y = pyr.segment(s0, s1, 500)
+    block = [b for b, _, _ in pyr.levels if b <= (s1 - s0) / 500][-1]
+    b0 = s0 // block
+    assert y[0] == wav[b0 * block:(b0 + 1) * block].min()
+    assert y[1] == wav[b0 * block:(b0 + 1) * block].max()
+    # zoomed in far: raw samples
+    t, y = pyr.segment(5000, 5100, 800)
+    assert np.array_equal(y, wav[5000:5100])
+
+
+def test_waveform_lane_draws_only_the_visible_part(qtbot):
+    lane = WaveformLane("Voice")
+    qtbot.addWidget(lane)
+    lane.resize(800, 100)
+    lane.show()
+    fps = 25.0
+    hour = np.zeros(16000 * 3600, np.float32)
+    hour[::1000] = 0.5
+    pyr = PeakPyramid(hour)
+    lane.set_audio(pyr, fps)
+    lane.set_view(0, 3600 * fps)
+    x, y = lane.curve.getData()
+    assert 0 < len(x) <= 4 * 800
+    lane.set_view(1000, 1010)        # 10 frames = 6400 samples: raw
+    x, y = lane.curve.getData()
+    assert x.min() >= 999 and x.max() <= 1011
+
+
+def make_timeline(qtbot, n=250, fps=25.0):
+    tl = TimelineWidget()
+    qtbot.addWidget(tl)
+    tl.resize(1000 + TimelineWidget.GUTTER, 80)
+    tl.show()
+    tl.set_media(n, fps)
+    return tl
+
+
+def test_timeline_click_drag_zoom_pan_range(qtbot):
+    tl = make_timeline(qtbot)
+    y = 30
+    with qtbot.waitSignal(tl.playheadChanged) as sig:
+        qtbot.mouseClick(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(100.5)), y))
+    assert sig.args == [100] and tl.playhead == 100
+    # drag from 100 to 150
+    qtbot.mousePress(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(100.5)), y))
+    qtbot.mouseMove(tl, QPoint(int(tl.x_of(150.5)), y))
+    qtbot.mouseRelease(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(150.5)), y))
+    assert tl.playhead == 150
+    # zoom in around the playhead keeps it in view
+    tl.zoom(4.0)
+    assert tl.v1 - tl.v0 == pytest.approx(250 / 4)
+    assert tl.v0 <= 150 <= tl.v1
+    w = tl.v1 - tl.v0
+    tl.pan(1000)
+    assert tl.v1 == pytest.approx(250) and tl.v1 - tl.v0 == pytest.approx(w)   # clamped at the end
+    tl.pan(-1000)
+    assert tl.v0 == 0
+    # stepping past the view scrolls it
+    tl.set_playhead(200)
+    assert tl.v0 <= 200 < tl.v1
+    # shift-drag sets the range
+    tl.fit()
+    with qtbot.waitSignal(tl.rangeChanged) as sig:
+        qtbot.mousePress(tl, Qt.LeftButton, Qt.ShiftModifier, pos=QPoint(int(tl.x_of(20)), y))
+        qtbot.mouseMove(tl, QPoint(int(tl.x_of(60)), y))
+        qtbot.mouseRelease(tl, Qt.LeftButton, Qt.ShiftModifier, pos=QPoint(int(tl.x_of(60)), y))
+    assert tl.range is not None and abs(tl.range[0] - 20) <= 1 and abs(tl.range[1] - 60) <= 1
+    tl.set_playhead(300)
+    assert tl.playhead == 249    # clamped
+
+
+def test_timeline_wheel_zooms_at_cursor(qtbot):
+    tl = make_timeline(qtbot)
+    anchor = 50.0
+    x_before = tl.x_of(anchor)
+    tl.handle_wheel(0, 120, Qt.NoModifier, anchor)
+    assert tl.v1 - tl.v0 < 250
+    assert tl.x_of(anchor) == pytest.approx(x_before, abs=1.0)
+
+
+def test_job_reports_errors_readably(qtbot):
+    runner = JobRunner()
+
+    def bad(progress, cancel):
+        raise ValueError("boom")
+
+    job = Job("x", bad)
+    with qtbot.waitSignal(job.failed) as sig:
+        runner.start(job)
+    assert sig.args[0] == "Internal error: ValueError: boom"
+
+    job = Job("y", lambda p, c: (_ for _ in ()).throw(MediaError("Cannot read clip.mp4: not a video.")))
+    with qtbot.waitSignal(job.failed) as sig:
+        runner.start(job)
+    assert sig.args[0] == "Cannot read clip.mp4: not a video."
+
+    started = threading.Event()
+
+    def slow(progress, cancel):
+        started.set()
+        for i in range(200):
+            progress("work", i, 200)
+            cancel.raise_if_cancelled()
+            time.sleep(0.01)
+        return "finished"
+
+    job = Job("z", slow)
+    with qtbot.waitSignal(job.cancelled, timeout=5000):
+        runner.start(job)
+        assert started.wait(5)
+        job.cancel()
+    assert job.state == "cancelled" and job.result is None
+    assert runner.shutdown(5000)
+
+
+def test_latest_worker_drops_stale_requests(qtbot):
+    served = []
+    gate = threading.Event()
+
+    def compute(key, payload):
+        if key == 0:
+            gate.wait(5)
+        served.append(key)
+        return key * 10
+
+    w = LatestWorker(compute)
+    w.start()
+    try:
+        results = []
+        w.ready.connect(lambda k, r: results.append((k, r)))
+        w.request(0)
+        time.sleep(0.1)               # 0 is being computed (blocked)
+        for k in range(1, 20):        # a burst while busy: only the last one must be served
+            w.request(k)
+        gate.set()
+        qtbot.waitUntil(lambda: (19, 190) in results, timeout=5000)
+        assert served == [0, 19]
+    finally:
+        w.stop()

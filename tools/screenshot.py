@@ -1,0 +1,122 @@
+"""Start the real studio window, load a GRID clip and a voice, track + score, and save a PNG screenshot.
+
+    .venv/bin/python tools/screenshot.py [--video V] [--audio A] [--out out/screenshot.png] [--preview]
+
+Uses the current DISPLAY; without one it starts `Xvfb :99` (and stops it afterwards). QT_QPA_PLATFORM=offscreen
+also works (no X server needed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+
+
+def default_media():
+    grid = DATA / "grid_s1"
+    held = (grid / "heldout.txt").read_text().split() if (grid / "heldout.txt").is_file() else []
+    if len(held) >= 2:
+        return str(grid / "video" / f"{held[0]}.mp4"), str(grid / "video" / f"{held[1]}.mp4")
+    return str(ROOT / "resources/samples/grid_s1_sample.mp4"), str(ROOT / "resources/samples/voice_sample.wav")
+
+
+def ensure_display():
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen" or os.environ.get("DISPLAY"):
+        return None
+    if not shutil.which("Xvfb"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        return None
+    proc = subprocess.Popen(["Xvfb", ":99", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ["DISPLAY"] = ":99"
+    time.sleep(1.0)
+    return proc
+
+
+def wait_for(app, cond, timeout):
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    t0 = time.monotonic()
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: (cond() or time.monotonic() - t0 > timeout) and loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()
+    return cond()
+
+
+def main(argv=None) -> int:
+    v, a = default_media()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=v)
+    ap.add_argument("--audio", default=a)
+    ap.add_argument("--out", default=str(ROOT / "out" / "screenshot.png"))
+    ap.add_argument("--frame", type=int, default=None, help="playhead frame (default: a low-confidence one)")
+    ap.add_argument("--preview", action="store_true", help="also render the dubbed preview (split view)")
+    ap.add_argument("--timeout", type=float, default=240)
+    ap.add_argument("--size", default="1500x950")
+    args = ap.parse_args(argv)
+
+    xvfb = ensure_display()
+    try:
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+
+        from app.main_window import MainWindow
+
+        app = QApplication.instance() or QApplication([])
+        tmp = tempfile.mkdtemp(prefix="lipdub_shot_")
+        win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp)
+        w, h = (int(x) for x in args.size.split("x"))
+        win.resize(w, h)
+        win.show()
+        errors = []
+        win.errorShown.connect(errors.append)
+        scored = []
+        win.scoringFinished.connect(scored.append)
+        t0 = time.monotonic()
+        win.open_paths([args.video, args.audio])
+        ok = wait_for(app, lambda: bool(scored) or bool(errors), args.timeout)
+        print(f"analysis {'done' if ok and scored else 'NOT done'} in {time.monotonic() - t0:.1f} s; "
+              f"errors: {errors}")
+        win.close_error_boxes()
+        frame = args.frame
+        if frame is None:
+            low = win.sync_track.low_runs()
+            frame = low[0][0] + 2 if low else win.num_frames // 2
+        win.timeline.set_range((max(0, frame - 15), min(win.num_frames, frame + 25)))
+        win.timeline.set_playhead(frame)
+        wait_for(app, lambda: win.face_view.painted_index == frame, 10)
+        if args.preview:
+            win.set_preview_mode("split")
+            win.preview_action.setChecked(True)
+            rendered = []
+            win.previewRendered.connect(rendered.append)
+            wait_for(app, lambda: frame in rendered or bool(errors[1:] if scored else errors), args.timeout)
+            print(f"preview rendered: {frame in rendered}")
+        wait_for(app, lambda: False, 1.0)   # let thumbnails and repaints settle
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        win.grab().save(args.out)
+        print(f"wrote {args.out}")
+        win.dirty = False
+        win.close()
+        return 0
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
