@@ -147,8 +147,7 @@ class DlibBackend:
 
     # -- identity for caches ---------------------------------------------------------------------------------
     def settings_key(self) -> dict:
-        return {"backend": self.name, "upsample": self.upsample, "detect_max_side": self.detect_max_side,
-                "predictor": file_identity(self._predictor_path)}
+        return dlib_settings_key(self.upsample, self.detect_max_side, self._predictor_path)
 
     def prepare(self, frame: np.ndarray) -> PreparedFrame:
         return prepare_frame(frame, self.detect_max_side)
@@ -214,5 +213,19 @@ class DlibBackend:
         return self.chip_descriptor(self.face_chip(frame, box, landmarks))
 
 
-def default_backend():
-    return DlibBackend()
+def dlib_settings_key(upsample: int = 0, detect_max_side: int = 640, predictor_path=None) -> dict:
+    """What makes dlib results differ (for cache keys), computable without loading the models (~1.7 s)."""
+    p = Path(predictor_path) if predictor_path else dlib_predictor_path()
+    return {"backend": DlibBackend.name, "upsample": int(upsample), "detect_max_side": int(detect_max_side or 0),
+            "predictor": file_identity(p)}
+
+
+_DEFAULT: Optional[DlibBackend] = None
+
+
+def default_backend() -> DlibBackend:
+    """A process-wide DlibBackend with default settings (loading the models takes ~1.7 s, so it is shared)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = DlibBackend()
+    return _DEFAULT

@@ -277,8 +277,7 @@ class _Live:
 
     def set_ref(self, gray, box, lm):
         box = np.asarray(box, np.float32)[:4]
-        if self.last_moved is not None:
-            self.vel = box - self.last_moved
+        # the velocity is kept: a detection box and a landmark-moved box differ by the detector's own jitter
         self.ref_box, self.ref_lm = box, lm
         self.ref_patch = _patch(gray, box)
         self.last_lm = lm
@@ -352,14 +351,14 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
                  cancel: Optional[CancelToken] = None) -> TrackSet:
     """Track every face in `frames` (BGR uint8). `num_frames` is the expected count (for progress and padding:
     the result has max(num_frames, frames seen) frames). `detect_every` overrides `settings.detect_every`."""
-    from .detect import DlibBackend
+    from .detect import default_backend
 
     st = settings or TrackerSettings()
     if detect_every is not None:
         st = TrackerSettings(**{**asdict_shallow(st), "detect_every": int(detect_every)})
     if st.detect_every < 1:
         raise ValueError("detect_every must be >= 1")
-    be = backend if backend is not None else DlibBackend()
+    be = backend if backend is not None else default_backend()
     fps = float(fps) if fps and fps > 0 else 25.0
     total = int(num_frames or 0)
 
@@ -511,9 +510,93 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
     stats = {"frames": i + 1, "detections": n_det, "degraded": n_degraded, "cuts": len(cuts), "switches": n_switch[0],
              "seconds": round(elapsed, 3), "detect_seconds": round(t_det, 3), "landmark_seconds": round(t_lm, 3),
              "fps": round((i + 1) / elapsed, 2) if elapsed > 0 else 0.0}
+    return TrackSet(n, int(width), int(height), fps, tracks, np.asarray(cuts, np.int64), detected_arr,
+                    settings_key(st, be), stats)
+
+
+def settings_key(st: TrackerSettings, backend=None) -> dict:
+    """Everything that changes tracking results: tracker settings + backend settings (model files included)."""
+    from .detect import dlib_settings_key
+
     key = st.to_dict()
-    key["backend"] = be.settings_key() if hasattr(be, "settings_key") else getattr(be, "name", type(be).__name__)
-    return TrackSet(n, int(width), int(height), fps, tracks, np.asarray(cuts, np.int64), detected_arr, key, stats)
+    if backend is None:
+        key["backend"] = dlib_settings_key()
+    elif hasattr(backend, "settings_key"):
+        key["backend"] = backend.settings_key()
+    else:
+        key["backend"] = {"backend": getattr(backend, "name", type(backend).__name__)}
+    return key
+
+
+def _open_video(path):
+    """(fps, num_frames, width, height, frame iterator, decoder name) via core.media, or OpenCV as a fallback."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"The video file does not exist: {p}.")
+    try:
+        from .. import media
+    except ImportError:
+        media = None
+    if media is not None and hasattr(media, "iter_frames") and hasattr(media, "probe"):
+        info = media.probe(str(p))
+        if not info.has_video:
+            raise MediaError(f"{p} has no video stream: choose a video file with a visible face.")
+        return (float(info.fps), int(info.num_frames), int(info.width), int(info.height),
+                media.iter_frames(str(p), info), "core.media")
+    import cv2
+
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        raise MediaError(f"Cannot open the video {p}: unsupported or damaged file.")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            while True:
+                ok, f = cap.read()
+                if not ok:
+                    break
+                yield f
+        finally:
+            cap.release()
+
+    return float(fps), n, w, h, frames(), "cv2"
+
+
+def track_video(path, *, backend=None, detect_every: Optional[int] = None, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None, cache_dir=None, use_cache: bool = True,
+                settings: Optional[TrackerSettings] = None) -> TrackSet:
+    """Track the faces of a video file, streaming its frames; the result is cached per clip + settings
+    (see core.faces.cache). `stats["cache"]` says "hit" or "miss"."""
+    from . import cache
+
+    st = settings or TrackerSettings()
+    if detect_every is not None and detect_every != st.detect_every:
+        st = TrackerSettings(**{**asdict_shallow(st), "detect_every": int(detect_every)})
+    fps, n, w, h, frames, decoder = _open_video(path)
+    key = settings_key(st, backend)
+    key["decoder"] = decoder
+    if use_cache:
+        hit = cache.load(path, key, cache_dir)
+        if hit is not None:
+            report(progress, "track", hit.num_frames, hit.num_frames)
+            if hasattr(frames, "close"):
+                frames.close()
+            return hit
+    try:
+        ts = track_frames(frames, n, fps, backend=backend, settings=st, progress=progress, cancel=cancel)
+    finally:
+        if hasattr(frames, "close"):
+            frames.close()
+    ts.settings = key
+    ts.stats["cache"] = "miss"
+    if use_cache:
+        f = cache.store(ts, path, key, cache_dir)
+        if f is not None:
+            ts.stats["cache_file"] = str(f)
+    return ts
 
 
 def asdict_shallow(st: TrackerSettings) -> dict:
