@@ -1,0 +1,407 @@
+"""Lip-sync measurement: LSE-D / LSE-C / AV offset (syncnet_python's definition) and per-frame confidence.
+
+- `lse_from_features(video_feat, audio_feat, vshift)`: syncnet_python's `calc_pdist` + the offset/confidence code of
+  `SyncNetInstance.evaluate`, exactly: for each window i, Euclidean distances (torch `pairwise_distance`, which adds
+  eps=1e-6 to the difference) between video feature i and audio features i-vshift .. i+vshift (zero rows beyond the
+  ends); `mdist` = their mean over windows; `offset = vshift - argmin(mdist)`; LSE-D = min(mdist);
+  LSE-C = median(mdist) - min(mdist); per window: `fconf = median(mdist) - dists[:, argmin]`, median-filtered
+  (kernel 9, zero-padded edges, scipy.signal.medfilt). Positive offset: the audio *leads* the video (audio row t
+  matches video row t + offset).
+- `SyncScorer`: one interface for syncnet_v2, Wav2Lip's colour expert and our shipped lite scorer.
+- `score_clip(video, wav, track, scorer)`: streams the frames, crops the tracked face, batches inference, and returns
+  a `SyncReport` whose `per_frame` has one value per video frame.
+
+Window -> frame mapping: window i covers the scorer's frames i .. i+window-1 and is assigned to its centre frame
+i + window//2. Frames before the first centre / after the last take the nearest window's value (held edges).
+When the scorer works at a fixed frame rate (`native_fps`, 25 for syncnet_v2 and the colour expert, as their
+pipelines resample video to 25 fps), the clip's frames are resampled (nearest frame in time) before scoring and each
+video frame takes the value of the scorer frame nearest in time. `offset_frames` is then converted to video frames
+(`offset_native` keeps the scorer's own unit).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+import numpy as np
+
+from .errors import LipDubError, MediaError, ModelMissingError, NoFaceError
+from .progress import CancelToken, ProgressFn, check, report
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+DEFAULT_VSHIFT = 15
+MEDFILT_KERNEL = 9
+
+
+# ============================================================================================ report
+def _json_floats(a) -> list:
+    return [None if not math.isfinite(float(x)) else round(float(x), 5) for x in np.asarray(a).reshape(-1)]
+
+
+@dataclass
+class SyncReport:
+    scorer: str
+    offset_frames: int
+    lse_d: float
+    lse_c: float
+    per_frame: np.ndarray          # (N,) confidence, median-filtered (kernel 9), one per video frame
+    per_frame_raw: np.ndarray      # (N,) before the median filter
+    dists: np.ndarray              # (M, 2*vshift+1) per-window distances at every shift
+    # additions (see the module docstring)
+    vshift: int = DEFAULT_VSHIFT
+    min_index: int = 0             # argmin of the mean distance (offset_native = vshift - min_index)
+    offset_native: int = 0         # offset in the scorer's frames (at `scorer_fps`)
+    window_conf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))      # (M,) fconfm per window
+    window_conf_raw: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (M,) fconf per window
+    mean_dists: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))       # (2*vshift+1,) mdist
+    valid: Optional[np.ndarray] = None     # (N,) bool: frame had a detected face and lies in the scored range
+    fps: Optional[float] = None            # video frame rate of per_frame
+    scorer_fps: Optional[float] = None     # frame rate the scorer worked at
+    window: int = 5
+
+    @property
+    def num_windows(self) -> int:
+        return int(len(self.window_conf))
+
+    def to_json(self, include_dists: bool = False) -> dict:
+        out = {
+            "scorer": self.scorer, "offset_frames": int(self.offset_frames), "offset_native": int(self.offset_native),
+            "lse_d": round(float(self.lse_d), 5), "lse_c": round(float(self.lse_c), 5),
+            "vshift": int(self.vshift), "min_index": int(self.min_index), "window": int(self.window),
+            "fps": self.fps, "scorer_fps": self.scorer_fps, "num_windows": self.num_windows,
+            "per_frame": _json_floats(self.per_frame), "per_frame_raw": _json_floats(self.per_frame_raw),
+            "valid": None if self.valid is None else [bool(v) for v in self.valid],
+            "mean_dists": _json_floats(self.mean_dists),
+        }
+        if include_dists:
+            out["dists"] = [_json_floats(row) for row in np.asarray(self.dists)]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SyncReport":
+        def arr(key, dtype=np.float32):
+            v = d.get(key)
+            return np.zeros(0, dtype) if v is None else np.array([np.nan if x is None else x for x in v], dtype)
+
+        dists = d.get("dists")
+        return cls(scorer=d["scorer"], offset_frames=int(d["offset_frames"]), lse_d=float(d["lse_d"]),
+                   lse_c=float(d["lse_c"]), per_frame=arr("per_frame"), per_frame_raw=arr("per_frame_raw"),
+                   dists=np.asarray(dists, np.float32) if dists is not None else np.zeros((0, 0), np.float32),
+                   vshift=int(d.get("vshift", DEFAULT_VSHIFT)), min_index=int(d.get("min_index", 0)),
+                   offset_native=int(d.get("offset_native", d["offset_frames"])),
+                   mean_dists=arr("mean_dists"),
+                   valid=None if d.get("valid") is None else np.asarray(d["valid"], bool),
+                   fps=d.get("fps"), scorer_fps=d.get("scorer_fps"), window=int(d.get("window", 5)))
+
+
+# ============================================================================================ LSE
+def calc_pdist(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, chunk: int = 256):
+    """(M, 2*vshift+1) float32 torch tensor: dists[i, j] = ||v_i - a_{i+j-vshift} + 1e-6|| (zero rows outside)."""
+    import torch
+    from torch.nn import functional as F
+
+    v = torch.as_tensor(np.asarray(video_feat, np.float32))
+    a = torch.as_tensor(np.asarray(audio_feat, np.float32))
+    win = 2 * vshift + 1
+    ap = F.pad(a, (0, 0, vshift, vshift))
+    out = []
+    for s in range(0, len(v), chunk):
+        e = min(len(v), s + chunk)
+        windows = ap[s:e + win - 1].unfold(0, win, 1).transpose(1, 2)  # (e-s, win, D)
+        out.append(F.pairwise_distance(v[s:e, None, :].expand(-1, win, -1), windows))
+    return torch.cat(out, 0)
+
+
+def window_to_frame_index(num_frames: int, num_windows: int, window: int = 5) -> np.ndarray:
+    """(num_frames,) index of the window whose centre is each frame, edges held: clip(f - window//2, 0, M-1)."""
+    idx = np.arange(num_frames) - window // 2
+    return np.clip(idx, 0, max(num_windows - 1, 0)).astype(np.int64)
+
+
+def lse_from_features(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, *, scorer: str = "features",
+                      window: int = 5, num_frames: Optional[int] = None) -> SyncReport:
+    """syncnet_python's LSE on (M, D) video and audio features (window i of each aligned at the same time).
+
+    per_frame is mapped from windows to `num_frames` frames (default M + window - 1, the frames the windows came
+    from) with `window_to_frame_index`.
+    """
+    import torch
+    from scipy.signal import medfilt
+
+    v = np.asarray(video_feat, np.float32)
+    a = np.asarray(audio_feat, np.float32)
+    if v.ndim != 2 or a.ndim != 2 or v.shape != a.shape or len(v) == 0:
+        raise ValueError(f"video and audio features must be equal non-empty (M, D) arrays, got {v.shape} and {a.shape}")
+    dists = calc_pdist(v, a, vshift)                        # (M, win)
+    mdist = dists.mean(0)                                   # (win,)
+    minval, minidx = torch.min(mdist, 0)
+    median = torch.median(mdist)
+    offset = vshift - int(minidx)
+    conf = float(median - minval)
+    fdist = dists[:, int(minidx)].numpy()
+    fconf = median.numpy() - fdist
+    fconfm = medfilt(fconf, kernel_size=MEDFILT_KERNEL).astype(np.float32)
+    m = len(v)
+    n = (m + window - 1) if num_frames is None else int(num_frames)
+    fi = window_to_frame_index(n, m, window)
+    return SyncReport(scorer=scorer, offset_frames=offset, lse_d=float(minval), lse_c=conf,
+                      per_frame=fconfm[fi], per_frame_raw=fconf.astype(np.float32)[fi],
+                      dists=dists.numpy(), vshift=vshift, min_index=int(minidx), offset_native=offset,
+                      window_conf=fconfm, window_conf_raw=fconf.astype(np.float32), mean_dists=mdist.numpy(),
+                      window=window)
+
+
+# ============================================================================================ scorers
+class SyncScorer(ABC):
+    """An audio-visual sync model, as used by `score_clip`.
+
+    `face_input(frame, box, landmarks)` preprocesses one frame (crop) and may return any array (uint8 saves
+    memory); `video_features(face_inputs)` maps L consecutive inputs (a stacked array) to the L - window + 1 window
+    features; `audio_features(wav, fps, num_frames)` gives the num_frames - window + 1 matching audio features
+    (window i of both covers frames i .. i+window-1). Rows are compared by Euclidean distance.
+    """
+
+    name: str = "scorer"
+    window: int = 5                         # video frames per feature
+    native_fps: Optional[float] = None      # resample the clip to this rate first (None: score at the clip's rate)
+    batch_size: int = 32                    # windows per forward pass
+    vshift: int = DEFAULT_VSHIFT            # offsets searched: -vshift .. +vshift scorer frames
+
+    @abstractmethod
+    def face_input(self, frame: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        ...
+
+    @abstractmethod
+    def video_features(self, face_inputs: np.ndarray) -> np.ndarray:
+        ...
+
+    @abstractmethod
+    def audio_features(self, wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
+        ...
+
+    def num_windows(self, num_frames: int) -> int:
+        """Windows scored for a clip of num_frames (scorer) frames."""
+        return max(0, num_frames - self.window + 1)
+
+
+# ============================================================================================ track filling
+def fill_track(boxes: np.ndarray, landmarks: np.ndarray, present: np.ndarray):
+    """Boxes/landmarks for every frame: linear interpolation between detected frames, held before the first and
+    after the last. Returns (boxes (N,4), landmarks (N,68,2), detected (N,) bool). NoFaceError if never present."""
+    boxes = np.asarray(boxes, np.float32)
+    landmarks = np.asarray(landmarks, np.float32)
+    ok = np.asarray(present, bool) & np.isfinite(boxes).all(1) & np.isfinite(landmarks).all((1, 2))
+    n = len(ok)
+    if not ok.any():
+        raise NoFaceError("No face was found in any frame of the clip: nothing to score.")
+    if ok.all():
+        return boxes, landmarks, ok
+    t = np.arange(n)
+    known = np.flatnonzero(ok)
+    fb = np.stack([np.interp(t, known, boxes[known, j]) for j in range(4)], 1).astype(np.float32)
+    flat = landmarks.reshape(n, -1)
+    fl = np.stack([np.interp(t, known, flat[known, j]) for j in range(flat.shape[1])], 1)
+    return fb, fl.reshape(n, 68, 2).astype(np.float32), ok
+
+
+def resample_indices(num_frames: int, fps: float, target_fps: Optional[float]) -> np.ndarray:
+    """Source frame index of each frame at `target_fps` (nearest in time), or arange if no resampling is needed."""
+    if not target_fps or abs(fps - target_fps) < 1e-3:
+        return np.arange(num_frames, dtype=np.int64)
+    k = int(math.floor(num_frames * target_fps / fps + 1e-9))
+    return np.minimum(np.floor(np.arange(k) * fps / target_fps + 0.5).astype(np.int64), num_frames - 1)
+
+
+# ============================================================================================ frames
+def _iter_frames(video_path) -> Iterator[np.ndarray]:
+    try:
+        from . import media
+        iter_fn = media.iter_frames
+    except (ImportError, AttributeError):  # pragma: no cover - media is part of core
+        iter_fn = None
+    if iter_fn is not None:
+        yield from iter_fn(video_path)
+        return
+    yield from _iter_frames_cv2(video_path)  # pragma: no cover
+
+
+def _iter_frames_cv2(video_path) -> Iterator[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video_path))
+    if not cap.isOpened():
+        raise MediaError(f"Cannot open the video {video_path}: check that the file exists and is a video.")
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield frame
+    finally:
+        cap.release()
+
+
+def _video_fps(video_path) -> float:
+    try:
+        from . import media
+
+        return float(media.probe(video_path).fps)
+    except (ImportError, AttributeError):  # pragma: no cover
+        import cv2
+
+        cap = cv2.VideoCapture(str(video_path))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        cap.release()
+        return float(fps)
+
+
+# ============================================================================================ score_clip
+def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None, fps: Optional[float] = None) -> SyncReport:
+    """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
+
+    Frames are streamed (memory stays bounded by one batch of crops); frames without a detection use a box
+    interpolated/held from the neighbouring detections and are marked invalid in `report.valid`.
+    """
+    fps = float(fps) if fps else _video_fps(video_path)
+    if not fps or fps <= 0:
+        raise MediaError(f"The video {video_path} has no usable frame rate: it cannot be scored.")
+    boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
+    n_video = len(detected)
+    wav = np.asarray(wav, np.float32).reshape(-1)
+
+    resampled = bool(scorer.native_fps) and abs(fps - float(scorer.native_fps)) >= 1e-3
+    s_fps = float(scorer.native_fps) if resampled else fps
+    src = resample_indices(n_video, fps, s_fps)
+    n_audio = int(math.floor(len(wav) / SAMPLE_RATE * s_fps + 1e-6))
+    k_total = min(len(src), n_audio)
+    if scorer.num_windows(k_total) < 1:
+        raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
+                         f"{scorer.window + 1} frames ({(scorer.window + 1) / s_fps:.2f} s) of video with voice.")
+    src = src[:k_total]
+    need = np.bincount(src, minlength=n_video)  # how many scorer frames each video frame feeds
+
+    win = scorer.window
+    chunk_frames = max(1, int(scorer.batch_size)) + win - 1
+    buffer: List[np.ndarray] = []
+    feats: List[np.ndarray] = []
+    done = 0
+    last_needed = int(src[-1])
+    report(progress, "score", 0, k_total)
+    frames = _iter_frames(video_path)
+    try:
+        for i, frame in enumerate(frames):
+            if i > last_needed:
+                break
+            if need[i] == 0:
+                continue
+            check(cancel)
+            crop = scorer.face_input(frame, boxes[i], lms[i])
+            for _ in range(int(need[i])):
+                buffer.append(crop)
+            done += int(need[i])
+            if len(buffer) >= chunk_frames:
+                feats.append(np.asarray(scorer.video_features(np.stack(buffer)), np.float32))
+                buffer = buffer[len(buffer) - (win - 1):]
+                report(progress, "score", done, k_total)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    if len(buffer) >= win:
+        feats.append(np.asarray(scorer.video_features(np.stack(buffer)), np.float32))
+    check(cancel)
+    k_done = done
+    if k_done < k_total:
+        log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, k_done, k_total)
+    m = scorer.num_windows(k_done)
+    if m < 1 or not feats:
+        raise MediaError(f"{Path(str(video_path)).name} yielded too few frames to score ({k_done}).")
+    vfeat = np.concatenate(feats, 0)[:m]
+    afeat = np.asarray(scorer.audio_features(wav, s_fps, k_done), np.float32)[:m]
+    if len(vfeat) < m or len(afeat) < m:
+        raise LipDubError(f"The {scorer.name} scorer returned {len(vfeat)} video / {len(afeat)} audio features for "
+                          f"{m} windows: the scorer is broken.")
+    rep = lse_from_features(vfeat, afeat, scorer.vshift, scorer=scorer.name, window=win, num_frames=k_done)
+    report(progress, "score", k_total, k_total)
+
+    # map scorer frames back to video frames (nearest in time)
+    if not resampled:
+        k_of_f = np.arange(n_video)
+    else:
+        k_of_f = np.floor(np.arange(n_video) * s_fps / fps + 0.5).astype(np.int64)
+    in_range = k_of_f < k_done
+    wi = np.clip(k_of_f - win // 2, 0, m - 1)
+    rep.per_frame = rep.window_conf[wi]
+    rep.per_frame_raw = rep.window_conf_raw[wi]
+    rep.valid = detected & in_range
+    rep.fps = fps
+    rep.scorer_fps = s_fps
+    rep.offset_frames = int(round(rep.offset_native * fps / s_fps))
+    return rep
+
+
+# ============================================================================================ factory
+def _lite(path=None) -> SyncScorer:
+    try:
+        from .scorers.lite import LiteScorer
+    except ImportError as exc:
+        raise ModelMissingError(
+            "The shipped lite sync scorer is not available in this installation (core/scorers/lite.py could not be "
+            f"imported: {exc}); put syncnet_v2.model in the models folder or reinstall LipDub Studio.") from exc
+    return LiteScorer.load(path) if path is not None else LiteScorer.load()
+
+
+def get_scorer(name_or_path: Union[str, Path] = "auto", models_dir=None, device: str = "cpu") -> SyncScorer:
+    """'auto' (syncnet_v2 if its file is in the models folder, else the shipped lite scorer), 'syncnet_v2',
+    'lipsync_expert', 'lite' / 'sync_lite', or a model file: syncnet_v2.model / lipsync_expert.pth layouts are
+    recognised from their keys, anything else is handed to the lite scorer's loader."""
+    from .errors import ModelCorruptError
+    from .models import registry
+    from .models.checkpoint import detect_layout, read_state_dict
+
+    name = str(name_or_path)
+    if name == "auto":
+        if not registry.is_available("syncnet_v2", models_dir):
+            return _lite()
+        name = "syncnet_v2"
+    if name in ("lite", "sync_lite"):
+        return _lite()
+    spec = registry.get_spec(name) if not isinstance(name_or_path, Path) else None
+    if spec is not None:
+        if spec.kind in ("syncnet_v2", "syncnet_color"):
+            return _wrap(registry.resolve_model(name, models_dir=models_dir), device)
+        raise ModelMissingError(f"'{name}' is not a sync scorer: use auto, lite, syncnet_v2, lipsync_expert "
+                                f"or the path of a scorer model file.")
+    path = registry.resolve_model(name_or_path, models_dir=models_dir)
+    try:
+        layout = detect_layout(read_state_dict(path))
+    except ModelCorruptError:
+        layout = None
+    if layout in ("syncnet_v2", "syncnet_color"):
+        return _wrap(path, device)
+    if layout is not None:
+        from .models.checkpoint import LAYOUT_TITLES
+
+        raise ModelCorruptError(f"{path} holds a {LAYOUT_TITLES[layout]}, not a sync scorer: choose "
+                                f"syncnet_v2.model, lipsync_expert.pth or a lite scorer file.")
+    return _lite(path)
+
+
+def _wrap(path, device: str) -> SyncScorer:
+    from .models import load_syncnet
+
+    model = load_syncnet(path, device=device)
+    if model.layout == "syncnet_v2":
+        from .scorers.syncnet_v2 import SyncNetV2Scorer
+
+        return SyncNetV2Scorer(model, device=device)
+    from .scorers.color_expert import ColorExpertScorer
+
+    return ColorExpertScorer(model, device=device)

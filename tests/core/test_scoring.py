@@ -1,0 +1,299 @@
+"""core.scoring + core.scorers: syncnet_python's LSE on the reference fixtures, window->frame mapping, MFCC,
+crops, streaming score_clip on a real GRID clip (filled syncnet_v2), cancel/progress, get_scorer."""
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import CancelledError, MediaError, ModelCorruptError, NoFaceError
+from core.progress import CancelToken
+from core import scoring
+from core.scoring import (SyncReport, SyncScorer, fill_track, lse_from_features, resample_indices, score_clip,
+                          window_to_frame_index)
+from models_helper import REFERENCE, ref, save_flat, save_wav2lip_style, tensors
+
+LSE = REFERENCE / "lse"
+GRID_CACHE = Path("/work/cache/grid")
+
+
+# ------------------------------------------------------------------------------------------- LSE fixtures
+@pytest.mark.parametrize("case", ["random", "shifted"])
+def test_lse_reproduces_syncnet_python(case):
+    expect = json.loads((LSE / "lse_results.json").read_text())[case]
+    rep = lse_from_features(np.load(LSE / f"{case}_video_feat.npy"), np.load(LSE / f"{case}_audio_feat.npy"),
+                            vshift=expect["vshift"])
+    assert rep.offset_frames == expect["offset"] and rep.min_index == expect["minidx"]
+    assert rep.lse_d == pytest.approx(expect["min_dist"], abs=1e-4)
+    assert rep.lse_c == pytest.approx(expect["conf"], abs=1e-4)
+    np.testing.assert_allclose(rep.dists, np.load(LSE / f"{case}_dists.npy"), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(rep.mean_dists, np.load(LSE / f"{case}_mdist.npy"), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(rep.window_conf_raw, np.load(LSE / f"{case}_fconf.npy"), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(rep.window_conf, np.load(LSE / f"{case}_fconfm.npy"), atol=1e-4, rtol=0)
+    # 40 windows of 5 frames come from 44 frames; window i is shown at its centre frame i+2, edges held
+    assert rep.per_frame.shape == (44,) and rep.per_frame_raw.shape == (44,)
+    np.testing.assert_array_equal(rep.per_frame[2:42], rep.window_conf)
+    assert rep.per_frame[0] == rep.per_frame[1] == rep.window_conf[0]
+    assert rep.per_frame[42] == rep.per_frame[43] == rep.window_conf[-1]
+
+
+def test_lse_sign_convention_on_a_known_lag():
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((60, 64)).astype(np.float32)
+    rep = lse_from_features(base[5:45], base[3:43], vshift=6)   # audio row t == video row t - 2
+    assert rep.offset_frames == -2 and rep.dists.shape == (40, 13)
+    assert rep.lse_d < 1.0 and rep.lse_c > 5     # only the 2 edge windows that meet zero padding are off
+
+
+def test_window_to_frame_index_and_explicit_num_frames():
+    np.testing.assert_array_equal(window_to_frame_index(8, 4, 5), [0, 0, 0, 1, 2, 3, 3, 3])
+    np.testing.assert_array_equal(window_to_frame_index(3, 1, 5), [0, 0, 0])
+    feats = np.random.default_rng(1).standard_normal((10, 8)).astype(np.float32)
+    rep = lse_from_features(feats, feats, vshift=3, num_frames=20)
+    assert rep.per_frame.shape == (20,)
+    np.testing.assert_array_equal(rep.per_frame[2:12], rep.window_conf)
+    assert (rep.per_frame[12:] == rep.window_conf[-1]).all()
+    with pytest.raises(ValueError):
+        lse_from_features(feats, feats[:9])
+
+
+def test_report_json_round_trip():
+    rep = lse_from_features(np.load(LSE / "shifted_video_feat.npy"), np.load(LSE / "shifted_audio_feat.npy"))
+    rep.per_frame = rep.per_frame.copy()
+    rep.per_frame[0] = np.nan
+    rep.valid = np.ones(len(rep.per_frame), bool)
+    d = json.loads(json.dumps(rep.to_json(include_dists=True)))
+    assert d["offset_frames"] == 3 and d["per_frame"][0] is None and len(d["per_frame"]) == 44
+    assert "dists" not in rep.to_json()
+    back = SyncReport.from_json(d)
+    assert back.offset_frames == 3 and back.lse_c == pytest.approx(rep.lse_c, abs=1e-4)
+    assert back.dists.shape == (40, 31) and np.isnan(back.per_frame[0]) and back.valid.all()
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def test_fill_track_interpolates_and_holds():
+    n = 6
+    boxes = np.full((n, 4), np.nan, np.float32)
+    lms = np.full((n, 68, 2), np.nan, np.float32)
+    present = np.zeros(n, bool)
+    for i, v in ((1, 10.0), (4, 40.0)):
+        boxes[i], lms[i], present[i] = v, v, True
+    fb, fl, det = fill_track(boxes, lms, present)
+    np.testing.assert_allclose(fb[:, 0], [10, 10, 20, 30, 40, 40])
+    np.testing.assert_allclose(fl[:, 30, 1], [10, 10, 20, 30, 40, 40])
+    np.testing.assert_array_equal(det, present)
+    with pytest.raises(NoFaceError):
+        fill_track(boxes, lms, np.zeros(n, bool))
+
+
+def test_resample_indices():
+    np.testing.assert_array_equal(resample_indices(10, 25.0, 25.0), np.arange(10))
+    np.testing.assert_array_equal(resample_indices(10, 25.0, None), np.arange(10))
+    idx = resample_indices(300, 30000 / 1001, 25.0)       # 10 s of NTSC video -> 250 frames at 25 fps
+    assert len(idx) == 250 and idx[0] == 0 and (np.diff(idx) >= 1).all() and idx[-1] <= 299
+    t_src, t_dst = idx * 1001 / 30000, np.arange(250) / 25.0
+    assert np.abs(t_src - t_dst).max() <= 0.5 * 1001 / 30000 + 1e-9
+    up = resample_indices(40, 20.0, 25.0)                  # 20 fps -> 25: some frames repeat
+    assert len(up) == 50 and (np.diff(up) >= 0).all() and (np.diff(up) == 0).any()
+
+
+def test_syncnet_mfcc_matches_reference():
+    from scipy.io import wavfile
+
+    from core.scorers.syncnet_v2 import mfcc
+
+    sr, pcm = wavfile.read(REFERENCE / "audio" / "speech16k.wav")
+    assert sr == 16000 and pcm.dtype == np.int16
+    got = mfcc(pcm.astype(np.float32) / 32768.0)
+    exp = ref("audio", "mfcc.npy")
+    assert got.shape == exp.shape == (13, 311)
+    np.testing.assert_allclose(got, exp, rtol=1e-9, atol=1e-9)
+
+
+def test_syncnet_crop_geometry():
+    from core.scorers.syncnet_v2 import syncnet_crop
+
+    h, w = 400, 500
+    yy, xx = np.mgrid[0:h, 0:w]
+    frame = np.stack([xx % 256, yy % 256, np.full_like(xx, 7)], -1).astype(np.uint8)
+    box = np.array([200, 100, 300, 200], np.float32)     # centre (250, 150), half side 50 (box_scale 1)
+    crop = syncnet_crop(frame, box, box_scale=1.0)
+    assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8
+    # square from x = 250 - 70 .. 250 + 70 and y = 150 - 50 .. 150 + 90
+    assert abs(int(crop[0, 0, 0]) - 180) <= 1 and abs(int(crop[0, 0, 1]) - 100) <= 1
+    assert abs(int(crop[-1, -1, 0]) - 320) % 256 <= 2 and abs(int(crop[-1, -1, 1]) - 240) <= 2
+    edge = syncnet_crop(frame, np.array([-40, -40, 40, 40], np.float32), box_scale=1.0)
+    assert (edge[0, 0] == 110).all() and edge[-1, -1, 2] == 7      # outside the frame: grey 110
+
+
+def test_syncnet_audio_windows_follow_syncnet_python():
+    from core.scorers.syncnet_v2 import SyncNetV2Scorer, mfcc
+
+    wav = np.random.default_rng(2).standard_normal(16000).astype(np.float32) * 0.1
+    sc = SyncNetV2Scorer(torch.nn.Identity())
+    win = sc.audio_windows(wav, 25.0, 25)                   # 1 s: 25 frames -> 21 windows of 20 MFCC columns
+    cc = mfcc(wav).astype(np.float32)
+    assert win.shape == (21, 1, 13, 20)
+    assert cc.shape[1] == 99
+    for v in (0, 7, 19):
+        np.testing.assert_array_equal(win[v, 0], cc[:, 4 * v:4 * v + 20])
+    # the 21st window would need column 99: padded with the edge (syncnet_python never uses it, see num_windows)
+    np.testing.assert_array_equal(win[20, 0, :, :19], cc[:, 80:99])
+    np.testing.assert_array_equal(win[20, 0, :, 19], cc[:, 98])
+    assert sc.num_windows(25) == 20                         # syncnet_python drops the last window
+
+
+# ------------------------------------------------------------------------------------------- score_clip
+class ToyScorer(SyncScorer):
+    """Cheap deterministic scorer: crop = mean colour of the box; features = the 5 crops of a window."""
+
+    name = "toy"
+
+    def __init__(self, batch_size=4, native_fps=None):
+        self.batch_size = batch_size
+        self.native_fps = native_fps
+        self.calls = 0
+
+    def face_input(self, frame, box, landmarks):
+        x0, y0, x1, y1 = (int(v) for v in box)
+        return frame[max(0, y0):y1, max(0, x0):x1].reshape(-1, 3).mean(0).astype(np.float32)
+
+    def video_features(self, face_inputs):
+        self.calls += 1
+        x = np.asarray(face_inputs, np.float32)
+        return np.stack([x[i:i + 5].reshape(-1) for i in range(len(x) - 4)])
+
+    def audio_features(self, wav, fps, num_frames):
+        return np.zeros((num_frames - 4, 15), np.float32)
+
+
+@dataclass
+class Track:
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    present: np.ndarray
+    track_id: int = 0
+
+
+@pytest.fixture(scope="module")
+def grid():
+    names = (REFERENCE.parent / "data" / "grid_s1" / "heldout.txt").read_text().split()
+    name = names[0]
+    video = REFERENCE.parent / "data" / "grid_s1" / "video" / f"{name}.mp4"
+    d = np.load(GRID_CACHE / f"{name}.npz")
+    track = Track(d["boxes"].copy(), d["landmarks"].copy(), d["present"].copy())
+    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-vn", "-ac", "1", "-ar", "16000",
+                          "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return video, np.frombuffer(pcm, np.float32).copy(), track
+
+
+def test_score_clip_streaming_equals_one_shot(grid):
+    video, wav, track = grid
+    one = ToyScorer(batch_size=1000)
+    rep_one = score_clip(video, wav, track, one, fps=25.0)
+    assert one.calls == 1
+    for bs in (1, 4, 13):
+        sc = ToyScorer(batch_size=bs)
+        rep = score_clip(video, wav, track, sc, fps=25.0)
+        assert sc.calls > 1
+        np.testing.assert_allclose(rep.dists, rep_one.dists, rtol=1e-6)
+    # the clip's voice is 47,926 samples (2.995 s): like syncnet_python, score floor(2.995 * 25) = 74 frames
+    assert len(wav) == 47926
+    assert rep_one.dists.shape == (70, 31) and rep_one.per_frame.shape == (75,)
+    assert rep_one.valid[:74].all() and not rep_one.valid[74] and rep_one.fps == 25.0
+
+
+def test_score_clip_resamples_to_native_rate_and_maps_back(grid):
+    video, wav, track = grid
+    rep = score_clip(video, wav, track, ToyScorer(native_fps=20.0), fps=25.0)
+    assert rep.scorer_fps == 20.0 and rep.per_frame.shape == (75,)
+    assert rep.dists.shape == (59 - 4, 31)                 # floor(2.995 s * 20) = 59 frames at 20 fps
+    assert abs(rep.offset_frames - round(rep.offset_native * 25 / 20)) == 0
+
+
+def test_score_clip_missing_faces_short_audio_cancel_and_progress(grid):
+    video, wav, track = grid
+    t2 = Track(track.boxes.copy(), track.landmarks.copy(), track.present.copy())
+    t2.present[10:20] = False
+    t2.boxes[10:20] = np.nan
+    rep = score_clip(video, wav[: 16000 * 2], t2, ToyScorer(), fps=25.0)   # 2 s of voice: 50 frames scored
+    assert rep.per_frame.shape == (75,) and np.isfinite(rep.per_frame).all()
+    assert not rep.valid[10:20].any() and rep.valid[:10].all() and rep.valid[20:50].all()
+    assert not rep.valid[50:].any()
+    assert rep.dists.shape == (46, 31)
+
+    with pytest.raises(MediaError, match="too short"):
+        score_clip(video, wav[:1000], track, ToyScorer(), fps=25.0)
+
+    seen = []
+    token = CancelToken()
+
+    def progress(stage, done, total):
+        seen.append((stage, done, total))
+        if done >= 20:
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        score_clip(video, wav, track, ToyScorer(batch_size=8), fps=25.0, progress=progress, cancel=token)
+    assert seen[0] == ("score", 0, 74) and all(s == "score" for s, _, _ in seen)
+    done = [d for _, d, _ in seen]
+    assert done == sorted(done) and done[-1] < 74
+
+
+@pytest.fixture(scope="module")
+def syncnet_v2_scorer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    save_flat(folder / "syncnet_v2.model", "syncnet_v2")
+    scorer = scoring.get_scorer("auto", models_dir=folder)
+    return folder, scorer
+
+
+def test_score_clip_grid_with_filled_syncnet_v2(grid, syncnet_v2_scorer):
+    from core.scorers.syncnet_v2 import SyncNetV2Scorer
+
+    video, wav, track = grid
+    _, scorer = syncnet_v2_scorer
+    assert isinstance(scorer, SyncNetV2Scorer)
+    seen = []
+    rep = score_clip(video, wav, track, scorer, progress=lambda *a: seen.append(a))
+    assert rep.scorer == "syncnet_v2" and rep.fps == 25.0 and rep.scorer_fps == 25.0
+    assert rep.dists.shape == (69, 31)          # syncnet_python: min(75, floor(47926 / 640)) - 5 = 69 windows
+    assert rep.per_frame.shape == rep.per_frame_raw.shape == rep.valid.shape == (75,)
+    assert -15 <= rep.offset_frames <= 15
+    for v in (rep.dists, rep.per_frame, rep.per_frame_raw):
+        assert np.isfinite(v).all()
+    assert np.isfinite([rep.lse_d, rep.lse_c]).all() and rep.lse_c >= 0 and rep.lse_d > 0
+    assert seen[-1] == ("score", 74, 74) and rep.valid[:74].all()
+    json.dumps(rep.to_json())
+
+
+# ------------------------------------------------------------------------------------------- get_scorer
+def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
+    from core.scorers.color_expert import ColorExpertScorer
+    from core.scorers.syncnet_v2 import SyncNetV2Scorer
+
+    folder, _ = syncnet_v2_scorer
+    sentinel = object()
+    monkeypatch.setattr(scoring, "_lite", lambda path=None: (sentinel, path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert scoring.get_scorer("auto", models_dir=empty) == (sentinel, None)
+    assert scoring.get_scorer("lite") == (sentinel, None)
+    assert isinstance(scoring.get_scorer("syncnet_v2", models_dir=folder), SyncNetV2Scorer)
+    assert isinstance(scoring.get_scorer(str(folder / "syncnet_v2.model")), SyncNetV2Scorer)
+    expert = save_wav2lip_style(tmp_path / "lipsync_expert.pth", "syncnet_color")
+    with expert.open("r+b") as fh:          # pass the registry's size check for this name (weights alone: 66 MB)
+        fh.seek(0, 2)
+        fh.truncate(max(fh.tell(), 16_435_072 * 4 + 1))
+    assert isinstance(scoring.get_scorer("lipsync_expert", models_dir=tmp_path), ColorExpertScorer)
+    other = tmp_path / "my_lite.pt"
+    torch.save({"weights": torch.zeros(3)}, str(other))
+    assert scoring.get_scorer(str(other)) == (sentinel, other)
+    disc = save_wav2lip_style(tmp_path / "disc.pth", "wav2lip_disc_qual")
+    with pytest.raises(ModelCorruptError, match="not a sync scorer"):
+        scoring.get_scorer(str(disc))
