@@ -194,7 +194,7 @@ class DlibBackend:
 
     def face_chip(self, frame, box: np.ndarray, landmarks: np.ndarray) -> Optional[np.ndarray]:
         """150x150 aligned RGB face chip (cheap, ~1 ms) to compute a descriptor from later; None without the model."""
-        if self._load_facerec() is None:
+        if dlib_recognition_path() is None:
             return None
         pf = self.prepare(frame)
         pts = self._dlib.points()

@@ -8,7 +8,7 @@ Per frame:
 3. the fit is checked (normalised cross-correlation of the eye/nose region with the last detection's, and
    sudden scale jumps); a degraded fit triggers an early detection;
 4. detection runs on keyframes (every `detect_every` frames), at cuts and on degraded fits; detections are
-   associated to live tracks (Hungarian on IoU with a centre-distance gate); an unmatched degraded track
+   associated to live tracks (greedy on IoU with a centre-distance gate); an unmatched degraded track
    ends, an unmatched detection starts a track, or revives an ended one when dlib's face descriptor says it
    is the same person (so a face keeps its id across black frames and cuts);
 5. after the last frame, boxes and landmarks are smoothed per run of present frames with a zero-phase
@@ -324,13 +324,22 @@ class _Recorder:
         self.rows.setdefault(tid, []).append((i, box, lm))
 
 
-def _hungarian(cost: np.ndarray):
-    from scipy.optimize import linear_sum_assignment
-
+def _assign(cost: np.ndarray):
+    """Greedy assignment (cheapest pair first) of tracks (rows) to detections (columns); gated pairs (>= 1e3)
+    are never used. With the few faces of a shot this equals the optimal (Hungarian) assignment in practice,
+    and avoids importing scipy.optimize (~1-4 s) for it."""
+    pairs, used_r, used_c = [], set(), set()
     if cost.size == 0:
-        return []
-    r, c = linear_sum_assignment(cost)
-    return [(i, j) for i, j in zip(r, c) if cost[i, j] < 1e3]
+        return pairs
+    for flat in np.argsort(cost, axis=None, kind="stable"):
+        r, c = divmod(int(flat), cost.shape[1])
+        if cost[r, c] >= 1e3:
+            break
+        if r not in used_r and c not in used_c:
+            pairs.append((r, c))
+            used_r.add(r)
+            used_c.add(c)
+    return pairs
 
 
 def _assoc_cost(box: np.ndarray, det: np.ndarray) -> float:
@@ -447,7 +456,7 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
             dets = [b for b in be.detect(pf) if (b[2] - b[0]) >= st.min_face][: st.max_faces]
             t_det += time.perf_counter() - ta
             cost = np.array([[_assoc_cost(follow[t.tid][2], d) for d in dets] for t in live]).reshape(len(live), len(dets))
-            pairs = _hungarian(cost)
+            pairs = _assign(cost)
             matched_t = {live[a].tid: b for a, b in pairs}
             used = set()
             keep: List[_Live] = []
