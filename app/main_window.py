@@ -992,12 +992,21 @@ class MainWindow(QMainWindow):
     def _request_preview(self) -> None:
         if not self.preview_ctrl.enabled or self.info is None or self.project.voice is None:
             return
-        try:
-            settings = self.project.to_dub_settings(track_cache_dir=self.track_cache_dir)
-        except LipDubError as exc:
-            self.preview.set_status(str(exc))
+        settings = self.dub_settings()
+        if settings is None:
             return
         self.preview_ctrl.request(settings, self.playhead)
+
+    def dub_settings(self, **kw):
+        """The project's DubSettings for preview/export, or None (the reason shown on the preview)."""
+        try:
+            return self.project.to_dub_settings(track_cache_dir=self.track_cache_dir, **kw)
+        except Exception as exc:  # noqa: BLE001 - incl. a core module missing from this build
+            msg = describe_exception(exc) if isinstance(exc, LipDubError) else \
+                str(core_bridge.missing_feature("Dubbing", "core.pipeline")) if isinstance(exc, ImportError) \
+                else describe_exception(exc)
+            self.preview.set_status(msg)
+            return None
 
     def _on_preview(self, index: int, original, dubbed) -> None:
         if index != self.playhead and not self.player.playing:
@@ -1030,9 +1039,8 @@ class MainWindow(QMainWindow):
             return
         self._request_frame(self.playhead)
         if kind == "mask":
-            try:
-                settings = self.project.to_dub_settings()
-            except LipDubError:
+            settings = self.dub_settings()
+            if settings is None:
                 return
             if self.preview_ctrl.update_mask(settings):
                 self._request_preview()

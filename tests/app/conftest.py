@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,15 +57,3 @@ def make_window(qtbot, tmp_path, track_cache):
         w.dirty = False
         w.shutdown()
         w.close()
-
-
-def ffprobe_json(path):
-    import json
-
-    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json",
-                        str(path)], capture_output=True, text=True, check=True)
-    return json.loads(r.stdout)
-
-
-def ffmpeg(*args):
-    subprocess.run([shutil.which("ffmpeg"), "-v", "error", "-y", *map(str, args)], check=True)

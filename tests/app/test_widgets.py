@@ -177,3 +177,28 @@ def test_latest_worker_drops_stale_requests(qtbot):
         assert served == [0, 19]
     finally:
         w.stop()
+
+
+def test_qt_binding_does_not_leak_references(qtbot):
+    """PySide6 6.12.0 (abi3 wheel) on CPython 3.11 drops a reference to None on every void method call and to
+    True on every signal emit, so the app dies with 'none_dealloc' after a few thousand paint calls. Guard the
+    installed binding against that (6.11.3 is fine)."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtGui import QImage, QPainter
+
+    class O(QObject):
+        s = Signal(bool)
+
+    img = QImage(16, 16, QImage.Format_RGB32)
+    p = QPainter(img)
+    o = O()
+    o.s.connect(lambda on: None)
+    n0, t0 = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(300):
+        p.drawLine(0, 0, 5, 5)
+        o.s.emit(True)
+    p.end()
+    assert sys.getrefcount(None) - n0 > -50
+    assert sys.getrefcount(True) - t0 > -50

@@ -1,0 +1,301 @@
+"""The real studio window, driven offscreen with pytest-qt on GRID clips from ../shared/data."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from app import core_bridge
+from core.project import Project
+
+from tests.app.media_helpers import ffmpeg, ffprobe_json
+
+LONG = 120_000   # ms: tracking/scoring/export of a 3 s clip on a shared 2-core machine
+
+
+def open_media(qtbot, win, video, voice):
+    with qtbot.waitSignal(win.mediaLoaded, timeout=LONG):
+        win.open_paths([video, voice])
+    qtbot.waitUntil(lambda: voice in {str(Path(p)) for p in win.audio} or
+                    str(Path(voice).resolve()) in win.audio, timeout=LONG)
+
+
+def test_open_scrub_keyboard_and_zoom(qtbot, make_window, grid_pair):
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, voice)
+    info = core_bridge.probe(video)
+    assert win.timeline.num_frames == info.num_frames == 75
+    assert win.project.video == str(Path(video).resolve())
+    assert win.project.voice.path == str(Path(voice).resolve())
+    assert win.voice_combo.count() == 1 and "Voice:" in win.voice_lane.title
+    reader = core_bridge.frame_reader(video)
+
+    def shown(i):
+        return win.face_view.frame_index == i and win.face_view.painted_index == i
+
+    qtbot.waitUntil(lambda: shown(0), timeout=10_000)
+    win.activateWindow()
+    win.timeline.setFocus()
+    # keyboard stepping goes through the window's actions
+    qtbot.keyClick(win.timeline, Qt.Key_Right)
+    assert win.playhead == 1
+    qtbot.waitUntil(lambda: shown(1), timeout=10_000)
+    assert np.array_equal(win.face_view._arr, reader.read(1))     # the real frame 1 is on screen
+    qtbot.keyClick(win.timeline, Qt.Key_Right, Qt.ShiftModifier)
+    assert win.playhead == 26                                      # +1 s at 25 fps
+    qtbot.keyClick(win.timeline, Qt.Key_Left)
+    assert win.playhead == 25
+    qtbot.keyClick(win.timeline, Qt.Key_End)
+    assert win.playhead == 74
+    qtbot.keyClick(win.timeline, Qt.Key_Left, Qt.ShiftModifier)
+    assert win.playhead == 49
+    qtbot.keyClick(win.timeline, Qt.Key_Home)
+    assert win.playhead == 0
+    # click and drag on the timeline scrub; frames follow
+    tl = win.timeline
+    qtbot.mousePress(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(40.5)), 30))
+    qtbot.mouseMove(tl, QPoint(int(tl.x_of(60.5)), 30))
+    qtbot.mouseRelease(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(60.5)), 30))
+    assert win.playhead == 60
+    qtbot.waitUntil(lambda: shown(60), timeout=10_000)
+    assert np.array_equal(win.face_view._arr, reader.read(60))
+    # a click in a waveform lane moves the playhead too
+    win.voice_lane.frameClicked.emit(12)
+    assert win.playhead == 12
+    # zoom: the lanes follow the timeline's view
+    win.zoom_in_action.trigger()
+    win.zoom_in_action.trigger()
+    assert tl.v1 - tl.v0 == pytest.approx(75 / 4)
+    for lane in win.lanes:
+        (x0, x1), _ = lane.getPlotItem().vb.viewRange()
+        assert x0 == pytest.approx(tl.v0, abs=0.01) and x1 == pytest.approx(tl.v1, abs=0.01)
+    # the voice waveform is the voice's audio (peak of the drawn envelope == peak of the samples in view)
+    wav = win.audio[win.project.voice.path].wav
+    x, y = win.voice_lane.curve.getData()
+    s0, s1 = int(tl.v0 * 640), int(tl.v1 * 640)
+    assert np.max(y) == pytest.approx(float(wav[s0:s1].max()), abs=1e-6)
+    win.fit_action.trigger()
+    assert (tl.v0, tl.v1) == (0, 75)
+    # in/out range with I and O
+    win.timeline.set_playhead(10)
+    qtbot.keyClick(win.timeline, Qt.Key_I)
+    win.timeline.set_playhead(29)
+    qtbot.keyClick(win.timeline, Qt.Key_O)
+    assert win.project.range == (10, 30)
+    assert win.voice_lane.range_item.isVisible()
+    assert win.dirty and win.windowTitle().endswith("* — LipDub Studio")
+    reader.close()
+
+
+def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
+    """The main path: tracking + scoring populate the overlays and the sync curve, the preview renders a
+    dubbed frame, and a short range exports to a verified mp4 with the 'after' curve shown."""
+    video, voice = grid_pair
+    win = make_window(auto_analyze=True)
+    with qtbot.waitSignal(win.scoringFinished, timeout=LONG * 2) as sig:
+        win.open_paths([video, voice])
+    assert sig.args == ["before"]
+    assert win.last_error is None, win.last_error
+    # tracking: the face overlay has the chosen face with 68 landmarks and a mask outline
+    ts = win.track_set
+    assert ts is not None and ts.tracks
+    track = win.chosen_track()
+    assert track.present.sum() >= 70
+    win.timeline.set_playhead(30)
+    qtbot.waitUntil(lambda: win.face_view.painted_index == 30, timeout=10_000)
+    ov = win.face_view.overlay
+    chosen = [f for f in ov.faces if f.chosen]
+    assert len(chosen) == 1 and chosen[0].landmarks.shape == (68, 2)
+    assert ov.mask_outline is not None and len(ov.mask_outline) >= 8
+    box = chosen[0].box
+    mo = ov.mask_outline
+    assert box[0] - 20 < mo[:, 0].mean() < box[2] + 20 and mo[:, 1].mean() > (box[1] + box[3]) / 2 - 10
+    # frames without the face are marked on the timeline
+    missing = ~track.present
+    assert sum(b - a for a, b in win.timeline.no_face_runs) == int(missing.sum())
+    # scoring: the curve has one value per frame; status panel shows the report
+    rep = win.current_report()
+    x, y, off = win.sync_track.curves["before"]
+    assert len(y) == 75 and off == 0 and np.isfinite(y).sum() >= 60
+    assert win.sync_panel.text("before", "lse_d") == f"{rep.lse_d:.2f}"
+    assert win.sync_panel.text("before", "offset") == f"{rep.offset_frames:+d} frames"
+    bx, by = win.sync_track.before_curve.getData()
+    assert len(by) == 75
+    # preview: the dubbed frame differs from the original inside the mouth region only
+    with qtbot.waitSignal(win.previewRendered, timeout=LONG * 2):
+        win.preview_action.setChecked(True)
+    orig, dub = win.preview._orig, win.preview._dub
+    assert orig.shape == dub.shape
+    diff = np.abs(orig.astype(int) - dub.astype(int)).sum(axis=2)
+    lm = track.landmarks[30]
+    mx0, my0 = lm[48:68].min(0) - 5
+    mx1, my1 = lm[48:68].max(0) + 5
+    inside = diff[int(my0):int(my1), int(mx0):int(mx1)]
+    assert inside.mean() > 1.0                         # the mouth was re-rendered
+    assert diff[:40, :].max() == 0                    # the top of the frame is untouched
+    win.set_preview_mode("split")
+    assert win.mode_combo.currentData() == "split" and win.preview.mode == "split"
+    # export frames [10, 30) through the dialog
+    win.timeline.set_range((10, 30))
+    out = tmp_path / "dub.mp4"
+    dlg = win.show_export()
+    assert dlg.range_inout.isChecked()
+    dlg.output_edit.setText(str(out))
+    dlg.preset_combo.setCurrentText("ultrafast")
+    with qtbot.waitSignal(dlg.exportSucceeded, timeout=LONG * 2) as sig:
+        dlg.export_button.click()
+    res = sig.args[0]
+    assert Path(res.output) == out and out.is_file()
+    assert dlg.reveal_button.isVisible() and "Wrote" in dlg.result_label.text()
+    doc = ffprobe_json(out)
+    vs = [s for s in doc["streams"] if s["codec_type"] == "video"]
+    au = [s for s in doc["streams"] if s["codec_type"] == "audio"]
+    assert len(vs) == 1 and int(vs[0]["nb_read_frames"]) == 20
+    assert len(au) == 1 and float(au[0]["duration"]) == pytest.approx(0.8, abs=0.1)
+    assert win.project.export.output == str(out) and win.project.export.preset == "ultrafast"
+    # the result's score appears as the 'after' curve over the exported range
+    if res.report is not None:
+        x, y, off = win.sync_track.curves["after"]
+        assert off == 10 and len(y) == 20
+        assert win.sync_panel.text("after", "lse_c") == f"{res.report.lse_c:.2f}"
+    dlg.accept()
+
+
+def test_cancel_export_leaves_no_output(qtbot, make_window, grid_pair, tmp_path):
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, voice)
+    outdir = tmp_path / "exports"
+    outdir.mkdir()
+    out = outdir / "cancelled.mp4"
+    dlg = win.show_export()
+    dlg.output_edit.setText(str(out))
+    cancelled_at = []
+
+    def on_progress(stage, done, total):
+        if stage == "dub" and done > 0 and not cancelled_at:
+            cancelled_at.append((done, total))
+            dlg.cancel_button.click()       # "Cancel" while running
+
+    with qtbot.waitSignal(dlg.exportCancelled, timeout=LONG * 2):
+        dlg.export_button.click()
+        assert dlg.job is not None, dlg.result_label.text()
+        dlg.job.progress.connect(on_progress)
+    assert cancelled_at and cancelled_at[0][0] < cancelled_at[0][1]     # cancelled midway
+    assert "cancelled" in dlg.stage_label.text().lower()
+    assert not out.exists()
+    assert list(outdir.iterdir()) == []                                # no partial or temp file
+    assert dlg.export_button.isEnabled() and dlg.cancel_button.text() == "Close"
+    dlg.accept()
+
+
+def test_save_and_reopen_project(qtbot, make_window, grid_pair, sample_voice, tmp_path):
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, voice)
+    win.add_voice(sample_voice)
+    qtbot.waitUntil(lambda: str(Path(sample_voice).resolve()) in win.audio, timeout=LONG)
+    assert win.project.active_voice == 1 and win.voice_lane.title.endswith("voice_sample.wav")
+    win.set_active_voice(0)
+    assert win.voice_lane.title.endswith(Path(voice).name)
+    win.timeline.set_range((5, 50))
+    win.timeline.set_playhead(33)
+    win.settings_panel.spins["feather"].setValue(0.4)
+    win.settings_panel.color_check.setChecked(False)
+    assert win.project.mask.feather == pytest.approx(0.4) and win.dirty
+    path = tmp_path / "proj" / "dub.lipdub"
+    path.parent.mkdir()
+    assert win._save_to(str(path))
+    assert not win.dirty and "dub" in win.windowTitle()
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 1 and doc["range"] == [5, 50] and doc["playhead"] == 33
+    assert not os.path.isabs(doc["video"])                   # stored relative to the project file
+
+    win2 = make_window(auto_analyze=False, settings_file=tmp_path / "s2.ini")
+    with qtbot.waitSignal(win2.mediaLoaded, timeout=LONG):
+        assert win2.open_project(str(path))
+    p = win2.project
+    assert p.video == str(Path(video).resolve()) and len(p.voices) == 2 and p.active_voice == 0
+    assert win2.timeline.range == (5, 50) and win2.playhead == 33
+    assert win2.settings_panel.spins["feather"].value() == pytest.approx(0.4)
+    assert not win2.settings_panel.color_check.isChecked()
+    assert win2.voice_combo.count() == 2 and win2.voice_combo.currentIndex() == 0
+    assert not win2.dirty
+    # recent projects are remembered
+    assert win2._recent("projects")[0] == str(path.resolve())
+
+
+def test_unsaved_changes_prompt_and_autosave_recovery(qtbot, make_window, grid_pair, tmp_path):
+    video, voice = grid_pair
+    autosave = tmp_path / "autosave"
+    win = make_window(auto_analyze=False, autosave_dir=autosave)
+    open_media(qtbot, win, video, voice)
+    win.timeline.set_range((3, 9))
+    assert win.dirty
+    asked = []
+    win.ask_unsaved = lambda: asked.append(1) or "cancel"
+    assert not win.close()                     # cancelled: the window stays
+    assert asked and win.isVisible()
+    a = win.autosave()
+    assert a and Path(a).is_file()
+    # simulate a crash: the autosave stays behind under another (dead) process id
+    crashed = autosave / "untitled-99999999.lipdub.autosave"
+    Path(a).rename(crashed)
+    win.dirty = False
+    win2 = make_window(auto_analyze=False, settings_file=tmp_path / "s2.ini", autosave_dir=autosave)
+    offered = []
+    win2.ask_recover = lambda rec: offered.append(rec) or True
+    with qtbot.waitSignal(win2.mediaLoaded, timeout=LONG):
+        assert win2.check_recovery()
+    assert offered and offered[0].autosave == str(crashed)
+    assert win2.project.range == (3, 9) and win2.project.video == str(Path(video).resolve())
+    assert win2.dirty                           # recovered work is unsaved
+    assert not crashed.exists()
+    win2.ask_unsaved = lambda: "discard"
+    assert win2.close()
+
+
+def test_errors_are_shown_not_raised(qtbot, make_window, tmp_path, grid_pair):
+    win = make_window(auto_analyze=False)
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"this is not a video at all" * 100)
+    with qtbot.waitSignal(win.errorShown, timeout=LONG) as sig:
+        win.open_video(str(bad))
+    msg = sig.args[0]
+    assert "broken.mp4" in msg and "Traceback" not in msg
+    assert win.error_boxes and win.error_boxes[-1].isVisible()
+    assert win.statusBar().currentMessage() == msg
+    win.close_error_boxes()
+    # a voice file without any audio: readable error, and the track is not kept
+    video, _ = grid_pair
+    silent = tmp_path / "no_audio.mp4"
+    ffmpeg("-i", video, "-an", "-c:v", "copy", silent)
+    with qtbot.waitSignal(win.errorShown, timeout=LONG) as sig:
+        win.add_voice(str(silent))
+    assert "no_audio.mp4" in sig.args[0] and "Traceback" not in sig.args[0]
+    assert win.project.voices == []
+    # an unreadable project
+    proj = tmp_path / "bad.lipdub"
+    proj.write_text("{oops")
+    with qtbot.waitSignal(win.errorShown, timeout=5000) as sig:
+        assert not win.open_project(str(proj))
+    assert "bad.lipdub" in sig.args[0]
+    win.close_error_boxes()
+
+
+def test_drop_video_and_voice(qtbot, make_window, grid_pair):
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(video), QUrl.fromLocalFile(voice)])
+    ev = QDropEvent(QPointF(100, 100), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    with qtbot.waitSignal(win.mediaLoaded, timeout=LONG):
+        win.dropEvent(ev)
+    assert win.project.video == str(Path(video).resolve())
+    assert [v.path for v in win.project.voices] == [str(Path(voice).resolve())]
