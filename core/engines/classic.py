@@ -1,0 +1,386 @@
+"""The offline default engine: audio -> mouth shapes -> retrieve the clip's own mouth textures -> warp -> patch.
+
+Follows "Synthesizing Obama" (Suwajanakorn, Seitz, Kemelmacher-Shlizerman 2017), without any neural renderer:
+1. Desired mouth shape per output frame: `core.mouth_shape.AudioToMouth` predicts a displacement from the
+   speaker's neutral mouth; silent stretches of the voice (ctx.voice_active False) fade to the neutral, closed
+   mouth over a few frames whatever the original video did. `ctx.extra["target_landmarks"]` ((N_out, 68, 2)
+   frame coordinates) overrides the prediction (oracle tests, manual edits).
+2. Texture library: one streaming pass over the source video keeps only canonical-aligned lower-face crops
+   (`warp.CanonicalCrop`, ~1 IOD = 24..64 px) and their canonical landmarks.
+3. Retrieval (`retrieval.select`): k nearest mouths, Viterbi for coherent runs, weighted-median blend.
+4. Warp (`warp`): every blended candidate is warped piecewise-affinely onto the desired canonical shape; the
+   current frame's own lower face is warped from its landmarks to the desired ones (jaw correction, so chin and
+   cheeks move and the area below the chin follows); the retrieved mouth texture is colour-matched and blended
+   over it. The patch's `mask_landmarks` are the desired landmarks, except that each jaw point takes the lower of
+   the desired and original positions, so the shared blend mask also covers an original chin that hangs lower
+   than the new one (no double chin when a mouth closes).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from ..compose import color_match, face_axes, mask_roi, ring_weights
+from ..errors import CancelledError, LipDubError, ModelMissingError, NoFaceError
+from ..faces import geometry as geo
+from ..progress import CancelToken, ProgressFn, check, report
+from . import retrieval, warp
+from .base import DubContext, Engine, RenderedPatch
+
+log = logging.getLogger(__name__)
+
+# Points whose target the mouth model may move (mouth + lower jaw); all others stay where the tracker put them.
+SHAPE_POINTS = np.concatenate([np.arange(3, 14), np.arange(48, 68)])   # = core.mouth_shape.SHAPE_POINTS
+INNER_JAW = np.arange(3, 14)
+NOSE_BOTTOM = np.array([35, 34, 33, 32, 31])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# desired shapes
+
+def silence_weights(voice_active: np.ndarray, ramp: int = 3) -> np.ndarray:
+    """(N,) in [0, 1]: 1 while the voice is active, 0 in silence, with linear ramps of `ramp` frames on each
+    side of every transition (the mouth starts to open just before the sound and closes just after)."""
+    v = np.asarray(voice_active, bool)
+    n = len(v)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    if ramp <= 0:
+        return v.astype(np.float32)
+    # distance (in frames) to the nearest active frame
+    idx = np.flatnonzero(v)
+    if len(idx) == 0:
+        return np.zeros(n, np.float32)
+    pos = np.arange(n)
+    j = np.searchsorted(idx, pos)
+    left = np.abs(pos - idx[np.clip(j - 1, 0, len(idx) - 1)])
+    right = np.abs(idx[np.clip(j, 0, len(idx) - 1)] - pos)
+    dist = np.minimum(left, right)
+    return np.clip(1.0 - dist / float(ramp + 1), 0.0, 1.0).astype(np.float32)
+
+
+def clip_neutral_canon(canon: np.ndarray, present: np.ndarray, quantile: float = 0.25) -> np.ndarray:
+    """(68, 2) canonical landmarks of the clip's closed/neutral mouth: median over its least-open frames."""
+    pres = np.asarray(present, bool)
+    c = canon[pres]
+    if len(c) == 0:
+        raise NoFaceError("No frame with a face to measure the neutral mouth from.")
+    op = geo.mouth_opening(c)
+    cut = np.quantile(op, quantile)
+    return np.median(c[op <= cut], axis=0)
+
+
+def canonicalize(landmarks: np.ndarray, present: np.ndarray, template: Optional[np.ndarray] = None):
+    """Per-frame similarity (frame -> canonical, IOD units) and canonical landmarks. Absent frames: None / NaN."""
+    pres = np.asarray(present, bool) & np.all(np.isfinite(landmarks), axis=(1, 2))
+    if template is None:
+        template = warp.stable_template(landmarks, pres)
+    sims = [None] * len(landmarks)
+    canon = np.full(landmarks.shape, np.nan, np.float64)
+    for i in np.flatnonzero(pres):
+        sims[i] = warp.align_to(landmarks[i], template)
+        canon[i] = sims[i].fwd(landmarks[i])
+    return sims, canon, template, pres
+
+
+def transfer_mouth_shapes(x_landmarks: np.ndarray, x_present: np.ndarray, y_landmarks: np.ndarray,
+                          y_present: np.ndarray, weights: Optional[np.ndarray] = None) -> np.ndarray:
+    """Frame-space target landmarks for clip X that reproduce clip Y's mouth movements (frame i of X gets Y's
+    frame i): Y's canonical mouth displacement from Y's neutral, added to X's neutral, mapped into each X frame.
+    Frames beyond Y's length or where Y has no face get X's neutral. Points outside `SHAPE_POINTS` keep X's
+    tracked positions. `weights` (N_x,) scales the displacement (silence -> 0). Returns (N_x, 68, 2) float32."""
+    sims_x, can_x, _, pres_x = canonicalize(x_landmarks, x_present)
+    _, can_y, _, pres_y = canonicalize(y_landmarks, y_present)
+    neu_x = clip_neutral_canon(can_x, pres_x)
+    neu_y = clip_neutral_canon(can_y, pres_y)
+    n = len(x_landmarks)
+    out = np.array(x_landmarks, np.float32, copy=True)
+    for i in np.flatnonzero(pres_x):
+        disp = np.zeros((68, 2))
+        if i < len(can_y) and pres_y[i]:
+            disp = can_y[i] - neu_y
+        if weights is not None:
+            disp = disp * float(weights[i])
+        target = neu_x + disp
+        out[i, SHAPE_POINTS] = sims_x[i].inv(target[SHAPE_POINTS])
+    return out
+
+
+def predicted_targets(ctx: DubContext) -> np.ndarray:
+    """Desired frame-space landmarks (N_out, 68, 2) from the voice through the shipped audio->mouth model."""
+    try:
+        from .. import mouth_shape as ms
+    except ImportError as exc:
+        raise ModelMissingError("The classic engine needs the mouth-shape model (core.mouth_shape), which is "
+                                f"not installed: {exc}. Reinstall LipDub Studio.") from exc
+    model = ms.AudioToMouth.load(ctx.extra.get("mouth_model"))
+    n = ctx.num_output_frames
+    disp = np.asarray(model.predict(ctx.wav, ctx.fps, n), np.float32)
+    w = silence_weights(np.asarray(ctx.voice_active, bool)[:n])
+    disp = disp * w[:len(disp), None, None]
+    src = np.asarray(ctx.source_index, np.int64)[:n]
+    # the neutral mouth from the source track itself (a looped/held schedule would weight frames unevenly)
+    canon, _ = ms.normalize(np.asarray(ctx.landmarks, np.float32))
+    neutral = ms.clip_neutral(canon, np.asarray(ctx.present, bool))
+    return np.asarray(ms.target_landmarks(ctx.landmarks[src], ctx.present[src], disp, neutral=neutral), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# source frames
+
+def iter_source_frames(path: str, num_frames: Optional[int] = None):
+    """Stream the clip's frames (core.media when available, else OpenCV)."""
+    try:
+        from ..media import iter_frames
+    except ImportError:
+        iter_frames = None
+    if iter_frames is not None:
+        yield from iter_frames(path, stop=num_frames)
+        return
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        from ..errors import MediaError
+
+        raise MediaError(f"Could not open the video {path}")
+    try:
+        i = 0
+        while num_frames is None or i < num_frames:
+            ok, f = cap.read()
+            if not ok:
+                break
+            yield f
+            i += 1
+    finally:
+        cap.release()
+
+
+def mask_landmarks_for(target: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """Target landmarks whose jaw points (2..14) are pushed to the lower of target/original along the face's
+    down axis, so the blend mask also hides an original chin lower than the new one."""
+    out = np.array(target, np.float32, copy=True)
+    down, _, _ = face_axes(target)
+    jaw = np.arange(2, 15)
+    t = np.asarray(target, np.float64)[jaw]
+    o = np.asarray(original, np.float64)[jaw]
+    lower = (o @ down) > (t @ down)
+    out[jaw[lower]] = o[lower]
+    return out
+
+
+class ClassicEngine(Engine):
+    """Retrieval + warp lip-sync from the clip's own mouth textures (no neural renderer, no GPU)."""
+
+    name = "classic"
+
+    def __init__(self, *, k: int = 12, blend: int = 3, jump: float = 1.0, sigma: float = 0.03,
+                 max_library: int = 3000, ppi: Optional[float] = None):
+        self.k = k
+        self.blend = blend
+        self.jump = jump
+        self.sigma = sigma
+        self.max_library = max_library
+        self.ppi = ppi
+        self.ctx: Optional[DubContext] = None
+        self.teeth_proxy = None
+        self.teeth_frame: Optional[int] = None
+        self.teeth_strength: float = 1.0
+        self.lib: Optional[retrieval.TextureLibrary] = None
+
+    def precheck(self) -> None:
+        # The prediction model is loaded in prepare(); an explicit target override needs no model.
+        pass
+
+    # -- prepare ---------------------------------------------------------------------------------------------
+    def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> None:
+        self.ctx = ctx
+        lms = np.asarray(ctx.landmarks, np.float64)
+        self.sims, self.canon, self.template, self.pres = canonicalize(lms, ctx.present) if np.any(ctx.present) \
+            else (None, None, None, None)
+        if self.pres is None or not self.pres.any():
+            raise NoFaceError(f"No face was tracked in {ctx.video_path}: the classic engine has nothing to dub.")
+        n_out = ctx.num_output_frames
+        src = np.asarray(ctx.source_index, np.int64)[:n_out]
+
+        report(progress, "mouth", 0, 1)
+        override = ctx.extra.get("target_landmarks") if ctx.extra else None
+        targets = np.asarray(override, np.float32) if override is not None else predicted_targets(ctx)
+        if targets.shape != (n_out, 68, 2):
+            raise LipDubError(f"Mouth targets have shape {targets.shape}, expected ({n_out}, 68, 2).")
+        self.targets = targets
+        report(progress, "mouth", 1, 1)
+        check(cancel)
+
+        iods = geo.inter_ocular(lms[self.pres])
+        ppi = float(self.ppi or np.clip(np.median(iods), 24.0, 64.0))
+        self.crop = warp.CanonicalCrop(ppi=ppi)
+        self._build_library(ctx, progress, cancel)
+
+        # desired canonical shapes in each output frame's own canonical space
+        valid = np.zeros(n_out, bool)
+        tcan = np.zeros((n_out, 68, 2))
+        for o in range(n_out):
+            s = src[o]
+            if 0 <= s < len(self.pres) and self.pres[s] and np.all(np.isfinite(targets[o])):
+                tcan[o] = self.sims[s].fwd(targets[o])
+                valid[o] = True
+        self.valid = valid
+        self.target_canon = tcan
+        self.selection = retrieval.select(self.lib, tcan, valid, k=self.k, blend=self.blend, sigma=self.sigma,
+                                          jump=self.jump)
+        # fixed triangulation of the canonical crop (template with the mouth slightly open + crop border)
+        w, h = self.crop.size
+        self._cborder = warp.boundary_points(-1.0, -1.0, float(w), float(h), per_side=3)
+        topo = warp.topology_points(self.template)[warp.WARP_POINTS]
+        self._ctris = warp.triangulate(np.concatenate([self.crop.to_px(topo), self._cborder]))
+        # fixed triangulation of the frame-space jaw correction: template + a canonical rectangle that holds
+        # every frame's blend mask (its corners are mapped into each frame and stay fixed)
+        self._fborder = self._warp_rect(ctx, src, valid)
+        self._ftris = warp.triangulate(np.concatenate([topo, self._fborder]))
+        self._setup_teeth(ctx)
+
+    def _warp_rect(self, ctx: DubContext, src: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Border points (canonical units) of the region the jaw correction may change: the lower-face outline
+        of the template, every target and every original, grown by the mask's dilation, feather and extents."""
+        from ..compose import JAW_OUTLINE, NOSE_BOTTOM as NB
+
+        outline = np.concatenate([JAW_OUTLINE, NB])
+        pts = [self.template[outline]]
+        pts.append(self.target_canon[valid][:, outline].reshape(-1, 2))
+        pts.append(self.canon[src[valid]][:, outline].reshape(-1, 2))
+        pts = np.concatenate(pts)
+        m = ctx.mask
+        grow = max(0.0, m.dilation) + 3.0 * max(0.0, m.feather) / 2.56 + 0.15
+        x0 = pts[:, 0].min() - grow - max(0.0, m.extent_down)
+        x1 = pts[:, 0].max() + grow + max(0.0, m.extent_down)
+        y0 = pts[:, 1].min() - grow - max(0.0, m.extent_up)
+        y1 = pts[:, 1].max() + grow + max(0.0, m.extent_down)
+        return warp.boundary_points(x0, y0, x1, y1, per_side=4)
+
+    def _build_library(self, ctx: DubContext, progress, cancel) -> None:
+        n_src = len(self.pres)
+        idx = np.flatnonzero(self.pres)
+        stride = max(1, int(np.ceil(len(idx) / float(self.max_library))))
+        keep = np.zeros(n_src, bool)
+        keep[idx[::stride]] = True
+        self.lib = retrieval.TextureLibrary(self.crop, capacity=int(keep.sum()))
+        want_teeth = ctx.extra.get("teeth_frame") if ctx.extra else None
+        best_score, best = -1.0, None
+        from .teeth import OPEN_LO, teeth_score
+
+        open_iod = geo.mouth_opening(self.canon)      # canonical: already in IOD units
+        n = 0
+        for i, frame in enumerate(iter_source_frames(ctx.video_path, n_src)):
+            if keep[i]:
+                self.lib.add(i, self.crop.extract(frame, self.sims[i]), self.canon[i])
+            if self.pres[i]:
+                if want_teeth is not None:
+                    if i == int(want_teeth):
+                        best = (i, frame.copy())
+                elif open_iod[i] >= OPEN_LO:
+                    sc = teeth_score(frame, ctx.landmarks[i])
+                    if sc > best_score:
+                        best_score, best = sc, (i, frame.copy())
+            n = i + 1
+            if i % 16 == 0:
+                report(progress, "library", i, n_src)
+                check(cancel)
+        report(progress, "library", n_src, n_src)
+        if n == 0:
+            from ..errors import MediaError
+
+            raise MediaError(f"Could not decode any frame of {ctx.video_path}")
+        self.lib.finish()
+        self._teeth_source = best
+
+    def _setup_teeth(self, ctx: DubContext) -> None:
+        from .teeth import TeethProxy
+
+        self.teeth_strength = float(ctx.extra.get("teeth_strength", 1.0) if ctx.extra else 1.0)
+        if self.teeth_strength is None:
+            self.teeth_strength = 1.0
+        self.teeth_proxy = None
+        if self._teeth_source is not None:
+            i, frame = self._teeth_source
+            self.teeth_frame = i
+            self.teeth_proxy = TeethProxy.from_frame(frame, ctx.landmarks[i], frame_index=i)
+        self._teeth_source = None
+
+    # -- render ----------------------------------------------------------------------------------------------
+    def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int]) -> list:
+        if self.ctx is None:
+            raise LipDubError("The classic engine was not prepared.")
+        return [self.render_one(f, int(o)) for f, o in zip(frames, out_indices)]
+
+    def texture(self, o: int) -> Optional[np.ndarray]:
+        """The blended mouth texture of output frame o in canonical-crop pixels, already in the target shape."""
+        rows = self.selection.rows[o]
+        wts = self.selection.weights[o]
+        use = rows >= 0
+        if not use.any():
+            return None
+        dst = np.concatenate([self.crop.to_px(self.target_canon[o])[warp.WARP_POINTS], self._cborder])
+        w, h = self.crop.size
+        labels = warp.label_triangles(dst, self._ctris, (h, w))
+        warped = []
+        for r in rows[use]:
+            src = np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
+            warped.append(warp.warp_image(self.lib.images[r], src, dst, self._ctris, labels=labels))
+        return retrieval.weighted_median(np.stack(warped), wts[use])
+
+    def render_one(self, frame: np.ndarray, o: int) -> Optional[RenderedPatch]:
+        ctx = self.ctx
+        if not (0 <= o < ctx.num_output_frames) or not self.valid[o]:
+            return None
+        s = int(ctx.source_index[o])
+        orig = np.asarray(ctx.landmarks[s], np.float64)
+        target = self.targets[o].astype(np.float64)
+        mask_lm = mask_landmarks_for(target, orig)
+        fh, fw = frame.shape[:2]
+        roi = mask_roi((fh, fw), mask_lm, ctx.mask)
+        x0, y0, x1, y1 = roi
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        bw, bh = x1 - x0, y1 - y0
+        off = np.array([x0, y0], np.float64)
+
+        # 1. jaw correction: the frame's own lower face moved from its landmarks to the targets
+        border = self.sims[s].inv(self._fborder) - off
+        src_pts = np.concatenate([orig[warp.WARP_POINTS] - off, border])
+        dst_pts = np.concatenate([target[warp.WARP_POINTS] - off, border])
+        mx, my = warp.pwa_maps(src_pts, dst_pts, self._ftris, (bh, bw))
+        jaw = cv2.remap(frame, mx + np.float32(x0), my + np.float32(y0), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+
+        # 2. retrieved texture in the target shape, mapped from canonical crop into the box
+        tex = self.texture(o)
+        if tex is None:
+            image = jaw
+        else:
+            cw, ch = self.crop.size
+            tpx = self.crop.to_px(self.target_canon[o])
+            alpha = np.zeros((ch, cw), np.uint8)
+            poly = np.concatenate([tpx[INNER_JAW], tpx[NOSE_BOTTOM]])
+            cv2.fillPoly(alpha, [np.round(poly * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+            r = max(1, int(round(0.08 * self.crop.ppi)))
+            alpha = cv2.erode(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+            alpha = cv2.GaussianBlur(alpha.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.06 * self.crop.ppi))
+            a = self.crop.frame_to_crop(self.sims[s]).copy()
+            a[:, 2] += a[:, :2] @ off                  # box pixel -> crop pixel
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            tex_box = cv2.warpAffine(tex, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+            a_box = cv2.warpAffine(alpha, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            tex_box = color_match(tex_box, jaw, ring_weights(a_box))
+            am = a_box[..., None]
+            image = np.clip(jaw.astype(np.float32) * (1 - am) + tex_box.astype(np.float32) * am + 0.5,
+                            0, 255).astype(np.uint8)
+        iod = float(geo.inter_ocular(target))
+        opening = float(geo.mouth_opening(target)) / iod if iod > 0 else 0.0
+        return RenderedPatch(box=(x0, y0, x1, y1), image=image, mask_landmarks=mask_lm.astype(np.float32),
+                             mouth_open=opening)
+
+    def close(self) -> None:
+        self.lib = None
