@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -85,15 +84,28 @@ def downscale_factor(height: int, width: int, max_side: int) -> float:
     return max_side / float(max(height, width))
 
 
-@dataclass
 class PreparedFrame:
-    """One frame converted once for every face in it: full-res grey, downscaled grey for detection."""
+    """One frame converted once for every face in it: full-res grey (landmarks), and on demand a downscaled
+    grey copy for detection (`small`, = full * `scale`) and an RGB copy."""
 
-    bgr: np.ndarray
-    gray: np.ndarray
-    small: np.ndarray          # grey, downscaled by `scale`
-    scale: float               # small = full * scale
-    _rgb: Optional[np.ndarray] = field(default=None, repr=False)
+    def __init__(self, bgr: np.ndarray, gray: np.ndarray, detect_max_side: int):
+        self.bgr, self.gray = bgr, gray
+        self.scale = downscale_factor(gray.shape[0], gray.shape[1], detect_max_side)
+        self._small: Optional[np.ndarray] = None
+        self._rgb: Optional[np.ndarray] = None
+        if self.scale < 1.0:
+            self._size = (max(1, int(round(gray.shape[1] * self.scale))), max(1, int(round(gray.shape[0] * self.scale))))
+            self.scale = self._size[0] / gray.shape[1]
+        else:
+            self._small = gray
+
+    @property
+    def small(self) -> np.ndarray:
+        if self._small is None:
+            import cv2
+
+            self._small = cv2.resize(self.gray, self._size, interpolation=cv2.INTER_AREA)
+        return self._small
 
     @property
     def rgb(self) -> np.ndarray:
@@ -107,19 +119,9 @@ class PreparedFrame:
 
 
 def prepare_frame(frame: np.ndarray, detect_max_side: int = 640) -> PreparedFrame:
-    import cv2
-
     if isinstance(frame, PreparedFrame):
         return frame
-    gray = _to_gray(frame)
-    s = downscale_factor(gray.shape[0], gray.shape[1], detect_max_side)
-    if s < 1.0:
-        size = (max(1, int(round(gray.shape[1] * s))), max(1, int(round(gray.shape[0] * s))))
-        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        s = size[0] / gray.shape[1]
-    else:
-        small = gray
-    return PreparedFrame(bgr=frame, gray=gray, small=small, scale=float(s))
+    return PreparedFrame(frame, _to_gray(frame), detect_max_side)
 
 
 class DlibBackend:

@@ -246,7 +246,8 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 def _frame_signature(frame: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     import cv2
 
-    small = cv2.resize(frame, (64, 48), interpolation=cv2.INTER_AREA)
+    step = max(1, min(frame.shape[0] // 96, frame.shape[1] // 128))   # subsample big frames first (cheap)
+    small = cv2.resize(np.ascontiguousarray(frame[::step, ::step]), (64, 48), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
     hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
     hist /= max(hist.sum(), 1.0)
