@@ -9,10 +9,13 @@ Per frame:
    sudden scale jumps); a degraded fit triggers an early detection;
 4. detection runs on keyframes (every `detect_every` frames), at cuts and on degraded fits; detections are
    associated to live tracks (greedy on IoU with a centre-distance gate); an unmatched degraded track
-   ends, an unmatched detection starts a track, or revives an ended one when dlib's face descriptor says it
-   is the same person (so a face keeps its id across black frames and cuts);
-5. after the last frame, boxes and landmarks are smoothed per run of present frames with a zero-phase
-   One-Euro filter (reset at cuts).
+   ends (so does one unseen by the detector for `max_missed` keyframes), a matched track whose face no
+   longer looks like its last detection ends too (identity switch without a visible cut); an unmatched
+   detection starts a track, or revives an ended one when dlib's face descriptor says it is the same person
+   (so a face keeps its id across black frames and cuts);
+5. after the last frame, tracks confirmed by fewer than `min_confirmations` detections are dropped (false
+   positives), ids are renumbered 0.. by first appearance, and boxes and landmarks are smoothed per run of
+   present frames with a zero-phase One-Euro filter (reset at cuts).
 
 Frames without a usable face get present=False and NaN boxes/landmarks; only `TrackSet.require_face()`
 raises `NoFaceError`, when no face was found anywhere.
@@ -52,6 +55,8 @@ class TrackerSettings:
     cut_diff: float = 0.06            # mean absolute thumbnail difference (0..1) that marks a cut
     degrade_ncc: float = 0.8          # eye/nose patch correlation with the last detection below this: re-detect
     reid_distance: float = 0.5        # dlib descriptor distance under which an ended track is revived
+    max_missed: int = 10              # a track the detector has not seen for this many keyframes in a row ends
+    min_confirmations: int = 2        # tracks the detector saw on fewer keyframes are dropped (false positives)
     smooth: bool = True
     # Tuned on 4 held-out GRID clips: stable-point jitter (mean |2nd difference|) down to ~0.2x of per-frame
     # detection's while the mouth opening still correlates r >= 0.987 with it.
@@ -273,6 +278,7 @@ class _Live:
         self.cur_box: Optional[np.ndarray] = None     # box the last landmarks were fitted in
         self.last_moved: Optional[np.ndarray] = None  # detection box moved with the last landmarks
         self.vel = np.zeros(4, np.float32)            # per-frame motion of that box
+        self.missed = 0                               # keyframes in a row without a matching detection
         self.chip = None            # aligned face chip for re-identification (descriptor computed lazily)
         self.desc = None
 
@@ -383,6 +389,7 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
     width = height = 0
     n_det = n_degraded = 0
     n_switch = [0]
+    confirmations: dict = {}
     t_det = t_lm = 0.0
     t0 = time.perf_counter()
     i = -1
@@ -468,15 +475,18 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
                     lm = landmarks(pf, d)
                     if t.quality(pf.gray, lm) >= st.degrade_ncc:
                         t.set_ref(pf.gray, d, lm)
+                        t.missed = 0
+                        confirmations[t.tid] = confirmations.get(t.tid, 0) + 1
                         rec.add(t.tid, i, np.asarray(d[:4], np.float32), lm)
                         keep.append(t)
                         used.add(j)
                         continue
                     n_switch[0] += 1      # a different face took this place without a visible cut
                     ended.append(t)
-                elif t.tid in degraded:
-                    ended.append(t)       # lost: the detector does not see it and the fit is bad
+                elif t.tid in degraded or t.missed >= st.max_missed:
+                    ended.append(t)       # lost: the detector does not see it and the fit is bad (or for long)
                 else:
+                    t.missed += 1
                     lm, mv, fitted_in = follow[t.tid]   # the detector missed a face that still fits well: coast
                     t.accept(lm, mv, fitted_in)
                     rec.add(t.tid, i, mv, lm)
@@ -489,6 +499,7 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
                 lm = landmarks(pf, d)
                 t = revive_or_new(pf, d, lm)
                 t.set_ref(pf.gray, d, lm)
+                confirmations[t.tid] = confirmations.get(t.tid, 0) + 1
                 rec.add(t.tid, i, np.asarray(d[:4], np.float32), lm)
                 keep.append(t)
             live = keep
@@ -506,7 +517,10 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
     detected_arr = np.zeros(n, bool)
     detected_arr[: len(detected)] = detected
     tracks = []
-    for tid in sorted(rec.rows):
+    kept = [tid for tid in rec.rows if confirmations.get(tid, 0) >= st.min_confirmations]
+    dropped = len(rec.rows) - len(kept)
+    kept.sort(key=lambda tid: (rec.rows[tid][0][0], tid))      # ids renumbered by first appearance
+    for new_id, tid in enumerate(kept):
         boxes = np.full((n, 4), np.nan, np.float32)
         lms = np.full((n, 68, 2), np.nan, np.float32)
         present = np.zeros(n, bool)
@@ -515,9 +529,10 @@ def track_frames(frames: Iterable[np.ndarray], num_frames: int, fps: float, *, b
         raw = lms.copy()
         if st.smooth:
             lms, boxes = _smooth(lms, boxes, present, fps, cuts, st)
-        tracks.append(FaceTrack(tid, boxes, lms, present, raw if keep_raw else None))
+        tracks.append(FaceTrack(new_id, boxes, lms, present, raw if keep_raw else None))
     elapsed = time.perf_counter() - t0
     stats = {"frames": i + 1, "detections": n_det, "degraded": n_degraded, "cuts": len(cuts), "switches": n_switch[0],
+             "dropped": dropped,
              "seconds": round(elapsed, 3), "detect_seconds": round(t_det, 3), "landmark_seconds": round(t_lm, 3),
              "fps": round((i + 1) / elapsed, 2) if elapsed > 0 else 0.0}
     return TrackSet(n, int(width), int(height), fps, tracks, np.asarray(cuts, np.int64), detected_arr,

@@ -180,3 +180,31 @@ def test_progress_and_cancel(be, clip_a):
 
     with pytest.raises(CancelledError):
         track_frames(iter(clip_a), 75, FPS, backend=be, progress=prog, cancel=token)
+
+
+class InjectFalseFace:
+    """The real backend plus one spurious detection on the (static) background at frame 0."""
+
+    def __init__(self, inner):
+        self.inner, self.n = inner, 0
+        self.name = "inject"
+
+    def prepare(self, f):
+        return self.inner.prepare(f)
+
+    def detect(self, f):
+        self.n += 1
+        boxes = self.inner.detect(f)
+        if self.n == 1:
+            boxes = boxes + [np.array([250, 10, 350, 110], np.float32)]
+        return boxes
+
+    def landmarks(self, f, b):
+        return self.inner.landmarks(f, b)
+
+
+def test_a_one_off_false_detection_is_dropped(be, clip_a):
+    ts = track_frames(clip_a[:40], 40, FPS, backend=InjectFalseFace(be))
+    assert ts.stats["dropped"] == 1
+    assert ts.ids == [0] and ts.tracks[0].present.all()
+    assert ts.tracks[0].boxes[:, 2].max() < 250                         # the real face, not the fake one
