@@ -22,6 +22,14 @@ LSE = REFERENCE / "lse"
 GRID_CACHE = Path("/work/cache/grid")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 shared cores: avoid oversubscription
+    yield
+    torch.set_num_threads(n)
+
+
 # ------------------------------------------------------------------------------------------- LSE fixtures
 @pytest.mark.parametrize("case", ["random", "shifted"])
 def test_lse_reproduces_syncnet_python(case):
@@ -187,8 +195,9 @@ def grid():
     video = REFERENCE.parent / "data" / "grid_s1" / "video" / f"{name}.mp4"
     d = np.load(GRID_CACHE / f"{name}.npz")
     track = Track(d["boxes"].copy(), d["landmarks"].copy(), d["present"].copy())
-    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-vn", "-ac", "1", "-ar", "16000",
-                          "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    pcm = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vn", "-ac", "1", "-ar", "16000",
+                          "-f", "f32le", "-"], capture_output=True, check=True,
+                         stdin=subprocess.DEVNULL).stdout
     return video, np.frombuffer(pcm, np.float32).copy(), track
 
 
@@ -297,3 +306,56 @@ def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
     disc = save_wav2lip_style(tmp_path / "disc.pth", "wav2lip_disc_qual")
     with pytest.raises(ModelCorruptError, match="not a sync scorer"):
         scoring.get_scorer(str(disc))
+
+
+# ------------------------------------------------------------------------------------------- colour expert
+@pytest.fixture(scope="module")
+def expert_scorer():
+    from core.models import SyncNetColor
+    from core.scorers.color_expert import ColorExpertScorer
+
+    net = SyncNetColor()
+    net.load_state_dict(tensors("syncnet_color"))
+    return ColorExpertScorer(net.eval())
+
+
+def test_expert_inputs_follow_wav2lip(expert_scorer):
+    from core import audio as audio_mod
+    from core.scorers.color_expert import expert_crop
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[:100] = (10, 20, 30)
+    frame[100:] = (200, 150, 100)
+    crop = expert_crop(frame, np.array([100, 50, 200, 150], np.float32), box_scale=1.0)   # centred on row 100
+    assert crop.shape == (48, 96, 3) and (crop[2:] == (200, 150, 100)).all()              # the lower half only
+
+    rng = np.random.default_rng(5)
+    inputs = rng.integers(0, 256, (7, 48, 96, 3), dtype=np.uint8)
+    faces = expert_scorer.face_windows(inputs)
+    assert faces.shape == (3, 15, 48, 96)
+    for i in range(3):
+        for t in range(5):
+            for c in range(3):
+                np.testing.assert_array_equal(faces[i, 3 * t + c], inputs[i + t, :, :, c] / np.float32(255))
+
+    wav = rng.standard_normal(16000).astype(np.float32) * 0.1
+    mels = expert_scorer.mel_windows(wav, 25.0, 25)
+    mel = audio_mod.melspectrogram(wav)
+    assert mels.shape == (21, 1, 80, 16)
+    for i in (0, 5, 20):
+        np.testing.assert_allclose(mels[i, 0], mel[:, int(i * 80 / 25):int(i * 80 / 25) + 16], atol=1e-6)
+
+    # the features are exactly the official forward's (audio_emb, face_emb)
+    with torch.no_grad():
+        a_ref, v_ref = expert_scorer.model(torch.from_numpy(mels[:3]), torch.from_numpy(faces))
+    np.testing.assert_allclose(expert_scorer.video_features(inputs), v_ref.numpy(), atol=1e-6)
+    np.testing.assert_allclose(expert_scorer.audio_features(wav, 25.0, 25)[:3], a_ref.numpy(), atol=1e-6)
+
+
+def test_score_clip_grid_with_filled_expert(grid, expert_scorer):
+    video, wav, track = grid
+    rep = score_clip(video, wav[:16000], track, expert_scorer)   # the first second of voice: 25 frames, 21 windows
+    assert rep.scorer == "lipsync_expert" and rep.dists.shape == (21, 31) and rep.per_frame.shape == (75,)
+    assert rep.valid[:25].all() and not rep.valid[25:].any()
+    assert -15 <= rep.offset_frames <= 15 and np.isfinite(rep.dists).all() and np.isfinite(rep.per_frame).all()
+    assert 0 <= rep.lse_d <= 2.0 + 1e-3          # unit embeddings
