@@ -113,3 +113,19 @@ def test_trackset_roundtrip_keeps_nan_ids_and_metadata(tmp_path):
 def test_missing_video_is_a_media_error(tmp_path):
     with pytest.raises(MediaError, match="nope.mp4"):
         track_video(tmp_path / "nope.mp4", cache_dir=tmp_path)
+
+
+def test_cancel_leaves_no_cache_entry(clip, tmp_path):
+    from core.errors import CancelledError
+    from core.progress import CancelToken
+
+    token = CancelToken()
+
+    def prog(stage, done, total):
+        assert stage == "track" and total == 75
+        if done == 10:
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        track_video(clip, cache_dir=tmp_path, progress=prog, cancel=token)
+    assert list(tmp_path.iterdir()) == []

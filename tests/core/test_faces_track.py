@@ -208,3 +208,39 @@ def test_a_one_off_false_detection_is_dropped(be, clip_a):
     assert ts.stats["dropped"] == 1
     assert ts.ids == [0] and ts.tracks[0].present.all()
     assert ts.tracks[0].boxes[:, 2].max() < 250                         # the real face, not the fake one
+
+
+def test_prefetch_keeps_order_passes_errors_and_closes_the_source():
+    import threading
+
+    from core.faces.track import prefetch
+
+    assert list(prefetch(iter(range(20)), depth=2)) == list(range(20))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("decoder broke")
+
+    got = []
+    with pytest.raises(ValueError, match="decoder broke"):
+        for x in prefetch(failing()):
+            got.append(x)
+    assert got == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    stream = prefetch(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()                                                      # e.g. the job was cancelled
+    assert closed.wait(5.0)
+    assert not any(t.name == "lipdub-frame-prefetch" and t.is_alive() for t in threading.enumerate())
