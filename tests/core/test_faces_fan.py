@@ -91,3 +91,18 @@ def test_s3fd_decoding_of_one_anchor():
     cx, cy = 2 + 3 * 4, 2 + 2 * 4                                       # stride/2 + index*stride
     assert np.allclose(dets[0], [cx - 8, cy - 8, cx + 8, cy + 8, 0.9])  # prior size = 4 * stride
     assert F._nms(np.array([[0, 0, 10, 10, 0.9], [1, 1, 10, 10, 0.8], [50, 50, 60, 60, 0.7]]), 0.3) == [0, 2]
+
+
+def test_get_backend_by_name(tmp_path, monkeypatch, no_network):
+    from core.errors import ModelError
+    from core.faces.detect import DlibBackend, get_backend
+
+    monkeypatch.delenv("LIPDUB_FAN_DIR", raising=False)
+    with pytest.raises(ModelMissingError, match="LIPDUB_FAN_DIR"):
+        get_backend("fan")
+    monkeypatch.setenv("LIPDUB_FAN_DIR", str(tmp_path))
+    with pytest.raises(ModelMissingError, match="2DFAN4"):
+        get_backend("fan")
+    with pytest.raises(ModelError, match="Unknown face backend 'mtcnn'"):
+        get_backend("mtcnn")
+    assert isinstance(get_backend(), DlibBackend)

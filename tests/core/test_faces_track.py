@@ -72,7 +72,7 @@ def test_grid_clip_matches_per_frame_detection_and_is_smoother(be, clip_a):
 def test_fast_motion_is_followed(be, clip_a):
     # the face slides +-80 px at 1 Hz (up to 20 px per frame) on a wider canvas
     moving = []
-    for i, f in enumerate(clip_a):
+    for i, f in enumerate(clip_a[:40]):                                 # 1.6 periods
         m = np.float32([[1, 0, 60 + 80 * np.sin(2 * np.pi * i / FPS)], [0, 1, 0]])
         moving.append(cv2.warpAffine(f, m, (480, 288), borderMode=cv2.BORDER_REPLICATE))
     full = full_detection(be, moving)
