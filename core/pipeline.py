@@ -49,6 +49,7 @@ class DubSettings:
     batch_size: int = 16
     track_cache_dir: Optional[str] = None
     detect_every: int = 5
+    engine_options: dict = field(default_factory=dict)  # extra engine inputs, e.g. "target_landmarks" overrides
 
 
 @dataclass
@@ -170,7 +171,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
         mask=settings.mask, pads=tuple(settings.pads), device=settings.device, batch_size=settings.batch_size,
         extra={"teeth_frame": settings.teeth_frame, "teeth_strength": settings.teeth_strength,
-               "models_dir": settings.models_dir},
+               "models_dir": settings.models_dir, **settings.engine_options},
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
                         track_set=track_set, track=track)
