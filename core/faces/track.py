@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -240,8 +240,8 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     a = a - a.mean()
     b = b - b.mean()
     na, nb = np.sqrt((a * a).sum()), np.sqrt((b * b).sum())
-    if na < 1e-3 * a.size ** 0.5 * 2 or nb < 1e-3 * b.size ** 0.5 * 2 or a.std() < 2.0 or b.std() < 2.0:
-        return 0.0   # a flat patch (black frame, occluder): nothing to follow
+    if a.std() < 2.0 or b.std() < 2.0:
+        return 0.0   # a flat patch (black frame, blank occluder): nothing to follow
     return float((a * b).sum() / (na * nb))
 
 

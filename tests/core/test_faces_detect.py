@@ -7,7 +7,7 @@ import pytest
 from conftest import GRID_OTHERS, GRID_S1, heldout_names
 from core.errors import ModelMissingError
 from core.faces import geometry as G
-from core.faces.detect import DlibBackend, default_backend, downscale_factor, prepare_frame
+from core.faces.detect import DlibBackend, default_backend, downscale_factor
 
 
 def frame_of(path, index=30):
