@@ -50,6 +50,14 @@ def _is_weights_only_refusal(exc: BaseException) -> bool:
                                                          or "not an allowed global" in msg)
 
 
+def _short_reason(exc: BaseException) -> str:
+    msg = str(exc)
+    if "WeightsUnpickler error:" in msg:  # torch's long weights_only text: keep the actual unpickler error
+        msg = msg.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    text = " ".join(msg.split())
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
 def _torch_load(path: Path, trusted_fallback: bool):
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
@@ -64,11 +72,9 @@ def _torch_load(path: Path, trusted_fallback: bool):
                 return torch.load(str(path), map_location="cpu", weights_only=False)
             except Exception as exc2:  # noqa: BLE001
                 exc = exc2
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         raise ModelCorruptError(
             f"Cannot read the model file {path}: it is truncated, damaged or not a PyTorch checkpoint "
-            f"({reason[:160]}). Download it again.") from exc
+            f"({_short_reason(exc)}). Download it again.") from exc
 
 
 def read_state_dict(path: PathLike, *, trusted_fallback: bool = True) -> Dict[str, torch.Tensor]:
@@ -76,6 +82,11 @@ def read_state_dict(path: PathLike, *, trusted_fallback: bool = True) -> Dict[st
     path = Path(path)
     if not path.is_file():
         raise ModelMissingError(f"Model file not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(256).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        raise ModelCorruptError(f"{path} is a web page, not a model file (the download saved an HTML page): "
+                                f"download the file again from its official link.")
     obj = _torch_load(path, trusted_fallback)
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()

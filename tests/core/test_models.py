@@ -122,9 +122,13 @@ def test_truncated_file_is_corrupt(ckpt_dir, tmp_path):
     with pytest.raises(ModelCorruptError, match="syncnet_v2.model"):
         load_syncnet(bad)
     junk = tmp_path / "junk.pth"
-    junk.write_bytes(b"<html>download quota exceeded</html>")
+    junk.write_bytes(b"PK\x03\x04 this is not really a zip" * 3)
     with pytest.raises(ModelCorruptError, match="junk.pth.*Download it again"):
         load_wav2lip(junk)
+    page = tmp_path / "wav2lip.pth"
+    page.write_bytes(b"\n<!DOCTYPE html><html><body>Sign in to SharePoint</body></html>")
+    with pytest.raises(ModelCorruptError, match="wav2lip.pth is a web page"):
+        load_wav2lip(page)
 
 
 def test_wrong_layout_files_are_rejected(ckpt_dir):
