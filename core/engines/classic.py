@@ -176,13 +176,16 @@ class ClassicEngine(Engine):
     name = "classic"
 
     def __init__(self, *, k: int = 12, blend: int = 3, jump: float = 1.0, sigma: float = 0.03,
-                 max_library: int = 3000, ppi: Optional[float] = None):
+                 max_library: int = 3000, ppi: Optional[float] = None, ppi_scale: float = 1.5,
+                 max_ppi: float = 96.0):
         self.k = k
         self.blend = blend
         self.jump = jump
         self.sigma = sigma
         self.max_library = max_library
         self.ppi = ppi
+        self.ppi_scale = ppi_scale
+        self.max_ppi = max_ppi
         self.ctx: Optional[DubContext] = None
         self.teeth_proxy = None
         self.teeth_frame: Optional[int] = None
@@ -215,7 +218,7 @@ class ClassicEngine(Engine):
         check(cancel)
 
         iods = geo.inter_ocular(lms[self.pres])
-        ppi = float(self.ppi or np.clip(np.median(iods), 24.0, 64.0))
+        ppi = float(self.ppi or np.clip(self.ppi_scale * np.median(iods), 24.0, self.max_ppi))
         self.crop = warp.CanonicalCrop(ppi=ppi)
         self._build_library(ctx, progress, cancel)
 
@@ -352,7 +355,7 @@ class ClassicEngine(Engine):
         src_pts = np.concatenate([orig[warp.WARP_POINTS] - off, border])
         dst_pts = np.concatenate([target[warp.WARP_POINTS] - off, border])
         mx, my = warp.pwa_maps(src_pts, dst_pts, self._ftris, (bh, bw))
-        jaw = cv2.remap(frame, mx + np.float32(x0), my + np.float32(y0), cv2.INTER_LINEAR,
+        jaw = cv2.remap(frame, mx + np.float32(x0), my + np.float32(y0), warp.INTERP,
                         borderMode=cv2.BORDER_REPLICATE)
 
         # 2. retrieved texture in the target shape, mapped from canonical crop into the box
@@ -370,9 +373,10 @@ class ClassicEngine(Engine):
             alpha = cv2.GaussianBlur(alpha.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.06 * self.crop.ppi))
             a = self.crop.frame_to_crop(self.sims[s]).copy()
             a[:, 2] += a[:, :2] @ off                  # box pixel -> crop pixel
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            flags = warp.INTERP | cv2.WARP_INVERSE_MAP
             tex_box = cv2.warpAffine(tex, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
             a_box = cv2.warpAffine(alpha, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            np.clip(a_box, 0.0, 1.0, out=a_box)
             tex_box = color_match(tex_box, jaw, ring_weights(a_box))
             am = a_box[..., None]
             image = np.clip(jaw.astype(np.float32) * (1 - am) + tex_box.astype(np.float32) * am + 0.5,

@@ -72,6 +72,14 @@ def teeth_likelihood(crop: np.ndarray, lm_local: np.ndarray) -> np.ndarray:
     return (low_sat * bright).astype(np.float32)
 
 
+def teeth_region(crop: np.ndarray, lm_local: np.ndarray, iod: float) -> np.ndarray:
+    """Soft (h, w) weight of the teeth *area* inside the inner lips: the teeth-like pixels spread by a blur so
+    the dark gaps between teeth (the detail that matters) are included, 0 outside the inner mouth."""
+    t = teeth_likelihood(crop, lm_local)
+    t = np.clip(2.5 * cv2.GaussianBlur(t, (0, 0), max(0.7, 0.05 * iod)), 0.0, 1.0)
+    return t * _poly_mask(crop.shape[:2], lm_local[INNER], grow=0.03 * iod)
+
+
 def teeth_score(frame: np.ndarray, landmarks: np.ndarray) -> float:
     """How much upper *and* lower teeth a frame shows (teeth-like area inside the inner lips / IOD^2, with the
     smaller of the upper/lower halves counted double). 0 for a closed mouth or missing landmarks."""
@@ -137,9 +145,10 @@ def suggest_teeth_frames(frames: Union[str, Path, Iterable[np.ndarray]], landmar
         if wanted[i]:
             scores[i] = teeth_score(frame, lms[i])
     order = np.argsort(-scores, kind="stable")
+    floor = 0.05 * float(scores.max()) if n else 0.0    # frames with next to no teeth are no real choice
     picks: List[int] = []
     for i in order:
-        if scores[i] <= 0 or len(picks) >= k:
+        if scores[i] <= 0 or scores[i] < floor or len(picks) >= k:
             break
         if all(abs(int(i) - p) >= min_gap for p in picks):
             picks.append(int(i))
@@ -169,8 +178,7 @@ class TeethProxy:
         grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32)
         sigma = sigma or max(0.8, 0.035 * iod)
         detail = grey - cv2.GaussianBlur(grey, (0, 0), sigma)
-        w = teeth_likelihood(crop, loc) * _poly_mask(crop.shape[:2], loc[INNER], grow=0.03 * iod)
-        w = cv2.GaussianBlur(w, (0, 0), max(0.5, 0.3 * sigma))
+        w = teeth_region(crop, loc, iod)
         ang, _ = _axes(lm)
         return cls(detail=(detail * w).astype(np.float32), landmarks=loc.astype(np.float32), iod=iod,
                    angle=ang, frame_index=frame_index)
@@ -228,10 +236,9 @@ def apply_teeth(frame: np.ndarray, landmarks: np.ndarray, proxy: TeethProxy, str
     detail = (1 - beta) * d_up + beta * d_lo
     region = _poly_mask((h, w), loc[INNER], grow=0.02 * iod)
     region = cv2.GaussianBlur(region, (0, 0), max(0.5, 0.02 * iod))
-    # only where the output already looks like teeth (bright): no ghost edges in the dark cavity
-    t_out = teeth_likelihood(crop, loc)
-    t_out = np.maximum(t_out, 0.0)
-    wgt = (w_open * region * (0.25 + 0.75 * t_out)).astype(np.float32)
+    # mostly where the output already shows teeth: no ghost edges in a dark cavity
+    t_out = teeth_region(crop, loc, iod)
+    wgt = (w_open * region * (0.3 + 0.7 * t_out)).astype(np.float32)
     if not np.any(wgt > 1e-3):
         return frame
     out = frame.copy()
