@@ -148,6 +148,29 @@ def frame_reader(path: str):
     return _CvReader(path)
 
 
+def iter_frames(path: str, start: int = 0, stop: Optional[int] = None):
+    """Streaming decode of frames start..stop-1 (BGR)."""
+    media = _core("core.media")
+    if media is not None and hasattr(media, "iter_frames"):
+        yield from media.iter_frames(path, start=start, stop=stop)
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if start:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        i = start
+        while stop is None or i < stop:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+            i += 1
+    finally:
+        cap.release()
+
+
 # ---- audio ------------------------------------------------------------------------------------------------
 def load_audio(path: str) -> np.ndarray:
     audio = _core("core.audio")

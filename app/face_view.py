@@ -52,27 +52,37 @@ class ImageCanvas(QWidget):
         self.placeholder = "No video"
         self.painted_index = -1
 
-    def set_image(self, frame: Optional[np.ndarray], index: int = -1) -> None:
+    def set_image(self, frame: Optional[np.ndarray], index: int = -1, size=None) -> None:
+        """Show `frame`; `size` (w, h) is the frame's true size when `frame` is a reduced copy (overlays are
+        in true frame coordinates)."""
         self._arr = None if frame is None else np.ascontiguousarray(frame)
         self._img = None if frame is None else bgr_to_qimage(self._arr)
+        if frame is not None:
+            self.frame_w, self.frame_h = size if size is not None else (frame.shape[1], frame.shape[0])
         self.frame_index = index
         self.update()
+
+    frame_w = 1
+    frame_h = 1
 
     def image_rect(self) -> QRectF:
         if self._img is None:
             return QRectF()
-        w, h = self._img.width(), self._img.height()
+        w, h = self.frame_w, self.frame_h
         s = min(self.width() / w, self.height() / h)
         return QRectF((self.width() - w * s) / 2, (self.height() - h * s) / 2, w * s, h * s)
 
+    def scale(self) -> float:
+        return self.image_rect().width() / self.frame_w
+
     def to_widget(self, x: float, y: float) -> QPointF:
         r = self.image_rect()
-        s = r.width() / self._img.width()
+        s = r.width() / self.frame_w
         return QPointF(r.x() + x * s, r.y() + y * s)
 
     def to_frame(self, p: QPointF):
         r = self.image_rect()
-        s = r.width() / self._img.width()
+        s = r.width() / self.frame_w
         return (p.x() - r.x()) / s, (p.y() - r.y()) / s
 
     def paintEvent(self, event) -> None:
@@ -131,39 +141,54 @@ class FaceView(ImageCanvas):
 
     def paint_overlay(self, p: QPainter) -> None:
         ov = self.overlay
+        r = self.image_rect()
+        s = r.width() / self.frame_w
+        labels = []
+        p.save()
+        p.translate(r.x(), r.y())
+        p.scale(s, s)                      # draw in frame coordinates; cosmetic pens keep pixel widths
+        if self.show_mask and ov.mask_outline is not None and len(ov.mask_outline) >= 3:
+            pen = QPen(QColor(80, 200, 255), 1.8, Qt.DashLine)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.setBrush(QColor(80, 200, 255, 30))
+            p.drawPolygon(QPolygonF([QPointF(x, y) for x, y in ov.mask_outline.tolist()]))
         for face in sorted(ov.faces, key=lambda f: f.chosen):   # chosen face on top
             if face.box is None or not np.all(np.isfinite(face.box)):
                 continue
             col = QColor(60, 230, 120) if face.chosen else QColor(240, 200, 60)
             if self.show_box:
                 pen = QPen(col, 2.5 if face.chosen else 1.2)
+                pen.setCosmetic(True)
                 if not face.chosen:
                     pen.setStyle(Qt.DashLine)
                 p.setPen(pen)
                 p.setBrush(Qt.NoBrush)
-                a = self.to_widget(face.box[0], face.box[1])
-                b = self.to_widget(face.box[2], face.box[3])
-                p.drawRect(QRectF(a, b))
-                p.drawText(QPointF(a.x() + 3, a.y() - 4),
-                           f"face {face.track_id}" + (" (dubbed)" if face.chosen else " – click to dub"))
+                x0, y0, x1, y1 = (float(v) for v in face.box)
+                p.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+                labels.append((col, x0, y0, f"face {face.track_id}" + (" (dubbed)" if face.chosen else " – click to dub")))
             if self.show_landmarks and face.landmarks is not None and np.all(np.isfinite(face.landmarks)):
-                pts = [self.to_widget(float(x), float(y)) for x, y in face.landmarks]
-                p.setPen(QPen(QColor(col.red(), col.green(), col.blue(), 150), 1))
+                pts = [QPointF(x, y) for x, y in face.landmarks.tolist()]
+                pen = QPen(QColor(col.red(), col.green(), col.blue(), 150), 1)
+                pen.setCosmetic(True)
+                p.setPen(pen)
+                p.setBrush(Qt.NoBrush)
                 for a, b, closed in LANDMARK_GROUPS:
                     poly = QPolygonF(pts[a:b])
                     if closed:
                         p.drawPolygon(poly)
                     else:
                         p.drawPolyline(poly)
-                p.setPen(Qt.NoPen)
-                p.setBrush(QColor(255, 80, 80) if face.chosen else col)
-                r = 2.2 if face.chosen else 1.5
-                for q in pts:
-                    p.drawEllipse(q, r, r)
-        if self.show_mask and ov.mask_outline is not None and len(ov.mask_outline) >= 3:
-            p.setPen(QPen(QColor(80, 200, 255), 1.8, Qt.DashLine))
-            p.setBrush(QColor(80, 200, 255, 30))
-            p.drawPolygon(QPolygonF([self.to_widget(float(x), float(y)) for x, y in ov.mask_outline]))
+                dot = QPen(QColor(255, 80, 80) if face.chosen else col, 4.0 if face.chosen else 3.0)
+                dot.setCosmetic(True)
+                dot.setCapStyle(Qt.RoundCap)
+                p.setPen(dot)
+                p.drawPoints(QPolygonF(pts))
+        p.restore()
+        for col, x0, y0, text in labels:
+            p.setPen(col)
+            a = self.to_widget(x0, y0)
+            p.drawText(QPointF(a.x() + 3, a.y() - 4), text)
         if ov.message:
             self.badge(p, ov.message, QColor(200, 50, 50, 200), "tl")
         if self.timecode:

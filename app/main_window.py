@@ -6,7 +6,6 @@ decoded, with a small frame cache). Widgets are only touched here, in the UI thr
 """
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from core.project import EXTENSION, Project, find_recoverable, recover
 
 from . import core_bridge
 from .export_dialog import ExportDialog, stage_label
+from .frame_cache import FrameSource, ScrubCache, prefetch
 from .face_view import FaceOverlay, FaceView, OverlayState
 from .preview import PreviewController, PreviewView, RangePlayer
 from .settings_dialog import DubSettingsPanel, SettingsDialog
@@ -43,7 +43,7 @@ VIDEO_FILTER = "Video (" + " ".join("*" + e for e in sorted(VIDEO_EXT)) + ");;Al
 AUDIO_FILTER = ("Audio or video (" + " ".join("*" + e for e in sorted(AUDIO_EXT | VIDEO_EXT)) + ");;All files (*)")
 PROJECT_FILTER = f"LipDub project (*{EXTENSION});;All files (*)"
 MAX_RECENT = 8
-BACKGROUND_JOBS = ("probe", "thumbs", "track", "score", "preview-prepare")
+BACKGROUND_JOBS = ("probe", "thumbs", "prefetch", "track", "score", "preview-prepare")
 
 
 @dataclass
@@ -53,56 +53,6 @@ class AudioData:
     pyramid: PeakPyramid
     vad: Optional[np.ndarray] = None
     vad_fps: float = 0.0
-
-
-class FrameSource:
-    """Lives on the frame-loader thread: a reader for the current video, an LRU cache, and the mask outline."""
-
-    def __init__(self, max_bytes: int = 256 * 2 ** 20):
-        self.path = None
-        self.reader = None
-        self.cache: "collections.OrderedDict[int, np.ndarray]" = collections.OrderedDict()
-        self.bytes = 0
-        self.max_bytes = max_bytes
-
-    def close(self) -> None:
-        if self.reader is not None:
-            close = getattr(self.reader, "close", None)
-            if close:
-                close()
-        self.reader = None
-        self.path = None
-        self.cache.clear()
-        self.bytes = 0
-
-    def frame(self, path: str, index: int) -> np.ndarray:
-        if path != self.path:
-            self.close()
-            self.reader = core_bridge.frame_reader(path)
-            self.path = path
-        f = self.cache.get(index)
-        if f is not None:
-            self.cache.move_to_end(index)
-            return f
-        f = self.reader.read(int(index))
-        self.cache[index] = f
-        self.bytes += f.nbytes
-        while self.bytes > self.max_bytes and len(self.cache) > 1:
-            _, old = self.cache.popitem(last=False)
-            self.bytes -= old.nbytes
-        return f
-
-    def compute(self, index, payload):
-        path, landmarks, mask = payload
-        t0 = time.perf_counter()
-        frame = self.frame(path, index)
-        outline = None
-        if landmarks is not None and mask is not None:
-            try:
-                outline = core_bridge.mask_outline(frame.shape[:2], landmarks, mask)
-            except Exception:  # noqa: BLE001 - an outline is a nicety; never lose the frame over it
-                log.exception("mask outline failed")
-        return frame, outline, time.perf_counter() - t0
 
 
 class ThumbnailJob(Job):
@@ -140,11 +90,18 @@ class MainWindow(QMainWindow):
         self.last_frame_seconds = 0.0
         self._closing = False
         self._pending_range = None
+        self.face_exact = True
+        self._frame_request = None
 
         self.runner = JobRunner(self, max_threads=3)
-        self.runner.jobStarted.connect(self._update_jobs)
-        self.runner.jobFinished.connect(self._update_jobs)
-        self.frames = FrameSource()
+        self.runner.jobStarted.connect(self._live(self._update_jobs))
+        self.runner.jobFinished.connect(self._live(self._update_jobs))
+        self.scrub = ScrubCache()
+        self.frames = FrameSource(self.scrub)
+        self._exact_timer = QTimer(self)
+        self._exact_timer.setSingleShot(True)
+        self._exact_timer.setInterval(120)
+        self._exact_timer.timeout.connect(self._load_exact)
         self.loader = LatestWorker(self.frames.compute, "frame-loader")
         self.loader.ready.connect(self._on_frame)
         self.loader.failed.connect(self._on_frame_failed)
@@ -454,12 +411,19 @@ class MainWindow(QMainWindow):
         else:
             self.job_progress.setRange(0, 0)
 
+    def _live(self, fn):
+        """A slot wrapper that does nothing once the window is closing (queued results may still arrive)."""
+        def slot(*args):
+            if not self._closing:
+                fn(*args)
+        return slot
+
     def _start_job(self, name: str, label: str, fn, on_ok, on_fail=None, job_cls=Job) -> Job:
         job = job_cls(name, fn, label)
-        job.progress.connect(self._update_jobs)
-        job.succeeded.connect(on_ok)
-        job.failed.connect(on_fail or (lambda msg, lab=label: self.show_error(msg, lab)))
-        job.cancelled.connect(lambda lab=label: self.info_message(f"{lab}: cancelled."))
+        job.progress.connect(self._live(self._update_jobs))
+        job.succeeded.connect(self._live(on_ok))
+        job.failed.connect(self._live(on_fail or (lambda msg, lab=label: self.show_error(msg, lab))))
+        job.cancelled.connect(self._live(lambda lab=label: self.info_message(f"{lab}: cancelled.")))
         return self.runner.start(job)
 
     def cancel_background(self) -> None:
@@ -510,7 +474,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"{Path(path).name} has no video frames: choose a video file.")
             return
         self.player.stop()
-        for name in ("thumbs", "track", "score", "orig-audio"):
+        for name in ("thumbs", "prefetch", "track", "score", "orig-audio"):
             j = self.runner.get(name)
             if j is not None:
                 j.cancel()
@@ -529,6 +493,7 @@ class MainWindow(QMainWindow):
         self.preview_ctrl.invalidate()
         self.preview.clear()
         self.loader.call_soon(self.frames.close)
+        self.scrub.reset(path)
         aspect = info.width / info.height if info.height else 4 / 3
         self.timeline.set_media(info.num_frames, info.fps, aspect)
         self.timeline.set_no_face(None)
@@ -548,15 +513,15 @@ class MainWindow(QMainWindow):
         self.orig_audio = None
         self.orig_lane.set_audio(None, info.fps, "Original audio")
         if info.has_audio:
-            self._start_job("orig-audio", "Loading audio", lambda p, c: self._load_audio_data(path, info.fps, info.num_frames),
+            self._start_job("orig-audio", "Loading audio", lambda p, c: self._load_audio_data(path),
                             self._orig_audio_ready, lambda msg: self.info_message(f"Original audio: {msg}"))
-        # voices: recompute activity at this fps
+        # voices: voice activity at this fps
         for data in self.audio.values():
             if data.vad_fps != info.fps:
-                data.vad = core_bridge.voice_activity(data.wav, info.fps, info.num_frames)
-                data.vad_fps = info.fps
+                self._start_vad(data)
         self._show_active_voice()
         self._start_thumbnails(path)
+        self._start_prefetch(path, info.num_frames)
         ph = min(self.project.playhead, info.num_frames - 1) if keep_project_state else 0
         self.timeline.set_playhead(ph, emit=False)
         self._on_playhead(ph)
@@ -567,22 +532,37 @@ class MainWindow(QMainWindow):
             self.start_tracking()
 
     @staticmethod
-    def _load_audio_data(path: str, fps: float, num_frames: int) -> AudioData:
+    def _load_audio_data(path: str) -> AudioData:
+        """Decode + peak pyramid (the waveform can be drawn after this; voice activity comes separately)."""
         wav = core_bridge.load_audio(path)
-        pyr = PeakPyramid(wav)
-        data = AudioData(path, wav, pyr)
-        if fps > 0:
-            n = num_frames or int(np.ceil(len(wav) / core_bridge.SAMPLE_RATE * fps))
-            data.vad = core_bridge.voice_activity(wav, fps, n)
-            data.vad_fps = fps
-        return data
+        return AudioData(path, wav, PeakPyramid(wav))
+
+    def _start_vad(self, data: AudioData) -> None:
+        if self.info is None:
+            return
+        fps = self.fps
+        n = int(np.ceil(len(data.wav) / core_bridge.SAMPLE_RATE * fps))
+
+        def work(progress, cancel):
+            return core_bridge.voice_activity(data.wav, fps, n)
+
+        def done(vad, d=data, f=fps):
+            d.vad, d.vad_fps = np.asarray(vad, bool), f
+            if d is self.orig_audio:
+                self.orig_lane.set_activity(d.vad)
+            elif self.project.voice is not None and self.project.voice.path == d.path:
+                self.voice_lane.set_activity(d.vad)
+
+        self._start_job(f"vad:{data.path}", "Voice activity", work, done,
+                        lambda msg: self.info_message(f"Voice activity: {msg}"))
 
     def _orig_audio_ready(self, data: AudioData) -> None:
         if data.path != self.project.video:
             return
         self.orig_audio = data
         self.orig_lane.set_audio(data.pyramid, self.fps, "Original audio")
-        self.orig_lane.set_activity(data.vad)
+        self.orig_lane.set_activity(None)
+        self._start_vad(data)
 
     def _start_thumbnails(self, path: str) -> None:
         frames = self.timeline.thumbnail_frames(120)
@@ -598,7 +578,8 @@ class MainWindow(QMainWindow):
                     img = reader.read(f)
                     s = h / img.shape[0]
                     small = cv2.resize(img, (max(1, int(img.shape[1] * s)), h), interpolation=cv2.INTER_AREA)
-                    job.thumb.emit(f, small)
+                    if not job.detached:
+                        job.thumb.emit(f, small)
                     progress("thumbnails", k + 1, len(frames))
             finally:
                 close = getattr(reader, "close", None)
@@ -606,9 +587,17 @@ class MainWindow(QMainWindow):
                     close()
 
         job = ThumbnailJob("thumbs", work, "Thumbnails")
-        job.thumb.connect(lambda f, arr, p=path: self._on_thumb(p, f, arr))
-        job.progress.connect(self._update_jobs)
-        job.failed.connect(lambda msg: self.info_message(f"Thumbnails: {msg}"))
+        job.thumb.connect(self._live(lambda f, arr, p=path: self._on_thumb(p, f, arr)))
+        job.progress.connect(self._live(self._update_jobs))
+        job.failed.connect(self._live(lambda msg: self.info_message(f"Thumbnails: {msg}")))
+        self.runner.start(job)
+
+    def _start_prefetch(self, path: str, num_frames: int) -> None:
+        self.scrub.centre = self.playhead
+        job = Job("prefetch", lambda progress, cancel: prefetch(self.scrub, path, 0, num_frames, progress, cancel),
+                  "Caching frames for scrubbing")
+        job.progress.connect(self._live(self._update_jobs))
+        job.failed.connect(self._live(lambda msg: self.info_message(f"Frame cache: {msg}")))
         self.runner.start(job)
 
     def _on_thumb(self, path: str, frame: int, arr: np.ndarray) -> None:
@@ -636,16 +625,13 @@ class MainWindow(QMainWindow):
     def _load_voice(self, path: str) -> None:
         if path in self.audio:
             return
-        fps, n = (self.fps, self.num_frames) if self.info is not None else (0.0, 0)
         self._start_job(f"voice:{path}", f"Loading {Path(path).name}",
-                        lambda p, c: self._load_audio_data(path, fps, n), self._voice_ready,
+                        lambda p, c: self._load_audio_data(path), self._voice_ready,
                         lambda msg, p=path: self._voice_failed(p, msg))
 
     def _voice_ready(self, data: AudioData) -> None:
-        if self.info is not None and data.vad_fps != self.fps:
-            data.vad = core_bridge.voice_activity(data.wav, self.fps, self.num_frames)
-            data.vad_fps = self.fps
         self.audio[data.path] = data
+        self._start_vad(data)
         self._show_active_voice()
         self.voiceLoaded.emit(data.path)
         if self.project.voice is not None and self.project.voice.path == data.path:
@@ -905,19 +891,28 @@ class MainWindow(QMainWindow):
         lm = None
         if t is not None and frame < len(t.present) and t.present[frame]:
             lm = np.array(t.landmarks[frame], np.float32)
-        mask = replace(self.project.mask)
-        self._frame_t0 = time.perf_counter()
-        self.loader.request(frame, (self.project.video, lm, mask))
+        self._frame_request = (self.project.video, lm, replace(self.project.mask),
+                               (self.info.height, self.info.width))
+        self.scrub.centre = frame
+        self.loader.request(frame, self._frame_request + (False,))
+
+    def _load_exact(self) -> None:
+        # the playhead rested on a scrub-cache copy: show the exact frame
+        if self.info is not None and self.face_view.frame_index == self.playhead and not self.face_exact:
+            self.loader.request(self.playhead, self._frame_request + (True,))
 
     def _on_frame(self, index: int, result) -> None:
-        frame, outline, secs = result
+        frame, outline, secs, exact = result
         self.last_frame_seconds = secs
         if index != self.playhead and self.player.playing is False:
             # a stale frame: a newer one is on its way (but show it anyway if nothing is displayed)
             if self.face_view.frame_index >= 0:
                 return
+        self.face_exact = exact
         self.face_view.set_overlay(self._overlay(index, outline))
-        self.face_view.set_image(frame, index)
+        self.face_view.set_image(frame, index, (self.info.width, self.info.height) if self.info else None)
+        if not exact and not self.player.playing:
+            self._exact_timer.start()
 
     def _on_frame_failed(self, index, msg: str) -> None:
         self.statusBar().showMessage(f"Frame {index}: {msg}", 5000)

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -66,7 +66,7 @@ class TimelineWidget(QWidget):
         self.v0, self.v1 = 0.0, 1.0
         self.range: Optional[Tuple[int, int]] = None
         self.no_face_runs = []
-        self.thumbs: Dict[int, QImage] = {}
+        self.thumbs: Dict[int, QPixmap] = {}
         self._thumb_keys: list = []
         self.thumb_aspect = 4 / 3
         self._drag = None           # "scrub" | "range" | "pan"
@@ -152,7 +152,9 @@ class TimelineWidget(QWidget):
     def set_thumbnail(self, frame: int, image: QImage) -> None:
         if frame not in self.thumbs:
             bisect.insort(self._thumb_keys, frame)
-        self.thumbs[frame] = image
+        tw = max(8, int(self.THUMB_H * self.thumb_aspect))
+        self.thumbs[frame] = QPixmap.fromImage(image.scaled(tw - 1, self.THUMB_H, Qt.IgnoreAspectRatio,
+                                                            Qt.SmoothTransformation))
         self.update()
 
     def thumbnail_frames(self, count: int = 120) -> list:
@@ -279,8 +281,7 @@ class TimelineWidget(QWidget):
             j = bisect.bisect_left(self._thumb_keys, fc)
             cands = [self._thumb_keys[k] for k in (j - 1, j) if 0 <= k < len(self._thumb_keys)]
             key = min(cands, key=lambda k: abs(k - fc))
-            img = self.thumbs[key]
-            p.drawImage(QRectF(x, y, tw - 1, self.THUMB_H), img)
+            p.drawPixmap(x, y, self.thumbs[key])
 
     # ---- mouse ----------------------------------------------------------------------------------------
     def mousePressEvent(self, e) -> None:

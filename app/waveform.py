@@ -22,17 +22,20 @@ SAMPLE_RATE = 16000
 
 
 class PeakPyramid:
-    """Min/max envelopes of a signal at block sizes base * factor**k."""
+    """Min/max envelopes of a signal at block sizes base * factor**k (built once, off the UI thread).
 
-    def __init__(self, wav: np.ndarray, base: int = 64, factor: int = 4, min_blocks: int = 512):
+    Views finer than `base` samples per pixel are served from the raw samples, reduced on the fly."""
+
+    def __init__(self, wav: np.ndarray, base: int = 256, factor: int = 4, min_blocks: int = 512):
         self.wav = np.ascontiguousarray(wav, np.float32)
+        self.base = base
         self.levels = []  # (block, mins, maxs)
         n = len(self.wav)
         block = base
         full = (n // base) * base
         if full:
             v = self.wav[:full].reshape(-1, base)
-            mins, maxs = v.min(axis=1), v.max(axis=1)
+            mins, maxs = np.minimum.reduce(v, axis=1), np.maximum.reduce(v, axis=1)
             if full < n:  # tail block
                 mins = np.append(mins, self.wav[full:].min())
                 maxs = np.append(maxs, self.wav[full:].max())
@@ -52,7 +55,8 @@ class PeakPyramid:
         return len(self.wav)
 
     def segment(self, s0: float, s1: float, pixels: int):
-        """(t, y) in samples for the visible sample range [s0, s1) at ~2 points per pixel."""
+        """(t, y) in samples for the visible sample range [s0, s1) at ~2 points per pixel: min/max pairs
+        per block (peak downsampling), only for the visible part (clip to view)."""
         n = len(self.wav)
         s0 = int(max(0, math.floor(s0)))
         s1 = int(min(n, math.ceil(s1)))
@@ -60,20 +64,32 @@ class PeakPyramid:
             return np.zeros(0), np.zeros(0)
         per_px = (s1 - s0) / max(1, pixels)
         chosen = None
-        for block, mins, maxs in self.levels:
-            if block <= per_px:
-                chosen = (block, mins, maxs)
+        for level in self.levels:
+            if level[0] <= per_px:
+                chosen = level
             else:
                 break
-        if chosen is None:  # zoomed in: raw samples
-            t = np.arange(s0, s1, dtype=np.float64)
-            return t, self.wav[s0:s1]
-        block, mins, maxs = chosen
-        b0, b1 = s0 // block, min(len(mins), (s1 + block - 1) // block)
-        t = (np.arange(b0, b1, dtype=np.float64) + 0.5) * block
-        y = np.empty(2 * (b1 - b0), np.float32)
-        y[0::2] = mins[b0:b1]
-        y[1::2] = maxs[b0:b1]
+        if chosen is None:
+            block = int(per_px)
+            if block < 2:  # zoomed right in: the samples themselves
+                return np.arange(s0, s1, dtype=np.float64), self.wav[s0:s1]
+            b0, b1 = s0 // block, (s1 + block - 1) // block
+            seg = self.wav[b0 * block:min(n, b1 * block)]
+            full = (len(seg) // block) * block
+            v = seg[:full].reshape(-1, block)
+            mins, maxs = v.min(axis=1), v.max(axis=1)
+            if full < len(seg):
+                mins = np.append(mins, seg[full:].min())
+                maxs = np.append(maxs, seg[full:].max())
+            t = (np.arange(b0, b0 + len(mins), dtype=np.float64) + 0.5) * block
+        else:
+            block, all_mins, all_maxs = chosen
+            b0, b1 = s0 // block, min(len(all_mins), (s1 + block - 1) // block)
+            mins, maxs = all_mins[b0:b1], all_maxs[b0:b1]
+            t = (np.arange(b0, b1, dtype=np.float64) + 0.5) * block
+        y = np.empty(2 * len(mins), np.float32)
+        y[0::2] = mins
+        y[1::2] = maxs
         return np.repeat(t, 2), y
 
 

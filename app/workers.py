@@ -59,11 +59,14 @@ class Job(QObject):
         self.started_at = 0.0
         self._last_emit = 0.0
         self._done_event = threading.Event()
+        self.detached = False             # set when the UI goes away: finish silently
 
     # -- called from the worker thread --
     def _report(self, stage: str, done: int, total: int) -> None:
         self.last_progress = (stage, int(done), int(total))
         now = time.monotonic()
+        if self.detached:
+            return
         if now - self._last_emit >= 0.05 or (total and done >= total):
             self._last_emit = now
             self.progress.emit(stage, int(done), int(total))
@@ -76,25 +79,29 @@ class Job(QObject):
             result = self.fn(self._report, self.cancel_token)
         except CancelledError:
             self.state = "cancelled"
-            self.cancelled.emit()
+            self._emit(self.cancelled)
         except BaseException as exc:  # noqa: BLE001 - the worker boundary: nothing escapes unreported
             if self.cancel_token.cancelled and not isinstance(exc, LipDubError):
                 # an engine may fail in odd ways once cancelled; the user asked to stop, say so
                 self.state = "cancelled"
-                self.cancelled.emit()
+                self._emit(self.cancelled)
             else:
                 if not isinstance(exc, LipDubError):
                     log.error("job %s failed:\n%s", self.name, traceback.format_exc())
                 self.state = "failed"
                 self.error = describe_exception(exc)
-                self.failed.emit(self.error)
+                self._emit(self.failed, self.error)
         else:
             self.result = result
             self.state = "done"
-            self.succeeded.emit(result)
+            self._emit(self.succeeded, result)
         finally:
             self._done_event.set()
-            self.finished.emit()
+            self._emit(self.finished)
+
+    def _emit(self, signal, *args) -> None:
+        if not self.detached:
+            signal.emit(*args)
 
     # -- UI thread --
     def cancel(self) -> None:
@@ -130,6 +137,7 @@ class JobRunner(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self.jobs: dict[str, Job] = {}
+        self.closed = False
 
     def start(self, job: Job) -> Job:
         old = self.jobs.get(job.name)
@@ -142,6 +150,8 @@ class JobRunner(QObject):
         return job
 
     def _on_finished(self, job: Job) -> None:
+        if self.closed:
+            return
         if self.jobs.get(job.name) is job:
             del self.jobs[job.name]
         self.jobFinished.emit(job)
@@ -158,7 +168,11 @@ class JobRunner(QObject):
             j.cancel()
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Cancel everything and wait; afterwards no job result reaches the (closing) UI."""
+        self.closed = True
         self.cancel_all()
+        for j in list(self.jobs.values()):
+            j.detached = True
         return self.pool.waitForDone(timeout_ms)
 
 

@@ -43,6 +43,10 @@ def test_peak_pyramid_matches_brute_force():
     b0 = s0 // block
     assert y[0] == wav[b0 * block:(b0 + 1) * block].min()
     assert y[1] == wav[b0 * block:(b0 + 1) * block].max()
+    # finer than the pyramid's base block: reduced on the fly from the raw samples
+    t, y = pyr.segment(10_000, 30_000, 800)             # 25 samples per pixel
+    assert y[0] == wav[10_000:10_025].min() and y[1] == wav[10_000:10_025].max()
+    assert len(t) <= 4 * 800
     # zoomed in far: raw samples
     t, y = pyr.segment(5000, 5100, 800)
     assert np.array_equal(y, wav[5000:5100])
