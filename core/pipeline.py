@@ -20,7 +20,7 @@ import numpy as np
 from . import audio as audio_mod
 from . import media, timing
 from .engines.base import DubContext, Engine, MaskSettings
-from .errors import LipDubError, MediaError, NoFaceError, OutputError
+from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
 from .progress import CancelToken, ProgressFn, check, report
 
 log = logging.getLogger(__name__)
@@ -373,8 +373,12 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
     result = DubResult(output=str(settings.output), num_frames=total, fps=ctx.fps, messages=prep.messages,
                        timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
     if score:
+        # The video is already written: a scorer problem must not lose it, only the report.
         t0 = time.perf_counter()
-        result.report = score_output(settings.output, voice_slice, prep, out_idx, settings, progress, cancel)
+        try:
+            result.report = score_output(settings.output, voice_slice, prep, out_idx, settings, progress, cancel)
+        except ModelError as exc:
+            result.messages.append(f"Sync report skipped: {exc}")
         timer.add("score", time.perf_counter() - t0, total)
         result.timings = dict(timer.seconds)
     result.timings["total"] = time.perf_counter() - t_all
