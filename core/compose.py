@@ -134,27 +134,35 @@ def _weighted_stats(x: np.ndarray, w: np.ndarray):
     return mu, np.sqrt(np.maximum(var, 1e-6))
 
 
+_MAX_SAMPLES = 20000
+
+
 def color_match(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, *, std_range=(0.8, 1.25),
                 min_weight: float = 20.0) -> np.ndarray:
     """Shift `patch`'s colours so that, weighted by `mask`, its per-channel Lab mean (and, within `std_range`,
     its spread) match `target`'s. patch/target: uint8 (h, w, 3) BGR of the same size; mask: float (h, w) >= 0,
     the pixels where the two should agree (e.g. the ring at the mask's edge). Returns a new uint8 image;
-    returns `patch` unchanged when the mask carries too little weight to measure."""
+    returns `patch` unchanged when the mask carries too little weight to measure.
+
+    Works in OpenCV's 8-bit Lab (per-channel affine correction applied through a lookup table): fast at any
+    resolution, and a correction is never finer than one Lab step anyway."""
     w = np.asarray(mask, np.float32)
     if patch.shape != target.shape or w.shape != patch.shape[:2] or float(w.sum()) < min_weight:
         return patch
-    sel = w.ravel() > 0
-    ws = w.ravel()[sel].astype(np.float64)
-    p = cv2.cvtColor(patch.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2Lab)
-    pt = cv2.cvtColor(target.reshape(-1, 1, 3)[sel].astype(np.float32) * (1.0 / 255.0), cv2.COLOR_BGR2Lab)
-    mp, sp = _weighted_stats(p.reshape(-1, 3)[sel].astype(np.float64), ws)
-    mt, st = _weighted_stats(pt.reshape(-1, 3).astype(np.float64), ws)
-    ratio = np.clip(st / sp, std_range[0], std_range[1])
-    # out = (p - mp) * ratio + mt, as one per-channel affine map
-    gain = ratio.astype(np.float32)
-    bias = (mt - mp * ratio).astype(np.float32)
-    out = cv2.cvtColor(p * gain + bias, cv2.COLOR_Lab2BGR)
-    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    flat_w = w.ravel()
+    sel = np.flatnonzero(flat_w > 0)
+    if len(sel) > _MAX_SAMPLES:
+        sel = sel[:: int(np.ceil(len(sel) / _MAX_SAMPLES))]
+    ws = flat_w[sel].astype(np.float64)
+    p_lab = cv2.cvtColor(patch, cv2.COLOR_BGR2Lab)
+    t_lab = cv2.cvtColor(np.ascontiguousarray(target.reshape(-1, 1, 3)[sel]), cv2.COLOR_BGR2Lab)
+    mp, sp = _weighted_stats(p_lab.reshape(-1, 3)[sel].astype(np.float64), ws)
+    mt, st = _weighted_stats(t_lab.reshape(-1, 3).astype(np.float64), ws)
+    gain = np.clip(st / sp, std_range[0], std_range[1])
+    bias = mt - mp * gain
+    v = np.arange(256, dtype=np.float64)[:, None]
+    lut = np.clip(v * gain[None, :] + bias[None, :] + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
+    return cv2.cvtColor(cv2.LUT(p_lab, lut), cv2.COLOR_Lab2BGR)
 
 
 def _box_taper(shape_hw, inner: Tuple[int, int, int, int], patch_box, frame_hw, width: float) -> np.ndarray:
@@ -213,9 +221,7 @@ def composite(frame: np.ndarray, patch: RenderedPatch, settings: Optional[MaskSe
     dst = frame[y0:y1, x0:x1]
     if settings.color_match:
         src = color_match(src, dst, ring_weights(m))
-    mm = m[..., None]
-    blended = dst.astype(np.float32) * (1.0 - mm) + src.astype(np.float32) * mm
-    blended = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    blended = cv2.blendLinear(np.ascontiguousarray(dst), np.ascontiguousarray(src), 1.0 - m, m)
     keep = m <= 0
     blended[keep] = dst[keep]
     out[y0:y1, x0:x1] = blended

@@ -177,7 +177,7 @@ class ClassicEngine(Engine):
 
     def __init__(self, *, k: int = 12, blend: int = 3, jump: float = 1.0, sigma: float = 0.03,
                  max_library: int = 3000, ppi: Optional[float] = None, ppi_scale: float = 1.5,
-                 max_ppi: float = 96.0):
+                 max_ppi: float = 96.0, max_library_mb: float = 300.0):
         self.k = k
         self.blend = blend
         self.jump = jump
@@ -186,6 +186,7 @@ class ClassicEngine(Engine):
         self.ppi = ppi
         self.ppi_scale = ppi_scale
         self.max_ppi = max_ppi
+        self.max_library_mb = max_library_mb
         self.ctx: Optional[DubContext] = None
         self.teeth_proxy = None
         self.teeth_frame: Optional[int] = None
@@ -266,7 +267,9 @@ class ClassicEngine(Engine):
     def _build_library(self, ctx: DubContext, progress, cancel) -> None:
         n_src = len(self.pres)
         idx = np.flatnonzero(self.pres)
-        stride = max(1, int(np.ceil(len(idx) / float(self.max_library))))
+        w, h = self.crop.size
+        cap = min(self.max_library, max(64, int(self.max_library_mb * 2 ** 20 // (w * h * 3))))
+        stride = max(1, int(np.ceil(len(idx) / float(cap))))   # long clips: every stride-th face frame
         keep = np.zeros(n_src, bool)
         keep[idx[::stride]] = True
         self.lib = retrieval.TextureLibrary(self.crop, capacity=int(keep.sum()))
@@ -354,7 +357,8 @@ class ClassicEngine(Engine):
         border = self.sims[s].inv(self._fborder) - off
         src_pts = np.concatenate([orig[warp.WARP_POINTS] - off, border])
         dst_pts = np.concatenate([target[warp.WARP_POINTS] - off, border])
-        mx, my = warp.pwa_maps(src_pts, dst_pts, self._ftris, (bh, bw))
+        step = max(1, min(bh, bw) // 160)           # HD faces: maps on a coarser grid, upsampled
+        mx, my = warp.pwa_maps_coarse(src_pts, dst_pts, self._ftris, (bh, bw), step)
         jaw = cv2.remap(frame, mx + np.float32(x0), my + np.float32(y0), warp.INTERP,
                         borderMode=cv2.BORDER_REPLICATE)
 

@@ -131,6 +131,32 @@ def pwa_maps(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple
     return mx.reshape(h, w), my.reshape(h, w)
 
 
+def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple[int, int], step: int):
+    """`pwa_maps` evaluated on a grid `step` times coarser and upsampled bilinearly (the maps are piecewise
+    linear, so the error is sub-pixel near triangle edges only). For large regions (HD faces)."""
+    if step <= 1:
+        return pwa_maps(src, dst, tris, shape_hw)
+    h, w = shape_hw
+    hc, wc = -(-h // step), -(-w // step)
+    # coarse pixel u stands for full-res x = u * step + (step - 1) / 2 (cv2.resize's pixel-centre convention)
+    off = (step - 1) / 2.0
+    dst = np.asarray(dst, np.float64)
+    lab = label_triangles((dst - off) / step, tris, (hc, wc))
+    aff = np.empty((len(tris) + 1, 6), np.float32)
+    aff[0] = (1, 0, 0, 0, 1, 0)
+    aff[1:] = _affines(np.asarray(src, np.float64), dst, tris).reshape(-1, 6)
+    c = aff[lab.ravel()]
+    xs, ys = _grid(hc, wc)
+    xs = xs * step + off
+    ys = ys * step + off
+    mx = (c[:, 0] * xs + c[:, 1] * ys + c[:, 2]).reshape(hc, wc)
+    my = (c[:, 3] * xs + c[:, 4] * ys + c[:, 5]).reshape(hc, wc)
+    size = (wc * step, hc * step)
+    mx = cv2.resize(mx, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
+    my = cv2.resize(my, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return np.ascontiguousarray(mx), np.ascontiguousarray(my)
+
+
 def warp_image(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray,
                out_hw: Optional[Tuple[int, int]] = None, interpolation: Optional[int] = None,
                labels: Optional[np.ndarray] = None) -> np.ndarray:

@@ -2,11 +2,12 @@
 on two held-out GRID s1 clips checked by re-detecting landmarks on the rendered output."""
 import time
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from conftest import GRID_S1, heldout_names
 from core.compose import composite, lower_face_mask
 from core.engines import retrieval, warp
 from core.engines.base import DubContext, MaskSettings
@@ -14,6 +15,13 @@ from core.engines.classic import (ClassicEngine, mask_landmarks_for, predicted_t
                                   transfer_mouth_shapes)
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
+
+# (not imported from conftest: tests/core/conftest.py shadows the top-level one for `import conftest`)
+GRID_S1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_s1"
+
+
+def heldout_names():
+    return (GRID_S1 / "heldout.txt").read_text().split()
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
