@@ -274,6 +274,9 @@ class ClassicEngine(Engine):
         keep[idx[::stride]] = True
         self.lib = retrieval.TextureLibrary(self.crop, capacity=int(keep.sum()))
         want_teeth = ctx.extra.get("teeth_frame") if ctx.extra else None
+        if want_teeth is not None and not (0 <= int(want_teeth) < n_src and self.pres[int(want_teeth)]):
+            log.warning("Teeth frame %s has no tracked face: choosing one automatically.", want_teeth)
+            want_teeth = None
         best_score, best = -1.0, None
         from .teeth import OPEN_LO, teeth_score
 
@@ -305,9 +308,8 @@ class ClassicEngine(Engine):
     def _setup_teeth(self, ctx: DubContext) -> None:
         from .teeth import TeethProxy
 
-        self.teeth_strength = float(ctx.extra.get("teeth_strength", 1.0) if ctx.extra else 1.0)
-        if self.teeth_strength is None:
-            self.teeth_strength = 1.0
+        strength = ctx.extra.get("teeth_strength") if ctx.extra else None
+        self.teeth_strength = 1.0 if strength is None else max(0.0, float(strength))
         self.teeth_proxy = None
         if self._teeth_source is not None:
             i, frame = self._teeth_source

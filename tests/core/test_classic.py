@@ -287,3 +287,27 @@ def test_oracle_cross_dub_follows_the_other_clips_mouth():
     assert np.median(np.abs(op_out[ok] - op_y[ok])) < 0.03
     # generous bound on CPU time (prepare + render + composite of 75 frames)
     assert cpu < 60, cpu
+
+
+def test_prepare_honours_teeth_frame_and_cancel():
+    from core.errors import CancelledError
+    from core.progress import CancelToken
+
+    name = heldout_names()[0]
+    d = load_clip(name)
+    ctx = _ctx(name, d, targets=d["landmarks"].copy())
+    ctx.extra.update(teeth_frame=12, teeth_strength=0.5)
+    stages = []
+    eng = ClassicEngine()
+    eng.prepare(ctx, progress=lambda st, a, b: stages.append(st))
+    assert eng.teeth_frame == 12 and eng.teeth_proxy.frame_index == 12 and eng.teeth_strength == 0.5
+    assert "library" in stages
+    # identity targets: the dub of a frame stays close to the original frame
+    f = _frames(name)[30]
+    p = eng.render([f], [30])[0]
+    out = composite(f, p, ctx.mask)
+    assert np.abs(out.astype(float) - f).mean() < 2.0
+    tok = CancelToken()
+    tok.cancel()
+    with pytest.raises(CancelledError):
+        ClassicEngine().prepare(_ctx(name, d, targets=d["landmarks"].copy()), cancel=tok)
