@@ -19,6 +19,7 @@ import numpy as np
 
 from . import audio as audio_mod
 from . import media, timing
+from .edits import Edits, shift_voice
 from .engines.base import DubContext, Engine, MaskSettings
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
 from .progress import CancelToken, ProgressFn, check, report
@@ -50,6 +51,7 @@ class DubSettings:
     track_cache_dir: Optional[str] = None
     detect_every: int = 5
     engine_options: dict = field(default_factory=dict)  # extra engine inputs, e.g. "target_landmarks" overrides
+    edits: Optional[Edits] = None     # the editor's corrections (keyframed mask, overrides, offsets, fixes)
 
 
 @dataclass
@@ -139,6 +141,9 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
     if wav.size == 0:
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
     fps = float(info.fps)
+    edits = settings.edits or Edits()
+    if edits.voice_offset:
+        wav = shift_voice(wav, edits.voice_offset, fps, audio_mod.SAMPLE_RATE)
     num_voice_frames = max(1, int(math.ceil(len(wav) / audio_mod.SAMPLE_RATE * fps - 1e-6)))
     schedule, message = timing.frame_schedule(info.num_frames, num_voice_frames,
                                               timing.LengthPolicy(settings.length_policy))
@@ -162,16 +167,26 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
     if not track_set.tracks:
         raise NoFaceError(f"No face was found anywhere in {settings.video}: nothing to dub.")
     track = track_set.primary() if settings.face_track is None else track_set.get(settings.face_track)
+    if edits.box_fixes:
+        from .faces.fixes import apply_box_fixes
+
+        track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
     mel = audio_mod.melspectrogram(wav_out)
     vad = audio_mod.voice_activity(wav_out, fps, num_out)
+    force_closed = np.zeros(num_out, bool)
+    for o in edits.overrides:
+        if o.kind == "mouth_closed":
+            force_closed[max(0, o.start):min(num_out, o.end)] = True
+    vad = vad & ~force_closed   # the classic engine closes the mouth where the voice is silent
     ctx = DubContext(
         video_path=str(settings.video), fps=fps, width=info.width, height=info.height,
         num_output_frames=num_out, source_index=np.asarray(schedule, np.int64), wav=wav_out, mel=mel,
         voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
         mask=settings.mask, pads=tuple(settings.pads), device=settings.device, batch_size=settings.batch_size,
         extra={"teeth_frame": settings.teeth_frame, "teeth_strength": settings.teeth_strength,
-               "models_dir": settings.models_dir, **settings.engine_options},
+               "models_dir": settings.models_dir, "force_closed": force_closed, "edits": edits,
+               **settings.engine_options},
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
                         track_set=track_set, track=track)
@@ -254,35 +269,101 @@ class SourceFrames:
 
 
 class FrameRenderer:
-    """Engine output -> composite -> teeth proxy, for one batch of frames (shared by export and preview)."""
+    """Engine output -> composite -> teeth proxy for a batch of frames, honouring the editor's corrections
+    (keep-original and forced-engine ranges, keyframed mask, per-shot teeth proxy). Shared by export and preview."""
 
-    def __init__(self, engine: Engine, ctx: DubContext, teeth_proxy=None, teeth_strength: float = 1.0):
-        self.engine = engine
+    def __init__(self, engines: Dict[str, Engine], main: str, ctx: DubContext, teeth_proxy=None,
+                 teeth_strength: float = 1.0, video_path: Optional[str] = None, info=None):
+        self.engines = engines
+        self.main = main
         self.ctx = ctx
+        self.edits: Edits = ctx.extra.get("edits") or Edits()
         self.teeth_proxy = teeth_proxy
         self.teeth_strength = teeth_strength
+        self.video_path = video_path
+        self.info = info
+        self._shot_proxies: dict = {}
+
+    def engine_for(self, out_index: int) -> Optional[str]:
+        """Engine name for an output frame, or None to keep the original frame."""
+        ov = self.edits.override_at(out_index)
+        if ov is None or ov.kind == "mouth_closed":
+            return self.main
+        if ov.kind == "keep_original":
+            return None
+        return ov.engine if ov.engine in self.engines else self.main
+
+    def _proxy(self, out_index: int):
+        shot = self.edits.teeth_at(out_index)
+        if shot is None:
+            return self.teeth_proxy, self.teeth_strength
+        if shot.frame not in self._shot_proxies:
+            self._shot_proxies[shot.frame] = _proxy_from_frame(self.video_path, self.info, self.ctx, shot.frame)
+        return self._shot_proxies[shot.frame], shot.strength
 
     def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int], timer: _Timer) -> Tuple[list, int]:
         from .compose import composite
 
         t0 = time.perf_counter()
-        patches = self.engine.render(frames, out_indices)
+        patches: list = [None] * len(frames)
+        groups: Dict[str, list] = {}
+        for k, o in enumerate(out_indices):
+            name = self.engine_for(int(o))
+            if name is not None:
+                groups.setdefault(name, []).append(k)
+        for name, ks in groups.items():
+            res = self.engines[name].render([frames[k] for k in ks], [out_indices[k] for k in ks])
+            for k, p in zip(ks, res):
+                patches[k] = p
         timer.add("generate", time.perf_counter() - t0, len(frames))
         t0 = time.perf_counter()
         out, dubbed = [], 0
-        for frame, patch in zip(frames, patches):
+        for frame, o, patch in zip(frames, out_indices, patches):
             if patch is None:
                 out.append(frame)
                 continue
             dubbed += 1
-            result = composite(frame, patch, self.ctx.mask)
-            if self.teeth_proxy is not None and self.teeth_strength > 0:
+            mask, polygons = self.edits.mask_at(int(o), self.ctx.mask)
+            if polygons:
+                result = composite(frame, patch, mask, polygons=polygons)
+            else:
+                result = composite(frame, patch, mask)
+            proxy, strength = self._proxy(int(o))
+            if proxy is not None and strength > 0:
                 from .engines.teeth import apply_teeth
 
-                result = apply_teeth(result, patch.mask_landmarks, self.teeth_proxy, self.teeth_strength)
+                result = apply_teeth(result, patch.mask_landmarks, proxy, strength)
             out.append(result)
         timer.add("composite", time.perf_counter() - t0, len(frames))
         return out, dubbed
+
+
+def _proxy_from_frame(video_path, info, ctx: DubContext, idx: int):
+    from .engines.teeth import TeethProxy
+
+    if not (0 <= idx < len(ctx.present)) or not ctx.present[idx]:
+        raise LipDubError(f"The teeth-proxy frame {idx} has no tracked face: pick a frame where the face is found.")
+    frame = media.read_frame(video_path, int(idx), info)
+    return TeethProxy.from_frame(frame, ctx.landmarks[idx], frame_index=int(idx))
+
+
+def prepare_engines(settings: DubSettings, ctx: DubContext, progress=None, cancel=None) -> Dict[str, Engine]:
+    """The main engine plus any engine an override range forces, each prepared on the clip."""
+    names = [settings.engine] + [o.engine for o in (settings.edits or Edits()).overrides
+                                 if o.kind == "engine" and o.engine]
+    engines: Dict[str, Engine] = {}
+    try:
+        for name in dict.fromkeys(names):
+            eng = make_engine(replace(settings, engine=name))
+            eng.precheck()
+            engines[name] = eng
+        for eng in engines.values():
+            eng.prepare(ctx, progress, cancel)
+    except BaseException:
+        for eng in engines.values():
+            eng.close()
+        raise
+    return engines
 
 
 def _teeth_proxy(prep: PreparedClip, engine: Engine):
@@ -303,8 +384,7 @@ def _teeth_proxy(prep: PreparedClip, engine: Engine):
         idx = picks[0]
     if not (0 <= idx < len(ctx.present)) or not ctx.present[idx]:
         return None
-    frame = media.read_frame(ctx.video_path, int(idx), prep.info)
-    return TeethProxy.from_frame(frame, ctx.landmarks[idx])
+    return _proxy_from_frame(ctx.video_path, prep.info, ctx, int(idx))
 
 
 def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
@@ -313,15 +393,16 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
         raise OutputError("No output path was given.")
     timer = _Timer()
     t_all = time.perf_counter()
-    engine = make_engine(settings)
-    engine.precheck()
+    make_engine(settings).precheck()   # fail fast (missing weights) before tracking
     prep = prepare_clip(settings, progress, cancel, timer)
     ctx, info = prep.ctx, prep.info
 
     t0 = time.perf_counter()
-    engine.prepare(ctx, progress, cancel)
+    engines = prepare_engines(settings, ctx, progress, cancel)
     timer.add("prepare", time.perf_counter() - t0, 0)
-    renderer = FrameRenderer(engine, ctx, _teeth_proxy(prep, engine), settings.teeth_strength)
+    main_engine = engines[settings.engine]
+    renderer = FrameRenderer(engines, settings.engine, ctx, _teeth_proxy(prep, main_engine),
+                             settings.teeth_strength, settings.video, info)
 
     source = SourceFrames(settings.video, info, ctx.source_index)
     out_idx = prep.out_indices
@@ -367,7 +448,8 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
         raise
     finally:
         source.close()
-        engine.close()
+        for eng in engines.values():
+            eng.close()
     timer.add("decode", source.decode_seconds, total)
 
     result = DubResult(output=str(settings.output), num_frames=total, fps=ctx.fps, messages=prep.messages,
@@ -414,13 +496,20 @@ class DubSession:
     def __init__(self, settings: DubSettings, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None):
         self.settings = replace(settings, frame_range=None)
-        self.engine = make_engine(self.settings)
-        self.engine.precheck()
+        make_engine(self.settings).precheck()
         self.prep = prepare_clip(self.settings, progress, cancel)
-        self.engine.prepare(self.prep.ctx, progress, cancel)
-        self.renderer = FrameRenderer(self.engine, self.prep.ctx, _teeth_proxy(self.prep, self.engine),
-                                      settings.teeth_strength)
+        self.engines = prepare_engines(self.settings, self.prep.ctx, progress, cancel)
+        self.renderer = FrameRenderer(self.engines, self.settings.engine, self.prep.ctx,
+                                      _teeth_proxy(self.prep, self.engines[self.settings.engine]),
+                                      settings.teeth_strength, self.settings.video, self.prep.info)
         self._reader = media.FrameReader(self.settings.video)
+
+    def set_edits(self, edits: Edits) -> None:
+        """Apply changed corrections that need no re-preparation (mask keyframes, keep-original/engine ranges,
+        teeth shots). Voice offset, box fixes and mouth-closed ranges change the prepared clip: make a new session."""
+        self.prep.ctx.extra["edits"] = edits
+        self.renderer.edits = edits
+        self.renderer._shot_proxies.clear()
 
     @property
     def num_frames(self) -> int:
@@ -439,7 +528,8 @@ class DubSession:
         return original, out[0]
 
     def close(self) -> None:
-        self.engine.close()
+        for eng in self.engines.values():
+            eng.close()
         close = getattr(self._reader, "close", None)
         if close:
             close()

@@ -20,6 +20,7 @@ from .base import DubContext, Engine, RenderedPatch
 log = logging.getLogger(__name__)
 
 FACE_SIZE = 96  # the generator's input/output resolution
+SILENT_MEL = -4.0  # Wav2Lip's normalised mel floor: what digital silence looks like to the generator
 
 
 def padded_box(box: np.ndarray, pads, width: int, height: int) -> Optional[tuple]:
@@ -111,7 +112,7 @@ class Wav2LipEngine(Engine):
         for start in range(0, len(jobs), max(1, ctx.batch_size)):
             part = jobs[start:start + ctx.batch_size]
             faces = torch.from_numpy(generator_input(np.stack([j[4] for j in part])))
-            mels = torch.from_numpy(np.stack([self.chunks[j[1]] for j in part])[:, None].astype(np.float32))
+            mels = torch.from_numpy(np.stack([self._chunk(j[1]) for j in part])[:, None].astype(np.float32))
             dtype = torch.float16 if self.half else torch.float32
             with torch.no_grad():
                 pred = self.model(mels.to(self.device, dtype), faces.to(self.device, dtype))
@@ -123,6 +124,13 @@ class Wav2LipEngine(Engine):
                 patches[k] = RenderedPatch(box=box, image=image, mask_landmarks=lm,
                                            mouth_open=mouth_opening_iod(lm))
         return patches
+
+    def _chunk(self, out_index: int) -> np.ndarray:
+        """The mel window of an output frame; the silence floor where the editor forced a closed mouth."""
+        closed = self.ctx.extra.get("force_closed")
+        if closed is not None and out_index < len(closed) and closed[out_index]:
+            return np.full_like(self.chunks[out_index], SILENT_MEL)
+        return self.chunks[out_index]
 
     def close(self) -> None:
         self.model = None

@@ -57,3 +57,28 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray):
 
 def apply_similarity(pts: np.ndarray, s: float, r: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (s * np.asarray(pts, np.float64) @ r.T + t).astype(np.float32)
+
+
+def face_frame(lm: np.ndarray):
+    """Origin (eye midpoint), unit x axis (subject's right eye -> left eye, image left -> right for a frontal
+    face), unit y axis (x turned 90 degrees, pointing down the face) and the inter-ocular distance."""
+    r, l = eye_centres(np.asarray(lm, np.float64))
+    d = l - r
+    iod = float(np.linalg.norm(d))
+    x = d / max(iod, 1e-9)
+    y = np.array([-x[1], x[0]])
+    return (r + l) / 2.0, x, y, iod
+
+
+def face_to_frame(points, lm: np.ndarray) -> np.ndarray:
+    """Points in face coordinates (IOD units, origin between the eyes) -> frame pixels for landmarks `lm`."""
+    o, x, y, iod = face_frame(lm)
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    return (o + iod * (p[:, :1] * x + p[:, 1:] * y)).astype(np.float32)
+
+
+def frame_to_face(points, lm: np.ndarray) -> np.ndarray:
+    """Inverse of `face_to_frame`: frame pixels -> face coordinates."""
+    o, x, y, iod = face_frame(lm)
+    p = np.asarray(points, np.float64).reshape(-1, 2) - o
+    return np.stack([p @ x, p @ y], axis=1) / max(iod, 1e-9)
