@@ -58,6 +58,7 @@ class ExportDialog(QDialog):
     exportSucceeded = Signal(object)      # core.pipeline.DubResult
     exportFailed = Signal(str)
     exportCancelled = Signal()
+    exportFinished = Signal(str)          # "ok" | "failed" | "cancelled", after the specific signal
 
     def __init__(self, project, num_frames: int, fps: float, runner: JobRunner, parent=None,
                  overrides: Optional[dict] = None):
@@ -276,6 +277,7 @@ class ExportDialog(QDialog):
         self.result_label.setText(text)
         self.reveal_button.setVisible(True)
         self.exportSucceeded.emit(result)
+        self.exportFinished.emit("ok")
 
     def _on_failed(self, msg: str) -> None:
         self._finish_ui()
@@ -283,12 +285,14 @@ class ExportDialog(QDialog):
         self.stage_label.setText("Export failed.")
         self._error(msg)
         self.exportFailed.emit(msg)
+        self.exportFinished.emit("failed")
 
     def _on_cancelled(self) -> None:
         self._finish_ui()
         self.progress.setValue(0)
         self.stage_label.setText("Export cancelled: no file was written.")
         self.exportCancelled.emit()
+        self.exportFinished.emit("cancelled")
 
     def cancel(self) -> None:
         if self.job is not None and self.job.running:

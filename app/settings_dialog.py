@@ -9,8 +9,8 @@ from typing import Optional
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
-                               QWidget)
+                               QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from core.engines.base import MaskSettings
 from core.project import LENGTH_POLICIES
@@ -105,6 +105,15 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device_combo)
         lay.addLayout(form)
 
+        lay.addWidget(QLabel("<b>Known models</b> (put missing files in the models folder; they are checked "
+                             "when loaded):"))
+        self.models_table = QTreeWidget()
+        self.models_table.setRootIsDecorated(False)
+        self.models_table.setHeaderLabels(["Model", "Kind", "File", "Status", "Licence"])
+        self.models_table.header().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.models_table.setMinimumHeight(140)
+        self.models_table.itemClicked.connect(self._model_clicked)
+        lay.addWidget(self.models_table)
         self.models_label = QLabel("")
         self.models_label.setWordWrap(True)
         lay.addWidget(self.models_label)
@@ -128,7 +137,9 @@ class SettingsDialog(QDialog):
         specs = registry_specs(GENERATOR_KINDS)
         for s in specs:
             st = spec_status(s, mdir)
-            self.weights_combo.addItem(f"{s.name} ({s.filename}, {st})", s.name)
+            title = getattr(s, "display_name", None)
+            title = title() if callable(title) else (getattr(s, "title", "") or s.name)
+            self.weights_combo.addItem(f"{title} — {s.filename} ({st})", s.name)
         if current and self.weights_combo.findData(current) < 0:
             self.weights_combo.addItem(f"{Path(current).name} (file)", current)
         if self.weights_combo.count() == 0:
@@ -137,11 +148,14 @@ class SettingsDialog(QDialog):
             self.weights_combo.setCurrentIndex(max(0, self.weights_combo.findData(current)))
         self.weights_combo.blockSignals(False)
         all_specs = registry_specs()
-        if all_specs:
-            lines = [f"{s.name}: {spec_status(s, mdir)}" for s in all_specs]
-            self.models_label.setText("Models: " + " · ".join(lines))
-        else:
-            self.models_label.setText("The model registry is not available in this build.")
+        self.models_table.clear()
+        for s in all_specs:
+            it = QTreeWidgetItem([getattr(s, "title", "") or s.name, s.kind, s.filename, spec_status(s, mdir),
+                                  s.licence])
+            it.setToolTip(4, f"{s.licence}\nSource: {getattr(s, 'source', '')}")
+            it.setData(0, Qt.UserRole, s.name)
+            self.models_table.addTopLevelItem(it)
+        self.models_label.setText("" if all_specs else "The model registry is not available in this build.")
         self._update_licence()
 
     def _update_licence(self) -> None:
@@ -156,6 +170,13 @@ class SettingsDialog(QDialog):
                                        "Wav2Lip weights are for non-commercial research use only).")
         else:
             self.licence_label.setText("")
+
+    def _model_clicked(self, item, column) -> None:
+        name = item.data(0, Qt.UserRole)
+        i = self.weights_combo.findData(name)
+        if i >= 0:
+            self.engine_combo.setCurrentIndex(self.engine_combo.findData("wav2lip"))
+            self.weights_combo.setCurrentIndex(i)
 
     def _update_enabled(self) -> None:
         w2l = self.engine_combo.currentData() == "wav2lip"

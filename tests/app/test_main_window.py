@@ -27,6 +27,17 @@ def wait_for(qtbot, win, signal, timeout=LONG):
     return got[0]
 
 
+def run_export(qtbot, dlg, timeout=LONG * 2, on_start=None):
+    """Click Export and wait for the dialog's outcome: ('ok', result) | ('failed', msg) | ('cancelled', None)."""
+    with qtbot.waitSignal(dlg.exportFinished, timeout=timeout) as sig:
+        dlg.export_button.click()
+        assert dlg.job is not None, dlg.result_label.text()
+        if on_start is not None:
+            on_start(dlg.job)
+    kind = sig.args[0]
+    return kind, dlg.result if kind == "ok" else (dlg.job.error if kind == "failed" else None)
+
+
 def open_media(qtbot, win, video, voice):
     with qtbot.waitSignal(win.mediaLoaded, timeout=LONG):
         win.open_paths([video, voice])
@@ -161,9 +172,8 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     assert dlg.range_inout.isChecked()
     dlg.output_edit.setText(str(out))
     dlg.preset_combo.setCurrentText("ultrafast")
-    with qtbot.waitSignal(dlg.exportSucceeded, timeout=LONG * 2) as sig:
-        dlg.export_button.click()
-    res = sig.args[0]
+    kind, res = run_export(qtbot, dlg)
+    assert kind == "ok", res
     assert Path(res.output) == out and out.is_file()
     assert dlg.reveal_button.isVisible() and "Wrote" in dlg.result_label.text()
     doc = ffprobe_json(out)
@@ -196,10 +206,8 @@ def test_cancel_export_leaves_no_output(qtbot, make_window, grid_pair, tmp_path)
             cancelled_at.append((done, total))
             dlg.cancel_button.click()       # "Cancel" while running
 
-    with qtbot.waitSignal(dlg.exportCancelled, timeout=LONG * 2):
-        dlg.export_button.click()
-        assert dlg.job is not None, dlg.result_label.text()
-        dlg.job.progress.connect(on_progress)
+    kind, msg = run_export(qtbot, dlg, on_start=lambda job: job.progress.connect(on_progress))
+    assert kind == "cancelled", msg
     assert cancelled_at and cancelled_at[0][0] < cancelled_at[0][1]     # cancelled midway
     assert "cancelled" in dlg.stage_label.text().lower()
     assert not out.exists()
@@ -312,3 +320,68 @@ def test_drop_video_and_voice(qtbot, make_window, grid_pair):
         win.dropEvent(ev)
     assert win.project.video == str(Path(video).resolve())
     assert [v.path for v in win.project.voices] == [str(Path(voice).resolve())]
+
+
+def test_play_range_moves_the_playhead_in_real_time(qtbot, make_window, grid_pair):
+    import time as _time
+
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, voice)
+    win.timeline.set_range((10, 30))
+    seen = []
+    win.timeline.playheadChanged.connect(seen.append)
+    t0 = _time.monotonic()
+    with qtbot.waitSignal(win.player.stopped, timeout=20_000):
+        win.play_action.trigger()
+        assert win.play_action.isChecked() and win.player.playing
+    elapsed = _time.monotonic() - t0
+    assert not win.play_action.isChecked()
+    assert win.playhead == 29
+    assert seen == sorted(seen) and seen[0] >= 10 and len(seen) >= 5   # forward through the range
+    assert 0.6 <= elapsed <= 6.0                                        # 20 frames at 25 fps = 0.8 s
+    # Space toggles playback; stopping leaves the playhead where it was
+    win.timeline.set_range(None)
+    win.timeline.set_playhead(0)
+    win.play_action.trigger()
+    qtbot.waitUntil(lambda: win.playhead >= 3, timeout=10_000)
+    win.play_action.trigger()
+    assert not win.player.playing
+    stopped_at = win.playhead
+    qtbot.wait(200)
+    assert win.playhead == stopped_at
+
+
+def test_engine_and_model_settings(qtbot, make_window, tmp_path):
+    from app.settings_dialog import SettingsDialog
+    from core.models.registry import REGISTRY
+
+    win = make_window(auto_analyze=False)
+    win.show_settings()
+    dlg = win.settings_dialog
+    assert isinstance(dlg, SettingsDialog) and dlg.isVisible()
+    assert dlg.engine_combo.currentData() == "classic" and not dlg.weights_combo.isEnabled()
+    # every registry model is listed with its licence
+    rows = {dlg.models_table.topLevelItem(i).data(0, Qt.UserRole): dlg.models_table.topLevelItem(i)
+            for i in range(dlg.models_table.topLevelItemCount())}
+    assert set(rows) == set(REGISTRY)
+    for name, spec in REGISTRY.items():
+        assert rows[name].text(4) == spec.licence
+    # choosing a Wav2Lip model from the table selects the engine and shows its licence
+    gen = [n for n, s in REGISTRY.items() if s.kind == "wav2lip"]
+    assert gen
+    dlg._model_clicked(rows[gen[-1]], 0)
+    assert dlg.engine_combo.currentData() == "wav2lip" and dlg.weights_combo.isEnabled()
+    assert dlg.weights_combo.currentData() == gen[-1]
+    assert REGISTRY[gen[-1]].licence in dlg.licence_label.text()
+    mdir = tmp_path / "models"
+    mdir.mkdir()
+    (mdir / REGISTRY[gen[-1]].filename).write_bytes(b"x")
+    dlg.models_edit.setText(str(mdir))
+    dlg.models_edit.editingFinished.emit()
+    assert "(present)" in dlg.weights_combo.currentText()
+    dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
+    dlg.accept()
+    p = win.project
+    assert (p.engine, p.checkpoint, p.device, p.models_dir) == ("wav2lip", gen[-1], "cpu", str(mdir))
+    assert win.dirty
