@@ -55,6 +55,7 @@ VFR_RATE_MISMATCH = 0.002      # r_frame_rate vs avg_frame_rate relative differe
 STANDARD_RATES = tuple(Fraction(x) for x in (
     "24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60", "15", "12.5", "120"))
 CV2_CONTAINERS = ("mov", "mp4", "matroska", "webm", "avi")
+NOT_MEDIA_FORMATS = ("tty",)  # ffmpeg plays any text file as ANSI art: not a user's video
 SUPPORTED_OUTPUT_EXT = (".mp4", ".mov", ".m4v", ".mkv")
 
 
@@ -217,6 +218,9 @@ def probe(path: PathLike, *, need_video: bool = False, need_audio: bool = False)
             reason = err.splitlines()[-1] if err else "no audio or video stream found"
             raise MediaError(f"{p} is not a readable video or audio file ({reason}). Choose a media file "
                              "(e.g. .mp4, .mov, .wav).")
+        if str((doc.get("format") or {}).get("format_name", "")) in NOT_MEDIA_FORMATS:
+            raise MediaError(f"{p} is a text file, not a video or audio file. Choose a media file "
+                             "(e.g. .mp4, .mov, .wav).")
         info = _info_from_ffprobe(str(p), doc)
     if not info.has_video and not info.has_audio:
         raise MediaError(f"{p} has no playable video or audio (zero-length media). Choose another file.")
@@ -315,9 +319,14 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
 
     a_dur = None
     if a is not None:
-        a_dur = _float(a.get("duration")) or _parse_hms((a.get("tags") or {}).get("DURATION"))
+        a_start = _float(a.get("start_time"))
+        a_off = (a_start - fmt_start) if a_start is not None else 0.0
+        a_dur = _float(a.get("duration"))
+        tag_end = _parse_hms((a.get("tags") or {}).get("DURATION"))
+        if a_dur is None and tag_end is not None:
+            a_dur = max(0.0, tag_end - a_off)
         if a_dur is None and fmt_dur is not None:
-            a_dur = max(0.0, fmt_dur - ((_float(a.get("start_time")) or fmt_start) - fmt_start))
+            a_dur = max(0.0, fmt_dur - a_off)
         if a_dur is not None and a_dur <= 0:
             a_dur = 0.0
     has_audio = a is not None and (a_dur is None or a_dur > 0) and int(a.get("sample_rate") or 0) > 0
@@ -348,7 +357,10 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
         v_start = _float(v.get("start_time"))
         if v_start is None:
             v_start = fmt_start
-        v_dur = _float(v.get("duration")) or _parse_hms((v.get("tags") or {}).get("DURATION"))
+        v_dur = _float(v.get("duration"))
+        tag_end = _parse_hms((v.get("tags") or {}).get("DURATION"))   # Matroska: end time of the track
+        if v_dur is None and tag_end is not None:
+            v_dur = max(0.0, tag_end - (v_start - fmt_start))
         if v_dur is None and fmt_dur is not None:
             v_dur = max(0.0, fmt_dur - (v_start - fmt_start))
         est = int(round((v_dur or 0.0) * rate))
@@ -709,6 +721,9 @@ class _PipeBackend:
         self.pos += 1
         return np.frombuffer(buf, np.uint8).reshape(info.height, info.width, 3)
 
+    def skip(self) -> bool:
+        return self.read_next() is not None
+
     def close(self) -> None:
         if self.proc is not None:
             self.proc.close()
@@ -739,6 +754,14 @@ class _Cv2Backend:
             self.cap.set(self.cv2.CAP_PROP_POS_FRAMES, int(index))
             self.pos = index
 
+    def skip(self) -> bool:
+        """Decode the next frame without converting it to BGR."""
+        if not self.cap.grab():
+            self.pos = -1
+            return False
+        self.pos += 1
+        return True
+
     def read_next(self) -> Optional[np.ndarray]:
         ok, frame = self.cap.read()
         if not ok or frame is None:
@@ -763,18 +786,22 @@ class FrameReader:
     """Random access to frames for the GUI: ``read(index)`` -> BGR uint8 frame (a copy), display orientation.
 
     Keeps one decoder open: reading the next frame(s) continues decoding, a short forward jump decodes forward,
-    anything else seeks. Recently decoded frames stay in an LRU cache (`cache_frames`). Frame indices match
+    anything else seeks to BACKFILL frames before the target and decodes forward from there, so that stepping
+    backwards afterwards is served from the cache. Recently decoded frames stay in an LRU cache of `cache_mb`
+    megabytes (at most `cache_frames` frames). Frame indices match
     ``iter_frames`` exactly; indices past the last decodable frame return the last frame (as iter_frames pads).
     backend: "auto" (OpenCV when frame-accurate for the file, else the ffmpeg pipe), "opencv" or "ffmpeg".
     Not thread-safe across threads without external locking (a lock guards each call)."""
 
     FORWARD_WINDOW = 48     # decode forward instead of seeking when the target is at most this far ahead
+    BACKFILL = 8            # a seek starts decoding this many frames before the target (cached on the way)
 
-    def __init__(self, path: PathLike, info: Optional[MediaInfo] = None, cache_frames: int = 32,
-                 backend: str = "auto"):
+    def __init__(self, path: PathLike, info: Optional[MediaInfo] = None, cache_frames: int = 64,
+                 backend: str = "auto", cache_mb: float = 256.0):
         self.path = str(path)
         self.info = _resolve_info(path, info)
-        self.cache_frames = max(1, int(cache_frames))
+        frame_bytes = max(1, self.info.width * self.info.height * 3)
+        self.cache_frames = max(2, min(int(cache_frames), int(cache_mb * 2 ** 20 // frame_bytes)))
         self._cache: "OrderedDict[int, np.ndarray]" = OrderedDict()
         self._lock = threading.Lock()
         self._last_good: Optional[int] = None
@@ -823,9 +850,13 @@ class FrameReader:
     def _decode(self, index: int) -> Optional[np.ndarray]:
         be = self._be
         if not (0 <= be.pos <= index <= be.pos + self.FORWARD_WINDOW):
-            be.seek(index)
+            be.seek(max(0, index - min(self.BACKFILL, self.cache_frames - 1)))
         while True:
             cur = be.pos
+            if cur < index - self.cache_frames + 1:        # would fall out of the cache anyway: do not convert
+                if not be.skip():
+                    return None
+                continue
             frame = be.read_next()
             if frame is None:
                 return None
