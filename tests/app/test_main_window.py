@@ -385,3 +385,56 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     p = win.project
     assert (p.engine, p.checkpoint, p.device, p.models_dir) == ("wav2lip", gen[-1], "cpu", str(mdir))
     assert win.dirty
+
+
+def test_two_faces_choose_by_click_and_missing_face_marks(qtbot, make_window, grid_pair, tmp_path):
+    """Two speakers side by side, the right one hidden for the first 15 frames: both are tracked, the chosen
+    one is highlighted, clicking the other chooses it, and its missing frames are marked on the timeline."""
+    video, voice = grid_pair
+    clip = tmp_path / "two_faces.mp4"
+    ffmpeg("-i", video, "-i", voice, "-filter_complex",
+           "[1:v]drawbox=enable='lt(n,15)':x=0:y=0:w=iw:h=ih:color=black:t=fill[r];[0:v][r]hstack=inputs=2[v]",
+           "-map", "[v]", "-map", "0:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-c:a", "aac",
+           clip)
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, str(clip), voice)
+    win.start_tracking()
+    wait_for(qtbot, win, win.trackingFinished, LONG * 2)
+    ts = win.track_set
+    assert len(ts.tracks) == 2
+    # (which side keeps which id when the second face appears is the tracker's business)
+    late = next(t for t in ts.tracks if not t.present[:12].any())
+    early = next(t for t in ts.tracks if t is not late)
+    assert late.present[20:].all() and early.present.all()
+    first = win.chosen_track()
+    assert first.track_id == ts.primary().track_id
+    other = late if first is early else early
+
+    def runs_of(track):
+        from app.timeline import runs
+        return runs(~track.present)
+
+    assert win.timeline.no_face_runs == runs_of(first)
+    win.timeline.set_playhead(40)
+    qtbot.waitUntil(lambda: win.face_view.painted_index == 40, timeout=10_000)
+    faces = {f.track_id: f for f in win.face_view.overlay.faces}
+    assert faces[first.track_id].chosen and not faces[other.track_id].chosen
+    # click inside the other face's box: it becomes the dubbed face
+    b = other.boxes[40]
+    pos = win.face_view.to_widget((b[0] + b[2]) / 2, (b[1] + b[3]) / 2).toPoint()
+    qtbot.mouseClick(win.face_view, Qt.LeftButton, pos=pos)
+    assert win.project.face_track == other.track_id and win.dirty
+    assert win.settings_panel.track_combo.currentData() == other.track_id
+    assert win.timeline.no_face_runs == runs_of(other)
+    qtbot.waitUntil(lambda: win.face_view.painted_index == 40 and
+                    any(f.chosen and f.track_id == other.track_id for f in win.face_view.overlay.faces),
+                    timeout=10_000)
+    # choose the late face (from the panel if needed): its missing frames are marked, the frame says so
+    win.settings_panel.track_combo.setCurrentIndex(win.settings_panel.track_combo.findData(late.track_id))
+    assert win.project.face_track == late.track_id
+    r = win.timeline.no_face_runs
+    assert len(r) == 1 and r[0][0] == 0 and 12 <= r[0][1] <= 20
+    win.timeline.set_playhead(5)
+    qtbot.waitUntil(lambda: win.face_view.painted_index == 5, timeout=10_000)
+    assert win.face_view.overlay.message == "no face in this frame"
+    assert win.face_view.overlay.mask_outline is None
