@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import List, Optional
+
+log = logging.getLogger("lipdub.app")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +21,23 @@ def build_parser() -> argparse.ArgumentParser:
                                  usage="%(prog)s [open PROJECT | VIDEO [AUDIO ...]]")
     ap.add_argument("paths", nargs="*", help="'open PROJECT', or a video followed by voice tracks")
     ap.add_argument("--no-analyze", action="store_true", help="do not track and score automatically")
+    ap.add_argument("--smoke-test", action="store_true",
+                    help="open the window and the given files, print one line and quit (for packaging checks)")
     ap.add_argument("--debug", action="store_true", help="debug logging")
     return ap
+
+
+def install_excepthook(window_getter) -> None:
+    """Unexpected exceptions in UI-thread slots: logged with the traceback, shown as a one-line message."""
+    def hook(etype, value, tb):
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(etype, value, tb)))
+        win = window_getter()
+        if win is not None and not getattr(win, "_closing", True):
+            from .workers import describe_exception
+
+            win.show_error(describe_exception(value) + " (details in the log)")
+
+    sys.excepthook = hook
 
 
 def run(argv: Optional[List[str]] = None) -> int:
@@ -46,16 +64,33 @@ def run(argv: Optional[List[str]] = None) -> int:
     app.setOrganizationName("LipDub")
     from .main_window import MainWindow
 
-    win = MainWindow(auto_analyze=not a.no_analyze)
+    win = MainWindow(auto_analyze=not (a.no_analyze or a.smoke_test))
+    install_excepthook(lambda: win)
     win.show()
+    status = {"code": 0}
+
+    if a.smoke_test:
+        def smoke_done(ok: bool, what: str) -> None:
+            print(("ok: " if ok else "error: ") + what, flush=True)
+            status["code"] = 0 if ok else 1
+            win.dirty = False
+            win.close()
+
+        win.mediaLoaded.connect(lambda: smoke_done(True, f"{win.info.num_frames} frames, "
+                                                         f"{len(win.project.voices)} voice track(s)"))
+        win.errorShown.connect(lambda msg: smoke_done(False, msg))
+        if not project and not paths:
+            QTimer.singleShot(500, lambda: smoke_done(True, "window opened"))
+        QTimer.singleShot(120_000, lambda: smoke_done(False, "timed out"))
 
     def after_show():
         if project:
             win.open_project(project, ask=False)
         elif paths:
             win.open_paths(paths)
-        else:
+        elif not a.smoke_test:
             win.check_recovery()
 
     QTimer.singleShot(0, after_show)
-    return app.exec()
+    rc = app.exec()
+    return status["code"] if a.smoke_test else rc

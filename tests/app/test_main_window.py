@@ -248,8 +248,16 @@ def test_save_and_reopen_project(qtbot, make_window, grid_pair, sample_voice, tm
     assert not win2.settings_panel.color_check.isChecked()
     assert win2.voice_combo.count() == 2 and win2.voice_combo.currentIndex() == 0
     assert not win2.dirty
-    # recent projects are remembered
+    # recent projects are remembered (QSettings) and offered in File > Open Recent
     assert win2._recent("projects")[0] == str(path.resolve())
+    win._fill_recent()
+    names = [a.text() for a in win.recent_menu.actions()]
+    assert "dub.lipdub" in names and Path(video).name in names and "voice_sample.wav" in names
+    act = next(a for a in win.recent_menu.actions() if a.text() == "dub.lipdub")
+    win.dirty = False
+    with qtbot.waitSignal(win.projectLoaded, timeout=LONG):
+        act.trigger()
+    assert win.project.path == str(path.resolve())
 
 
 def test_unsaved_changes_prompt_and_autosave_recovery(qtbot, make_window, grid_pair, tmp_path):
