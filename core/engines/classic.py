@@ -175,7 +175,7 @@ class ClassicEngine(Engine):
 
     name = "classic"
 
-    def __init__(self, *, k: int = 12, blend: int = 3, jump: float = 1.0, sigma: float = 0.03,
+    def __init__(self, *, k: int = 12, blend: int = 5, jump: float = 1.0, sigma: float = 0.03,
                  max_library: int = 3000, ppi: Optional[float] = None, ppi_scale: float = 1.5,
                  max_ppi: float = 96.0, max_library_mb: float = 300.0):
         self.k = k
