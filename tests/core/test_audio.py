@@ -1,0 +1,246 @@
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import audio
+from core.errors import AudioError, MediaError
+
+from core.media import ffmpeg_path
+
+REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "audio"
+GRID_S1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_s1"
+GRID_OTHERS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_others"
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return audio.load_audio(REF / "speech16k.wav")
+
+
+# ----------------------------------------------------------------------------------------------------------- load
+def test_load_reference_wav_is_exact(speech):
+    import soundfile as sf
+
+    raw, sr = sf.read(str(REF / "speech16k.wav"), dtype="int16")
+    assert sr == 16000 and speech.dtype == np.float32 and speech.shape == (49865,)
+    assert np.array_equal(speech, raw.astype(np.float32) / 32768)
+
+
+def test_load_any_container_resamples_and_downmixes(tmp_path, speech):
+    import subprocess
+
+    # the same voice through AAC at 44.1 kHz stereo: back at 16 kHz mono, same length, nearly the same signal
+    m4a = tmp_path / "voice.m4a"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(REF / "speech16k.wav"), "-ar", "44100", "-ac", "2",
+                    "-c:a", "aac", "-b:a", "256k", str(m4a)], check=True)
+    x = audio.load_audio(m4a)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(len(x) - len(speech)) <= 0.05 * 16000          # AAC priming/padding
+    lag = int(np.argmax(np.correlate(x[:20000], speech[5000:7000], "valid"))) - 5000
+    seg = x[5000 + lag:45000 + lag]
+    assert np.corrcoef(seg, speech[5000:45000])[0, 1] > 0.98
+    # stereo WAV with the voice only on the left: the mono mix is half of it (soundfile fast path + soxr)
+    import soundfile as sf
+
+    st = tmp_path / "st.wav"
+    sf.write(str(st), np.stack([speech, np.zeros_like(speech)], 1), 16000, subtype="FLOAT")
+    assert np.allclose(audio.load_audio(st), speech / 2, atol=1e-7)
+    y = audio.load_audio(st, sr=8000)
+    assert len(y) == (len(speech) + 1) // 2
+
+
+def test_load_real_clips(grid_clip):
+    x = audio.load_audio(grid_clip)                    # AAC 44.1 kHz mono in MP4
+    assert abs(len(x) - 2.978 * 16000) < 800 and 0.05 < np.abs(x).max() <= 1.0    # clipped to full scale
+    mpg = sorted(GRID_OTHERS.glob("*.mpg"))[0]         # MP2 stereo in MPEG-PS
+    y = audio.load_audio(mpg)
+    assert abs(len(y) - 2.95 * 16000) < 800 and np.abs(y).max() > 0.05
+
+
+def test_load_bad_inputs(odd_media, tmp_path):
+    with pytest.raises(AudioError, match="no audio stream"):
+        audio.load_audio(odd_media("noaudio"))
+    with pytest.raises(AudioError, match="zero length"):
+        audio.load_audio(odd_media("wav_empty"))
+    with pytest.raises(MediaError, match="empty"):
+        audio.load_audio(odd_media("empty"))
+    with pytest.raises(MediaError, match="not a readable"):
+        audio.load_audio(odd_media("garbage"))
+    with pytest.raises(MediaError, match="does not exist"):
+        audio.load_audio(tmp_path / "nope.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + bytes(200))               # broken header: soundfile fails, ffmpeg too
+    with pytest.raises(MediaError, match="bad.wav"):
+        audio.load_audio(bad)
+
+
+def test_load_hour_long_wav_under_a_second(tmp_path):
+    n = 3600 * 16000
+    path = tmp_path / "hour.wav"
+    with open(path, "wb") as f:         # PCM16 mono 16 kHz header, then a sparse hour of silence
+        f.write(b"RIFF" + struct.pack("<I", 36 + 2 * n) + b"WAVEfmt " +
+                struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" + struct.pack("<I", 2 * n))
+        f.truncate(44 + 2 * n)
+    t = time.perf_counter()
+    x = audio.load_audio(path)
+    dt = time.perf_counter() - t
+    assert x.shape == (n,) and x.dtype == np.float32
+    print(f"hour-long wav: {dt:.2f} s")
+    assert dt < 1.0
+
+
+# ------------------------------------------------------------------------------------------------------------ mel
+def test_mel_matches_reference_fixture(speech):
+    mel = audio.melspectrogram(speech)
+    ref = np.load(REF / "mel.npy")
+    assert mel.shape == ref.shape == (80, 250) and mel.dtype == np.float32
+    err = np.abs(mel - ref).max()
+    print(f"mel max abs error vs fixture: {err:.2e}")
+    assert err < 1e-6
+
+
+def _first_column(y, mirror):
+    """Mel column 0 computed by hand: the window centred on sample 0, its left half reflected or zero."""
+    left = y[400:0:-1] if mirror else np.zeros(400)
+    frame = np.concatenate([left, y[:400]])
+    n = np.arange(800)
+    mag = np.abs(np.fft.rfft(frame * (0.5 - 0.5 * np.cos(2 * np.pi * n / 800))))
+    db = 20 * np.log10(np.maximum(1e-5, audio.mel_basis().astype(np.float64) @ mag)) - 20
+    return np.clip(8 * (db + 100) / 100 - 4, -4, 4)
+
+
+def test_mel_uses_reflect_padding_like_wav2lip(speech):
+    x = speech[9000:25000]                       # starts inside speech
+    assert np.abs(x[:50]).max() > 0.01
+    y = np.concatenate([[x[0]], x[1:].astype(np.float64) - 0.97 * x[:-1]])
+    ours = audio.melspectrogram(x)
+    reflect, zero = _first_column(y, True), _first_column(y, False)
+    assert np.abs(ours[:, 0] - reflect).max() < 1e-5
+    assert np.abs(zero - reflect).max() > 0.1     # librosa >= 0.10's zero padding would differ here
+
+
+def test_mel_edge_cases():
+    for n in (0, 1, 3, 199, 200, 401, 799, 16000):
+        m = audio.melspectrogram(np.zeros(n, np.float32))
+        assert m.shape == (80, audio.num_mel_frames(n)) and np.all(m == -4.0), n
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 300):
+        m = audio.melspectrogram(rng.standard_normal(n).astype(np.float32) * 0.1)
+        assert m.shape == (80, 1 + n // 200) and np.all(np.isfinite(m)) and np.abs(m).max() <= 4
+    x = rng.standard_normal(4000).astype(np.float32) * 0.1
+    bad = x.copy()
+    bad[[10, 500, 3999]] = [np.nan, np.inf, -np.inf]
+    clean = x.copy()
+    clean[[10, 500, 3999]] = 0
+    assert np.array_equal(audio.melspectrogram(bad), audio.melspectrogram(clean))
+
+
+def test_mel_blocking_does_not_change_the_result(monkeypatch, speech):
+    full = audio.melspectrogram(speech)
+    monkeypatch.setattr(audio, "MEL_BLOCK", 7)
+    assert np.array_equal(audio.melspectrogram(speech), full)
+
+
+# --------------------------------------------------------------------------------------------------- chunking
+@pytest.mark.parametrize("fps,name", [(25, "chunk_starts_25.npy"), (29.97, "chunk_starts_2997.npy")])
+def test_chunk_starts_match_wav2lip(fps, name):
+    ref = np.load(REF / name)
+    got = audio.mel_chunk_starts(250, fps, len(ref))
+    assert got.dtype == np.int64 and np.array_equal(got, ref)
+    # fewer video frames: Wav2Lip's first pairs
+    assert np.array_equal(audio.mel_chunk_starts(250, fps, 40), ref[:40])
+    # more video frames than chunks: one start per frame, continuing past the end (read as silence)
+    more = audio.mel_chunk_starts(250, fps, len(ref) + 5)
+    assert len(more) == len(ref) + 5 and np.array_equal(more[:len(ref)], ref)
+    assert np.all(np.diff(more[len(ref) - 1:]) > 0) and np.all(more[len(ref):] > 250 - 16)
+
+
+def test_chunk_starts_reference_loop_other_rates():
+    def loop(t, fps):
+        out, i = [], 0
+        while True:
+            s = int(i * (80.0 / fps))
+            if s + 16 > t:
+                out.append(t - 16)
+                break
+            out.append(s)
+            i += 1
+        return out
+
+    for t in (16, 17, 100, 1234):
+        for fps in (23.976, 24, 30, 50, 59.94, 60):
+            ref = loop(t, fps)
+            assert audio.mel_chunk_starts(t, fps, len(ref)).tolist() == ref, (t, fps)
+    assert audio.mel_chunk_starts(5, 25, 3).tolist() == [0, 0, 6]      # mel shorter than a chunk
+
+
+def test_mel_chunks(speech):
+    mel = audio.melspectrogram(speech)
+    ch = audio.mel_chunks(mel, 25, 80)
+    starts = audio.mel_chunk_starts(mel.shape[1], 25, 80)
+    assert ch.shape == (80, 80, 16) and ch.dtype == np.float32
+    for i in (0, 10, 74):
+        assert np.array_equal(ch[i], mel[:, starts[i]:starts[i] + 16])
+    assert np.array_equal(ch[74], mel[:, 234:250])                    # Wav2Lip's clamped last chunk
+    assert np.all(ch[76] == -4.0)                                      # past the voice: silence
+    assert np.array_equal(audio.mel_chunks(mel, 25, 80, start=70, stop=78), ch[70:78])
+    short = audio.mel_chunks(mel[:, :5], 25, 2)
+    assert short.shape == (2, 80, 16) and np.array_equal(short[0, :, :5], mel[:, :5]) and np.all(short[0, :, 5:] == -4)
+
+
+# ------------------------------------------------------------------------------------------------------------ VAD
+def _align_labels(name, n):
+    lab = np.zeros(n, bool)
+    t = (np.arange(n) + 0.5) * 1000                     # frame centres in 1/25000 s
+    for line in (GRID_S1 / "align" / f"{name}.align").read_text().split("\n"):
+        if line.strip():
+            a, b, w = line.split()
+            if w not in ("sil", "sp"):
+                lab[(t >= int(a)) & (t < int(b))] = True
+    return lab
+
+
+def test_vad_against_grid_alignments():
+    names = (GRID_S1 / "heldout.txt").read_text().split()[::31][:8]
+    accs = []
+    for name in names:
+        wav = audio.load_audio(GRID_S1 / "video" / f"{name}.mp4")
+        lab = _align_labels(name, 75)
+        v = audio.voice_activity(wav, 25, 75)
+        assert v.dtype == bool and v.shape == (75,)
+        accs.append(np.mean(v == lab))
+        # loudness does not matter: 26 dB quieter gives the same frames
+        assert np.array_equal(audio.voice_activity(wav * 0.05, 25, 75), v)
+        # nor does moderate noise (20 dB below the speech peak) change much
+        noisy = wav + np.random.default_rng(1).standard_normal(len(wav)).astype(np.float32) * 0.1 * np.abs(wav).max() / 3
+        assert np.mean(audio.voice_activity(noisy, 25, 75) == lab) > 0.8
+    print(f"VAD frame accuracy on {len(names)} held-out GRID clips: {np.mean(accs):.3f} (min {np.min(accs):.3f})")
+    assert np.mean(accs) > 0.9 and np.min(accs) > 0.8
+
+
+def test_vad_synthetic_bursts_and_edge_cases():
+    sr, fps = 16000, 25
+    t = np.arange(sr * 4) / sr
+    wav = np.zeros_like(t, dtype=np.float32)
+    on = (t >= 1.0) & (t < 2.0)                         # frames 25..49
+    wav[on] = 0.5 * np.sin(2 * np.pi * 300 * t[on])
+    wav += np.random.default_rng(0).standard_normal(len(t)).astype(np.float32) * 1e-3
+    v = audio.voice_activity(wav, fps, 110)             # 10 frames past the end of the audio
+    # the 32 ms analysis window reaches 16 ms into frames 24 and 50, then onset (1) and hangover (2) frames
+    expected = np.zeros(110, bool)
+    expected[24 - audio.VAD_ONSET_FRAMES:51 + audio.VAD_HANGOVER_FRAMES] = True
+    assert np.array_equal(v, expected)
+    assert not audio.voice_activity(np.zeros(sr, np.float32), fps, 25).any()
+    noise = np.random.default_rng(2).standard_normal(sr * 2).astype(np.float32) * 0.1
+    assert not audio.voice_activity(noise, fps, 50).any()
+    assert audio.voice_activity(np.zeros(0, np.float32), fps, 5).tolist() == [False] * 5
+    nan = wav.copy()
+    nan[::1000] = np.nan
+    assert audio.voice_activity(nan, fps, 100).shape == (100,)
+    # a one-frame pause inside speech is bridged
+    gap = wav.copy()
+    gap[(t >= 1.4) & (t < 1.44)] = 0
+    assert audio.voice_activity(gap, fps, 100)[35]
