@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..compose import color_match, face_axes, mask_roi, ring_weights
-from ..errors import CancelledError, LipDubError, ModelMissingError, NoFaceError
+from ..errors import LipDubError, ModelMissingError, NoFaceError
 from ..faces import geometry as geo
 from ..progress import CancelToken, ProgressFn, check, report
 from . import retrieval, warp

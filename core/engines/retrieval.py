@@ -58,8 +58,6 @@ class TextureLibrary:
         self._row_of = {}
 
     def add(self, frame_index: int, image: np.ndarray, canon: np.ndarray) -> None:
-        import cv2
-
         if self.size >= self.capacity:
             raise IndexError("texture library is full")
         i = self.size
