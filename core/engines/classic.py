@@ -194,8 +194,16 @@ class ClassicEngine(Engine):
         self.lib: Optional[retrieval.TextureLibrary] = None
 
     def precheck(self) -> None:
-        # The prediction model is loaded in prepare(); an explicit target override needs no model.
-        pass
+        """The audio->mouth model must be there (checked before any tracking; loaded in prepare)."""
+        try:
+            from .. import mouth_shape as ms
+        except ImportError as exc:
+            raise ModelMissingError("The classic engine needs the mouth-shape model (core.mouth_shape), which "
+                                    f"is not installed: {exc}. Reinstall LipDub Studio.") from exc
+        path = ms.shipped_model_path()
+        if not path.is_file():
+            raise ModelMissingError(f"The mouth-shape model {path} is missing: reinstall LipDub Studio "
+                                    "(or train it with tools/train_mouth.py).")
 
     # -- prepare ---------------------------------------------------------------------------------------------
     def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
