@@ -12,7 +12,8 @@ File format (``.lipdub``, UTF-8 JSON)::
      "mask": {"dilation": 0.08, "feather": 0.15, "extent_up": 0.0, "extent_down": 0.0, "color_match": true},
      "pads": [0, 10, 0, 0], "length_policy": "shortest", "range": [in, out] | null,
      "teeth_frame": null, "teeth_strength": 1.0,
-     "export": {"output": null, "crf": 18, "preset": "medium"}, "playhead": 0}
+     "export": {"output": null, "crf": 18, "preset": "medium"}, "playhead": 0,
+     "edits": {"edits": {...}, "undo": [...], "redo": [...]}}   # core.edits.EditHistory.to_json()
 
 Saving is atomic (temp file in the same folder, fsync, rename). While the editor works, the GUI writes an
 *autosave* copy (absolute paths, plus the path of the project it belongs to); after a crash
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from .edits import EditHistory
 from .engines.base import MaskSettings
 from .errors import ProjectError
 
@@ -75,8 +77,14 @@ class Project:
     teeth_strength: float = 1.0
     export: ExportSettings = field(default_factory=ExportSettings)
     playhead: int = 0
+    # the editor's corrections with their undo/redo history (compared through to_json)
+    history: EditHistory = field(default_factory=EditHistory, compare=False)
     # not serialised
     path: Optional[str] = field(default=None, compare=False)
+
+    @property
+    def edits(self):
+        return self.history.edits
 
     # ---- voices -------------------------------------------------------------------------------------------
     @property
@@ -131,6 +139,10 @@ class Project:
                   frame_range=tuple(frame_range) if frame_range is not None else None,
                   crf=self.export.crf, preset=self.export.preset, device=self.device, models_dir=self.models_dir,
                   teeth_frame=self.teeth_frame, teeth_strength=self.teeth_strength)
+        if "edits" in {f.name for f in fields(DubSettings)}:
+            from .edits import Edits
+
+            kw["edits"] = Edits.from_json(self.history.edits.to_json())   # a copy: the job owns it
         kw.update(overrides)
         return DubSettings(**kw)
 
@@ -159,6 +171,7 @@ class Project:
             "teeth_strength": self.teeth_strength,
             "export": {"output": rel(self.export.output), "crf": self.export.crf, "preset": self.export.preset},
             "playhead": self.playhead,
+            "edits": self.history.to_json(),
         }
 
     @classmethod
@@ -274,6 +287,13 @@ class Project:
         p.export = ExportSettings(output=absp(out, "export.output") if out else None, crf=crf, preset=preset)
         ph = doc.get("playhead", 0)
         p.playhead = ph if isinstance(ph, int) and not isinstance(ph, bool) and ph >= 0 else 0
+        ed = doc.get("edits")
+        if ed is not None and not isinstance(ed, dict):
+            raise err("'edits' must be an object")
+        try:
+            p.history = EditHistory.from_json(ed)
+        except ProjectError as exc:
+            raise ProjectError(f"{source}: {exc}") from exc
         return p
 
     # ---- files --------------------------------------------------------------------------------------------

@@ -40,6 +40,10 @@ def make_project(media):
     p.export.preset = "fast"
     p.export.output = str(v.parent / "out.mp4")
     p.playhead = 17
+    p.history.add_override(20, 30, "keep_original")
+    p.history.set_voice_offset(2)
+    p.history.set_mask_keyframe(12, p.mask)
+    p.history.undo()
     return p
 
 
@@ -49,6 +53,12 @@ def test_round_trip_keeps_everything(tmp_path, media):
     p.save(str(path))
     q = Project.load(str(path))
     assert q == p
+    assert q.history.to_json() == p.history.to_json()
+    assert q.edits.overrides[0].kind == "keep_original" and q.edits.voice_offset == 2
+    assert q.edits.mask_keyframes == []
+    assert q.history.can_redo and q.history.redo_label == "Mask keyframe at 12"   # history survives
+    q.history.redo()
+    assert [k.frame for k in q.edits.mask_keyframes] == [12]
     assert q.path == str(path.resolve())
     assert q.voice.path == str(media[2].resolve())
     assert q.voices[0].display_name() == "Take 1" and q.voices[1].display_name() == "voice2.wav"
@@ -94,6 +104,8 @@ def test_missing_media_listed_not_fatal(tmp_path, media):
     ('{"format": "lipdub-project", "version": 1, "mask": {"feather": "wide"}}', "mask.feather"),
     ('{"format": "lipdub-project", "version": 1, "export": {"crf": 99}}', "export.crf"),
     ('[1, 2, 3]', "not a LipDub Studio project"),
+    ('{"format": "lipdub-project", "version": 1, "edits": {"edits": {"overrides": [{"start": 5, "end": 2}]}}}',
+     "must not be empty"),
 ])
 def test_bad_files_raise_project_error_naming_the_file(tmp_path, content, fragment):
     path = tmp_path / "bad.lipdub"
@@ -186,6 +198,7 @@ def test_to_dub_settings(media):
     assert s.engine == "wav2lip" and s.face_track == 2 and s.frame_range == (5, 9)
     assert s.mask.feather == 0.3 and s.mask.color_match is False
     assert s.crf == 23 and s.preset == "fast"
+    assert s.edits.overrides[0].start == 20 and s.edits is not p.edits
     s.mask.feather = 1.0
     assert p.mask.feather == 0.3       # a copy, not shared
     with pytest.raises(ProjectError, match="no voice"):
