@@ -320,13 +320,13 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
     a_dur = None
     if a is not None:
         a_start = _float(a.get("start_time"))
-        a_off = (a_start - fmt_start) if a_start is not None else 0.0
+        a_start = fmt_start if a_start is None else a_start
         a_dur = _float(a.get("duration"))
-        tag_end = _parse_hms((a.get("tags") or {}).get("DURATION"))
+        tag_end = _parse_hms((a.get("tags") or {}).get("DURATION"))   # Matroska: end timestamp of the track
         if a_dur is None and tag_end is not None:
-            a_dur = max(0.0, tag_end - a_off)
+            a_dur = max(0.0, min(tag_end - a_start, fmt_dur if fmt_dur is not None else math.inf))
         if a_dur is None and fmt_dur is not None:
-            a_dur = max(0.0, fmt_dur - a_off)
+            a_dur = max(0.0, fmt_dur - (a_start - fmt_start))
         if a_dur is not None and a_dur <= 0:
             a_dur = 0.0
     has_audio = a is not None and (a_dur is None or a_dur > 0) and int(a.get("sample_rate") or 0) > 0
@@ -358,9 +358,9 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
         if v_start is None:
             v_start = fmt_start
         v_dur = _float(v.get("duration"))
-        tag_end = _parse_hms((v.get("tags") or {}).get("DURATION"))   # Matroska: end time of the track
+        tag_end = _parse_hms((v.get("tags") or {}).get("DURATION"))   # Matroska: end timestamp of the track
         if v_dur is None and tag_end is not None:
-            v_dur = max(0.0, tag_end - (v_start - fmt_start))
+            v_dur = max(0.0, tag_end - v_start)
         if v_dur is None and fmt_dur is not None:
             v_dur = max(0.0, fmt_dur - (v_start - fmt_start))
         est = int(round((v_dur or 0.0) * rate))
