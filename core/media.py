@@ -1095,10 +1095,15 @@ class VideoWriter:
         self._tmp: List[Path] = []
         self._exe = ffmpeg_path()
         self._version = ffmpeg_version(self._exe)
+        self._proc: Optional[_Proc] = None
         self._video_tmp = self._make_tmp(".video" + self.out_path.suffix)
         args = build_encode_args(self._exe, self._video_tmp, *self.encoded_size, self.fps_fraction, crf=self.crf,
                                  preset=self.preset, sar=self.sar, version=self._version, container=self.container)
-        self._proc = _Proc(args, stdin=True, stdout=False)
+        try:
+            self._proc = _Proc(args, stdin=True, stdout=False)
+        except BaseException:
+            self.abort()
+            raise
 
     def _make_tmp(self, suffix: str) -> Path:
         fd, name = tempfile.mkstemp(prefix=f".{self.out_path.stem}.", suffix=".part" + suffix,
