@@ -35,6 +35,8 @@ class OverlayState:
     faces: List[FaceOverlay] = field(default_factory=list)
     mask_outline: Optional[np.ndarray] = None   # (K, 2) frame coords, for the chosen face
     message: str = ""                           # e.g. "no face in this frame"
+    polygons: list = field(default_factory=list)  # [(mode, (K, 2) frame coords)] hand-drawn mask areas
+    fixed_box: Optional[np.ndarray] = None      # the editor's face box at this frame
 
 
 class ImageCanvas(QWidget):
@@ -124,10 +126,21 @@ class ImageCanvas(QWidget):
 
 
 class FaceView(ImageCanvas):
+    """Tools: None (click a face to dub it), "box" (drag a face box), "add"/"remove" (click the corners of a
+    mask area, double-click or Enter to finish, Esc to drop)."""
+
     trackClicked = Signal(int)
+    boxDrawn = Signal(float, float, float, float)
+    polygonDrawn = Signal(object, str)        # (K, 2) frame coords, "add" | "remove"
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.setFocusPolicy(Qt.ClickFocus)
+        self.tool: Optional[str] = None
+        self._drag_start = None
+        self._drag_now = None
+        self._poly: list = []
+        self._hover = None
         self.placeholder = "Open a video (File ▸ Open Video…) or drop a video and a voice file here."
         self.overlay = OverlayState()
         self.show_box = True
@@ -184,7 +197,40 @@ class FaceView(ImageCanvas):
                 dot.setCapStyle(Qt.RoundCap)
                 p.setPen(dot)
                 p.drawPoints(QPolygonF(pts))
+        for mode, pts in ov.polygons:
+            c = QColor(80, 230, 120) if mode == "add" else QColor(240, 80, 80)
+            pen = QPen(c, 1.5)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.setBrush(QColor(c.red(), c.green(), c.blue(), 45))
+            p.drawPolygon(QPolygonF([QPointF(x, y) for x, y in np.asarray(pts).tolist()]))
+        if ov.fixed_box is not None:
+            pen = QPen(QColor(255, 150, 40), 2, Qt.DashDotLine)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.setBrush(Qt.NoBrush)
+            x0, y0, x1, y1 = (float(v) for v in ov.fixed_box)
+            p.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        # tool in progress
+        if self.tool == "box" and self._drag_start is not None and self._drag_now is not None:
+            pen = QPen(QColor(255, 150, 40), 2)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.setBrush(QColor(255, 150, 40, 30))
+            p.drawRect(QRectF(QPointF(*self._drag_start), QPointF(*self._drag_now)))
+        if self.tool in ("add", "remove") and self._poly:
+            c = QColor(80, 230, 120) if self.tool == "add" else QColor(240, 80, 80)
+            pen = QPen(c, 1.5)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            pts = [QPointF(x, y) for x, y in self._poly] + ([QPointF(*self._hover)] if self._hover else [])
+            p.drawPolyline(QPolygonF(pts))
         p.restore()
+        if self.tool:
+            hint = {"box": "Drag a box around the face", "add": "Click the corners of the area to ADD; "
+                    "double-click to finish", "remove": "Click the corners of the area to REMOVE; double-click "
+                    "to finish"}[self.tool]
+            self.badge(p, hint, QColor(255, 150, 40, 200), "tr")
         for col, x0, y0, text in labels:
             p.setPen(col)
             a = self.to_widget(x0, y0)
@@ -194,10 +240,70 @@ class FaceView(ImageCanvas):
         if self.timecode:
             self.badge(p, self.timecode, QColor(0, 0, 0, 160), "br")
 
+    def set_tool(self, tool: Optional[str]) -> None:
+        self.tool = tool
+        self._drag_start = self._drag_now = self._hover = None
+        self._poly = []
+        self.setMouseTracking(tool in ("add", "remove"))
+        self.setCursor(Qt.CrossCursor if tool else Qt.ArrowCursor)
+        self.update()
+
+    def mouseMoveEvent(self, e) -> None:
+        if self._img is None:
+            return
+        if self.tool == "box" and self._drag_start is not None:
+            self._drag_now = self.to_frame(e.position())
+            self.update()
+        elif self.tool in ("add", "remove") and self._poly:
+            self._hover = self.to_frame(e.position())
+            self.update()
+
+    def mouseReleaseEvent(self, e) -> None:
+        if self.tool == "box" and self._drag_start is not None and e.button() == Qt.LeftButton:
+            (ax, ay), (bx, by) = self._drag_start, self.to_frame(e.position())
+            self._drag_start = self._drag_now = None
+            x0, x1 = sorted((ax, bx))
+            y0, y1 = sorted((ay, by))
+            x0, y0 = max(0.0, x0), max(0.0, y0)
+            x1, y1 = min(float(self.frame_w), x1), min(float(self.frame_h), y1)
+            self.update()
+            if x1 - x0 >= 8 and y1 - y0 >= 8:
+                self.boxDrawn.emit(x0, y0, x1, y1)
+
+    def mouseDoubleClickEvent(self, e) -> None:
+        if self.tool in ("add", "remove"):
+            self._finish_polygon()
+
+    def keyPressEvent(self, e) -> None:
+        if self.tool in ("add", "remove") and e.key() in (Qt.Key_Return, Qt.Key_Enter):
+            self._finish_polygon()
+        elif self.tool and e.key() == Qt.Key_Escape:
+            self.set_tool(self.tool)   # drop what is in progress, keep the tool
+        else:
+            super().keyPressEvent(e)
+
+    def _finish_polygon(self) -> None:
+        pts = []
+        for q in self._poly:   # a double-click also delivered a press: drop repeated points
+            if not pts or abs(q[0] - pts[-1][0]) + abs(q[1] - pts[-1][1]) > 1.0:
+                pts.append(q)
+        mode = self.tool
+        self._poly, self._hover = [], None
+        self.update()
+        if len(pts) >= 3:
+            self.polygonDrawn.emit(np.array(pts, np.float32), mode)
+
     def mousePressEvent(self, e) -> None:
         if self._img is None or e.button() != Qt.LeftButton:
             return
         x, y = self.to_frame(e.position())
+        if self.tool == "box":
+            self._drag_start = self._drag_now = (x, y)
+            return
+        if self.tool in ("add", "remove"):
+            self._poly.append((x, y))
+            self.update()
+            return
         for face in self.overlay.faces:
             b = face.box
             if b is not None and np.all(np.isfinite(b)) and b[0] <= x <= b[2] and b[1] <= y <= b[3]:

@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QImage, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QTabWidget,
                                QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
 
@@ -25,6 +25,7 @@ from core.errors import LipDubError, NoFaceError, ProjectError
 from core.project import EXTENSION, Project, find_recoverable, recover
 
 from . import core_bridge
+from .corrections import CorrectionsPanel
 from .export_dialog import ExportDialog, stage_label
 from .frame_cache import FrameSource, ScrubCache, prefetch
 from .face_view import FaceOverlay, FaceView, OverlayState
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.audio: Dict[str, AudioData] = {}
         self.orig_audio: Optional[AudioData] = None
         self.track_set = None
+        self._auto_track_set = None
+        self._edits_json = {}
         self.reports: Dict[tuple, object] = {}     # (voice path, track id) -> SyncReport (original vs voice)
         self.after = None                          # (report, offset, voice path)
         self.score_failed = set()                  # keys whose automatic scoring failed (no retry loop)
@@ -117,6 +120,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_actions()
         self.settings_panel.load(self.project)
+        self._bind_history()
         self.setAcceptDrops(True)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(autosave_interval_ms)
@@ -192,7 +196,16 @@ class MainWindow(QMainWindow):
         vb.addWidget(add_b)
         vb.addWidget(rm_b)
         dl.addLayout(vb)
-        dl.addWidget(self.settings_panel, 1)
+        self.corrections = CorrectionsPanel()
+        self.corrections.command.connect(self._on_correction)
+        self.corrections.toolChanged.connect(self.face_view.set_tool)
+        self.corrections.jumpTo.connect(lambda f: self.timeline.set_playhead(f))
+        self.face_view.boxDrawn.connect(self._on_box_drawn)
+        self.face_view.polygonDrawn.connect(self._on_polygon_drawn)
+        self.dock_tabs = QTabWidget()
+        self.dock_tabs.addTab(self.settings_panel, "Settings")
+        self.dock_tabs.addTab(self.corrections, "Corrections")
+        dl.addWidget(self.dock_tabs, 1)
         dock = QDockWidget("Dub", self)
         dock.setObjectName("dub_dock")
         dock.setWidget(dock_w)
@@ -256,6 +269,12 @@ class MainWindow(QMainWindow):
         m.addAction(self.quit_action)
 
         m = mb.addMenu("&Edit")
+        self.undo_action = self._act("&Undo", self.undo, QKeySequence.Undo)
+        self.redo_action = self._act("&Redo", self.redo, QKeySequence.Redo)
+        self.redo_action.setShortcuts([QKeySequence.Redo, QKeySequence("Ctrl+Shift+Z")])
+        m.addAction(self.undo_action)
+        m.addAction(self.redo_action)
+        m.addSeparator()
         self.set_in_action = self._act("Set &In", self.set_in, "I", "Start the dub range at the playhead")
         self.set_out_action = self._act("Set &Out", self.set_out, "O", "End the dub range after the playhead")
         self.clear_range_action = self._act("&Clear Range", self.clear_range, "Alt+X")
@@ -714,10 +733,19 @@ class MainWindow(QMainWindow):
                         lambda progress, cancel: core_bridge.track_video(path, progress, cancel, cache),
                         lambda ts, p=path: self._tracking_ready(p, ts))
 
+    def _set_track_set(self, track_set, keep_auto: bool = False) -> None:
+        if not keep_auto:
+            self._auto_track_set = track_set
+        self.track_set = track_set
+        self._track_changed(invalidate_preview=False)
+
     def _tracking_ready(self, path: str, track_set) -> None:
         if path != self.project.video:
             return
+        self._auto_track_set = track_set
         self.track_set = track_set
+        if self.project.edits.box_fixes:
+            self._refit_boxes()
         if self.project.face_track is not None and self.project.face_track not in [t.track_id for t in track_set.tracks]:
             self.project.face_track = None
         self.settings_panel.set_tracks(track_set, self.project.face_track)
@@ -750,16 +778,18 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_tracks(self.track_set, track_id)
         self._track_changed()
 
-    def _track_changed(self) -> None:
+    def _track_changed(self, invalidate_preview: bool = True) -> None:
         t = self.chosen_track()
         missing = None if t is None else ~np.asarray(t.present, bool)
         if missing is not None and len(missing) < self.num_frames:
             missing = np.concatenate([missing, np.ones(self.num_frames - len(missing), bool)])
         self.timeline.set_no_face(missing)
         self.sync_track.set_no_face(missing)
-        self.after = None
         self._show_reports()
-        self.preview_ctrl.invalidate()
+        if invalidate_preview:
+            self.after = None
+            self._show_reports()
+            self.preview_ctrl.invalidate()
         self._request_frame(self.playhead)
         self._request_preview()
         self._maybe_auto_score()
@@ -769,7 +799,7 @@ class MainWindow(QMainWindow):
         t = self.chosen_track()
         if v is None or t is None:
             return None
-        return (v.path, t.track_id)
+        return (v.path, t.track_id, self.project.edits.voice_offset)
 
     def current_report(self):
         k = self._report_key()
@@ -808,8 +838,14 @@ class MainWindow(QMainWindow):
         fps, n = self.fps, self.num_frames
         models_dir, device = self.project.models_dir, self.project.device
 
+        offset = self.project.edits.voice_offset
+
         def work(progress, cancel):
             wav = cached.wav if cached is not None else core_bridge.load_audio(voice)
+            if offset:
+                from core.edits import shift_voice
+
+                wav = shift_voice(wav, offset, fps, core_bridge.SAMPLE_RATE)
             wav = core_bridge.fit_voice(wav, n, fps)
             return core_bridge.score(video, wav, track, models_dir=models_dir, device=device,
                                      progress=progress, cancel=cancel)
@@ -864,6 +900,9 @@ class MainWindow(QMainWindow):
 
     def _on_playhead(self, frame: int) -> None:
         self.project.playhead = frame
+        if self.project.edits.mask_keyframes:
+            self.settings_panel.show_mask(self.mask_at(frame))
+        self.corrections.show_edits(self.project.edits, frame)
         for lane in self.lanes:
             lane.set_playhead(frame)
         self.face_view.timecode = f"{timecode(frame, self.fps)}  ·  frame {frame}"
@@ -891,7 +930,7 @@ class MainWindow(QMainWindow):
         lm = None
         if t is not None and frame < len(t.present) and t.present[frame]:
             lm = np.array(t.landmarks[frame], np.float32)
-        self._frame_request = (self.project.video, lm, replace(self.project.mask),
+        self._frame_request = (self.project.video, lm, self.mask_at(frame),
                                (self.info.height, self.info.width))
         self.scrub.centre = frame
         self.loader.request(frame, self._frame_request + (False,))
@@ -928,11 +967,167 @@ class MainWindow(QMainWindow):
                 faces.append(FaceOverlay(t.track_id, t.boxes[index], t.landmarks[index],
                                          chosen is not None and t.track_id == chosen.track_id))
         msg = ""
+        polygons = []
         if chosen is None:
             msg = "no face in this video"
         elif not (index < len(chosen.present) and chosen.present[index]):
             msg = "no face in this frame"
-        return OverlayState(faces=faces, mask_outline=outline, message=msg)
+        else:
+            _, polys = self.project.edits.mask_at(index, self.project.mask)
+            if polys:
+                from core.faces.geometry import face_to_frame
+
+                lm = chosen.landmarks[index]
+                polygons = [(pg.mode, face_to_frame(pg.points, lm)) for pg in polys]
+        fixed = next((np.array(b.box, np.float32) for b in self.project.edits.box_fixes if b.frame == index), None)
+        ov = self.project.edits.override_at(index)
+        if ov is not None and not msg:
+            msg = {"keep_original": "kept original", "mouth_closed": "mouth closed"}.get(ov.kind, f"engine: {ov.engine}")
+        return OverlayState(faces=faces, mask_outline=outline, message=msg, polygons=polygons, fixed_box=fixed)
+
+    # ======================================================================================== corrections ==
+    def mask_at(self, frame: int):
+        """The mask settings in force at `frame` (keyframes interpolated, else the project's mask)."""
+        settings, _ = self.project.edits.mask_at(frame, self.project.mask)
+        return settings
+
+    def _bind_history(self) -> None:
+        self.project.history.listener = self._live(self._on_edits)
+        self._edits_json = self.project.edits.to_json()
+        self._refresh_edits_ui()
+
+    def _refresh_edits_ui(self) -> None:
+        h = self.project.history
+        self.undo_action.setEnabled(h.can_undo)
+        self.redo_action.setEnabled(h.can_redo)
+        self.undo_action.setText(f"&Undo {h.undo_label}" if h.can_undo else "&Undo")
+        self.redo_action.setText(f"&Redo {h.redo_label}" if h.can_redo else "&Redo")
+        e = self.project.edits
+        self.timeline.set_edits(e)
+        self.corrections.fps = self.fps
+        self.corrections.set_range(self.project.range)
+        self.corrections.show_edits(e, self.playhead)
+        self.voice_lane.set_offset(e.voice_offset)
+        if e.mask_keyframes:
+            self.settings_panel.show_mask(self.mask_at(self.playhead))
+        else:
+            self.settings_panel.show_mask(self.project.mask)
+
+    def _on_edits(self, label: str) -> None:
+        """Any change of the corrections (a command, undo or redo)."""
+        old, new = self._edits_json, self.project.edits.to_json()
+        self._edits_json = new
+        self._touch()
+        self.info_message(label)
+        self._refresh_edits_ui()
+        if old.get("voice_offset") != new.get("voice_offset"):
+            self._show_reports()
+            self._maybe_auto_score()
+        if old.get("box_fixes") != new.get("box_fixes"):
+            self._refit_boxes()
+        self._request_frame(self.playhead)
+        self._request_preview()      # the preview controller re-prepares only when it must
+
+    def undo(self) -> None:
+        if self.project.history.undo() is None:
+            self.info_message("Nothing to undo.")
+
+    def redo(self) -> None:
+        if self.project.history.redo() is None:
+            self.info_message("Nothing to redo.")
+
+    def _edit(self, fn) -> bool:
+        """Run one history command; a bad request (ProjectError) is shown, the edits stay as they were."""
+        try:
+            fn(self.project.history)
+            return True
+        except LipDubError as exc:
+            self.show_error(str(exc), "Correction")
+            return False
+
+    def _on_correction(self, name: str, args) -> None:
+        rng = self.project.range
+        ph = self.playhead
+        if name == "override":
+            kind, engine = args
+            if rng is None:
+                self.show_error("Set an in/out range first (I and O, or Shift+drag on the timeline).")
+                return
+            self._edit(lambda h: h.add_override(rng[0], rng[1], kind, engine))
+        elif name == "teeth":
+            if rng is None:
+                self.show_error("Set an in/out range first (I and O, or Shift+drag on the timeline).")
+                return
+            self._edit(lambda h: h.set_teeth_shot(rng[0], rng[1], ph, self.project.teeth_strength))
+        elif name == "voice_offset":
+            self._edit(lambda h: h.set_voice_offset(int(args)))
+        elif name == "mask_key":
+            self._edit(lambda h: h.set_mask_keyframe(ph, self.mask_at(ph)))
+        elif name == "mask_unkey":
+            self._edit(lambda h: h.remove_mask_keyframe(ph))
+        elif name == "remove":
+            kind, index = args
+
+            def drop(attr, i):
+                def mutate(e):
+                    lst = list(getattr(e, attr))
+                    del lst[i]
+                    setattr(e, attr, lst)
+                return mutate
+
+            if kind == "override":
+                self._edit(lambda h: h.remove_override(index))
+            elif kind == "mask_key":
+                self._edit(lambda h: h.remove_mask_keyframe(index))
+            elif kind == "teeth":
+                self._edit(lambda h: h.apply("Remove teeth shot", drop("teeth_shots", index)))
+            elif kind == "box":
+                self._edit(lambda h: h.apply("Remove face box fix", drop("box_fixes", index)))
+            elif kind == "voice_offset":
+                self._edit(lambda h: h.set_voice_offset(0))
+
+    def _on_box_drawn(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        frame = self.playhead
+        if self._edit(lambda h: h.set_box_fix(frame, (x0, y0, x1, y1))):
+            self.corrections.clear_tool()
+
+    def _on_polygon_drawn(self, points, mode: str) -> None:
+        frame = self.playhead
+        t = self.chosen_track()
+        if t is None or not (frame < len(t.present) and t.present[frame]):
+            self.show_error("There is no tracked face in this frame to attach the mask area to: draw it on a "
+                            "frame where the face is tracked.")
+            return
+        from core.edits import MaskPolygon
+        from core.faces.geometry import frame_to_face
+
+        pts = [tuple(map(float, q)) for q in frame_to_face(points, t.landmarks[frame])]
+        self._edit(lambda h: h.add_mask_polygon(frame, MaskPolygon(pts, mode), default=self.project.mask))
+
+    def _refit_boxes(self) -> None:
+        """Show the landmarks re-tracked from the editor's box fixes (the pipeline does the same at export)."""
+        base = self._auto_track_set
+        fixes = list(self.project.edits.box_fixes)
+        if base is None:
+            return
+        if not fixes:
+            self._set_track_set(base, keep_auto=True)
+            return
+        video, info = self.project.video, self.info
+        track_id = self.chosen_track().track_id if self.chosen_track() is not None else None
+
+        def work(progress, cancel):
+            import copy
+
+            from core.faces.fixes import apply_box_fixes
+
+            ts = copy.copy(base)
+            ts.tracks = [apply_box_fixes(video, info, t, fixes, cancel=cancel) if t.track_id == track_id else t
+                         for t in base.tracks]
+            return ts
+
+        self._start_job("refit", "Re-tracking from the fixed box", work,
+                        lambda ts: self._set_track_set(ts, keep_auto=True))
 
     def _on_view(self, v0: float, v1: float) -> None:
         for lane in self.lanes:
@@ -959,6 +1154,7 @@ class MainWindow(QMainWindow):
     def _on_range(self, rng) -> None:
         self.project.range = rng
         self._touch()
+        self.corrections.set_range(rng)
         for lane in self.lanes:
             if hasattr(lane, "set_range"):
                 lane.set_range(rng)
@@ -1026,6 +1222,11 @@ class MainWindow(QMainWindow):
 
     # ============================================================================================== panel ==
     def _on_panel_changed(self, kind: str) -> None:
+        if kind == "mask" and self.project.edits.mask_keyframes:
+            # keyframed mask: the edit sets (or updates) the keyframe at the playhead, undoably
+            m = self.settings_panel.mask_settings()
+            self._edit(lambda h: h.set_mask_keyframe(self.playhead, m))
+            return
         self.settings_panel.apply_to(self.project)
         self._touch()
         if kind == "track":
@@ -1033,14 +1234,6 @@ class MainWindow(QMainWindow):
             self._track_changed()
             return
         self._request_frame(self.playhead)
-        if kind == "mask":
-            settings = self.dub_settings()
-            if settings is None:
-                return
-            if self.preview_ctrl.update_mask(settings):
-                self._request_preview()
-                return
-        self.preview_ctrl.invalidate()
         self._request_preview()
 
     def show_settings(self) -> None:
@@ -1131,6 +1324,7 @@ class MainWindow(QMainWindow):
         self.preview_ctrl.invalidate()
         self.preview.clear()
         self.settings_panel.load(p)
+        self._bind_history()
         self._refresh_voice_list()
         missing = p.missing_media()
         if missing:

@@ -129,6 +129,8 @@ class PreviewController(QObject):
         self.worker.failed.connect(self._on_failed)
         self.worker.start()
         self._job: Optional[Job] = None
+        self._live_mask = None
+        self._live_edits = None
 
     # -- UI thread --
     def set_enabled(self, on: bool) -> None:
@@ -141,6 +143,7 @@ class PreviewController(QObject):
         key = _settings_key(settings)
         self.pending_index = index
         if self.session is not None and key == self.settings_key:
+            self._sync_live(settings)
             self.statusChanged.emit(f"Rendering frame {index}…")
             self.worker.request(index, self.session)
             return
@@ -160,17 +163,20 @@ class PreviewController(QObject):
         self._job = job
         self.runner.start(job)
 
-    def update_mask(self, settings) -> bool:
-        """Mask-only change: patch the live session instead of preparing a new one. Returns True if done."""
-        if self.session is None:
-            return False
-        key = _settings_key(settings)
-        if key[:-1] != self.settings_key[:-1]:
-            return False
-        session, mask = self.session, settings.mask
-        self.worker.call_soon(lambda: setattr(session.prep.ctx, "mask", mask))
-        self.settings_key = key
-        return True
+    def _sync_live(self, settings) -> None:
+        """Changes that need no new session (mask, mask keyframes/areas, keep-original/engine ranges, teeth
+        shots) are patched into the live session on the render thread, before the next render."""
+        session = self.session
+        m = settings.mask
+        mask_key = (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match)
+        if mask_key != self._live_mask:
+            self._live_mask = mask_key
+            self.worker.call_soon(lambda: setattr(session.prep.ctx, "mask", m))
+        edits = getattr(settings, "edits", None)
+        ej = edits.to_json() if edits is not None else None
+        if ej != self._live_edits and hasattr(session, "set_edits"):
+            self._live_edits = ej
+            self.worker.call_soon(lambda: session.set_edits(edits))
 
     def invalidate(self) -> None:
         self._drop_session()
@@ -191,6 +197,10 @@ class PreviewController(QObject):
             return
         self.session = session
         self._job = None
+        m = session.settings.mask
+        self._live_mask = (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match)
+        e = getattr(session.settings, "edits", None)
+        self._live_edits = e.to_json() if e is not None else None
         self.ready.emit()
         if self.pending_index is not None:
             self.statusChanged.emit(f"Rendering frame {self.pending_index}…")
@@ -233,10 +243,17 @@ class PreviewController(QObject):
 
 
 def _settings_key(s):
-    m = s.mask
+    """What a DubSession is prepared from. The mask and the corrections that only affect rendering are left
+    out (patched live); the voice offset, box fixes and mouth-closed ranges change the preparation."""
+    e = getattr(s, "edits", None)
+    structural = None
+    if e is not None:
+        j = e.to_json()
+        structural = (j["voice_offset"], repr(j["box_fixes"]),
+                      repr([o for o in j["overrides"] if o["kind"] == "mouth_closed"]),
+                      tuple(sorted({o.get("engine") for o in j["overrides"] if o["kind"] == "engine"} - {None})))
     return (s.video, s.audio, s.engine, s.checkpoint, s.face_track, tuple(s.pads), s.length_policy, s.device,
-            s.models_dir, s.teeth_frame, s.teeth_strength,
-            (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match))
+            s.models_dir, s.teeth_frame, s.teeth_strength, structural)
 
 
 class RangePlayer(QObject):

@@ -283,6 +283,20 @@ class DubSettingsPanel(QWidget):
         finally:
             self._loading = False
 
+    def mask_settings(self) -> MaskSettings:
+        return MaskSettings(**{k: float(s.value()) for k, s in self.spins.items()},
+                            color_match=self.color_check.isChecked())
+
+    def show_mask(self, m: MaskSettings) -> None:
+        """Display mask values without emitting changes (e.g. the keyframed mask at the playhead)."""
+        self._loading = True
+        try:
+            for k, s in self.spins.items():
+                s.setValue(float(getattr(m, k)))
+            self.color_check.setChecked(bool(m.color_match))
+        finally:
+            self._loading = False
+
     def set_tracks(self, track_set, chosen: Optional[int]) -> None:
         self._loading = True
         try:
@@ -303,9 +317,7 @@ class DubSettingsPanel(QWidget):
             self._loading = False
 
     def apply_to(self, project) -> None:
-        m = MaskSettings(**{k: float(s.value()) for k, s in self.spins.items()},
-                         color_match=self.color_check.isChecked())
-        project.mask = m
+        project.mask = self.mask_settings()
         project.teeth_strength = float(self.teeth_spin.value())
         project.length_policy = self.length_combo.currentData()
         project.face_track = self.track_combo.currentData()

@@ -51,6 +51,9 @@ class TimelineWidget(QWidget):
     RULER_H = 22
     THUMB_H = 46
     MARK_H = 10
+    EDIT_H = 12
+    OVERRIDE_COLORS = {"keep_original": QColor(120, 140, 170), "mouth_closed": QColor(170, 110, 210),
+                       "engine": QColor(60, 190, 190)}
     MIN_VIEW = 8.0
     GUTTER = 46          # left column, the same width as the plots' axes, so frame x positions line up
 
@@ -58,7 +61,7 @@ class TimelineWidget(QWidget):
         super().__init__(parent)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-        self.setMinimumHeight(self.RULER_H + self.THUMB_H + self.MARK_H + 2)
+        self.setMinimumHeight(self.RULER_H + self.THUMB_H + self.MARK_H + self.EDIT_H + 2)
         self.setMouseTracking(False)
         self.num_frames = 0
         self.fps = 25.0
@@ -66,6 +69,7 @@ class TimelineWidget(QWidget):
         self.v0, self.v1 = 0.0, 1.0
         self.range: Optional[Tuple[int, int]] = None
         self.no_face_runs = []
+        self.edits = None
         self.thumbs: Dict[int, QPixmap] = {}
         self._thumb_keys: list = []
         self.thumb_aspect = 4 / 3
@@ -75,7 +79,7 @@ class TimelineWidget(QWidget):
                         "Shift+wheel or middle-drag: pan")
 
     def sizeHint(self) -> QSize:
-        return QSize(800, self.RULER_H + self.THUMB_H + self.MARK_H + 2)
+        return QSize(800, self.RULER_H + self.THUMB_H + self.MARK_H + self.EDIT_H + 2)
 
     # ---- model --------------------------------------------------------------------------------------------
     def set_media(self, num_frames: int, fps: float, aspect: float = 4 / 3) -> None:
@@ -149,6 +153,11 @@ class TimelineWidget(QWidget):
         self.no_face_runs = runs(missing) if missing is not None else []
         self.update()
 
+    def set_edits(self, edits) -> None:
+        """Show the corrections (core.edits.Edits): range overrides, teeth shots, mask keyframes, box fixes."""
+        self.edits = edits
+        self.update()
+
     def set_thumbnail(self, frame: int, image: QImage) -> None:
         if frame not in self.thumbs:
             bisect.insort(self._thumb_keys, frame)
@@ -195,6 +204,7 @@ class TimelineWidget(QWidget):
                 continue
             x0, x1 = self.x_of(a), self.x_of(b)
             p.fillRect(QRectF(x0, ty, max(1.0, x1 - x0), self.MARK_H), QColor(220, 60, 60))
+        self._paint_edits(p, W, ty + self.MARK_H)
         # frames past the end of the clip
         xe = self.x_of(self.num_frames)
         if xe < W:
@@ -223,6 +233,28 @@ class TimelineWidget(QWidget):
         self._paint_gutter(p, H)
         p.end()
 
+    def _paint_edits(self, p: QPainter, W: int, y: int) -> None:
+        p.fillRect(0, y, W, self.EDIT_H, QColor(45, 47, 52))
+        e = self.edits
+        if e is None:
+            return
+        h = self.EDIT_H
+        for o in e.overrides:
+            x0, x1 = self.x_of(o.start), self.x_of(o.end)
+            p.fillRect(QRectF(x0, y + 1, max(1.0, x1 - x0), h - 2), self.OVERRIDE_COLORS.get(o.kind, QColor(200, 200, 200)))
+        for t in e.teeth_shots:
+            x0, x1 = self.x_of(t.start), self.x_of(t.end)
+            p.fillRect(QRectF(x0, y + h - 3, max(1.0, x1 - x0), 3), QColor(250, 250, 250))
+        p.setPen(QPen(QColor(255, 150, 40), 2))
+        for b in e.box_fixes:
+            x = self.x_of(b.frame + 0.5)
+            p.drawLine(QPointF(x, y), QPointF(x, y + h))
+        p.setPen(QPen(QColor(20, 20, 20), 1))
+        p.setBrush(QColor(255, 220, 80))
+        for k in e.mask_keyframes:
+            x, c = self.x_of(k.frame + 0.5), y + h / 2
+            p.drawPolygon(QPolygonF([QPointF(x, c - 5), QPointF(x + 5, c), QPointF(x, c + 5), QPointF(x - 5, c)]))
+
     def _paint_gutter(self, p: QPainter, H: int) -> None:
         p.fillRect(0, 0, self.GUTTER, H, QColor(30, 31, 35))
         p.setPen(QColor(150, 152, 158))
@@ -231,8 +263,10 @@ class TimelineWidget(QWidget):
         p.setFont(f)
         p.drawText(QRectF(0, 0, self.GUTTER - 4, self.RULER_H), Qt.AlignRight | Qt.AlignVCenter, "time")
         p.drawText(QRectF(0, self.RULER_H, self.GUTTER - 4, self.THUMB_H), Qt.AlignRight | Qt.AlignVCenter, "video")
-        p.drawText(QRectF(0, self.RULER_H + self.THUMB_H, self.GUTTER - 4, self.MARK_H + 2),
+        p.drawText(QRectF(0, self.RULER_H + self.THUMB_H, self.GUTTER - 4, self.MARK_H),
                    Qt.AlignRight | Qt.AlignVCenter, "face")
+        p.drawText(QRectF(0, self.RULER_H + self.THUMB_H + self.MARK_H, self.GUTTER - 4, self.EDIT_H),
+                   Qt.AlignRight | Qt.AlignVCenter, "edits")
 
     def _tick_step(self, ppf: float, min_px: float) -> int:
         fps = max(1, int(round(self.fps)))

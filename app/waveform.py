@@ -104,6 +104,7 @@ class WaveformLane(pg.PlotWidget):
         self.setMinimumHeight(56)
         self.title = title
         self.fps = 25.0
+        self.offset = 0.0          # frames: the audio starts this much later on the time axis
         self.pyramid: Optional[PeakPyramid] = None
         self.draw_count = 0
         pi = self.getPlotItem()
@@ -143,8 +144,18 @@ class WaveformLane(pg.PlotWidget):
         self.label.setText(self.title if pyramid is not None else f"{self.title} (none)")
         self._redraw()
 
+    def set_offset(self, frames: float) -> None:
+        if frames != self.offset:
+            self.offset = float(frames)
+            self._redraw()
+            if self._activity is not None:
+                self.set_activity(self._activity)
+
+    _activity = None
+
     def set_activity(self, active: Optional[np.ndarray]) -> None:
-        """Shade the frames where `active` (bool per frame) is True."""
+        """Shade the frames where `active` (bool per frame of the audio) is True."""
+        self._activity = active
         if active is None or len(active) == 0:
             self.vad_item.clear()
             return
@@ -160,7 +171,7 @@ class WaveformLane(pg.PlotWidget):
         if last < len(active):
             vals.append(-1.0)
             edges.append(float(len(active)))
-        self.vad_item.setData(np.array(edges), np.array(vals), stepMode="center", fillLevel=-1.0,
+        self.vad_item.setData(np.array(edges) + self.offset, np.array(vals), stepMode="center", fillLevel=-1.0,
                               brush=pg.mkBrush(80, 200, 120, 40), pen=None)
 
     def set_playhead(self, frame: int) -> None:
@@ -186,8 +197,8 @@ class WaveformLane(pg.PlotWidget):
             return
         spf = SAMPLE_RATE / self.fps
         px = max(50, int(vb.width()))
-        t, y = self.pyramid.segment(x0 * spf, x1 * spf, px)
-        self.curve.setData(t / spf, y)
+        t, y = self.pyramid.segment((x0 - self.offset) * spf, (x1 - self.offset) * spf, px)
+        self.curve.setData(t / spf + self.offset, y)
         self.draw_count += 1
 
     # ---- mouse --------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""Corrections in the real window: range overrides, voice offset, mask keyframes, drawn mask areas, face-box
+fixes; undo/redo with the keyboard; all saved with the project."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from app import core_bridge
+from core.project import Project
+
+from tests.app.test_main_window import LONG, open_media, wait_for
+
+
+@pytest.fixture
+def tracked(qtbot, make_window, grid_pair):
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, voice)
+    win.start_tracking()
+    wait_for(qtbot, win, win.trackingFinished, LONG)
+    return win
+
+
+def show(qtbot, win, frame):
+    win.timeline.set_playhead(frame)
+    qtbot.waitUntil(lambda: win.face_view.painted_index == frame, timeout=10_000)
+
+
+def test_range_override_undo_redo_and_save(qtbot, tracked, tmp_path):
+    win = tracked
+    c = win.corrections
+    assert not c.keep_button.isEnabled()                  # needs a range
+    win.timeline.set_range((10, 20))
+    assert c.keep_button.isEnabled()
+    c.keep_button.click()
+    e = win.project.edits
+    assert [(o.start, o.end, o.kind) for o in e.overrides] == [(10, 20, "keep_original")]
+    assert win.timeline.edits is e and c.list.count() == 1 and "Keep original" in c.list.item(0).text()
+    show(qtbot, win, 15)
+    assert win.face_view.overlay.message == "kept original"
+    win.timeline.set_range((30, 40))
+    c.engine_combo.setCurrentIndex(c.engine_combo.findData("wav2lip"))
+    c.engine_button.click()
+    assert [o.kind for o in win.project.edits.overrides] == ["keep_original", "engine"]
+    assert win.undo_action.text().startswith("&Undo Use wav2lip")
+    # undo / redo from the keyboard
+    win.activateWindow()
+    win.timeline.setFocus()
+    qtbot.keyClick(win.timeline, Qt.Key_Z, Qt.ControlModifier)
+    assert [o.kind for o in win.project.edits.overrides] == ["keep_original"]
+    qtbot.keyClick(win.timeline, Qt.Key_Z, Qt.ControlModifier)
+    assert win.project.edits.overrides == [] and c.list.count() == 0
+    qtbot.keyClick(win.timeline, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert [o.kind for o in win.project.edits.overrides] == ["keep_original"]
+    # remove from the list
+    c.list.setCurrentRow(0)
+    c.remove_button.click()
+    assert win.project.edits.overrides == []
+    win.undo()
+    assert len(win.project.edits.overrides) == 1
+    # teeth from the playhead frame for the range
+    win.timeline.set_range((40, 60))
+    win.timeline.set_playhead(45)
+    c.teeth_button.click()
+    t = win.project.edits.teeth_shots[0]
+    assert (t.start, t.end, t.frame) == (40, 60, 45)
+    # saved and reopened with the history
+    path = tmp_path / "c.lipdub"
+    assert win._save_to(str(path))
+    p = Project.load(str(path))
+    assert p.edits.to_json() == win.project.edits.to_json()
+    assert p.history.can_undo and p.history.undo_label == "Teeth proxy: frame 45"
+
+
+def test_voice_offset_moves_the_voice_lane(qtbot, tracked):
+    win = tracked
+    x0, _ = win.voice_lane.curve.getData()
+    assert x0.min() < 0.5
+    win.corrections.offset_spin.setValue(5)
+    win.corrections.offset_spin.editingFinished.emit()
+    assert win.project.edits.voice_offset == 5
+    x1, _ = win.voice_lane.curve.getData()
+    assert x1.min() >= 5.0 - 1e-6                             # drawn 5 frames later
+    assert win.voice_lane.offset == 5
+    win.undo()
+    assert win.project.edits.voice_offset == 0 and win.corrections.offset_spin.value() == 0
+
+
+def test_mask_keyframes_interpolate_and_drive_the_outline(qtbot, tracked):
+    win = tracked
+    panel = win.settings_panel
+    show(qtbot, win, 10)
+    win.corrections.key_button.click()                      # keyframe with the current mask
+    assert [k.frame for k in win.project.edits.mask_keyframes] == [10]
+    show(qtbot, win, 50)
+    panel.spins["dilation"].setValue(0.5)                  # auto-key at 50
+    kfs = win.project.edits.mask_keyframes
+    assert [k.frame for k in kfs] == [10, 50] and kfs[1].settings.dilation == pytest.approx(0.5)
+    assert win.project.mask.dilation == pytest.approx(0.08)     # the clip-wide mask is unchanged
+    show(qtbot, win, 30)
+    assert panel.spins["dilation"].value() == pytest.approx((0.08 + 0.5) / 2, abs=0.01)
+    track = win.chosen_track()
+    expected = core_bridge.mask_outline((288, 360), track.landmarks[30], win.mask_at(30))
+    qtbot.waitUntil(lambda: win.face_view.painted_index == 30 and win.face_view.overlay.mask_outline is not None,
+                    timeout=10_000)
+    got = win.face_view.overlay.mask_outline
+    assert got.shape == expected.shape and np.allclose(got, expected)
+    small = core_bridge.mask_outline((288, 360), track.landmarks[30], win.project.mask)
+    area = lambda c: 0.5 * abs(np.dot(c[:, 0], np.roll(c[:, 1], 1)) - np.dot(c[:, 1], np.roll(c[:, 0], 1)))
+    assert area(got) > area(small) * 1.1                    # the interpolated mask is wider
+    win.corrections.unkey_button.setEnabled(True)
+    show(qtbot, win, 50)
+    assert win.corrections.unkey_button.isEnabled()
+    win.corrections.unkey_button.click()
+    assert [k.frame for k in win.project.edits.mask_keyframes] == [10]
+
+
+def test_draw_mask_area_and_fix_box(qtbot, tracked):
+    win = tracked
+    fv = win.face_view
+    show(qtbot, win, 20)
+    track = win.chosen_track()
+    lm = track.landmarks[20]
+    # an area to add under the chin, clicked as four corners and closed by a double-click
+    corners = [(lm[6, 0], lm[8, 1] + 5), (lm[10, 0], lm[8, 1] + 5), (lm[10, 0], lm[8, 1] + 25),
+               (lm[6, 0], lm[8, 1] + 25)]
+    win.corrections.tool_buttons["add"].click()
+    assert fv.tool == "add"
+    pts = [fv.to_widget(x, y).toPoint() for x, y in corners]
+    for q in pts:
+        qtbot.mouseClick(fv, Qt.LeftButton, pos=q)
+    qtbot.mouseDClick(fv, Qt.LeftButton, pos=pts[-1])
+    kfs = win.project.edits.mask_keyframes
+    assert len(kfs) == 1 and kfs[0].frame == 20 and len(kfs[0].polygons) == 1
+    assert kfs[0].polygons[0].mode == "add"
+    qtbot.waitUntil(lambda: fv.painted_index == 20 and bool(fv.overlay.polygons), timeout=10_000)
+    mode, drawn = fv.overlay.polygons[0]
+    assert mode == "add" and np.allclose(drawn, np.array(corners), atol=2.0)   # back in frame pixels
+    # the area follows the face: stored in face coordinates (inter-ocular units)
+    assert np.abs(np.array(kfs[0].polygons[0].points)).max() < 5
+    win.corrections.clear_tool()
+    assert fv.tool is None
+    # fix the face box by dragging a rectangle
+    win.corrections.tool_buttons["box"].click()
+    b = track.boxes[20]
+    a = fv.to_widget(b[0] - 6, b[1] - 6).toPoint()
+    z = fv.to_widget(b[2] + 6, b[3] + 6).toPoint()
+    qtbot.mousePress(fv, Qt.LeftButton, pos=a)
+    qtbot.mouseMove(fv, z)
+    qtbot.mouseRelease(fv, Qt.LeftButton, pos=z)
+    fixes = win.project.edits.box_fixes
+    assert len(fixes) == 1 and fixes[0].frame == 20
+    assert np.allclose(fixes[0].box, (b[0] - 6, b[1] - 6, b[2] + 6, b[3] + 6), atol=2.0)
+    assert fv.tool is None                                   # one box, then back to the pointer
+    qtbot.waitUntil(lambda: fv.painted_index == 20 and fv.overlay.fixed_box is not None, timeout=10_000)
+    # the landmarks are re-tracked from the fixed box in the background; the face stays tracked
+    qtbot.waitUntil(lambda: win.runner.get("refit") is None, timeout=LONG)
+    assert win.last_error is None, win.last_error
+    assert win.chosen_track().present[20]
+    win.undo()
+    assert win.project.edits.box_fixes == []
