@@ -231,10 +231,16 @@ class FaceView(ImageCanvas):
                     "double-click to finish", "remove": "Click the corners of the area to REMOVE; double-click "
                     "to finish"}[self.tool]
             self.badge(p, hint, QColor(255, 150, 40, 200), "tr")
+        fm = p.fontMetrics()
         for col, x0, y0, text in labels:
-            p.setPen(col)
             a = self.to_widget(x0, y0)
-            p.drawText(QPointF(a.x() + 3, a.y() - 4), text)
+            w, h = fm.horizontalAdvance(text) + 8, fm.height() + 2
+            r = QRectF(a.x(), max(0.0, a.y() - h - 1), w, h)
+            p.setPen(Qt.NoPen)
+            p.setBrush(QColor(0, 0, 0, 150))
+            p.drawRoundedRect(r, 3, 3)
+            p.setPen(col)
+            p.drawText(r, Qt.AlignCenter, text)
         if ov.message:
             self.badge(p, ov.message, QColor(200, 50, 50, 200), "tl")
         if self.timecode:

@@ -56,6 +56,15 @@ class AudioData:
     vad_fps: float = 0.0
 
 
+def _curve(report) -> np.ndarray:
+    """Per-frame confidence with frames the scorer could not judge (no face, outside its windows) as NaN."""
+    y = np.asarray(report.per_frame, np.float64).copy()
+    valid = getattr(report, "valid", None)
+    if valid is not None and len(valid) == len(y):
+        y[~np.asarray(valid, bool)] = np.nan
+    return y
+
+
 class ThumbnailJob(Job):
     thumb = Signal(int, object)
 
@@ -866,12 +875,12 @@ class MainWindow(QMainWindow):
 
     def _show_reports(self) -> None:
         rep = self.current_report()
-        self.sync_track.set_curve("before", None if rep is None else rep.per_frame)
+        self.sync_track.set_curve("before", None if rep is None else _curve(rep))
         self.sync_panel.set_report("before", rep)
         if self.after is not None:
             r, off, voice = self.after
             if self.project.voice is not None and voice == self.project.voice.path:
-                self.sync_track.set_curve("after", r.per_frame, off)
+                self.sync_track.set_curve("after", _curve(r), off)
                 self.sync_panel.set_report("after", r)
                 return
         self.sync_track.set_curve("after", None)
