@@ -7,13 +7,13 @@ pixels where the mask is exactly 0, are returned bit-identical.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from .engines.base import MaskSettings, RenderedPatch
-from .faces.geometry import inter_ocular
+from .faces.geometry import face_to_frame, inter_ocular
 
 # Mask outline: jaw 2..14 (cheek to cheek round the chin) closed over the nose bottom (35..31, right to left).
 JAW_OUTLINE = np.arange(2, 15)
@@ -82,7 +82,13 @@ def _unclipped_box(poly: np.ndarray, settings: MaskSettings, iod: float):
             int(np.ceil(poly[:, 0].max() + margin)) + 1, int(np.ceil(poly[:, 1].max() + margin)) + 1)
 
 
-def lower_face_mask(frame_hw, landmarks: np.ndarray, settings: Optional[MaskSettings] = None):
+def polygon_pixels(polygons: Sequence, landmarks: np.ndarray) -> list:
+    """Hand-drawn mask polygons (face coordinates, `core.edits.MaskPolygon`) -> [(mode, (P,2) frame pixels)]."""
+    return [(p.mode, face_to_frame(p.points, landmarks)) for p in polygons]
+
+
+def lower_face_mask(frame_hw, landmarks: np.ndarray, settings: Optional[MaskSettings] = None,
+                    polygons: Sequence = ()):
     """Soft lower-face mask for one face.
 
     Returns (mask, roi): `mask` float32 (y1-y0, x1-x0) in [0, 1] covering `roi` = (x0, y0, x1, y1) (ints, clipped
@@ -101,7 +107,9 @@ def lower_face_mask(frame_hw, landmarks: np.ndarray, settings: Optional[MaskSett
         return empty
     dil = max(0.0, settings.dilation) * iod
     sigma = _blur_sigma(settings, iod)
-    x0, y0, x1, y1 = _unclipped_box(poly, settings, iod)
+    drawn = polygon_pixels(polygons, lm)
+    added = [pts for mode, pts in drawn if mode == "add"]
+    x0, y0, x1, y1 = _unclipped_box(np.concatenate([poly] + added) if added else poly, settings, iod)
     # rasterise on the unclipped box (the blur must see the polygon beyond the frame edge), then crop
     bw, bh = x1 - x0, y1 - y0
     if bw <= 0 or bh <= 0 or bw * bh > 64e6:
@@ -116,6 +124,9 @@ def lower_face_mask(frame_hw, landmarks: np.ndarray, settings: Optional[MaskSett
         r = int(round(dil))
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         m = cv2.dilate(m, k)
+    for mode, pts in drawn:   # the editor's areas: added or removed after dilation, feathered like the rest
+        q = np.round((pts - [x0, y0]) * (1 << _SHIFT)).astype(np.int32)
+        cv2.fillPoly(m, [q], 255 if mode == "add" else 0, lineType=cv2.LINE_AA, shift=_SHIFT)
     mf = m.astype(np.float32) / 255.0
     if sigma > 0.3:
         ks = 2 * int(np.ceil(3.0 * sigma)) + 1
@@ -193,14 +204,15 @@ def ring_weights(mask: np.ndarray) -> np.ndarray:
     return 4.0 * mask * (1.0 - mask)
 
 
-def composite(frame: np.ndarray, patch: RenderedPatch, settings: Optional[MaskSettings] = None) -> np.ndarray:
+def composite(frame: np.ndarray, patch: RenderedPatch, settings: Optional[MaskSettings] = None,
+              polygons: Sequence = ()) -> np.ndarray:
     """Blend `patch` into a copy of `frame` with the soft lower-face mask of `patch.mask_landmarks`
     (colour-matched to the frame in the mask's feather ring when `settings.color_match`).
     Pixels outside the mask's ROI (or where the mask is 0) are bit-identical to `frame`."""
     settings = settings or MaskSettings()
     out = frame.copy()
     fh, fw = frame.shape[:2]
-    mask, roi = lower_face_mask((fh, fw), patch.mask_landmarks, settings)
+    mask, roi = lower_face_mask((fh, fw), patch.mask_landmarks, settings, polygons)
     if mask.size == 0:
         return out
     bx0, by0, bx1, by1 = (int(v) for v in patch.box)

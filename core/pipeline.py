@@ -324,10 +324,7 @@ class FrameRenderer:
                 continue
             dubbed += 1
             mask, polygons = self.edits.mask_at(int(o), self.ctx.mask)
-            if polygons:
-                result = composite(frame, patch, mask, polygons=polygons)
-            else:
-                result = composite(frame, patch, mask)
+            result = composite(frame, patch, mask, polygons)
             proxy, strength = self._proxy(int(o))
             if proxy is not None and strength > 0:
                 from .engines.teeth import apply_teeth

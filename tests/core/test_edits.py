@@ -113,3 +113,25 @@ def test_keep_original_range_is_source_and_mask_edits_apply(tmp_path):
     changed_px = (np.abs(src[:20] - dub[:20]).max(-1) > 12).mean()
     narrow_px = (np.abs(src[:20] - nar).max(-1) > 12).mean()
     assert narrow_px < 0.8 * changed_px, (narrow_px, changed_px)
+
+
+def test_mask_polygons_add_and_remove_area_and_follow_the_face():
+    from core.compose import lower_face_mask
+    from core.faces.geometry import face_to_frame, frame_to_face
+    from tools.grid_cache import load_clip
+
+    lm = load_clip("bbaf5a")["landmarks"][0]
+    base, roi = lower_face_mask((288, 360), lm, MaskSettings())
+    # a remove polygon over the mouth, an add polygon on the forehead (face coordinates)
+    mouth = frame_to_face(lm[48:60], lm)
+    rm = MaskPolygon([tuple(p) for p in mouth], "remove")
+    add = MaskPolygon([(-0.3, -0.8), (0.3, -0.8), (0.3, -0.5), (-0.3, -0.5)], "add")
+    m, roi2 = lower_face_mask((288, 360), lm, MaskSettings(), [rm, add])
+    mx, my = lm[48:60].mean(0).astype(int)
+    assert base[my - roi[1], mx - roi[0]] == 1.0 and m[my - roi2[1], mx - roi2[0]] < 0.5
+    fx, fy = face_to_frame([(0.0, -0.65)], lm)[0].astype(int)
+    assert roi2[1] <= fy < roi[1]                 # the ROI grew to include the added area
+    assert m[fy - roi2[1], fx - roi2[0]] > 0.5
+    # the same polygon moves with the face: shift the landmarks, the removed area shifts too
+    m3, roi3 = lower_face_mask((288, 360), lm + [20, 5], MaskSettings(), [rm])
+    assert m3[my + 5 - roi3[1], mx + 20 - roi3[0]] < 0.5
