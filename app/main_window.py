@@ -44,7 +44,7 @@ VIDEO_FILTER = "Video (" + " ".join("*" + e for e in sorted(VIDEO_EXT)) + ");;Al
 AUDIO_FILTER = ("Audio or video (" + " ".join("*" + e for e in sorted(AUDIO_EXT | VIDEO_EXT)) + ");;All files (*)")
 PROJECT_FILTER = f"LipDub project (*{EXTENSION});;All files (*)"
 MAX_RECENT = 8
-BACKGROUND_JOBS = ("probe", "thumbs", "prefetch", "track", "score", "preview-prepare")
+BACKGROUND_JOBS = ("probe", "thumbs", "prefetch", "track", "score", "preview-prepare", "render-preview", "refit")
 
 
 @dataclass
@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
     previewRendered = Signal(int)
     errorShown = Signal(str)
     projectLoaded = Signal()
+    previewFileReady = Signal(str)
 
     def __init__(self, settings: Optional[QSettings] = None, autosave_dir: Optional[str] = None,
                  auto_analyze: bool = True, autosave_interval_ms: int = 60_000, track_cache_dir=None):
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self.last_frame_seconds = 0.0
         self._closing = False
         self._pending_range = None
+        self._preview_dir = None
         self.face_exact = True
         self._frame_request = None
 
@@ -344,7 +346,10 @@ class MainWindow(QMainWindow):
         self.play_action = self._act("&Play Range with Voice", self.set_playing, "Space",
                                      "Play the in/out range (or from the playhead) with the active voice",
                                      checkable=True, icon=QStyle.SP_MediaPlay)
-        for a in (self.track_action, self.score_action, self.play_action):
+        self.render_play_action = self._act("&Render and Play Dubbed Range", self.render_and_play, "Ctrl+Shift+P",
+                                            "Dub the in/out range (or 5 s from the playhead) quickly and play it "
+                                            "with its voice", icon=QStyle.SP_MediaSeekForward)
+        for a in (self.track_action, self.score_action, self.play_action, self.render_play_action):
             m.addAction(a)
 
         m = mb.addMenu("&Help")
@@ -367,6 +372,7 @@ class MainWindow(QMainWindow):
         tb.addAction(self.track_action)
         tb.addAction(self.score_action)
         tb.addAction(self.play_action)
+        tb.addAction(self.render_play_action)
         tb.addSeparator()
         tb.addAction(self.preview_action)
         self.mode_combo = QComboBox()
@@ -415,6 +421,7 @@ class MainWindow(QMainWindow):
         self.score_action.setEnabled(has_video and has_voice)
         self.export_action.setEnabled(has_video and has_voice)
         self.preview_action.setEnabled(has_video and has_voice)
+        self.render_play_action.setEnabled(has_video and has_voice)
         self.play_action.setEnabled(has_video)
         for a in (self.set_in_action, self.set_out_action, self.clear_range_action):
             a.setEnabled(has_video)
@@ -1229,6 +1236,46 @@ class MainWindow(QMainWindow):
         v = self.project.voice
         self.player.play(v.path if v else self.project.video, start, stop, self.fps)
 
+    def render_and_play(self) -> None:
+        """Dub the range to a throw-away file (fast encoder settings) and play it with its voice."""
+        if self.info is None or self.project.voice is None:
+            self.show_error("Open a video and add a voice track first.")
+            return
+        rng = self.project.range or (self.playhead, min(self.num_frames, self.playhead + int(round(5 * self.fps))))
+        if rng[1] <= rng[0]:
+            rng = (0, self.num_frames)
+        import tempfile
+
+        if self._preview_dir is None:
+            self._preview_dir = tempfile.TemporaryDirectory(prefix="lipdub_preview_")
+        out = str(Path(self._preview_dir.name) / f"preview_{rng[0]}_{rng[1]}_{int(time.time() * 1000)}.mp4")
+        settings = self.dub_settings(output=out, frame_range=rng, preset="ultrafast", crf=23)
+        if settings is None:
+            self.show_error(self.preview.status or "The dub settings are incomplete.")
+            return
+        pipeline = core_bridge.pipeline()
+
+        def work(progress, cancel):
+            return pipeline.run_dub(settings, progress=progress, cancel=cancel, score=False)
+
+        self.player.stop()
+        self._start_job("render-preview", f"Rendering frames {rng[0]}–{rng[1] - 1}", work,
+                        lambda res, r=rng: self._play_rendered(res, r))
+
+    def _play_rendered(self, result, rng) -> None:
+        from .player import PlayerDialog
+
+        dlg = getattr(self, "player_dialog", None)
+        if dlg is None:
+            dlg = PlayerDialog(self)
+            self.player_dialog = dlg
+        msgs = " ".join(getattr(result, "messages", []) or [])
+        dlg.load(result.output, f"Frames {rng[0]}–{rng[1] - 1} ({timecode(rng[0], self.fps)} – "
+                                f"{timecode(rng[1], self.fps)}), {result.faces_found} dubbed. {msgs}".strip())
+        dlg.show()
+        dlg.raise_()
+        self.previewFileReady.emit(result.output)
+
     # ============================================================================================== panel ==
     def _on_panel_changed(self, kind: str) -> None:
         if kind == "mask" and self.project.edits.mask_keyframes:
@@ -1524,3 +1571,9 @@ class MainWindow(QMainWindow):
         self.loader.stop()
         self.project.discard_autosave(self.autosave_dir)
         self.close_error_boxes()
+        dlg = getattr(self, "player_dialog", None)
+        if dlg is not None:
+            dlg.done(0)
+        if self._preview_dir is not None:
+            self._preview_dir.cleanup()
+            self._preview_dir = None

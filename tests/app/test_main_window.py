@@ -190,10 +190,12 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     dlg.accept()
 
 
-def test_cancel_export_leaves_no_output(qtbot, make_window, grid_pair, tmp_path):
+def test_cancel_export_leaves_no_output(qtbot, make_window, grid_pair, tmp_path, w2l_checkpoint):
+    """(Wav2Lip engine with a random-weight file: the cancel path does not depend on the shipped models.)"""
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
+    win.project.engine, win.project.checkpoint = "wav2lip", w2l_checkpoint
     outdir = tmp_path / "exports"
     outdir.mkdir()
     out = outdir / "cancelled.mp4"
@@ -446,3 +448,24 @@ def test_two_faces_choose_by_click_and_missing_face_marks(qtbot, make_window, gr
     qtbot.waitUntil(lambda: win.face_view.painted_index == 5, timeout=10_000)
     assert win.face_view.overlay.message == "no face in this frame"
     assert win.face_view.overlay.mask_outline is None
+
+
+def test_render_and_play_dubbed_range(qtbot, make_window, grid_pair, w2l_checkpoint):
+    """(Wav2Lip engine with a random-weight file: tests the render-to-file-and-play plumbing.)"""
+    video, voice = grid_pair
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, voice)
+    win.project.engine, win.project.checkpoint = "wav2lip", w2l_checkpoint
+    win.timeline.set_range((20, 35))
+    win.render_play_action.trigger()
+    (path,) = wait_for(qtbot, win, win.previewFileReady, LONG * 2)
+    doc = ffprobe_json(path)
+    vs = [x for x in doc["streams"] if x["codec_type"] == "video"]
+    assert int(vs[0]["nb_read_frames"]) == 15
+    assert any(x["codec_type"] == "audio" for x in doc["streams"])
+    dlg = win.player_dialog
+    assert dlg.isVisible() and dlg.path == path and "Frames 20–34" in dlg.info_label.text()
+    # the preview file is temporary: gone when the window closes
+    win.dirty = False
+    win.close()
+    assert not Path(path).exists()
