@@ -232,15 +232,22 @@ def score(video: str, wav: np.ndarray, track, *, models_dir=None, device="cpu", 
     return scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel)
 
 
-def mask_outline(frame_hw, landmarks: np.ndarray, mask_settings) -> Optional[np.ndarray]:
-    """Outline (K, 2) float32 of the blend mask at the half-strength level, in frame coordinates."""
+def mask_outline(frame_hw, landmarks: np.ndarray, mask_settings, polygons=()) -> Optional[np.ndarray]:
+    """Outline (K, 2) float32 of the blend mask at the half-strength level, in frame coordinates, including
+    the editor's drawn areas (`core.edits.MaskPolygon`s) when the core supports them."""
     import cv2
 
     if landmarks is None or not np.all(np.isfinite(landmarks)):
         return None
     compose = _core("core.compose")
     if compose is not None and hasattr(compose, "lower_face_mask"):
-        mask, roi = compose.lower_face_mask(frame_hw, landmarks, mask_settings)
+        if polygons:
+            try:
+                mask, roi = compose.lower_face_mask(frame_hw, landmarks, mask_settings, polygons=polygons)
+            except TypeError:   # an older core without drawn areas
+                mask, roi = compose.lower_face_mask(frame_hw, landmarks, mask_settings)
+        else:
+            mask, roi = compose.lower_face_mask(frame_hw, landmarks, mask_settings)
         mask = np.asarray(mask)
         if mask.shape[:2] == tuple(frame_hw[:2]):
             x0, y0 = 0, 0

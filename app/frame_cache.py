@@ -151,6 +151,9 @@ class FrameSource:
     def compute(self, index, payload):
         """-> (frame, outline, seconds, exact). A scrub-cache copy unless `exact` is asked or it is missing."""
         path, landmarks, mask, frame_hw, want_exact = payload
+        polygons = ()
+        if isinstance(mask, tuple):
+            mask, polygons = mask
         t0 = time.perf_counter()
         frame, exact = None, True
         if path == self.path and index in self.cache:
@@ -163,7 +166,7 @@ class FrameSource:
         outline = None
         if landmarks is not None and mask is not None:
             try:
-                outline = core_bridge.mask_outline(frame_hw, landmarks, mask)
+                outline = core_bridge.mask_outline(frame_hw, landmarks, mask, polygons)
             except Exception:  # noqa: BLE001 - an outline is a nicety; never lose the frame over it
                 log.exception("mask outline failed")
         return frame, outline, time.perf_counter() - t0, exact

@@ -946,7 +946,7 @@ class MainWindow(QMainWindow):
         lm = None
         if t is not None and frame < len(t.present) and t.present[frame]:
             lm = np.array(t.landmarks[frame], np.float32)
-        self._frame_request = (self.project.video, lm, self.mask_at(frame),
+        self._frame_request = (self.project.video, lm, self.project.edits.mask_at(frame, self.project.mask),
                                (self.info.height, self.info.width))
         self.scrub.centre = frame
         self.loader.request(frame, self._frame_request + (False,))

@@ -139,6 +139,10 @@ def test_draw_mask_area_and_fix_box(qtbot, tracked):
     assert mode == "add" and np.allclose(drawn, np.array(corners), atol=2.0)   # back in frame pixels
     # the area follows the face: stored in face coordinates (inter-ocular units)
     assert np.abs(np.array(kfs[0].polygons[0].points)).max() < 5
+    # and the mask outline now reaches down over the added area
+    plain = core_bridge.mask_outline((288, 360), lm, win.project.mask)
+    qtbot.waitUntil(lambda: fv.overlay.mask_outline is not None and
+                    fv.overlay.mask_outline[:, 1].max() > plain[:, 1].max() + 10, timeout=10_000)
     win.corrections.clear_tool()
     assert fv.tool is None
     # fix the face box by dragging a rectangle
