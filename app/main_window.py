@@ -627,9 +627,9 @@ class MainWindow(QMainWindow):
         job.failed.connect(self._live(lambda msg: self.info_message(f"Thumbnails: {msg}")))
         self.runner.start(job)
 
-    def _start_prefetch(self, path: str, num_frames: int) -> None:
-        self.scrub.centre = self.playhead
-        job = Job("prefetch", lambda progress, cancel: prefetch(self.scrub, path, 0, num_frames, progress, cancel),
+    def _start_prefetch(self, path: str, num_frames: int, start: int = 0) -> None:
+        self.scrub.centre = max(self.playhead, start)
+        job = Job("prefetch", lambda progress, cancel: prefetch(self.scrub, path, start, num_frames, progress, cancel),
                   "Caching frames for scrubbing")
         job.progress.connect(self._live(self._update_jobs))
         job.failed.connect(self._live(lambda msg: self.info_message(f"Frame cache: {msg}")))
@@ -956,6 +956,14 @@ class MainWindow(QMainWindow):
         if self.info is not None and self.face_view.frame_index == self.playhead and not self.face_exact:
             self.loader.request(self.playhead, self._frame_request + (True,))
 
+    def _maybe_recentre_cache(self, frame: int) -> None:
+        """A long video does not fit the scrub cache: when the playhead rests outside the cached part, cache
+        the part around it (the cache drops the frames farthest from the playhead)."""
+        if (self.info is None or frame in self.scrub or self.runner.get("prefetch") is not None
+                or len(self.scrub) == 0):
+            return
+        self._start_prefetch(self.project.video, self.num_frames, max(0, frame - int(4 * self.fps)))
+
     def _on_frame(self, index: int, result) -> None:
         frame, outline, secs, exact = result
         self.last_frame_seconds = secs
@@ -968,6 +976,8 @@ class MainWindow(QMainWindow):
         self.face_view.set_image(frame, index, (self.info.width, self.info.height) if self.info else None)
         if not exact and not self.player.playing:
             self._exact_timer.start()
+        elif exact and not self.player.playing:
+            self._maybe_recentre_cache(index)
 
     def _on_frame_failed(self, index, msg: str) -> None:
         self.statusBar().showMessage(f"Frame {index}: {msg}", 5000)

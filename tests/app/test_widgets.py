@@ -206,3 +206,29 @@ def test_qt_binding_does_not_leak_references(qtbot):
     p.end()
     assert sys.getrefcount(None) - n0 > -50
     assert sys.getrefcount(True) - t0 > -50
+
+
+def test_scrub_cache_keeps_frames_near_the_playhead():
+    from app.frame_cache import ScrubCache
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(3)]
+    import cv2
+
+    one = max(len(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]) for f in frames)
+    cache = ScrubCache(max_bytes=int(one * 10.5), max_side=960)
+    cache.reset("a.mp4")
+    cache.centre = 100
+    for i in range(0, 40):
+        cache.put("a.mp4", i, frames[i % 3])
+    assert cache.bytes <= cache.max_bytes
+    kept = sorted(cache._data)
+    assert kept == list(range(40 - len(kept), 40)) and 9 <= len(kept) <= 12   # the ones nearest frame 100
+    assert cache.get("a.mp4", 39).shape == (64, 80, 3)
+    assert cache.get("b.mp4", 39) is None                                 # another video: nothing
+    assert not cache.put("b.mp4", 1, frames[0])
+    # large frames are stored reduced
+    big = np.zeros((1080, 1920, 3), np.uint8)
+    cache.reset("c.mp4")
+    cache.put("c.mp4", 0, big)
+    assert cache.get("c.mp4", 0).shape == (540, 960, 3)
