@@ -852,7 +852,7 @@ class MainWindow(QMainWindow):
         video, voice = self.project.video, self.project.voice.path
         cached = self.audio.get(voice)
         fps, n = self.fps, self.num_frames
-        models_dir, device = self.project.models_dir, self.project.device
+        models_dir, device = self.models_dir(), self.project.device
 
         offset = self.project.edits.voice_offset
 
@@ -1214,8 +1214,13 @@ class MainWindow(QMainWindow):
             return
         self.preview_ctrl.request(settings, self.playhead)
 
+    def models_dir(self) -> Optional[str]:
+        """The project's models folder, else the one last chosen in the settings dialog (QSettings)."""
+        return self.project.models_dir or (self.qsettings.value("models/dir") or None)
+
     def dub_settings(self, **kw):
         """The project's DubSettings for preview/export, or None (the reason shown on the preview)."""
+        kw.setdefault("models_dir", self.models_dir())
         try:
             return self.project.to_dub_settings(track_cache_dir=self.track_cache_dir, **kw)
         except Exception as exc:  # noqa: BLE001 - incl. a core module missing from this build
@@ -1328,7 +1333,7 @@ class MainWindow(QMainWindow):
             return
         self.player.stop()
         dlg = ExportDialog(self.project, self.num_frames, self.fps, self.runner, self,
-                           overrides={"track_cache_dir": self.track_cache_dir})
+                           overrides={"track_cache_dir": self.track_cache_dir, "models_dir": self.models_dir()})
         dlg.exportSucceeded.connect(self._export_done)
         dlg.exportSucceeded.connect(lambda *_: self._touch())
         self.export_dialog = dlg
