@@ -1,0 +1,143 @@
+"""`LiteScorer`: our own SyncNet-style lip-sync scorer (LiteSyncNet, trained on GRID by tools/train_sync.py).
+
+It plugs into `core.scoring` like the official SyncNet: `video_features` / `audio_features` give one embedding per
+5-frame window and `core.scoring.lse_from_features` turns them into offset, LSE-D, LSE-C and per-frame confidence
+with syncnet_python's exact logic (distances over +-15 offsets, zero padding, median filter).
+
+Inputs
+  * video: `face_input(frame, box, landmarks)` -> grayscale uint8 (48, 64) lower-face crop, de-rotated along the
+    eye line, `PX_PER_IOD` = 40 crop pixels per inter-ocular distance (resolution independent), centred half an
+    IOD below the nose base (see `core.models.lite_sync_net.crop_affine`). Without landmarks the face box is used.
+    Window i = face inputs i..i+4.
+  * audio: `core.audio.melspectrogram` (Wav2Lip's mel, 80 columns/s). Alignment: video window i spans
+    [i/fps, (i+5)/fps) seconds; its audio window is the 16 mel columns (0.2 s) whose centre is the centre of that
+    span, (i + 2.5)/fps, rounded to the nearest column (`audio_window_starts`). This holds for any fps; at 25 fps
+    both windows cover the same 0.2 s. Columns before the start or after the end of `wav` read as silence.
+
+Distances: the embeddings are L2-normalised and multiplied by `DIST_SCALE` = 10, so the Euclidean distance of two
+features lies in [0, 20] (sqrt(2) * 10 ~ 14.1 for unrelated windows, 10 against syncnet's zero padding), a range
+comparable to SyncNet's (its LSE-D is typically 6-9 and LSE-C 0-10 on real video). Numbers are not
+interchangeable with SyncNet's: compare LSE values of one scorer only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import MediaError, ModelCorruptError, ModelError, ModelMissingError
+from ..models import lite_sync_net as L
+from ..scoring import SyncScorer
+
+log = logging.getLogger(__name__)
+
+DIST_SCALE = 10.0
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "resources" / "models" / "sync_lite.pt"
+BATCH = 256
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class LiteScorer(SyncScorer):
+    name = "sync_lite"
+
+    def __init__(self, model, device: str = "cpu", *, dist_scale: float = DIST_SCALE,
+                 window_threshold: Optional[float] = None, clip_threshold: Optional[float] = None,
+                 path: Optional[Path] = None):
+        self.model = model.eval()
+        self.device = device
+        self.dist_scale = float(dist_scale)
+        # decision thresholds chosen on the training validation split (confidence at offset 0, see the model card)
+        self.window_threshold = window_threshold
+        self.clip_threshold = clip_threshold
+        self.path = path
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path=None, device: str = "cpu") -> "LiteScorer":
+        """Load weights (None: the shipped resources/models/sync_lite.pt) after checking the SHA-256 recorded in
+        the JSON beside the file (`NAME.json`, key "sha256"; required for the shipped file)."""
+        import torch
+
+        p = Path(path) if path is not None else DEFAULT_PATH
+        if not p.is_file():
+            raise ModelMissingError(f"Sync scorer weights not found: {p}. Reinstall LipDub Studio or pass a valid "
+                                    f"file.")
+        meta = p.with_suffix(".json")
+        if meta.is_file():
+            try:
+                expected = json.loads(meta.read_text()).get("sha256")
+            except (OSError, ValueError) as exc:
+                raise ModelCorruptError(f"Cannot read the model description {meta}: {exc}. Reinstall LipDub "
+                                        f"Studio.") from exc
+            if expected and _sha256(p) != expected:
+                raise ModelCorruptError(f"The sync scorer file {p} is corrupt (SHA-256 does not match {meta.name}). "
+                                        f"Reinstall LipDub Studio or restore the file.")
+        elif path is None:
+            raise ModelCorruptError(f"{meta} is missing, so {p} cannot be verified. Reinstall LipDub Studio.")
+        try:
+            payload = torch.load(p, map_location=device, weights_only=True)
+            cfg = dict(payload.get("config", {}))
+            model = L.LiteSyncNet(width=int(cfg.get("width", 32)), emb_dim=int(cfg.get("emb_dim", L.EMB_DIM)))
+            model.load_state_dict(payload["state_dict"], strict=True)
+        except Exception as exc:  # unpickling / layout errors all mean "not our weight file"
+            raise ModelError(f"{p} is not a LiteSyncNet weight file ({type(exc).__name__}: {exc}).") from exc
+        model.to(device).float().eval()
+        return cls(model, device, dist_scale=float(payload.get("dist_scale", DIST_SCALE)),
+                   window_threshold=payload.get("window_threshold"), clip_threshold=payload.get("clip_threshold"),
+                   path=p)
+
+    # ------------------------------------------------------------------ SyncScorer
+    def face_input(self, frame: np.ndarray, box, landmarks) -> np.ndarray:
+        """(48, 64) uint8 grayscale lower-face crop (mid-gray if neither landmarks nor box are usable)."""
+        return L.face_crop(frame, landmarks, box)
+
+    def video_features(self, face_inputs) -> np.ndarray:
+        """(N, 48, 64) face inputs -> (N-4, D) float32; row i embeds inputs i..i+4."""
+        x = np.asarray(face_inputs)
+        n = len(x) - L.NUM_FRAMES + 1
+        if n <= 0:
+            return np.zeros((0, self.model.video_fc.out_features), np.float32)
+        if x.shape[1:] != (L.CROP_H, L.CROP_W):
+            raise ValueError(f"face inputs must be (N, {L.CROP_H}, {L.CROP_W}), got {x.shape}")
+        win = np.lib.stride_tricks.sliding_window_view(x, L.NUM_FRAMES, axis=0)   # (n, H, W, 5)
+        return self._embed(lambda s: np.ascontiguousarray(win[s].transpose(0, 3, 1, 2)), n, video=True)
+
+    def audio_features(self, wav, fps: float, num_frames: int) -> np.ndarray:
+        """(num_frames-4, D) float32 for 16 kHz mono `wav` under a video of `num_frames` frames at `fps`."""
+        from .. import audio as audio_mod
+
+        if not fps or not np.isfinite(fps) or fps <= 0:
+            raise MediaError(f"Invalid video frame rate {fps!r}: cannot align the audio for sync scoring.")
+        n = int(num_frames) - L.NUM_FRAMES + 1
+        if n <= 0:
+            return np.zeros((0, self.model.audio_fc.out_features), np.float32)
+        wav = np.asarray(wav, np.float32).reshape(-1)
+        if len(wav) >= 2 * 800:
+            mel = np.asarray(audio_mod.melspectrogram(wav), np.float32)
+        else:  # too short for an STFT: treat as silence
+            mel = np.full((L.MEL_BANDS, 1), L.SILENCE_MEL, np.float32)
+        windows = L.mel_windows(mel, L.audio_window_starts(fps, n))
+        return self._embed(lambda s: windows[s][:, None], n, video=False)
+
+    # ------------------------------------------------------------------ helpers
+    def _embed(self, get, n: int, video: bool) -> np.ndarray:
+        import torch
+
+        out = []
+        f = self.model.embed_video if video else self.model.embed_audio
+        with torch.inference_mode():
+            for s in range(0, n, BATCH):
+                x = torch.from_numpy(get(slice(s, min(n, s + BATCH)))).to(self.device, torch.float32)
+                out.append(f(x).float().cpu().numpy())
+        return (np.concatenate(out) * self.dist_scale).astype(np.float32)
