@@ -9,6 +9,8 @@ returned as float32 (the models' input type; < 3e-7 from the float64 result).
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 import math
 import subprocess
@@ -172,27 +174,30 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return freqs
 
 
-_MEL_BASIS: Optional[np.ndarray] = None
 
 
-def mel_basis() -> np.ndarray:
-    """(80, 401) float32 Slaney-normalised mel filter bank, identical to
-    librosa.filters.mel(sr=16000, n_fft=800, n_mels=80, fmin=55, fmax=7600)."""
-    global _MEL_BASIS
-    if _MEL_BASIS is None:
-        fftfreqs = np.fft.rfftfreq(n=N_FFT, d=1.0 / SAMPLE_RATE)
-        mel_f = _mel_to_hz(np.linspace(_hz_to_mel(MEL_FMIN), _hz_to_mel(MEL_FMAX), NUM_MELS + 2))
-        fdiff = np.diff(mel_f)
-        ramps = np.subtract.outer(mel_f, fftfreqs)
-        w = np.zeros((NUM_MELS, 1 + N_FFT // 2), dtype=np.float32)
-        for i in range(NUM_MELS):
-            lower = -ramps[i] / fdiff[i]
-            upper = ramps[i + 2] / fdiff[i + 1]
-            w[i] = np.maximum(0, np.minimum(lower, upper))
-        w *= (2.0 / (mel_f[2:NUM_MELS + 2] - mel_f[:NUM_MELS]))[:, np.newaxis]
-        w.flags.writeable = False
-        _MEL_BASIS = w
-    return _MEL_BASIS
+def mel_basis(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = NUM_MELS, fmin: float = MEL_FMIN,
+              fmax: float = MEL_FMAX) -> np.ndarray:
+    """(n_mels, 1 + n_fft // 2) float32 Slaney-normalised mel filter bank, identical to
+    librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax) without importing librosa
+    (its import costs seconds). Defaults: Wav2Lip's bank (16 kHz, n_fft 800, 80 mels, 55-7600 Hz)."""
+    return _mel_basis_cached(int(sr), int(n_fft), int(n_mels), float(fmin), float(fmax))
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis_cached(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    w = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        w[i] = np.maximum(0, np.minimum(lower, upper))
+    w *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
+    w.flags.writeable = False
+    return w
 
 
 def hann_window(n: int) -> np.ndarray:
