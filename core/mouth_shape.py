@@ -205,11 +205,11 @@ def _row(point: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------- audio
-@functools.lru_cache(maxsize=2)
 def _mel_basis(sr: int = SAMPLE_RATE) -> np.ndarray:
-    import librosa.filters
+    # librosa-identical bank from core.audio: importing librosa itself costs seconds at start-up
+    from .audio import mel_basis
 
-    return librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX).astype(np.float32)
+    return mel_basis(sr=sr, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
 
 
 def _as_wav(wav) -> np.ndarray:
