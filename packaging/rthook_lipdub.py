@@ -2,14 +2,15 @@
 
 The install folder may be read-only (a system-wide install), so everything the app writes goes to the user's
 folders:
-- NUMBA_CACHE_DIR -> <user cache>/LipDubStudio/numba (librosa's numba functions are compiled once, then cached);
-  without it numba would try to write next to librosa's sources inside the bundle.
+- NUMBA_CACHE_DIR -> <user cache>/LipDubStudio/numba, should numba be bundled (it is not today: nothing in
+  core/ or app/ imports librosa any more); without it numba would try to write inside the bundle.
 - LIPDUB_DLIB_PREDICTOR -> the 68-point predictor inside the bundle (core.faces.detect also finds it through
   the bundled face_recognition_models package; this is the belt to that brace).
 - Child processes (ffmpeg, ffprobe from the system) must not inherit the bundle's library path, or they may load
   the bundle's copies of shared libraries: restore LD_LIBRARY_PATH as it was before the bootloader changed it.
 Variables already set by the user are left alone.
 """
+import importlib.util
 import os
 import sys
 import tempfile
@@ -49,7 +50,7 @@ def _inside(path: str, base: Path) -> bool:
 
 def _setup() -> None:
     base = Path(getattr(sys, "_MEIPASS", os.path.dirname(os.path.abspath(sys.executable))))
-    if not os.environ.get("NUMBA_CACHE_DIR"):
+    if not os.environ.get("NUMBA_CACHE_DIR") and importlib.util.find_spec("numba") is not None:
         os.environ["NUMBA_CACHE_DIR"] = _writable_dir(_user_cache_dir() / "numba", "lipdub-numba")
     predictor = base / "face_recognition_models" / "models" / "shape_predictor_68_face_landmarks.dat"
     if not os.environ.get("LIPDUB_DLIB_PREDICTOR") and predictor.is_file():

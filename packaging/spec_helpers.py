@@ -26,7 +26,9 @@ EXCLUDES = [
     # dev / build / test tools
     "pytest", "_pytest", "pytestqt", "importlinter", "grimp", "PyInstaller", "pip", "setuptools",
     "pkg_resources", "wheel", "pygments", "rich",
-    # optional extras pulled in by librosa / torch / scipy, unused here
+    # librosa and its JIT stack: core computes its mel banks itself (core.audio), nothing imports librosa
+    "librosa", "numba", "llvmlite", "pooch", "audioread", "joblib", "resampy",
+    # optional extras pulled in by torch / scipy, unused here
     "sklearn", "pandas", "sympy", "mpmath", "networkx", "torchvision", "torchaudio", "tensorboard",
     "torch.utils.tensorboard", "torch.onnx", "face_alignment", "skimage",
     # (torch.testing._internal must stay: torch.utils.checkpoint imports it when torch is imported)
