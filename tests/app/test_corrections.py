@@ -164,3 +164,29 @@ def test_draw_mask_area_and_fix_box(qtbot, tracked):
     assert win.chosen_track().present[20]
     win.undo()
     assert win.project.edits.box_fixes == []
+
+
+def test_preview_follows_corrections(qtbot, tracked):
+    """Keep-original patches the live preview session (no new preparation); a voice offset needs a new one."""
+    win = tracked
+    show(qtbot, win, 15)
+    win.preview_action.setChecked(True)
+    assert wait_for(qtbot, win, win.previewRendered, LONG * 2) == (15,)
+    orig, dub = win.preview._orig, win.preview._dub
+    assert np.abs(orig.astype(int) - dub.astype(int)).max() > 10          # dubbed
+    session = win.preview_ctrl.session
+    win.timeline.set_range((10, 20))
+    got = []
+    win.previewRendered.connect(got.append)
+    win.corrections.keep_button.click()
+    qtbot.waitUntil(lambda: 15 in got and np.array_equal(win.preview._dub, win.preview._orig), timeout=LONG)
+    assert win.preview_ctrl.session is session                              # patched, not re-prepared
+    win.undo()
+    qtbot.waitUntil(lambda: got.count(15) >= 2 and not np.array_equal(win.preview._dub, win.preview._orig),
+                    timeout=LONG)
+    assert win.preview_ctrl.session is session
+    win.corrections.offset_spin.setValue(3)
+    win.corrections.offset_spin.editingFinished.emit()
+    qtbot.waitUntil(lambda: win.preview_ctrl.session is not None and win.preview_ctrl.session is not session,
+                    timeout=LONG * 2)
+    assert win.preview_ctrl.session.settings.edits.voice_offset == 3
