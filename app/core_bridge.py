@@ -229,7 +229,21 @@ def score(video: str, wav: np.ndarray, track, *, models_dir=None, device="cpu", 
     if scoring is None:
         raise missing_feature("Sync scoring", "core.scoring")
     scorer = scoring.get_scorer("auto", models_dir=models_dir, device=device)
-    return scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel)
+    report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel)
+    thr = getattr(scorer, "window_threshold", None)
+    if thr is not None:
+        LOW_THRESHOLDS[str(report.scorer)] = float(thr)
+    return report
+
+
+# scorer name -> confidence below which a window counts as out of sync (from the scorer's model card when it
+# has one; SyncNet-style confidence otherwise)
+LOW_THRESHOLDS: dict = {}
+DEFAULT_LOW_THRESHOLD = 2.0
+
+
+def low_threshold(report) -> float:
+    return LOW_THRESHOLDS.get(str(getattr(report, "scorer", "")), DEFAULT_LOW_THRESHOLD)
 
 
 def mask_outline(frame_hw, landmarks: np.ndarray, mask_settings, polygons=()) -> Optional[np.ndarray]:

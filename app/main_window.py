@@ -882,6 +882,11 @@ class MainWindow(QMainWindow):
 
     def _show_reports(self) -> None:
         rep = self.current_report()
+        shown = rep
+        if self.after is not None:
+            shown = self.after[0]
+        if shown is not None:
+            self.sync_track.set_threshold(core_bridge.low_threshold(shown))
         self.sync_track.set_curve("before", None if rep is None else _curve(rep))
         self.sync_panel.set_report("before", rep)
         if self.after is not None:

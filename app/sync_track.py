@@ -113,6 +113,12 @@ class SyncTrack(pg.PlotWidget):
         frac = float(low.sum()) / max(1, int(np.isfinite(y).sum()))
         self.label.setText(f"Sync confidence ({self.shown}): {100 * frac:.0f}% of frames low")
 
+    def set_threshold(self, value: float) -> None:
+        if value != self.threshold:
+            self.threshold = float(value)
+            self.thr_line.setPos(self.threshold)
+            self._update_low()
+
     def low_runs(self):
         c = self.curves.get(self.shown)
         if c is None:
