@@ -5,8 +5,9 @@ ignored; `,`, `;` or tab separated, UTF-8 with or without BOM):
 
     video,voice,output,project
     clips/a.mp4,voices/a.wav,out/a_dub.mp4,
-    ,,out/b_dub.mp4,projects/b.lipdub      # a project row: its settings, video and active voice
+    ,,out/b_dub.mp4,projects/b.lipdub
 
+- The second row above is a project row: the project's video, active voice and settings.
 - `video`, `voice`, `output` are required columns; `project` (a `.lipdub` file, see `core.project`) is optional.
 - Relative paths are relative to the manifest's folder. Output folders are created when missing.
 - A project row takes the project's settings (engine, mask, face, pads, length policy, range, teeth, crf/preset,
@@ -153,7 +154,7 @@ def read_manifest(path) -> List[BatchItem]:
     if missing:
         raise ManifestError(f"The manifest {path} has no {', '.join(repr(m) for m in missing)} column"
                             f"{'s' if len(missing) > 1 else ''}: its first line must name the columns "
-                            f"{', '.join(REQUIRED_COLUMNS)} (and optionally project); it names {rows[0]}.")
+                            f"{', '.join(REQUIRED_COLUMNS)} (and optionally project); it names {', '.join(c.strip() for c in rows[0])}.")
     col = {name: header.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in header}
     base = p.resolve().parent
 
