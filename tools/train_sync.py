@@ -508,6 +508,8 @@ def cmd_export(a):
     sha = hashlib.sha256(pt.read_bytes()).hexdigest()
     meta_path = dst / "sync_lite.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if meta.get("sha256") != sha:
+        meta["metrics"] = {}   # metrics belong to the weights: rerun tools/eval_sync.py --update-meta
     meta.update({"name": "sync_lite", "file": "sync_lite.pt", "sha256": sha, "kind": "sync_scorer",
                  "licence": "CC BY 4.0 (trained on GRID)", "source": "trained by tools/train_sync.py"})
     meta.setdefault("metrics", {})

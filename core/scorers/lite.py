@@ -50,6 +50,7 @@ def _sha256(path: Path) -> str:
 
 class LiteScorer(SyncScorer):
     name = "sync_lite"
+    batch_size = 128   # windows per forward pass in core.scoring.score_clip
 
     def __init__(self, model, device: str = "cpu", *, dist_scale: float = DIST_SCALE,
                  window_threshold: Optional[float] = None, clip_threshold: Optional[float] = None,
