@@ -31,12 +31,13 @@ import numpy as np
 
 from ..errors import MediaError, ModelCorruptError, ModelError, ModelMissingError
 from ..models import lite_sync_net as L
+from ..models.registry import shipped_models_dir
 from ..scoring import SyncScorer
 
 log = logging.getLogger(__name__)
 
 DIST_SCALE = 10.0
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "resources" / "models" / "sync_lite.pt"
+DEFAULT_PATH = shipped_models_dir() / "sync_lite.pt"   # resources/models (inside the bundle when frozen)
 BATCH = 256
 
 
