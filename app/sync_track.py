@@ -57,6 +57,7 @@ class SyncTrack(pg.PlotWidget):
         pi.hideAxis("bottom")
         pi.setYRange(0, 8, padding=0.02)
         self._ymax = 8.0
+        self._ymin = 0.0
         self.low_item = pg.PlotCurveItem(pen=None)
         self.noface_item = pg.PlotCurveItem(pen=None)
         self.before_curve = pg.PlotCurveItem(pen=pg.mkPen(150, 170, 255, width=1.5), name="before")
@@ -95,7 +96,8 @@ class SyncTrack(pg.PlotWidget):
             item.setData(x, np.where(finite, y, np.nan), connect="finite")
             if finite.any():
                 self._ymax = max(self._ymax, float(np.nanmax(y)) * 1.1)
-                self.getPlotItem().setYRange(0, self._ymax, padding=0.02)
+                self._ymin = min(self._ymin, float(np.nanmin(y)) * 1.1)
+                self.getPlotItem().setYRange(self._ymin, self._ymax, padding=0.02)
         self.shown = "after" if "after" in self.curves else "before"
         self._update_low()
 
@@ -108,7 +110,8 @@ class SyncTrack(pg.PlotWidget):
         x, y, offset = c
         low = np.isfinite(y) & (y < self.threshold)
         edges, vals = _step_fill(low, offset)
-        self.low_item.setData(edges, vals * self._ymax, stepMode="center", fillLevel=0.0,
+        lo = self._ymin
+        self.low_item.setData(edges, lo + vals * (self._ymax - lo), stepMode="center", fillLevel=lo,
                               brush=pg.mkBrush(230, 60, 60, 70), pen=None)
         frac = float(low.sum()) / max(1, int(np.isfinite(y).sum()))
         self.label.setText(f"Sync confidence ({self.shown}): {100 * frac:.0f}% of frames low")
@@ -131,7 +134,7 @@ class SyncTrack(pg.PlotWidget):
             self.noface_item.clear()
             return
         edges, vals = _step_fill(np.asarray(missing, bool))
-        self.noface_item.setData(edges, vals * 1000.0, stepMode="center", fillLevel=0.0,
+        self.noface_item.setData(edges, vals * 2000.0 - 1000.0, stepMode="center", fillLevel=-1000.0,
                                  brush=pg.mkBrush(140, 140, 140, 60), pen=None)
 
     def set_playhead(self, frame: int) -> None:

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         frame = args.frame
         if frame is None:
             low = win.sync_track.low_runs()
-            frame = low[0][0] + 2 if low else win.num_frames // 2
+            frame = (low[0][0] + low[0][1]) // 2 if low else win.num_frames // 2
         win.timeline.set_range((max(0, frame - 15), min(win.num_frames, frame + 25)))
         win.timeline.set_playhead(frame)
         wait_for(app, lambda: win.face_view.painted_index == frame, 10)
