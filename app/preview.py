@@ -329,7 +329,7 @@ class RangePlayer(QObject):
         return self.start_frame + int(t * self.fps)
 
     def _tick(self) -> None:
-        f = self.current_frame()
+        f = max(self.current_frame(), self._last)   # the audio clock may lag the wall clock: never step back
         if f >= self.stop_frame:
             self.frame.emit(self.stop_frame - 1)
             self.stop()
