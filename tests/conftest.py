@@ -6,18 +6,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # data_paths, shared by every test folder
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "lipdub" / "numba"))
 
-SHARED = ROOT.parent / "shared"
-GRID_S1 = SHARED / "data" / "grid_s1"
-GRID_OTHERS = SHARED / "data" / "grid_others"
-REFERENCE = SHARED / "reference"
-SAMPLES = ROOT / "resources" / "samples"
-
-
-def heldout_names():
-    return (GRID_S1 / "heldout.txt").read_text().split()
+from data_paths import GRID_OTHERS, GRID_S1, REFERENCE, SAMPLES, SHARED, heldout_names  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 import struct
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,10 +8,9 @@ from core import audio
 from core.errors import AudioError, MediaError
 
 from core.media import ffmpeg_path
+from data_paths import GRID_OTHERS, GRID_S1, REFERENCE
 
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "audio"
-GRID_S1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_s1"
-GRID_OTHERS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_others"
+REF = REFERENCE / "audio"
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 
 from core import batch, media
 from core.errors import LipDubError, ProjectError
+from data_paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "resources" / "samples"
 VIDEO = SAMPLES / "grid_s1_sample.mp4"
 VOICE = SAMPLES / "voice_sample.wav"

@@ -2,7 +2,6 @@
 on two held-out GRID s1 clips checked by re-detecting landmarks on the rendered output."""
 import time
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,13 +14,7 @@ from core.engines.classic import (ClassicEngine, mask_landmarks_for, predicted_t
                                   transfer_mouth_shapes)
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
-
-# (not imported from conftest: tests/core/conftest.py shadows the top-level one for `import conftest`)
-GRID_S1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_s1"
-
-
-def heldout_names():
-    return (GRID_S1 / "heldout.txt").read_text().split()
+from data_paths import GRID_S1, heldout_names
 
 
 # ------------------------------------------------------------------------------------------------ retrieval

@@ -1,5 +1,4 @@
 """core.compose: soft lower-face mask, colour match, composite (real GRID landmarks + synthetic images)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,13 +7,7 @@ from core.compose import color_match, composite, lower_face_mask, mask_roi
 from core.engines.base import MaskSettings, RenderedPatch
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
-
-# (not imported from conftest: tests/core/conftest.py shadows the top-level one for `import conftest`)
-GRID_S1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_s1"
-
-
-def heldout_names():
-    return (GRID_S1 / "heldout.txt").read_text().split()
+from data_paths import heldout_names
 
 
 H, W = 288, 360

@@ -1,6 +1,5 @@
 """The editor's corrections (core.edits) and how the pipeline applies them."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ from core.edits import EditHistory, Edits, MaskPolygon, shift_voice
 from core.engines.base import MaskSettings
 from core.errors import ProjectError
 from core.pipeline import DubSettings, run_dub
+from data_paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 VIDEO = ROOT / "resources" / "samples" / "grid_s1_sample.mp4"
 VOICE = ROOT / "resources" / "samples" / "voice_sample.wav"
 

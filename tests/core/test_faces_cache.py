@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import GRID_S1, heldout_names
+from data_paths import GRID_S1, heldout_names
 from core.errors import MediaError
 from core.faces import cache
 from core.faces.detect import default_backend

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import GRID_OTHERS, GRID_S1, heldout_names
+from data_paths import GRID_OTHERS, GRID_S1, heldout_names
 from core.errors import ModelMissingError
 from core.faces import geometry as G
 from core.faces.detect import DlibBackend, default_backend, downscale_factor

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import GRID_S1, heldout_names
+from data_paths import GRID_S1, heldout_names
 from core.errors import ModelCorruptError, ModelMissingError
 from core.faces import fan as F
 

@@ -10,8 +10,7 @@ import pytest
 from core import media
 from core.errors import AudioError, CancelledError, FFmpegMissingError, MediaError, OutputError
 from core.progress import CancelToken
-
-GRID_OTHERS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_others"
+from data_paths import GRID_OTHERS
 
 
 @pytest.fixture(scope="module")

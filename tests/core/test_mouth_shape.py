@@ -16,14 +16,9 @@ import pytest
 from core import mouth_shape as ms
 from core.errors import ModelCorruptError, ModelMissingError, NoFaceError
 from core.faces import geometry as g
+from data_paths import GRID_S1, heldout_names
 
-ROOT = Path(__file__).resolve().parents[2]
-GRID_S1 = ROOT.parent / "shared" / "data" / "grid_s1"
 CACHE = Path(os.environ.get("LIPDUB_DATA_CACHE", "/work/cache/grid"))
-
-
-def heldout_names():
-    return (GRID_S1 / "heldout.txt").read_text().split()
 # tools/eval_mouth.py on all 250 held-out s1 clips: opening r 0.884 (clip mean), mouth LMD 0.0243 IOD, loudness
 # baseline r 0.621. These 5 clips: r 0.866, LMD 0.0257 (driven by the wrong clip's audio: r 0.39, LMD 0.038).
 MIN_OPENING_R = 0.80

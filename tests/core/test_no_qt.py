@@ -3,9 +3,8 @@ PySide6, shiboken6 and pyqtgraph cannot be imported, and afterwards none of them
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+from data_paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent(r"""
     import importlib, importlib.abc, pkgutil, sys, json

@@ -3,25 +3,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-
 from core import media
-from core.errors import CancelledError, MediaError, NoFaceError, OutputError
+from core.errors import CancelledError, NoFaceError
 from core.pipeline import DubSettings, SourceFrames, run_dub
 from core.progress import CancelToken
+from data_paths import GRID_S1, ROOT, heldout_names
 
-ROOT = Path(__file__).resolve().parents[2]
-GRID_S1 = ROOT.parent / "shared" / "data" / "grid_s1"
 SAMPLES = ROOT / "resources" / "samples"
 PY = sys.executable
-
-
-def heldout_names():
-    return (GRID_S1 / "heldout.txt").read_text().split()
 VOICE = SAMPLES / "voice_sample.wav"
 VIDEO = SAMPLES / "grid_s1_sample.mp4"
 

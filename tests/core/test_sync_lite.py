@@ -17,9 +17,8 @@ from core.errors import ModelCorruptError, ModelMissingError
 from core.models import lite_sync_net as L
 from core.scoring import lse_from_features, score_clip
 from core.scorers.lite import DEFAULT_PATH, LiteScorer
+from data_paths import GRID_S1
 
-ROOT = Path(__file__).resolve().parents[2]
-GRID_S1 = ROOT.parent / "shared" / "data" / "grid_s1"
 GRID_CACHE = Path("/work/cache/grid")
 SPF = 640  # samples per 25 fps frame at 16 kHz
 # spread over the held-out list (never trained on)

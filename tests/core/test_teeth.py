@@ -1,5 +1,4 @@
 """Teeth proxy: frame suggestion on a real GRID clip, detail transfer that restores blurred teeth."""
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -8,13 +7,7 @@ import pytest
 from core.engines.teeth import TeethProxy, apply_teeth, suggest_teeth_frames, teeth_score, teeth_weight
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
-
-# (not imported from conftest: tests/core/conftest.py shadows the top-level one for `import conftest`)
-GRID_S1 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "grid_s1"
-
-
-def heldout_names():
-    return (GRID_S1 / "heldout.txt").read_text().split()
+from data_paths import GRID_S1, heldout_names
 
 
 @pytest.fixture(scope="module")
