@@ -1,8 +1,9 @@
-"""Headless command line: `python main.py dub|score|models ...`.
+"""Headless command line: `python main.py dub|score|models|batch ...`.
 
 Exit codes (also in the README):
     0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid media
     5 output problem · 6 no face found · 7 model file missing/corrupt · 8 project error · 130 cancelled (Ctrl-C)
+    9 some batch rows failed (the others were rendered; see the summary CSV)
     70 internal error (a bug: rerun with --debug for the traceback)
 Errors print one line on stderr, never a traceback (unless --debug).
 """
@@ -19,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
+from . import batch as batch_cmd
 from .errors import CancelledError, LipDubError
 from .progress import CancelToken
 
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--models-dir")
     m.add_argument("--debug", action="store_true")
     m.add_argument("--quiet", action="store_true")
+
+    batch_cmd.add_parser(sub)
     return ap
 
 
@@ -249,6 +253,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return cmd_score(a, bars, cancel)
         if a.command == "models":
             return cmd_models(a)
+        if a.command == "batch":
+            return batch_cmd.run_from_args(a, bars, cancel)
         ap.error(f"unknown command {a.command}")
     except (CancelledError, KeyboardInterrupt):
         bars.close()
