@@ -203,9 +203,21 @@ def test_crop_is_resolution_independent_and_falls_back_to_the_box(scorer):
     assert base.shape == (L.CROP_H, L.CROP_W) and base.std() > 10
     big = cv2.resize(frame, None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)   # 1800x1440
     assert np.abs(scorer.face_input(big, box * 5, lm * 5).astype(np.float32) - base).mean() < 3.0
-    # no landmarks: the crop comes from the box and still shows the same region
-    nolm = scorer.face_input(frame, box, np.full((68, 2), np.nan, np.float32)).astype(np.float32)
-    assert np.corrcoef(nolm.ravel(), base.ravel())[0, 1] > 0.6
+    # no landmarks: the crop comes from the box and shows the lower face. dlib's box sits differently from clip
+    # to clip (inter-ocular distance 0.36-0.40 box widths), so compare against crops of the wrong region
+    # (the box moved half a face up, left or right) rather than demand a fixed likeness.
+    frames = _frames(GRID_S1 / "video" / f"{name}.mp4")
+    nan_lm = np.full((68, 2), np.nan, np.float32)
+    right, wrong = [], []
+    for i in range(5, 70, 5):
+        b = tr["boxes"][i]
+        ref = scorer.face_input(frames[i], b, tr["landmarks"][i]).astype(np.float32).ravel()
+        w, h = b[2] - b[0], b[3] - b[1]
+        right.append(np.corrcoef(scorer.face_input(frames[i], b, nan_lm).astype(np.float32).ravel(), ref)[0, 1])
+        wrong.append(max(np.corrcoef(scorer.face_input(frames[i], b + d, nan_lm).astype(np.float32).ravel(), ref)[0, 1]
+                         for d in ([0, -h / 2, 0, -h / 2], [w / 2, 0, w / 2, 0], [-w / 2, 0, -w / 2, 0])))
+    right, wrong = np.array(right), np.array(wrong)
+    assert np.all(right > wrong) and right.mean() > wrong.mean() + 0.1, (right.round(2), wrong.round(2))
     # nothing at all: a flat crop, not an exception
     empty = scorer.face_input(frame, np.full(4, np.nan, np.float32), None)
     assert empty.shape == base.shape and empty.std() == 0
