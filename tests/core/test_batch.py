@@ -278,3 +278,21 @@ def test_bad_option_values_are_rejected_before_any_work(tmp_path, capsys):
     assert "summary folder does not exist" in capsys.readouterr().err
     assert not (tmp_path / "job" / "out").exists()
     assert issubclass(batch.ManifestError, LipDubError)
+
+
+def test_main_py_routes_batch_to_the_cli(tmp_path):
+    """`python main.py batch` is the documented entry: failed rows give exit 9 and a summary; a bad manifest, 2."""
+    job, manifest = make_job(tmp_path, ["media/no_such_clip.mp4,media/voice_sample.wav,out/x.mp4"])
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    run = subprocess.run([sys.executable, str(ROOT / "main.py"), "batch", str(manifest), "--quiet"],
+                         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 9, run.stderr
+    assert "Traceback" not in run.stderr
+    rows = read_summary(job / "manifest_summary.csv")
+    assert [r["status"] for r in rows] == ["failed"] and "no_such_clip.mp4" in rows[0]["error"]
+    bad = job / "bad.csv"
+    bad.write_text("colour,size\nred,3\n", encoding="utf-8")
+    run = subprocess.run([sys.executable, str(ROOT / "main.py"), "batch", str(bad)],
+                         cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
