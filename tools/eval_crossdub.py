@@ -117,13 +117,15 @@ def main() -> int:
             tr = track_fresh(str(out))
             row[cond] = compare(tr.landmarks, tr.present, cy["landmarks"], cy["present"])
             if cond == "model":
-                row["sync_dubbed"] = score_clip(str(out), wav_y, tr, scorer).lse_c
+                rep = score_clip(str(out), wav_y, tr, scorer)
+                row["sync_dubbed"], row["offset_dubbed"] = rep.lse_c, rep.offset_frames
         # sync references: mismatched original, own-audio dub, and the real Y
         row["sync_original_mismatched"] = score_clip(str(vx), wav_y, _cached_track(cx), scorer).lse_c
         row["sync_real_y"] = score_clip(str(vy), wav_y, _cached_track(cy), scorer).lse_c
         own = tmp / f"{x}_own.mp4"
         run_dub(DubSettings(video=str(vx), audio=str(vx), output=str(own), track_cache_dir=str(tmp / "tracks")))
-        row["sync_own_audio_dub"] = score_clip(str(own), wav_x, track_fresh(str(own)), scorer).lse_c
+        rep = score_clip(str(own), wav_x, track_fresh(str(own)), scorer)
+        row["sync_own_audio_dub"], row["offset_own_audio_dub"] = rep.lse_c, rep.offset_frames
         row["sync_original_own"] = score_clip(str(vx), wav_x, _cached_track(cx), scorer).lse_c
         rows.append(row)
         print(f"{x}<-{y}: r model {row['model'][1]:.2f} mean {row['mean_shape'][1]:.2f} loud {row['loudness'][1]:.2f} "
@@ -138,6 +140,8 @@ def main() -> int:
         summary[cond] = {"lmd": agg(cond, 0), "opening_r": agg(cond, 1)}
     for key in ("sync_dubbed", "sync_original_mismatched", "sync_real_y", "sync_own_audio_dub", "sync_original_own"):
         summary[key] = float(np.mean([r[key] for r in rows]))
+    for key in ("offset_dubbed", "offset_own_audio_dub"):   # share of dubs found in sync within +-1 frame
+        summary[key + "_within_1"] = float(np.mean([abs(r[key]) <= 1 for r in rows]))
     summary["dubbed_beats_mismatched"] = float(np.mean([r["sync_dubbed"] > r["sync_original_mismatched"] for r in rows]))
     print(json.dumps(summary, indent=1))
     if a.json:
