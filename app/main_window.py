@@ -7,21 +7,19 @@ decoded, with a small frame cache). Widgets are only touched here, in the UI thr
 from __future__ import annotations
 
 import logging
-import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QImage, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QTabWidget,
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QTabWidget,
                                QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
 
-from core.engines.base import MaskSettings
-from core.errors import LipDubError, NoFaceError, ProjectError
+from core.errors import LipDubError, ProjectError
 from core.project import EXTENSION, Project, find_recoverable, recover
 
 from . import core_bridge

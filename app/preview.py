@@ -12,7 +12,7 @@ import logging
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QElapsedTimer, QObject, QPointF, QRectF, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QElapsedTimer, QObject, QPointF, QRectF, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QSizePolicy
 

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from core.engines.base import MaskSettings
-from core.project import LENGTH_POLICIES
 
 from . import core_bridge
 

@@ -6,14 +6,14 @@ confidence is below the threshold are shaded red, frames without a face grey.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFormLayout, QFrame, QGridLayout, QLabel, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
+from .frame_lane import FrameLane
 from .timeline import runs
 
 LOW_CONFIDENCE = 2.0   # per-frame SyncNet confidence (median - min distance); ~1 is noise, 4+ is clear sync
@@ -36,25 +36,14 @@ def _step_fill(mask: np.ndarray, offset: int = 0):
     return np.array(edges), np.array(vals)
 
 
-class SyncTrack(pg.PlotWidget):
-    frameClicked = Signal(int)
-    wheel = Signal(int, int, object, float)
-
+class SyncTrack(FrameLane):
     def __init__(self, parent=None):
-        super().__init__(parent=parent, background=(30, 31, 35))
-        self.setMinimumHeight(70)
+        super().__init__(min_height=70, parent=parent)
         self.threshold = LOW_CONFIDENCE
         self.curves = {}          # kind -> (x, y)
         self.shown = "before"
         pi = self.getPlotItem()
-        pi.setMouseEnabled(False, False)
-        pi.setMenuEnabled(False)
-        pi.hideButtons()
-        pi.getAxis("left").setWidth(46)
-        pi.layout.setContentsMargins(0, 0, 0, 0)
-        pi.vb.setDefaultPadding(0.0)
         pi.getAxis("bottom").setHeight(0)
-        pi.hideAxis("bottom")
         pi.setYRange(0, 8, padding=0.02)
         self._ymax = 8.0
         self._ymin = 0.0
@@ -72,7 +61,6 @@ class SyncTrack(pg.PlotWidget):
             pi.addItem(it)
         pi.addItem(self.label, ignoreBounds=True)
         pi.vb.sigXRangeChanged.connect(self._place_label)
-        self.scene().sigMouseClicked.connect(self._clicked)
 
     # ---- data ---------------------------------------------------------------------------------------------
     def clear_curves(self) -> None:
@@ -146,17 +134,6 @@ class SyncTrack(pg.PlotWidget):
     def _place_label(self, *a) -> None:
         (x0, _), (_, y1) = self.getPlotItem().vb.viewRange()
         self.label.setPos(x0, y1)
-
-    def _clicked(self, ev) -> None:
-        if ev.button() != Qt.LeftButton:
-            return
-        pt = self.getPlotItem().vb.mapSceneToView(ev.scenePos())
-        self.frameClicked.emit(int(math.floor(pt.x())))
-
-    def wheelEvent(self, e) -> None:
-        pt = self.getPlotItem().vb.mapSceneToView(self.mapToScene(e.position().toPoint()))
-        self.wheel.emit(e.angleDelta().x(), e.angleDelta().y(), e.modifiers(), float(pt.x()))
-        e.accept()
 
 
 class SyncStatusPanel(QFrame):

@@ -13,9 +13,8 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
 
+from .frame_lane import FrameLane
 from .timeline import runs
 
 SAMPLE_RATE = 16000
@@ -93,28 +92,17 @@ class PeakPyramid:
         return np.repeat(t, 2), y
 
 
-class WaveformLane(pg.PlotWidget):
+class WaveformLane(FrameLane):
     """One audio lane. x in frame units; emits frameClicked(int) and wheel(dx, dy, modifiers, frame)."""
 
-    frameClicked = Signal(int)
-    wheel = Signal(int, int, object, float)
-
     def __init__(self, title: str, color=(90, 170, 255), parent=None):
-        super().__init__(parent=parent, background=(30, 31, 35))
-        self.setMinimumHeight(56)
+        super().__init__(min_height=56, parent=parent)
         self.title = title
         self.fps = 25.0
         self.offset = 0.0          # frames: the audio starts this much later on the time axis
         self.pyramid: Optional[PeakPyramid] = None
         self.draw_count = 0
         pi = self.getPlotItem()
-        pi.setMouseEnabled(False, False)
-        pi.setMenuEnabled(False)
-        pi.hideButtons()
-        pi.hideAxis("bottom")
-        pi.getAxis("left").setWidth(46)
-        pi.layout.setContentsMargins(0, 0, 0, 0)
-        pi.vb.setDefaultPadding(0.0)
         pi.getAxis("left").setTicks([[(0, "")]])
         pi.setYRange(-1.0, 1.0, padding=0.02)
         pi.setXRange(0, 1, padding=0)
@@ -133,7 +121,6 @@ class WaveformLane(pg.PlotWidget):
         pi.addItem(self.label, ignoreBounds=True)
         pi.vb.sigXRangeChanged.connect(self._redraw)
         pi.vb.sigResized.connect(self._redraw)
-        self.scene().sigMouseClicked.connect(self._clicked)
 
     # ---- data ---------------------------------------------------------------------------------------------
     def set_audio(self, pyramid: Optional[PeakPyramid], fps: float, title: Optional[str] = None) -> None:
@@ -201,14 +188,3 @@ class WaveformLane(pg.PlotWidget):
         self.curve.setData(t / spf + self.offset, y)
         self.draw_count += 1
 
-    # ---- mouse --------------------------------------------------------------------------------------------
-    def _clicked(self, ev) -> None:
-        if ev.button() != Qt.LeftButton:
-            return
-        pt = self.getPlotItem().vb.mapSceneToView(ev.scenePos())
-        self.frameClicked.emit(int(math.floor(pt.x())))
-
-    def wheelEvent(self, e) -> None:
-        pt = self.getPlotItem().vb.mapSceneToView(self.mapToScene(e.position().toPoint()))
-        self.wheel.emit(e.angleDelta().x(), e.angleDelta().y(), e.modifiers(), float(pt.x()))
-        e.accept()

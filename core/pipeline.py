@@ -369,7 +369,7 @@ def _teeth_proxy(prep: PreparedClip, engine: Engine):
     if proxy is not None:
         return proxy
     try:
-        from .engines.teeth import TeethProxy, suggest_teeth_frames
+        from .engines.teeth import suggest_teeth_frames
     except ImportError:
         return None
     ctx = prep.ctx

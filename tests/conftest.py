@@ -10,7 +10,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # data_paths, shared by every test fold
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "lipdub" / "numba"))
 
-from data_paths import GRID_OTHERS, GRID_S1, REFERENCE, SAMPLES, SHARED, heldout_names  # noqa: E402,F401
+from data_paths import GRID_S1, REFERENCE, SHARED, heldout_names  # noqa: E402
 
 
 @pytest.fixture(scope="session")

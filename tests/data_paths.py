@@ -16,3 +16,22 @@ SAMPLES = ROOT / "resources" / "samples"
 def heldout_names():
     """The held-out GRID s1 clip names (evaluation only, never trained on)."""
     return (GRID_S1 / "heldout.txt").read_text().split()
+
+
+def read_frames(path) -> list:
+    """Every frame of a (small) clip as BGR uint8 arrays, as OpenCV decodes it. For tests on 3 s clips only:
+    the program itself streams (core.media)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, f = cap.read()
+            if not ok:
+                break
+            frames.append(f)
+    finally:
+        cap.release()
+    assert frames, f"could not decode {path}"
+    return frames

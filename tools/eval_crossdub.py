@@ -81,7 +81,7 @@ def main() -> int:
 
     from core import audio as audio_mod
     from core import mouth_shape as ms
-    from core.pipeline import DubSettings, run_dub, score_output  # noqa: F401
+    from core.pipeline import DubSettings, run_dub
     from core.scoring import get_scorer, score_clip
     from tools.grid_cache import load_clip
 

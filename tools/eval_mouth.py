@@ -139,7 +139,7 @@ def main(argv=None):
     result["others_model_beats_both_baselines"] = beats
 
     lines = [f"{'set':<22}{'method':<13}{'LMD':>8}{'LMD+jaw':>9}{'r(open)':>9}{'r pooled':>9}"]
-    for key, label in (("heldout_s1", f"held-out s1 ({len(s1)})"), ("others", f"10 other speakers")):
+    for key, label in (("heldout_s1", f"held-out s1 ({len(s1)})"), ("others", "10 other speakers")):
         g = result[key]
         for meth in ("model", "loudness", "mean_shape"):
             v = g[meth]

@@ -36,7 +36,6 @@ def clip_paths(subset: str):
 
 def extract(path: Path, detect_every: int = 5):
     import cv2
-    from core.faces.detect import DlibBackend
 
     backend = _backend()
     cap = cv2.VideoCapture(str(path))

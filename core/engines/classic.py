@@ -96,7 +96,6 @@ def transfer_mouth_shapes(x_landmarks: np.ndarray, x_present: np.ndarray, y_land
     _, can_y, _, pres_y = canonicalize(y_landmarks, y_present)
     neu_x = clip_neutral_canon(can_x, pres_x)
     neu_y = clip_neutral_canon(can_y, pres_y)
-    n = len(x_landmarks)
     out = np.array(x_landmarks, np.float32, copy=True)
     for i in np.flatnonzero(pres_x):
         disp = np.zeros((68, 2))

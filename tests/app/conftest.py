@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from tests.conftest import GRID_S1, SAMPLES, heldout_names  # noqa: E402
+from data_paths import GRID_S1, SAMPLES, heldout_names  # noqa: E402
 
 
 @pytest.fixture(scope="session")

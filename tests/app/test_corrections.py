@@ -1,10 +1,9 @@
 """Corrections in the real window: range overrides, voice offset, mask keyframes, drawn mask areas, face-box
 fixes; undo/redo with the keyboard; all saved with the project."""
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 
 from app import core_bridge
 from core.project import Project

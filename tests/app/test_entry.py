@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from data_paths import ROOT
 
 from app.main import run
 

@@ -11,7 +11,6 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from app import core_bridge
-from core.project import Project
 
 from tests.app.media_helpers import ffmpeg, ffprobe_json
 

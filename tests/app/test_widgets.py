@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, Qt
 
 from app.timeline import TimelineWidget, runs, timecode
 from app.waveform import PeakPyramid, WaveformLane

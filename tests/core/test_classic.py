@@ -14,7 +14,7 @@ from core.engines.classic import (ClassicEngine, mask_landmarks_for, predicted_t
                                   transfer_mouth_shapes)
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
-from data_paths import GRID_S1, heldout_names
+from data_paths import GRID_S1, heldout_names, read_frames
 
 
 # ------------------------------------------------------------------------------------------------ retrieval
@@ -220,15 +220,7 @@ def _ctx(name, d, targets=None, vad=None):
 
 
 def _frames(name):
-    cap = cv2.VideoCapture(str(_video(name)))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
+    return read_frames(_video(name))
 
 
 def _openings(frames):

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_paths import GRID_OTHERS, GRID_S1, heldout_names
+from data_paths import GRID_OTHERS, GRID_S1, heldout_names, read_frames
 from core.errors import CancelledError, NoFaceError
 from core.faces import geometry as G
 from core.faces.detect import default_backend
@@ -14,19 +14,6 @@ from core.progress import CancelToken
 FPS = 25.0
 
 
-def load_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    assert out, f"could not decode {path}"
-    return out
-
-
 @pytest.fixture(scope="module")
 def be():
     return default_backend()
@@ -34,12 +21,12 @@ def be():
 
 @pytest.fixture(scope="module")
 def clip_a():
-    return load_frames(GRID_S1 / "video" / (heldout_names()[0] + ".mp4"))
+    return read_frames(GRID_S1 / "video" / (heldout_names()[0] + ".mp4"))
 
 
 @pytest.fixture(scope="module")
 def clip_other():
-    return load_frames(GRID_OTHERS / "sbwe5n.mpg")
+    return read_frames(GRID_OTHERS / "sbwe5n.mpg")
 
 
 def full_detection(be, frames):

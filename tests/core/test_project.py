@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import ProjectError
 from core.project import (SCHEMA_VERSION, Project, autosave_path, find_recoverable, recover)
-from tests.conftest import SAMPLES
+from data_paths import SAMPLES
 
 
 @pytest.fixture

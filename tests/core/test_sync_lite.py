@@ -17,7 +17,7 @@ from core.errors import ModelCorruptError, ModelMissingError
 from core.models import lite_sync_net as L
 from core.scoring import lse_from_features, score_clip
 from core.scorers.lite import DEFAULT_PATH, LiteScorer
-from data_paths import GRID_S1
+from data_paths import GRID_S1, read_frames
 
 GRID_CACHE = Path("/work/cache/grid")
 SPF = 640  # samples per 25 fps frame at 16 kHz
@@ -36,20 +36,6 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def scorer():
     return LiteScorer.load()
-
-
-def _frames(path):
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
 
 
 def _track(name):
@@ -73,7 +59,7 @@ def clips(scorer):
     for name in CLIPS:
         path = GRID_S1 / "video" / f"{name}.mp4"
         tr = _track(name)
-        frames = _frames(path)
+        frames = read_frames(path)
         n = min(len(frames), len(tr["present"]))
         fin = np.stack([scorer.face_input(frames[i], tr["boxes"][i], tr["landmarks"][i]) for i in range(n)])
         out[name] = (scorer.video_features(fin), n, load_audio(path))
@@ -158,7 +144,7 @@ def test_29_97_fps_clip_through_score_clip(scorer, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", "fps=30000/1001", "-c:v", "libx264",
                     "-crf", "18", "-c:a", "copy", str(out)], check=True)
     fps = 30000 / 1001
-    n = len(_frames(out))
+    n = len(read_frames(out))
     assert n >= 85
     tr = _track(name)
     # landmarks of the source frame nearest in time (the re-timed frames are copies of the 25 fps ones)
@@ -196,7 +182,7 @@ def test_crop_is_resolution_independent_and_falls_back_to_the_box(scorer):
     import cv2
 
     name = CLIPS[0]
-    frame = _frames(GRID_S1 / "video" / f"{name}.mp4")[30]
+    frame = read_frames(GRID_S1 / "video" / f"{name}.mp4")[30]
     tr = _track(name)
     lm, box = tr["landmarks"][30], tr["boxes"][30]
     base = scorer.face_input(frame, box, lm).astype(np.float32)
@@ -206,7 +192,7 @@ def test_crop_is_resolution_independent_and_falls_back_to_the_box(scorer):
     # no landmarks: the crop comes from the box and shows the lower face. dlib's box sits differently from clip
     # to clip (inter-ocular distance 0.36-0.40 box widths), so compare against crops of the wrong region
     # (the box moved half a face up, left or right) rather than demand a fixed likeness.
-    frames = _frames(GRID_S1 / "video" / f"{name}.mp4")
+    frames = read_frames(GRID_S1 / "video" / f"{name}.mp4")
     nan_lm = np.full((68, 2), np.nan, np.float32)
     right, wrong = [], []
     for i in range(5, 70, 5):

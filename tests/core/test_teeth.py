@@ -7,22 +7,14 @@ import pytest
 from core.engines.teeth import TeethProxy, apply_teeth, suggest_teeth_frames, teeth_score, teeth_weight
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
-from data_paths import GRID_S1, heldout_names
+from data_paths import GRID_S1, heldout_names, read_frames
 
 
 @pytest.fixture(scope="module")
 def clip():
     name = heldout_names()[0]
     d = load_clip(name)
-    cap = cv2.VideoCapture(str(GRID_S1 / "video" / f"{name}.mp4"))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return name, d, frames
+    return name, d, read_frames(GRID_S1 / "video" / f"{name}.mp4")
 
 
 def _opening(lm):
