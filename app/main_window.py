@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
 
+from core.edits import Edits, changed_range
 from core.errors import LipDubError, ProjectError
 from core.project import EXTENSION, Project, find_recoverable, recover
 
 from . import core_bridge
 from .corrections import CorrectionsPanel
+from .dubbed_score import DubbedScore, rescore_plan
 from .export_dialog import ExportDialog, stage_label
 from .frame_cache import FrameSource, ScrubCache, prefetch
 from .face_view import FaceOverlay, FaceView, OverlayState
@@ -42,7 +44,8 @@ VIDEO_FILTER = "Video (" + " ".join("*" + e for e in sorted(VIDEO_EXT)) + ");;Al
 AUDIO_FILTER = ("Audio or video (" + " ".join("*" + e for e in sorted(AUDIO_EXT | VIDEO_EXT)) + ");;All files (*)")
 PROJECT_FILTER = f"LipDub project (*{EXTENSION});;All files (*)"
 MAX_RECENT = 8
-BACKGROUND_JOBS = ("probe", "thumbs", "prefetch", "track", "score", "preview-prepare", "render-preview", "refit")
+BACKGROUND_JOBS = ("probe", "thumbs", "prefetch", "track", "score", "preview-prepare", "render-preview", "refit",
+                   "rescore")
 
 
 @dataclass
@@ -94,7 +97,9 @@ class MainWindow(QMainWindow):
         self._auto_track_set = None
         self._edits_json = {}
         self.reports: Dict[tuple, object] = {}     # (voice path, track id) -> SyncReport (original vs voice)
-        self.after = None                          # (report, offset, voice path)
+        self.after: Optional[DubbedScore] = None   # the dubbed result vs the voice, per frame
+        self._rescore_pending: Optional[tuple] = None   # frames still to re-render and re-score
+        self._rescore_running: Optional[tuple] = None
         self.score_failed = set()                  # keys whose automatic scoring failed (no retry loop)
         self.last_error: Optional[str] = None
         self.error_boxes = []
@@ -114,6 +119,10 @@ class MainWindow(QMainWindow):
         self._exact_timer.setSingleShot(True)
         self._exact_timer.setInterval(120)
         self._exact_timer.timeout.connect(self._load_exact)
+        self._rescore_timer = QTimer(self)          # edits come in bursts (dragging a slider): wait for a pause
+        self._rescore_timer.setSingleShot(True)
+        self._rescore_timer.setInterval(400)
+        self._rescore_timer.timeout.connect(self._start_rescore)
         self.loader = LatestWorker(self.frames.compute, "frame-loader")
         self.loader.ready.connect(self._on_frame)
         self.loader.failed.connect(self._on_frame_failed)
@@ -347,7 +356,11 @@ class MainWindow(QMainWindow):
         self.render_play_action = self._act("&Render and Play Dubbed Range", self.render_and_play, "Ctrl+Shift+P",
                                             "Dub the in/out range (or 5 s from the playhead) quickly and play it "
                                             "with its voice", icon=QStyle.SP_MediaSeekForward)
-        for a in (self.track_action, self.score_action, self.play_action, self.render_play_action):
+        self.score_dubbed_action = self._act("Score &Dubbed Result", self.score_dubbed, "Ctrl+Shift+R",
+                                             "Dub the in/out range (or the whole clip) and measure its sync; "
+                                             "after each correction only the frames it touched are re-scored")
+        for a in (self.track_action, self.score_action, self.score_dubbed_action, self.play_action,
+                  self.render_play_action):
             m.addAction(a)
 
         m = mb.addMenu("&Help")
@@ -881,17 +894,16 @@ class MainWindow(QMainWindow):
     def _show_reports(self) -> None:
         rep = self.current_report()
         shown = rep
-        if self.after is not None:
-            shown = self.after[0]
+        if self.after is not None and self.after.report is not None:
+            shown = self.after.report
         if shown is not None:
             self.sync_track.set_threshold(core_bridge.low_threshold(shown))
         self.sync_track.set_curve("before", None if rep is None else _curve(rep))
         self.sync_panel.set_report("before", rep)
         if self.after is not None:
-            r, off, voice = self.after
-            if self.project.voice is not None and voice == self.project.voice.path:
-                self.sync_track.set_curve("after", _curve(r), off)
-                self.sync_panel.set_report("after", r)
+            if self.project.voice is not None and self.after.voice == self.project.voice.path:
+                self.sync_track.set_curve("after", self.after.curve)
+                self.sync_panel.set_report("after", self.after.report)
                 return
         self.sync_track.set_curve("after", None)
         self.sync_panel.set_report("after", None)
@@ -1054,6 +1066,10 @@ class MainWindow(QMainWindow):
             self._maybe_auto_score()
         if old.get("box_fixes") != new.get("box_fixes"):
             self._refit_boxes()
+        if self.after is not None and self.info is not None:
+            changed = changed_range(Edits.from_json(old), Edits.from_json(new), self.num_frames)
+            if changed is not None:
+                self._queue_rescore(changed)
         self._request_frame(self.playhead)
         self._request_preview()      # the preview controller re-prepares only when it must
 
@@ -1349,9 +1365,79 @@ class MainWindow(QMainWindow):
         if rep is not None and self.project.voice is not None:
             rng = self.export_dialog.frame_range() if self.export_dialog is not None else None
             off = rng[0] if rng else 0
-            self.after = (rep, off, self.project.voice.path)
+            self._after_for_voice().splice(_curve(rep), off, report=rep)
             self._show_reports()
             self.scoringFinished.emit("after")
+
+    # ---- the dubbed result's sync, range by range -----------------------------------------------------------
+    def _after_for_voice(self) -> DubbedScore:
+        voice = self.project.voice.path
+        if self.after is None or self.after.voice != voice or len(self.after.curve) != self.num_frames:
+            self.after = DubbedScore.empty(voice, self.num_frames)
+        return self.after
+
+    def score_dubbed(self) -> None:
+        """Dub and score the in/out range (or the whole clip); later corrections re-score what they touch."""
+        if self.info is None or self.project.voice is None:
+            self.show_error("Open a video and add a voice track first.")
+            return
+        self._after_for_voice()
+        rng = self.project.range or (0, self.num_frames)
+        self._queue_rescore(tuple(rng), now=True)
+
+    def _queue_rescore(self, changed: tuple, now: bool = False) -> None:
+        """Merge `changed` into the frames waiting to be re-scored; a running re-score of older edits stops."""
+        parts = [r for r in (self._rescore_pending, self._rescore_running, changed) if r is not None]
+        self._rescore_pending = (min(r[0] for r in parts), max(r[1] for r in parts))
+        job = self.runner.get("rescore")
+        if job is not None:
+            job.cancel()
+        self._rescore_timer.start(0 if now else self._rescore_timer.interval())
+
+    def _start_rescore(self) -> None:
+        if self._rescore_pending is None or self.after is None or self.project.voice is None:
+            return
+        if self.runner.get("rescore") is not None:        # still stopping: try again shortly
+            self._rescore_timer.start(50)
+            return
+        changed, self._rescore_pending = self._rescore_pending, None
+        render, keep = rescore_plan(changed, self.num_frames)
+        import tempfile
+
+        if self._preview_dir is None:
+            self._preview_dir = tempfile.TemporaryDirectory(prefix="lipdub_preview_")
+        out = Path(self._preview_dir.name) / f"rescore_{render[0]}_{render[1]}_{int(time.time() * 1000)}.mp4"
+        settings = self.dub_settings(output=str(out), frame_range=render, preset="ultrafast", crf=20)
+        if settings is None:
+            self.show_error(self.preview.status or "The dub settings are incomplete.", "Sync of the dub")
+            return
+        pipeline, voice = core_bridge.pipeline(), self.project.voice.path
+        self._rescore_running = changed
+
+        def work(progress, cancel):
+            try:
+                return pipeline.run_dub(settings, progress=progress, cancel=cancel, score=True)
+            finally:
+                out.unlink(missing_ok=True)       # only the score is kept
+
+        def done(result, render=render, keep=keep, voice=voice):
+            self._rescore_running = None
+            rep = getattr(result, "report", None)
+            if rep is None:
+                self.info_message("The dub could not be scored: no sync scorer is available.")
+                return
+            if self.after is None or self.after.voice != voice:
+                return                             # the voice or video changed meanwhile
+            self.after.splice(_curve(rep), render[0], keep, report=rep)
+            self._show_reports()
+            self.scoringFinished.emit("after")
+
+        def failed(msg):
+            self._rescore_running = None
+            self.show_error(msg, "Sync of the dub")
+
+        job = self._start_job("rescore", f"Scoring the dub, frames {keep[0]}–{keep[1] - 1}", work, done, failed)
+        job.cancelled.connect(self._live(lambda: setattr(self, "_rescore_running", None)))
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About LipDub Studio",

@@ -311,6 +311,58 @@ class EditHistory:
         self.apply(f"Teeth proxy: frame {frame}", mutate)
 
 
+# Box fixes change the track from the fix on; the track's zero-phase smoothing also reaches a few frames back.
+BOX_FIX_REACH_BACK = 5
+
+
+def changed_range(old: Edits, new: Edits, num_frames: int) -> Optional[Tuple[int, int]]:
+    """The smallest frame range [a, b) outside which `old` and `new` render the same frames (None: no change).
+
+    Used to re-render and re-score only what an edit touched. Conservative where the effect is not local:
+    a voice offset shifts the whole clip; a mask keyframe reaches to its neighbouring keyframes (interpolation),
+    or to the clip's ends beyond the first/last one (held values); a box fix reaches to the next fix (the
+    tracker re-runs from it) or the end. Frames are clipped to [0, num_frames)."""
+    n = int(num_frames)
+    spans: List[Tuple[int, int]] = []
+    if old.voice_offset != new.voice_offset:
+        spans.append((0, n))
+
+    def key(items, as_json):
+        return {repr(as_json(x)) for x in items}
+
+    # overrides and teeth shots act on their own spans (which one wins depends only on order, kept by edits)
+    for attr in ("overrides", "teeth_shots"):
+        a, b = key(getattr(old, attr), asdict), key(getattr(new, attr), asdict)
+        for item in getattr(old, attr) + getattr(new, attr):
+            if repr(asdict(item)) in a ^ b:
+                spans.append((item.start, item.end))
+
+    def kf_json(k: MaskKeyframe):
+        return {"settings": asdict(k.settings), "polygons": [(q.mode, q.points) for q in k.polygons]}
+
+    old_k = {k.frame: repr(kf_json(k)) for k in old.mask_keyframes}
+    new_k = {k.frame: repr(kf_json(k)) for k in new.mask_keyframes}
+    frames = sorted(set(old_k) | set(new_k))
+    for i, f in enumerate(frames):
+        if old_k.get(f) != new_k.get(f):
+            lo = frames[i - 1] if i > 0 else 0
+            hi = frames[i + 1] + 1 if i + 1 < len(frames) else n
+            spans.append((lo, hi))
+
+    old_b = {b.frame: tuple(b.box) for b in old.box_fixes}
+    new_b = {b.frame: tuple(b.box) for b in new.box_fixes}
+    fixes = sorted(set(old_b) | set(new_b))
+    for i, f in enumerate(fixes):
+        if old_b.get(f) != new_b.get(f):
+            spans.append((f - BOX_FIX_REACH_BACK, fixes[i + 1] if i + 1 < len(fixes) else n))
+
+    spans = [(max(0, a), min(n, b)) for a, b in spans]
+    spans = [(a, b) for a, b in spans if b > a]
+    if not spans:
+        return None
+    return min(a for a, _ in spans), max(b for _, b in spans)
+
+
 def shift_voice(wav: np.ndarray, offset_frames: int, fps: float, sample_rate: int) -> np.ndarray:
     """Voice delayed by `offset_frames` (positive: later, silence in front; negative: its start cut off)."""
     n = int(round(abs(offset_frames) * sample_rate / fps))

@@ -1,6 +1,6 @@
 """Start the real studio window, load a GRID clip and a voice, track + score, and save a PNG screenshot.
 
-    .venv/bin/python tools/screenshot.py [--video V] [--audio A] [--out out/screenshot.png] [--preview]
+    .venv/bin/python tools/screenshot.py [--video V] [--audio A] [--out out/screenshot.png] [--preview] [--dubbed]
 
 Uses the current DISPLAY; without one it starts `Xvfb :99` (and stops it afterwards). QT_QPA_PLATFORM=offscreen
 also works (no X server needed).
@@ -64,6 +64,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshot.png"))
     ap.add_argument("--frame", type=int, default=None, help="playhead frame (default: a low-confidence one)")
     ap.add_argument("--preview", action="store_true", help="also render the dubbed preview (split view)")
+    ap.add_argument("--dubbed", action="store_true",
+                    help="also dub and score the whole clip, so the sync lane shows before and after")
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--size", default="1500x950")
     args = ap.parse_args(argv)
@@ -95,6 +97,11 @@ def main(argv=None) -> int:
         if frame is None:
             low = win.sync_track.low_runs()
             frame = (low[0][0] + low[0][1]) // 2 if low else win.num_frames // 2
+        if args.dubbed:
+            win.score_dubbed()
+            wait_for(app, lambda: (win.after is not None and win.after.report is not None) or len(errors) > 0,
+                     args.timeout)
+            print(f"dubbed result scored: {win.after is not None and win.after.report is not None}")
         win.timeline.set_range((max(0, frame - 15), min(win.num_frames, frame + 25)))
         win.timeline.set_playhead(frame)
         wait_for(app, lambda: win.face_view.painted_index == frame, 10)

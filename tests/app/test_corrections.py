@@ -189,3 +189,38 @@ def test_preview_follows_corrections(qtbot, tracked):
     qtbot.waitUntil(lambda: win.preview_ctrl.session is not None and win.preview_ctrl.session is not session,
                     timeout=LONG * 2)
     assert win.preview_ctrl.session.settings.edits.voice_offset == 3
+
+
+def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
+    """Score the dubbed result once; a keep-original range then re-renders and re-scores only the frames whose
+    confidence it can move (the range plus the scorer's reach), and undo brings the dubbed sync back."""
+    from app.dubbed_score import rescore_plan
+
+    win = tracked
+    win.score_dubbed()                                           # no in/out range: the whole clip
+    qtbot.waitUntil(lambda: win.after is not None and win.after.report is not None or win.last_error is not None,
+                    timeout=LONG)
+    assert win.last_error is None, win.last_error
+    first = win.after.curve.copy()
+    assert win.after.scored.all() and np.isfinite(first).sum() >= 50
+    assert "after" in win.sync_track.curves and win.sync_panel is not None
+
+    render, keep = rescore_plan((30, 45), win.num_frames)
+    assert keep == (24, 51) and render == (16, 59)
+    win.timeline.set_range((30, 45))
+    win.corrections.keep_button.click()
+    qtbot.waitUntil(lambda: win.after.report_range == render or win.last_error is not None, timeout=LONG)
+    assert win.last_error is None, win.last_error
+    kept = win.after.curve.copy()
+    outside = np.r_[0:keep[0], keep[1]:win.num_frames]
+    np.testing.assert_array_equal(kept[outside], first[outside])     # untouched frames keep their scores
+    # the original mouth does not follow the new voice: lower confidence where the dub was switched off
+    assert np.nanmean(kept[30:45]) < np.nanmean(first[30:45]) - 0.5, (kept[30:45], first[30:45])
+
+    win.undo()                                                   # dubbed again: re-scored again
+    qtbot.waitUntil(lambda: not np.array_equal(win.after.curve, kept, equal_nan=True) or
+                    win.last_error is not None, timeout=LONG)
+    assert win.last_error is None, win.last_error
+    back = win.after.curve
+    np.testing.assert_array_equal(back[outside], first[outside])
+    assert np.nanmean(back[30:45]) > np.nanmean(kept[30:45]) + 0.5

@@ -134,3 +134,35 @@ def test_mask_polygons_add_and_remove_area_and_follow_the_face():
     # the same polygon moves with the face: shift the landmarks, the removed area shifts too
     m3, roi3 = lower_face_mask((288, 360), lm + [20, 5], MaskSettings(), [rm])
     assert m3[my + 5 - roi3[1], mx + 20 - roi3[0]] < 0.5
+
+
+def test_changed_range_is_what_an_edit_can_touch():
+    from core.edits import BOX_FIX_REACH_BACK, changed_range
+
+    n = 75
+    h = EditHistory()
+    steps = []
+
+    def step(fn):
+        before = Edits.from_json(h.edits.to_json())
+        fn()
+        steps.append(changed_range(before, Edits.from_json(h.edits.to_json()), n))
+
+    step(lambda: h.add_override(10, 20, "keep_original"))
+    step(lambda: h.set_mask_keyframe(30, MaskSettings(dilation=0.2)))     # the only keyframe: held everywhere
+    step(lambda: h.set_mask_keyframe(50, MaskSettings(dilation=0.3)))     # last keyframe: from the previous one on
+    step(lambda: h.set_mask_keyframe(40, MaskSettings(dilation=0.1)))     # between neighbours
+    step(lambda: h.set_mask_keyframe(40, MaskSettings(dilation=0.1)))     # no change: not even a history step
+    step(lambda: h.set_teeth_shot(60, 70, 62))
+    step(lambda: h.set_box_fix(55, (1, 2, 30, 40)))
+    step(lambda: h.set_voice_offset(2))
+    assert steps == [(10, 20), (0, n), (30, n), (30, 51), None, (60, 70), (55 - BOX_FIX_REACH_BACK, n), (0, n)]
+    # undoing is symmetric: the same frames change back
+    before = Edits.from_json(h.edits.to_json())
+    h.undo()
+    h.undo()
+    assert changed_range(before, h.edits, n) == (0, n)
+    e = Edits.from_json(h.edits.to_json())
+    h.remove_override(0)
+    assert changed_range(e, h.edits, n) == (10, 20)
+    assert changed_range(h.edits, h.edits, n) is None

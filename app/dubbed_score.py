@@ -1,0 +1,52 @@
+"""The dubbed result's per-frame sync confidence, kept for the whole clip and updated range by range.
+
+An export scores its range; after a correction only the frames the edit touched are re-rendered and re-scored
+(`core.edits.changed_range`), and their confidences replace the old ones. A frame's confidence depends on its
+neighbours (5-frame windows, then a 9-frame median), so a change at frames [a, b) moves the scores of
+[a - REACH, b + REACH); those are rendered with CONTEXT more frames on each side so they are judged with full
+windows, and only they are replaced.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+import numpy as np
+
+REACH = 6     # 2 frames of window half-width + 4 of median-filter half-width
+CONTEXT = 8   # extra frames rendered on each side so the replaced scores see whole windows
+
+
+def rescore_plan(changed: Tuple[int, int], num_frames: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """(frames to render and score, frames whose confidence to replace) for a change at `changed`."""
+    a, b = changed
+    keep = (max(0, a - REACH), min(num_frames, b + REACH))
+    render = (max(0, keep[0] - CONTEXT), min(num_frames, keep[1] + CONTEXT))
+    return render, keep
+
+
+@dataclass
+class DubbedScore:
+    voice: str                                  # the voice track the dub was scored against
+    curve: np.ndarray                           # (num_frames,) confidence; NaN = not scored (or not judgeable)
+    report: object = None                       # the latest scored range's SyncReport (status panel)
+    report_range: Optional[Tuple[int, int]] = None
+    scored: np.ndarray = field(default=None)    # (num_frames,) bool: frames covered by a scored range
+
+    @classmethod
+    def empty(cls, voice: str, num_frames: int) -> "DubbedScore":
+        return cls(voice, np.full(num_frames, np.nan), scored=np.zeros(num_frames, bool))
+
+    def splice(self, per_frame: np.ndarray, offset: int, keep: Optional[Tuple[int, int]] = None,
+               report=None) -> None:
+        """Write `per_frame` (belonging to frames offset..) into the curve, only inside `keep` when given."""
+        y = np.asarray(per_frame, np.float64)
+        lo, hi = offset, min(len(self.curve), offset + len(y))
+        if keep is not None:
+            lo, hi = max(lo, keep[0]), min(hi, keep[1])
+        if hi <= lo:
+            return
+        self.curve[lo:hi] = y[lo - offset:hi - offset]
+        self.scored[lo:hi] = True
+        if report is not None:
+            self.report, self.report_range = report, (offset, offset + len(y))
