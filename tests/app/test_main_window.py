@@ -183,8 +183,12 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     assert win.project.export.output == str(out) and win.project.export.preset == "ultrafast"
     # the result's score appears as the 'after' curve over the exported range
     if res.report is not None:
-        x, y, off = win.sync_track.curves["after"]
-        assert off == 10 and len(y) == 20
+        x, y, off = win.sync_track.curves["after"]            # whole clip; frames not scored are NaN
+        assert off == 0 and len(y) == 75
+        assert not np.isfinite(y[:10]).any() and not np.isfinite(y[30:]).any()
+        assert np.isfinite(y[10:30]).sum() >= 10
+        fin = np.isfinite(y[10:30])
+        np.testing.assert_allclose(y[10:30][fin], np.asarray(res.report.per_frame, float)[fin])
         assert win.sync_panel.text("after", "lse_c") == f"{res.report.lse_c:.2f}"
     dlg.accept()
 
