@@ -8,6 +8,7 @@ install:
 	bash tools/install.sh
 
 demo: install
+	mkdir -p out
 	$(PY) main.py dub --video resources/samples/grid_s1_sample.mp4 --audio resources/samples/voice_sample.wav \
 		-o out/demo_dub.mp4 --report out/demo_sync.csv
 
