@@ -298,20 +298,13 @@ def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_ove
 
 def write_summary(path, items: List[ItemResult]) -> None:
     """The summary CSV, written atomically (temp file in the same folder, then rename)."""
-    import secrets
+    from .atomic import atomic_write
 
-    target = Path(path).resolve()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(SUMMARY_FIELDS))
-            w.writeheader()
-            for r in items:
-                w.writerow(r.as_row())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(Path(path).resolve(), newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(SUMMARY_FIELDS))
+        w.writeheader()
+        for r in items:
+            w.writerow(r.as_row())
 
 
 # --------------------------------------------------------------------------------------------- command line

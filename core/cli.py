@@ -126,21 +126,13 @@ def _mask_settings(a):
 
 def write_csv(path: str, report, fps: float) -> None:
     """Per-frame confidence CSV: frame, time_s, confidence, raw confidence. Written atomically."""
-    import os
-    import tempfile
+    from .atomic import atomic_write
 
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".csv", dir=str(target.parent.resolve()))
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["frame", "time_s", "confidence", "confidence_raw"])
-            for i, (c, r) in enumerate(zip(report.per_frame, report.per_frame_raw)):
-                w.writerow([i, f"{i / fps:.3f}", f"{float(c):.4f}", f"{float(r):.4f}"])
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(Path(path).resolve(), newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["frame", "time_s", "confidence", "confidence_raw"])
+        for i, (c, r) in enumerate(zip(report.per_frame, report.per_frame_raw)):
+            w.writerow([i, f"{i / fps:.3f}", f"{float(c):.4f}", f"{float(r):.4f}"])
 
 
 def _summary_line(report) -> str:

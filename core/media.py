@@ -39,6 +39,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .atomic import new_file_mode
 from .errors import AudioError, FFmpegMissingError, MediaError, OutputError
 
 log = logging.getLogger(__name__)
@@ -1020,17 +1021,6 @@ def build_mux_args(ffmpeg: str, video_path: PathLike, audio_path: Optional[PathL
     return args
 
 
-def _new_file_mode(target: Path) -> int:
-    """Permissions for the finished file: those of the file it replaces, else the default for new files."""
-    try:
-        return target.stat().st_mode & 0o777
-    except OSError:
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _container_for(path: Path) -> str:
     return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}[path.suffix.lower()]
 
@@ -1161,7 +1151,7 @@ class VideoWriter:
                 if got != self.rotation:
                     raise OutputError(f"{self._exe} could not tag {self.out_path} with a {self.rotation} degree "
                                       f"rotation (got {got}); write with rotation=0 instead.")
-            mode = _new_file_mode(self.out_path)
+            mode = new_file_mode(self.out_path)
             os.replace(result, self.out_path)
             try:
                 os.chmod(self.out_path, mode)

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from .atomic import atomic_write
 from .edits import EditHistory
 from .engines.base import MaskSettings
 from .errors import ProjectError
@@ -451,14 +451,6 @@ def _absolutize(p: str, base_dir: Optional[Path]) -> str:
 
 
 def _atomic_write_json(target: Path, doc: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", suffix=".tmp", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, fsync=True) as fh:     # a crash mid-save never costs the previous project file
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import MediaError, NoFaceError
 from ..progress import CancelToken, ProgressFn, check, report
 from . import geometry as G
@@ -164,17 +163,8 @@ class TrackSet:
         """Write a compressed .npz atomically (temp file in the same folder, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **self._arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_write(path, "wb") as f:
+            np.savez_compressed(f, **self._arrays())
         return path
 
     @classmethod

@@ -20,12 +20,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Union
 
+from ..atomic import atomic_write
 from ..errors import ModelCorruptError, ModelMissingError
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,8 @@ def _load_disk_cache(file: Path) -> Dict[str, dict]:
 def _save_disk_cache(file: Path, data: Dict[str, dict]) -> None:
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".json", dir=str(file.parent))
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_write(file) as fh:
             json.dump(data, fh, indent=0)
-        os.replace(tmp, file)
     except OSError as exc:  # a read-only cache only costs time
         log.debug("Could not write the model hash cache %s: %s", file, exc)
 

@@ -1,0 +1,40 @@
+"""core.atomic: whole file or nothing, with the permissions of a normal new file."""
+import os
+import stat
+
+import pytest
+
+from core.atomic import atomic_write
+
+
+def test_new_file_gets_umask_permissions_not_temp_file_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "report.csv"
+        with atomic_write(target, newline="") as fh:
+            fh.write("frame,confidence\n0,1.5\n")
+        assert target.read_text() == "frame,confidence\n0,1.5\n"
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644
+        assert [p.name for p in tmp_path.iterdir()] == ["report.csv"]
+    finally:
+        os.umask(old)
+
+
+def test_failure_keeps_the_old_file_and_its_mode(tmp_path):
+    target = tmp_path / "project.lipdub"
+    target.write_text("good")
+    target.chmod(0o600)
+    with pytest.raises(RuntimeError):
+        with atomic_write(target, fsync=True) as fh:
+            fh.write("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "good" and [p.name for p in tmp_path.iterdir()] == ["project.lipdub"]
+    with atomic_write(target) as fh:
+        fh.write("better")
+    assert target.read_text() == "better" and stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_binary_mode(tmp_path):
+    with atomic_write(tmp_path / "t.npz", "wb") as fh:
+        fh.write(b"\x00\x01")
+    assert (tmp_path / "t.npz").read_bytes() == b"\x00\x01"
