@@ -37,6 +37,15 @@ class DubbedScore:
     def empty(cls, voice: str, num_frames: int) -> "DubbedScore":
         return cls(voice, np.full(num_frames, np.nan), scored=np.zeros(num_frames, bool))
 
+    def scored_part(self, changed: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+        """`changed`, narrowed to what moves scores that exist (None: the edit touched no scored frame)."""
+        a, b = changed
+        lo, hi = max(0, a - REACH), min(len(self.scored), b + REACH)
+        hit = np.flatnonzero(self.scored[lo:hi]) + lo
+        if len(hit) == 0:
+            return None
+        return max(a, int(hit[0]) - REACH), min(b, int(hit[-1]) + 1 + REACH)
+
     def splice(self, per_frame: np.ndarray, offset: int, keep: Optional[Tuple[int, int]] = None,
                report=None) -> None:
         """Write `per_frame` (belonging to frames offset..) into the curve, only inside `keep` when given."""

@@ -1069,6 +1069,8 @@ class MainWindow(QMainWindow):
         if self.after is not None and self.info is not None:
             changed = changed_range(Edits.from_json(old), Edits.from_json(new), self.num_frames)
             if changed is not None:
+                changed = self.after.scored_part(changed)      # only scores that exist are kept up to date
+            if changed is not None:
                 self._queue_rescore(changed)
         self._request_frame(self.playhead)
         self._request_preview()      # the preview controller re-prepares only when it must

@@ -232,3 +232,21 @@ def test_scrub_cache_keeps_frames_near_the_playhead():
     cache.reset("c.mp4")
     cache.put("c.mp4", 0, big)
     assert cache.get("c.mp4", 0).shape == (540, 960, 3)
+
+
+def test_dubbed_score_splices_and_narrows_to_scored_frames():
+    from app.dubbed_score import CONTEXT, REACH, DubbedScore, rescore_plan
+
+    d = DubbedScore.empty("voice.wav", 100)
+    assert d.scored_part((10, 20)) is None                        # nothing scored yet: nothing to keep up to date
+    d.splice(np.arange(20, dtype=float), 10, report="r")          # an exported range: frames 10-29
+    assert d.scored.sum() == 20 and d.report_range == (10, 30) and d.curve[10] == 0 and np.isnan(d.curve[9])
+    assert d.scored_part((50, 60)) is None                        # far from anything scored
+    assert d.scored_part((0, 100)) == (10 - REACH, 30 + REACH)    # only what moves the scored frames
+    assert d.scored_part((32, 40)) == (32, 36)                    # within reach of frame 29
+    render, keep = rescore_plan((32, 36), 100)
+    assert keep == (32 - REACH, 36 + REACH) and render == (keep[0] - CONTEXT, keep[1] + CONTEXT)
+    d.splice(np.full(render[1] - render[0], 7.0), render[0], keep)
+    assert (d.curve[keep[0]:keep[1]] == 7).all() and d.curve[keep[0] - 1] == keep[0] - 1 - 10
+    assert np.isnan(d.curve[keep[1]]) and d.report_range == (10, 30)   # no report given: the panel keeps its own
+    assert rescore_plan((0, 5), 100) == ((0, 5 + REACH + CONTEXT), (0, 5 + REACH))
