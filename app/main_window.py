@@ -903,7 +903,9 @@ class MainWindow(QMainWindow):
         if self.after is not None:
             if self.project.voice is not None and self.after.voice == self.project.voice.path:
                 self.sync_track.set_curve("after", self.after.curve)
-                self.sync_panel.set_report("after", self.after.report)
+                rng = self.after.report_range
+                whole = rng is None or (rng[0] == 0 and rng[1] >= self.num_frames)
+                self.sync_panel.set_report("after", self.after.report, None if whole else rng)
                 return
         self.sync_track.set_curve("after", None)
         self.sync_panel.set_report("after", None)

@@ -136,6 +136,9 @@ class SyncTrack(FrameLane):
         self.label.setPos(x0, y1)
 
 
+ROW_TITLES = {"before": "Original vs voice", "after": "Dubbed vs voice"}
+
+
 class SyncStatusPanel(QFrame):
     """LSE-D, LSE-C, AV offset and scorer, before and after dubbing; the current frame's confidence."""
 
@@ -151,8 +154,10 @@ class SyncStatusPanel(QFrame):
             lab = QLabel(f"<b>{h}</b>")
             g.addWidget(lab, 0, c)
         self.cells = {}
+        self.row_labels = {}
         for r, kind in enumerate(("before", "after"), start=1):
-            g.addWidget(QLabel("Original vs voice" if kind == "before" else "Dubbed vs voice"), r, 0)
+            self.row_labels[kind] = QLabel(ROW_TITLES[kind])
+            g.addWidget(self.row_labels[kind], r, 0)
             for c, key in enumerate(("lse_d", "lse_c", "offset", "scorer"), start=1):
                 lab = QLabel("–")
                 lab.setObjectName(f"{kind}_{key}")
@@ -163,7 +168,10 @@ class SyncStatusPanel(QFrame):
         g.addWidget(self.frame_label, 0, 5, 3, 1, Qt.AlignRight | Qt.AlignVCenter)
         g.setColumnStretch(5, 1)
 
-    def set_report(self, kind: str, report) -> None:
+    def set_report(self, kind: str, report, frames=None) -> None:
+        """`frames` = (first, end) when the report covers part of the clip (a range export or a re-score)."""
+        title = ROW_TITLES[kind] if frames is None else f"{ROW_TITLES[kind]}, frames {frames[0]}–{frames[1] - 1}"
+        self.row_labels[kind].setText(title)
         if report is None:
             for key in ("lse_d", "lse_c", "offset", "scorer"):
                 self.cells[(kind, key)].setText("–")

@@ -203,7 +203,7 @@ def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
     assert win.last_error is None, win.last_error
     first = win.after.curve.copy()
     assert win.after.scored.all() and np.isfinite(first).sum() >= 50
-    assert "after" in win.sync_track.curves and win.sync_panel is not None
+    assert "after" in win.sync_track.curves and win.sync_panel.row_labels["after"].text() == "Dubbed vs voice"
 
     render, keep = rescore_plan((30, 45), win.num_frames)
     assert keep == (24, 51) and render == (16, 59)
@@ -212,6 +212,7 @@ def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
     qtbot.waitUntil(lambda: win.after.report_range == render or win.last_error is not None, timeout=LONG)
     assert win.last_error is None, win.last_error
     kept = win.after.curve.copy()
+    assert win.sync_panel.row_labels["after"].text() == "Dubbed vs voice, frames 16–58"
     outside = np.r_[0:keep[0], keep[1]:win.num_frames]
     np.testing.assert_array_equal(kept[outside], first[outside])     # untouched frames keep their scores
     # the original mouth does not follow the new voice: lower confidence where the dub was switched off
