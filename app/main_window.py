@@ -1329,6 +1329,7 @@ class MainWindow(QMainWindow):
             return
         self._request_frame(self.playhead)
         self._request_preview()
+        self._rescore_all_scored()
 
     def show_settings(self) -> None:
         dlg = SettingsDialog(self.project, self)
@@ -1344,6 +1345,7 @@ class MainWindow(QMainWindow):
                 self._touch()
                 self.preview_ctrl.invalidate()
                 self._request_preview()
+                self._rescore_all_scored()
                 if vals.get("models_dir"):
                     self.qsettings.setValue("models/dir", vals["models_dir"])
 
@@ -1388,6 +1390,13 @@ class MainWindow(QMainWindow):
         self._after_for_voice()
         rng = self.project.range or (0, self.num_frames)
         self._queue_rescore(tuple(rng), now=True)
+
+    def _rescore_all_scored(self) -> None:
+        """A dub setting changed (mask, teeth, engine...): every scored frame may change."""
+        if self.after is not None and self.info is not None:
+            changed = self.after.scored_part((0, self.num_frames))
+            if changed is not None:
+                self._queue_rescore(changed)
 
     def _queue_rescore(self, changed: tuple, now: bool = False) -> None:
         """Merge `changed` into the frames waiting to be re-scored; a running re-score of older edits stops."""

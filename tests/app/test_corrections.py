@@ -225,3 +225,9 @@ def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
     back = win.after.curve
     np.testing.assert_array_equal(back[outside], first[outside])
     assert np.nanmean(back[30:45]) > np.nanmean(kept[30:45]) + 0.5
+    # a dub setting (not a correction) changes every frame: all scored frames are re-scored
+    win.settings_panel.spins["feather"].setValue(win.settings_panel.spins["feather"].value() + 0.1)
+    qtbot.waitUntil(lambda: win.after.report_range == (0, win.num_frames) or win.last_error is not None,
+                    timeout=LONG)
+    assert win.last_error is None, win.last_error
+    assert win.sync_panel.row_labels["after"].text() == "Dubbed vs voice"
