@@ -747,6 +747,30 @@ class MainWindow(QMainWindow):
             self.voice_lane.set_audio(data.pyramid, self.fps, f"Voice: {v.display_name()}")
             self.voice_lane.set_activity(data.vad)
         self._on_view(self.timeline.v0, self.timeline.v1)
+        self._update_length_note()
+
+    def _update_length_note(self) -> None:
+        """Say how long the dub will be when voice and video differ (the timeline shows the video's frames)."""
+        v = self.project.voice
+        data = self.audio.get(v.path) if v is not None else None
+        if self.info is None or data is None:
+            self.settings_panel.set_length_note("")
+            return
+        try:
+            _, schedule, msg = core_bridge.pipeline().output_length(
+                self.num_frames, self.fps, data.wav, self.project.edits.voice_offset, self.project.length_policy,
+                seconds=True)
+        except (ImportError, ValueError, LipDubError) as exc:
+            self.settings_panel.set_length_note(describe_exception(exc))
+            return
+        if not msg:
+            self.settings_panel.set_length_note("")
+            return
+        n = len(schedule)
+        note = f"{msg} The dub has {n} frames ({timecode(n, self.fps)})."
+        if n > self.num_frames:
+            note += f" The timeline shows the video's {self.num_frames}; preview and scores cover those, export all."
+        self.settings_panel.set_length_note(note)
 
     # ============================================================================================ analyze ==
     def start_tracking(self) -> None:
@@ -1064,6 +1088,7 @@ class MainWindow(QMainWindow):
         self.info_message(label)
         self._refresh_edits_ui()
         if old.get("voice_offset") != new.get("voice_offset"):
+            self._update_length_note()
             self._show_reports()
             self._maybe_auto_score()
         if old.get("box_fixes") != new.get("box_fixes"):
@@ -1329,6 +1354,7 @@ class MainWindow(QMainWindow):
             return
         self._request_frame(self.playhead)
         self._request_preview()
+        self._update_length_note()
         self._rescore_all_scored()
 
     def show_settings(self) -> None:

@@ -261,6 +261,9 @@ class DubSettingsPanel(QWidget):
         self.length_combo.setToolTip("What happens when the voice and the video differ in length")
         self.length_combo.currentIndexChanged.connect(lambda *_: self._emit("other"))
         f.addRow("Length", self.length_combo)
+        self.length_note = QLabel("")
+        self.length_note.setWordWrap(True)
+        f.addRow(self.length_note)
         self.track_combo.currentIndexChanged.connect(lambda *_: self._emit("track"))
         lay.addWidget(g)
         lay.addStretch(1)
@@ -281,6 +284,10 @@ class DubSettingsPanel(QWidget):
             self.track_combo.setCurrentIndex(max(0, self.track_combo.findData(project.face_track)))
         finally:
             self._loading = False
+
+    def set_length_note(self, text: str) -> None:
+        self.length_note.setText(text)
+        self.length_note.setVisible(bool(text))
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(**{k: float(s.value()) for k, s in self.spins.items()},

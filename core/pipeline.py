@@ -126,6 +126,19 @@ class PreparedClip:
     track: object
 
 
+
+def output_length(num_video_frames: int, fps: float, wav: np.ndarray, voice_offset: int = 0,
+                  length_policy: str = "shortest", seconds: bool = False):
+    """(voice after the offset, source frame per output frame, message): how long the dub is and why.
+    `seconds`: the message gives durations in seconds (for the window) instead of frames."""
+    if voice_offset:
+        wav = shift_voice(wav, voice_offset, fps, audio_mod.SAMPLE_RATE)
+    num_voice_frames = max(1, int(math.ceil(len(wav) / audio_mod.SAMPLE_RATE * fps - 1e-6)))
+    schedule, message = timing.frame_schedule(num_video_frames, num_voice_frames,
+                                              timing.LengthPolicy(length_policy), fps=fps if seconds else None)
+    return wav, schedule, message
+
+
 def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> PreparedClip:
     from .faces.track import track_video
@@ -142,11 +155,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
     fps = float(info.fps)
     edits = settings.edits or Edits()
-    if edits.voice_offset:
-        wav = shift_voice(wav, edits.voice_offset, fps, audio_mod.SAMPLE_RATE)
-    num_voice_frames = max(1, int(math.ceil(len(wav) / audio_mod.SAMPLE_RATE * fps - 1e-6)))
-    schedule, message = timing.frame_schedule(info.num_frames, num_voice_frames,
-                                              timing.LengthPolicy(settings.length_policy))
+    wav, schedule, message = output_length(info.num_frames, fps, wav, edits.voice_offset, settings.length_policy)
     messages = [message] if message else []
     num_out = len(schedule)
     wav_out = timing.fit_wav(wav, num_out, fps)

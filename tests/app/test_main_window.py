@@ -472,3 +472,27 @@ def test_render_and_play_dubbed_range(qtbot, make_window, grid_pair, w2l_checkpo
     win.dirty = False
     win.close()
     assert not Path(path).exists()
+
+
+def test_length_note_says_how_long_the_dub_is(qtbot, make_window, grid_pair, tmp_path):
+    """A voice longer than the video: the settings panel says what each length policy does (and that the timeline
+    shows only the video's frames when the dub is longer)."""
+    video, voice = grid_pair
+    long_voice = tmp_path / "long_voice.wav"
+    ffmpeg("-i", voice, "-i", voice, "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", "-ac", "1", "-ar", "16000",
+           long_voice)                                                  # ~6 s against a 3 s video
+    win = make_window(auto_analyze=False)
+    open_media(qtbot, win, video, str(long_voice))
+    note = win.settings_panel.length_note
+    qtbot.waitUntil(lambda: "longer than the video" in note.text(), timeout=10_000)
+    assert "ends with the video" in note.text() and "The dub has 75 frames" in note.text()
+    panel = win.settings_panel
+    panel.length_combo.setCurrentIndex(panel.length_combo.findData("loop"))
+    assert win.project.length_policy == "loop"
+    assert "looped" in note.text() and "The timeline shows the video's 75" in note.text()
+    n = int(note.text().split("The dub has ")[1].split(" frames")[0])
+    assert 145 <= n <= 155
+    # a voice offset makes the voice longer still
+    win.corrections.offset_spin.setValue(10)
+    win.corrections.offset_spin.editingFinished.emit()
+    assert int(note.text().split("The dub has ")[1].split(" frames")[0]) == n + 10
