@@ -3,8 +3,8 @@ PySide6, shiboken6 and pyqtgraph cannot be imported, and afterwards none of them
 import subprocess
 import sys
 import textwrap
-from data_paths import ROOT
 
+from data_paths import ROOT
 
 SCRIPT = textwrap.dedent(r"""
     import importlib, importlib.abc, pkgutil, sys, json
@@ -49,3 +49,14 @@ def test_blocker_really_blocks():
                             "    assert 'blocked import' in str(e), e\nelse:\n    raise SystemExit(3)\n")
     r = subprocess.run([sys.executable, "-c", script], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_import_linter_contract_is_kept():
+    """The same rule, statically (pyproject.toml's import-linter contract): also catches imports in code paths
+    that the import test above never executes (inside functions)."""
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("lint-imports")
+    r = subprocess.run([str(exe)], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "The core never imports Qt or the app KEPT" in r.stdout
