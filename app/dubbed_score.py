@@ -13,7 +13,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-REACH = 6     # 2 frames of window half-width + 4 of median-filter half-width
+from core.scoring import MEDFILT_KERNEL, SyncScorer
+
+REACH = SyncScorer.window // 2 + MEDFILT_KERNEL // 2   # 2 + 4 = 6: window half-width + median half-width
 CONTEXT = 8   # extra frames rendered on each side so the replaced scores see whole windows
 
 

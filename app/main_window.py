@@ -757,8 +757,8 @@ class MainWindow(QMainWindow):
             self.settings_panel.set_length_note("")
             return
         try:
-            _, schedule, msg = core_bridge.pipeline().output_length(
-                self.num_frames, self.fps, data.wav, self.project.edits.voice_offset, self.project.length_policy,
+            schedule, msg = core_bridge.pipeline().output_schedule(
+                self.num_frames, self.fps, len(data.wav), self.project.edits.voice_offset, self.project.length_policy,
                 seconds=True)
         except (ImportError, ValueError, LipDubError) as exc:
             self.settings_panel.set_length_note(describe_exception(exc))
@@ -1094,7 +1094,7 @@ class MainWindow(QMainWindow):
         if old.get("box_fixes") != new.get("box_fixes"):
             self._refit_boxes()
         if self.after is not None and self.info is not None:
-            changed = changed_range(Edits.from_json(old), Edits.from_json(new), self.num_frames)
+            changed = changed_range(Edits.from_json(old), self.project.edits, self.num_frames)
             if changed is not None:
                 changed = self.after.scored_part(changed)      # only scores that exist are kept up to date
             if changed is not None:
@@ -1307,11 +1307,7 @@ class MainWindow(QMainWindow):
         rng = self.project.range or (self.playhead, min(self.num_frames, self.playhead + int(round(5 * self.fps))))
         if rng[1] <= rng[0]:
             rng = (0, self.num_frames)
-        import tempfile
-
-        if self._preview_dir is None:
-            self._preview_dir = tempfile.TemporaryDirectory(prefix="lipdub_preview_")
-        out = str(Path(self._preview_dir.name) / f"preview_{rng[0]}_{rng[1]}_{int(time.time() * 1000)}.mp4")
+        out = str(self._scratch_file(f"preview_{rng[0]}_{rng[1]}"))
         settings = self.dub_settings(output=out, frame_range=rng, preset="ultrafast", crf=23)
         if settings is None:
             self.show_error(self.preview.status or "The dub settings are incomplete.")
@@ -1324,6 +1320,14 @@ class MainWindow(QMainWindow):
         self.player.stop()
         self._start_job("render-preview", f"Rendering frames {rng[0]}–{rng[1] - 1}", work,
                         lambda res, r=rng: self._play_rendered(res, r))
+
+    def _scratch_file(self, stem: str) -> Path:
+        """A unique .mp4 path in this window's temporary folder (removed when the window closes)."""
+        if self._preview_dir is None:
+            import tempfile
+
+            self._preview_dir = tempfile.TemporaryDirectory(prefix="lipdub_preview_")
+        return Path(self._preview_dir.name) / f"{stem}_{int(time.time() * 1000)}.mp4"
 
     def _play_rendered(self, result, rng) -> None:
         from .player import PlayerDialog
@@ -1354,7 +1358,8 @@ class MainWindow(QMainWindow):
             return
         self._request_frame(self.playhead)
         self._request_preview()
-        self._update_length_note()
+        if kind == "other":                      # the length policy lives here
+            self._update_length_note()
         self._rescore_all_scored()
 
     def show_settings(self) -> None:
@@ -1441,11 +1446,7 @@ class MainWindow(QMainWindow):
             return
         changed, self._rescore_pending = self._rescore_pending, None
         render, keep = rescore_plan(changed, self.num_frames)
-        import tempfile
-
-        if self._preview_dir is None:
-            self._preview_dir = tempfile.TemporaryDirectory(prefix="lipdub_preview_")
-        out = Path(self._preview_dir.name) / f"rescore_{render[0]}_{render[1]}_{int(time.time() * 1000)}.mp4"
+        out = self._scratch_file(f"rescore_{render[0]}_{render[1]}")
         settings = self.dub_settings(output=str(out), frame_range=render, preset="ultrafast", crf=20)
         if settings is None:
             self.show_error(self.preview.status or "The dub settings are incomplete.", "Sync of the dub")

@@ -37,7 +37,6 @@ import argparse
 import csv
 import math
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -432,46 +431,13 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Standalone entry (`python -m core.batch MANIFEST ...`), same behaviour as `main.py batch`."""
-    ap = argparse.ArgumentParser(prog="lipdub")
-    sub = ap.add_subparsers(dest="command", required=True)
-    add_parser(sub)
+    """Standalone entry (`python -m core.batch MANIFEST ...`): the same as `main.py batch` (core.cli)."""
+    from .cli import main as cli_main
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "batch":
         argv = ["batch"] + argv
-    a = ap.parse_args(argv)
-    import logging
-    import warnings
-
-    logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, format="%(levelname)s: %(message)s")
-    if not a.debug:
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-    cancel = CancelToken()
-    bars = None
-    if not a.quiet:
-        from .cli import StageBars
-
-        bars = StageBars(enabled=True)
-
-    def on_sigint(signum, frame):
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        _err("\ncancelling (Ctrl-C again to force)...")
-
-    old = None
-    try:
-        old = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        return run_from_args(a, bars, cancel)
-    except LipDubError as exc:
-        _err(f"error: {exc}")
-        return exc.exit_code
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

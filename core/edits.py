@@ -327,15 +327,10 @@ def changed_range(old: Edits, new: Edits, num_frames: int) -> Optional[Tuple[int
     if old.voice_offset != new.voice_offset:
         spans.append((0, n))
 
-    def key(items, as_json):
-        return {repr(as_json(x)) for x in items}
-
-    # overrides and teeth shots act on their own spans (which one wins depends only on order, kept by edits)
+    # overrides and teeth shots act on their own spans: an item in only one of the two lists changed its span
     for attr in ("overrides", "teeth_shots"):
-        a, b = key(getattr(old, attr), asdict), key(getattr(new, attr), asdict)
-        for item in getattr(old, attr) + getattr(new, attr):
-            if repr(asdict(item)) in a ^ b:
-                spans.append((item.start, item.end))
+        a, b = getattr(old, attr), getattr(new, attr)
+        spans += [(x.start, x.end) for x in a if x not in b] + [(x.start, x.end) for x in b if x not in a]
 
     def kf_json(k: MaskKeyframe):
         return {"settings": asdict(k.settings), "polygons": [(q.mode, q.points) for q in k.polygons]}
@@ -361,6 +356,16 @@ def changed_range(old: Edits, new: Edits, num_frames: int) -> Optional[Tuple[int
     if not spans:
         return None
     return min(a for a, _ in spans), max(b for _, b in spans)
+
+
+def shifted_length(num_samples: int, offset_frames: int, fps: float, sample_rate: int) -> int:
+    """len(shift_voice(wav, ...)) for a voice of `num_samples`, without building it."""
+    n = int(round(abs(offset_frames) * sample_rate / fps))
+    if offset_frames > 0:
+        return int(num_samples) + n
+    if offset_frames < 0:
+        return int(num_samples) - n if n < num_samples else 1
+    return int(num_samples)
 
 
 def shift_voice(wav: np.ndarray, offset_frames: int, fps: float, sample_rate: int) -> np.ndarray:

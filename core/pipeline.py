@@ -7,7 +7,6 @@ is written to a temporary file and renamed only on success (`core.media.VideoWri
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 import time
@@ -19,7 +18,7 @@ import numpy as np
 
 from . import audio as audio_mod
 from . import media, timing
-from .edits import Edits, shift_voice
+from .edits import Edits, shift_voice, shifted_length
 from .engines.base import DubContext, Engine, MaskSettings
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
 from .progress import CancelToken, ProgressFn, check, report
@@ -127,16 +126,14 @@ class PreparedClip:
 
 
 
-def output_length(num_video_frames: int, fps: float, wav: np.ndarray, voice_offset: int = 0,
-                  length_policy: str = "shortest", seconds: bool = False):
-    """(voice after the offset, source frame per output frame, message): how long the dub is and why.
-    `seconds`: the message gives durations in seconds (for the window) instead of frames."""
-    if voice_offset:
-        wav = shift_voice(wav, voice_offset, fps, audio_mod.SAMPLE_RATE)
-    num_voice_frames = max(1, int(math.ceil(len(wav) / audio_mod.SAMPLE_RATE * fps - 1e-6)))
-    schedule, message = timing.frame_schedule(num_video_frames, num_voice_frames,
-                                              timing.LengthPolicy(length_policy), fps=fps if seconds else None)
-    return wav, schedule, message
+def output_schedule(num_video_frames: int, fps: float, num_voice_samples: int, voice_offset: int = 0,
+                    length_policy: str = "shortest", seconds: bool = False):
+    """(source frame per output frame, message): how long the dub of a voice of `num_voice_samples` (16 kHz,
+    before the editor's `voice_offset`) is, and why. `seconds`: durations in the message in seconds, not frames."""
+    n = shifted_length(num_voice_samples, voice_offset, fps, audio_mod.SAMPLE_RATE)
+    num_voice_frames = max(1, timing.voice_frames(n, fps, audio_mod.SAMPLE_RATE))
+    return timing.frame_schedule(num_video_frames, num_voice_frames, timing.LengthPolicy(length_policy),
+                                 fps=fps if seconds else None)
 
 
 def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
@@ -155,7 +152,9 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
     fps = float(info.fps)
     edits = settings.edits or Edits()
-    wav, schedule, message = output_length(info.num_frames, fps, wav, edits.voice_offset, settings.length_policy)
+    schedule, message = output_schedule(info.num_frames, fps, len(wav), edits.voice_offset, settings.length_policy)
+    if edits.voice_offset:
+        wav = shift_voice(wav, edits.voice_offset, fps, audio_mod.SAMPLE_RATE)
     messages = [message] if message else []
     num_out = len(schedule)
     wav_out = timing.fit_wav(wav, num_out, fps)
