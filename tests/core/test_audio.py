@@ -242,3 +242,18 @@ def test_vad_synthetic_bursts_and_edge_cases():
     gap = wav.copy()
     gap[(t >= 1.4) & (t < 1.44)] = 0
     assert audio.voice_activity(gap, fps, 100)[35]
+
+
+@pytest.mark.parametrize("container, codec", [("m4a", "aac"), ("mp3", "libmp3lame"), ("ogg", "libopus")])
+def test_load_16k_mono_lossy_without_resampling(tmp_path, speech, container, codec):
+    """16 kHz mono in a lossy container needs no resampling or downmix: the decoded bytes used to be clipped in
+    place and raised 'output array is read-only'. The result must be writable like every other load."""
+    import subprocess
+
+    src = tmp_path / f"voice16k.{container}"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(REF / "speech16k.wav"), "-ar", "16000", "-ac", "1",
+                    "-c:a", codec, str(src)], check=True)
+    x = audio.load_audio(src)
+    assert x.dtype == np.float32 and x.ndim == 1 and x.flags.writeable
+    assert abs(len(x) - len(speech)) <= 0.05 * 16000 and np.abs(x).max() <= 1.0
+    x[:10] = 0                                           # callers may edit what they get
