@@ -9,7 +9,9 @@
   matches video row t + offset).
 - `SyncScorer`: one interface for syncnet_v2, Wav2Lip's colour expert and our shipped lite scorer.
 - `score_clip(video, wav, track, scorer)`: streams the frames, crops the tracked face, batches inference, and returns
-  a `SyncReport` whose `per_frame` has one value per video frame.
+  a `SyncReport` with one value per video frame: `per_frame`, the sync lane's confidence at offset 0 calibrated
+  against the clip's own null (`core.sync_lane`), `low` (voiced frames below `low_threshold`: what the window
+  shades), and syncnet_python's own per-frame confidence in `per_frame_syncnet` / `per_frame_raw`.
 
 Window -> frame mapping: window i covers the scorer's frames i .. i+window-1 and is assigned to its centre frame
 i + window//2. Frames before the first centre / after the last take the nearest window's value (held edges).
@@ -29,12 +31,14 @@ from typing import Iterator, List, Optional, Union
 
 import numpy as np
 
+from . import audio as audio_mod
+from . import sync_lane
 from .errors import LipDubError, MediaError, ModelMissingError, NoFaceError
 from .progress import CancelToken, ProgressFn, check, report
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = audio_mod.SAMPLE_RATE
 DEFAULT_VSHIFT = 15
 MEDFILT_KERNEL = 9
 
@@ -64,6 +68,11 @@ class SyncReport:
     fps: Optional[float] = None            # video frame rate of per_frame
     scorer_fps: Optional[float] = None     # frame rate the scorer worked at
     window: int = 5
+    # the calibrated sync lane (core.sync_lane), set by score_clip
+    per_frame_syncnet: Optional[np.ndarray] = None   # (N,) syncnet_python's median-filtered confidence
+    low: Optional[np.ndarray] = None       # (N,) bool: voiced frame whose calibrated confidence is low
+    low_threshold: Optional[float] = None  # in the calibrated confidence's units
+    voiced: Optional[np.ndarray] = None    # (N,) bool: the voice is active
 
     @property
     def num_windows(self) -> int:
@@ -78,6 +87,10 @@ class SyncReport:
             "per_frame": _json_floats(self.per_frame), "per_frame_raw": _json_floats(self.per_frame_raw),
             "valid": None if self.valid is None else [bool(v) for v in self.valid],
             "mean_dists": _json_floats(self.mean_dists),
+            "low_threshold": self.low_threshold,
+            "low": None if self.low is None else [bool(v) for v in self.low],
+            "voiced": None if self.voiced is None else [bool(v) for v in self.voiced],
+            "per_frame_syncnet": None if self.per_frame_syncnet is None else _json_floats(self.per_frame_syncnet),
         }
         if include_dists:
             out["dists"] = [_json_floats(row) for row in np.asarray(self.dists)]
@@ -97,7 +110,11 @@ class SyncReport:
                    offset_native=int(d.get("offset_native", d["offset_frames"])),
                    mean_dists=arr("mean_dists"),
                    valid=None if d.get("valid") is None else np.asarray(d["valid"], bool),
-                   fps=d.get("fps"), scorer_fps=d.get("scorer_fps"), window=int(d.get("window", 5)))
+                   fps=d.get("fps"), scorer_fps=d.get("scorer_fps"), window=int(d.get("window", 5)),
+                   per_frame_syncnet=None if d.get("per_frame_syncnet") is None else arr("per_frame_syncnet"),
+                   low=None if d.get("low") is None else np.asarray(d["low"], bool),
+                   low_threshold=d.get("low_threshold"),
+                   voiced=None if d.get("voiced") is None else np.asarray(d["voiced"], bool))
 
 
 # ============================================================================================ LSE
@@ -263,8 +280,10 @@ def _video_fps(video_path) -> float:
 
 # ============================================================================================ score_clip
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None, fps: Optional[float] = None) -> SyncReport:
+               cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
+               low_threshold: Optional[float] = None) -> SyncReport:
     """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
+    `low_threshold`: the sync lane's threshold for this face (core.adapt), else core.sync_lane.LOW_THRESHOLD.
 
     Frames are streamed (memory stays bounded by one batch of crops); frames without a detection use a box
     interpolated/held from the neighbouring detections and are marked invalid in `report.valid`.
@@ -338,9 +357,13 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
         k_of_f = np.floor(np.arange(n_video) * s_fps / fps + 0.5).astype(np.int64)
     in_range = k_of_f < k_done
     wi = np.clip(k_of_f - win // 2, 0, m - 1)
-    rep.per_frame = rep.window_conf[wi]
+    rep.per_frame_syncnet = rep.window_conf[wi]
     rep.per_frame_raw = rep.window_conf_raw[wi]
+    rep.per_frame = sync_lane.calibrate(rep.dists, rep.vshift).confidence[wi]
     rep.valid = detected & in_range
+    rep.voiced = audio_mod.voice_activity(wav, fps, n_video)
+    rep.low_threshold = float(sync_lane.LOW_THRESHOLD if low_threshold is None else low_threshold)
+    rep.low = sync_lane.low_frames(rep.per_frame, rep.voiced, rep.valid, rep.low_threshold)
     rep.fps = fps
     rep.scorer_fps = s_fps
     rep.offset_frames = int(round(rep.offset_native * fps / s_fps))

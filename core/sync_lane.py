@@ -1,0 +1,100 @@
+"""The sync lane's per-frame confidence, calibrated against the clip's own null.
+
+syncnet_python's per-frame confidence (`median over offsets - distance at the best offset`) depends on the face,
+the recording and the scorer's training speakers: 4.6 on GRID, 0.7-1.7 on real footage, so no fixed threshold
+means the same on every clip. Here each frame is judged the way a viewer sees it, at offset 0 (a voice that is
+consistently 8 frames late is out of sync even though its best-offset confidence is high), and in units of the
+clip's own evidence when the voice does *not* fit:
+
+1. `local`: the window distances at every offset, averaged over `SPAN` windows around each window (0.6 s at
+   25 fps). Local confidence at offset k = median over offsets of that average - the average at k.
+2. The null: local confidences at clearly wrong offsets (|k| >= `NULL_MIN_SHIFT`), every window, from cells
+   whose audio lies inside the clip (no zero padding). Its median and robust spread (1.4826 MAD) say what
+   "no sync" looks like for this face, this voice and this recording.
+3. `confidence` = (local confidence at offset 0 - null median) / null spread: about 0 where the lips do not
+   follow the voice, large where they do, whatever the clip.
+
+A frame is `low` where the voice is active and its confidence is below the clip's threshold. Frames where the
+voice is silent carry no sync evidence and are never marked low. The threshold is `LOW_THRESHOLD`, chosen on the
+scorer's training-side validation clips (tools/eval_sync.py), for a face the scorer knows. A face it never saw
+gives weaker evidence even when perfectly in sync, so when the clip's own voice is available (per-clip
+adaptation, core.adapt) the threshold becomes `clip_threshold(own level)`: `OWN_SHARE` of the confidence this
+face reaches with its own voice, within [MIN_LOW_THRESHOLD, LOW_THRESHOLD].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SPAN = 15               # windows averaged around each window (0.6 s at 25 fps)
+NULL_MIN_SHIFT = 6      # offsets at least this far from 0 are "clearly wrong"
+LOW_THRESHOLD = 3.0     # null spreads above the null median: below it, a voiced frame is shaded low
+MIN_SPREAD = 1e-3       # floor of the null's spread (a constant distance table, e.g. a blank face)
+OWN_SHARE = 0.6         # per-clip threshold: this share of the face's own in-sync level ...
+MIN_LOW_THRESHOLD = 1.0  # ... never below this (the null itself reaches it on about 1 window in 6)
+
+
+@dataclass
+class LaneCalibration:
+    confidence: np.ndarray      # (M,) per window, in null spreads
+    null_median: float
+    null_spread: float
+
+
+def local_confidence(dists: np.ndarray, span: int = SPAN) -> np.ndarray:
+    """(M, 2V+1) window distances -> (M, 2V+1) local confidence at every offset (higher: fits better)."""
+    from scipy.ndimage import uniform_filter1d
+
+    d = np.asarray(dists, np.float64)
+    local = uniform_filter1d(d, size=min(span, len(d)), axis=0, mode="nearest")
+    return np.median(local, axis=1, keepdims=True) - local
+
+
+def calibrate(dists: np.ndarray, vshift: int, span: int = SPAN, null_min_shift: int = NULL_MIN_SHIFT,
+              offset: int = 0) -> LaneCalibration:
+    """Per-window confidence at `offset` (0: as the viewer sees it; syncnet's sign, positive = audio leads) in
+    units of the clip's null: the offsets at least `null_min_shift` away from it (see the module docstring)."""
+    d = np.asarray(dists, np.float64)
+    m, w = d.shape
+    if w != 2 * vshift + 1:
+        raise ValueError(f"distance table has {w} offsets, expected {2 * vshift + 1}")
+    column = vshift - int(offset)                          # syncnet: offset = vshift - argmin column
+    if not 0 <= column < w:
+        raise ValueError(f"offset {offset} lies outside the searched +-{vshift} frames")
+    conf = local_confidence(d, span)
+    shift = np.arange(w) - vshift                          # column j pairs window i with audio row i + j - vshift
+    audio_row = np.arange(m)[:, None] + shift[None, :]
+    inside = (audio_row >= 0) & (audio_row < m)
+    null_cells = inside & (np.abs(np.arange(w) - column)[None, :] >= null_min_shift)
+    if not null_cells.any():                               # clip shorter than the null offsets: use all of them
+        null_cells = inside
+    null = conf[null_cells]
+    med = float(np.median(null))
+    spread = max(1.4826 * float(np.median(np.abs(null - med))), MIN_SPREAD)
+    return LaneCalibration(confidence=((conf[:, column] - med) / spread).astype(np.float32),
+                           null_median=med, null_spread=spread)
+
+
+def own_level(dists: np.ndarray, vshift: int, offset: int, voiced_windows=None) -> float:
+    """The confidence this face reaches with its own voice at its own offset: the median over voiced windows."""
+    conf = calibrate(dists, vshift, offset=offset).confidence
+    if voiced_windows is not None and np.any(voiced_windows):
+        conf = conf[np.asarray(voiced_windows, bool)[:len(conf)]]
+    return float(np.median(conf))
+
+
+def clip_threshold(level: float) -> float:
+    """The low threshold for a face whose own voice reaches `level` (see the module docstring)."""
+    if not np.isfinite(level):
+        return LOW_THRESHOLD
+    return float(np.clip(OWN_SHARE * level, MIN_LOW_THRESHOLD, LOW_THRESHOLD))
+
+
+def low_frames(confidence: np.ndarray, voiced: np.ndarray, valid=None,
+               threshold: float = LOW_THRESHOLD) -> np.ndarray:
+    """(N,) bool per video frame: voice active, face scored, and confidence below the threshold."""
+    low = (np.asarray(confidence, np.float64) < threshold) & np.asarray(voiced, bool)
+    if valid is not None:
+        low &= np.asarray(valid, bool)
+    return low
