@@ -336,6 +336,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--teeth-strength", type=float)
     b.add_argument("--batch-size", type=int)
     b.add_argument("--no-score", action="store_true", help="do not score the results (no lse_c)")
+    b.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
+                   help="learn each actor from the clip's own voice first (default: the row's project, else on)")
     b.add_argument("--models-dir", help="folder with model files")
     b.add_argument("--device", help="cpu or cuda")
     b.add_argument("--quiet", action="store_true", help="no progress bars or per-row lines, only the total")
@@ -349,7 +351,7 @@ def overrides_from_args(a) -> tuple:
     for attr, key in (("engine", "engine"), ("checkpoint", "checkpoint"), ("face", "face_track"),
                       ("length", "length_policy"), ("crf", "crf"), ("preset", "preset"), ("device", "device"),
                       ("models_dir", "models_dir"), ("teeth_frame", "teeth_frame"),
-                      ("teeth_strength", "teeth_strength"), ("batch_size", "batch_size")):
+                      ("teeth_strength", "teeth_strength"), ("batch_size", "batch_size"), ("adapt", "adapt")):
         v = getattr(a, attr, None)
         if v is not None:
             ov[key] = v

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--report", help="write the result's per-frame sync confidence as CSV")
     d.add_argument("--no-score", action="store_true", help="skip scoring the result")
     d.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    d.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
+                   help="learn the actor from the clip's own voice before dubbing (default: on)")
     _add_common(d)
 
     s = sub.add_parser("score", help="measure lip sync: LSE-D, LSE-C, AV offset and per-frame confidence")
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scorer", default="auto", help="auto, lite, syncnet_v2, lipsync_expert, or a model file")
     s.add_argument("--csv", help="write per-frame confidence as CSV")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    s.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
+                   help="set the low-sync threshold for this face from the video's own voice (default: on)")
     _add_common(s)
 
     m = sub.add_parser("models", help="list known models, where they go and whether they are present")
@@ -125,19 +129,28 @@ def _mask_settings(a):
 
 
 def write_csv(path: str, report, fps: float) -> None:
-    """Per-frame confidence CSV: frame, time_s, confidence, raw confidence. Written atomically."""
+    """Per-frame CSV, written atomically: frame, time_s, confidence (the sync lane's calibrated confidence at
+    offset 0), low (1 where the window shades the frame), voiced, and syncnet_python's confidence."""
     from .atomic import atomic_write
 
+    n = len(report.per_frame)
+    low = report.low if report.low is not None else [False] * n
+    voiced = report.voiced if report.voiced is not None else [True] * n
+    syncnet = report.per_frame_syncnet if report.per_frame_syncnet is not None else report.per_frame
     with atomic_write(Path(path).resolve(), newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["frame", "time_s", "confidence", "confidence_raw"])
-        for i, (c, r) in enumerate(zip(report.per_frame, report.per_frame_raw)):
-            w.writerow([i, f"{i / fps:.3f}", f"{float(c):.4f}", f"{float(r):.4f}"])
+        w.writerow(["frame", "time_s", "confidence", "low", "voiced", "confidence_syncnet"])
+        for i in range(n):
+            w.writerow([i, f"{i / fps:.3f}", f"{float(report.per_frame[i]):.4f}", int(bool(low[i])),
+                        int(bool(voiced[i])), f"{float(syncnet[i]):.4f}"])
 
 
 def _summary_line(report) -> str:
-    return (f"sync ({report.scorer}): LSE-D {report.lse_d:.3f}  LSE-C {report.lse_c:.3f}  "
+    line = (f"sync ({report.scorer}): LSE-D {report.lse_d:.3f}  LSE-C {report.lse_c:.3f}  "
             f"AV offset {report.offset_frames:+d} frames")
+    if report.low is not None and report.voiced is not None and report.voiced.any():
+        line += f"  low sync on {report.low.sum() / report.voiced.sum():.0%} of voiced frames"
+    return line
 
 
 def cmd_dub(a, bars, cancel) -> int:
@@ -148,7 +161,7 @@ def cmd_dub(a, bars, cancel) -> int:
         face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
         frame_range=tuple(a.range) if a.range else None, crf=a.crf, preset=a.preset, device=a.device,
         models_dir=a.models_dir, teeth_frame=a.teeth_frame, teeth_strength=a.teeth_strength,
-        batch_size=a.batch_size,
+        batch_size=a.batch_size, adapt=a.adapt,
     )
     if a.report:
         from .pipeline import validate_paths  # fail before hours of work if the report can't be written
@@ -169,7 +182,8 @@ def cmd_dub(a, bars, cancel) -> int:
             write_csv(a.report, res.report, res.fps)
     if a.json:
         out = {"output": res.output, "num_frames": res.num_frames, "fps": res.fps, "faces_found": res.faces_found,
-               "messages": res.messages, "timings": res.timings}
+               "messages": res.messages, "timings": res.timings,
+               "adaptation": res.adaptation.to_json() if res.adaptation is not None else None}
         if res.report is not None:
             out.update(res.report.to_json())
         print(json.dumps(out))
@@ -193,7 +207,15 @@ def cmd_score(a, bars, cancel) -> int:
         raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
     track = tracks.primary() if a.face is None else tracks.get(a.face)
     scorer = get_scorer(a.scorer, models_dir=a.models_dir, device=a.device)
-    report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel)
+    threshold = None
+    if a.adapt:
+        from .adapt import lane_adaptation
+
+        lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel)
+        threshold = lane.low_threshold
+        if not a.json:
+            print(f"low-sync threshold {threshold:.2f} ({lane.message})", file=sys.stderr)
+    report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, low_threshold=threshold)
     bars.close()
     if a.csv:
         write_csv(a.csv, report, info.fps)

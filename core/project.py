@@ -11,7 +11,7 @@ File format (``.lipdub``, UTF-8 JSON)::
      "face_track": null, "engine": "classic", "checkpoint": null, "device": "cpu", "models_dir": null,
      "mask": {"dilation": 0.08, "feather": 0.15, "extent_up": 0.0, "extent_down": 0.0, "color_match": true},
      "pads": [0, 10, 0, 0], "length_policy": "shortest", "range": [in, out] | null,
-     "teeth_frame": null, "teeth_strength": 1.0,
+     "teeth_frame": null, "teeth_strength": 1.0, "adapt": true,
      "export": {"output": null, "crf": 18, "preset": "medium"}, "playhead": 0,
      "edits": {"edits": {...}, "undo": [...], "redo": [...]}}   # core.edits.EditHistory.to_json()
 
@@ -75,6 +75,7 @@ class Project:
     range: Optional[Tuple[int, int]] = None         # [in, out) output frames
     teeth_frame: Optional[int] = None
     teeth_strength: float = 1.0
+    adapt: bool = True                              # learn the actor from the clip's own voice (core.adapt)
     export: ExportSettings = field(default_factory=ExportSettings)
     playhead: int = 0
     # the editor's corrections with their undo/redo history (compared through to_json)
@@ -138,7 +139,7 @@ class Project:
                   mask=MaskSettings(**asdict(self.mask)), length_policy=self.length_policy,
                   frame_range=tuple(frame_range) if frame_range is not None else None,
                   crf=self.export.crf, preset=self.export.preset, device=self.device, models_dir=self.models_dir,
-                  teeth_frame=self.teeth_frame, teeth_strength=self.teeth_strength)
+                  teeth_frame=self.teeth_frame, teeth_strength=self.teeth_strength, adapt=self.adapt)
         if "edits" in {f.name for f in fields(DubSettings)}:
             from .edits import Edits
 
@@ -169,6 +170,7 @@ class Project:
             "range": list(self.range) if self.range is not None else None,
             "teeth_frame": self.teeth_frame,
             "teeth_strength": self.teeth_strength,
+            "adapt": self.adapt,
             "export": {"output": rel(self.export.output), "crf": self.export.crf, "preset": self.export.preset},
             "playhead": self.playhead,
             "edits": self.history.to_json(),
@@ -274,6 +276,10 @@ class Project:
         if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not (0 <= ts <= 2):
             raise err("'teeth_strength' must be a number between 0 and 2")
         p.teeth_strength = float(ts)
+        adapt = doc.get("adapt", True)   # projects written before adaptation existed: on, like a new project
+        if not isinstance(adapt, bool):
+            raise err("'adapt' must be true or false")
+        p.adapt = adapt
         ex = doc.get("export", {})
         if not isinstance(ex, dict):
             raise err("'export' must be an object")
