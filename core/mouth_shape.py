@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -200,6 +201,31 @@ def shape_opening(shape: np.ndarray) -> np.ndarray:
     return np.linalg.norm(top - bot, axis=-1).mean(axis=-1)
 
 
+ARTICULATION_PERCENTILE = 90.0   # "how wide this actor opens": this percentile of the opening above neutral
+MAX_ARTICULATION_GAIN = 2.0      # never more than this much more movement than the model predicts
+
+
+def match_articulation(displacement: np.ndarray, neutral: np.ndarray, actor_canon: np.ndarray,
+                       actor_valid: np.ndarray, voiced: np.ndarray):
+    """(displacement scaled, gain): a model unsure of a voice predicts shrunken, averaged mouths; scale the
+    predicted displacements (never down) so the wide openings of the voiced frames reach as far as this actor's
+    own wide openings in the clip (ARTICULATION_PERCENTILE of the opening above the neutral mouth)."""
+    d = np.asarray(displacement, np.float64)
+    base = float(shape_opening(np.asarray(neutral, np.float64)))
+    voiced = np.asarray(voiced, bool)[:len(d)]
+    actor = np.asarray(actor_canon, np.float64)[np.asarray(actor_valid, bool)]
+    if not voiced.any() or len(actor) == 0:
+        return displacement, 1.0
+    pred_open = shape_opening(np.asarray(neutral, np.float64)[None] + d[voiced]) - base
+    actor_open = shape_opening(actor[:, SHAPE_POINTS]) - base
+    p_pred = float(np.percentile(pred_open, ARTICULATION_PERCENTILE))
+    p_actor = float(np.percentile(actor_open, ARTICULATION_PERCENTILE))
+    if not (p_pred > 1e-6 and p_actor > 0):
+        return displacement, 1.0
+    gain = float(np.clip(p_actor / p_pred, 1.0, MAX_ARTICULATION_GAIN))
+    return (d * gain).astype(np.float32), gain
+
+
 def _row(point: int) -> int:
     return int(np.nonzero(SHAPE_POINTS == point)[0][0])
 
@@ -297,6 +323,18 @@ def audio_features(wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
     return rows.reshape(num_frames, NUM_FEATURES).astype(np.float32)
 
 
+def model_inputs(wav: np.ndarray, fps: float, num_frames: int, with_phones: bool = False,
+                 phone_segments=None) -> np.ndarray:
+    """The network's input rows: `audio_features`, followed by PocketSphinx phone shares (core.phones) when the
+    model was trained with them."""
+    feats = audio_features(wav, fps, num_frames)
+    if not with_phones:
+        return feats
+    from .phones import phone_features
+
+    return np.concatenate([feats, phone_features(wav, fps, num_frames, phone_segments)], axis=1)
+
+
 def log_rms(wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
     """(N,) per-utterance-normalised log-RMS over each video frame's duration (the loudness baseline's input)."""
     w = _as_wav(wav)
@@ -348,6 +386,20 @@ def verify_model_file(path: Path, meta_path: Optional[Path] = None) -> dict:
     return meta
 
 
+@dataclass
+class MouthHead:
+    """The model's output layer, hidden features -> network-scale PCA coefficients: h @ weight.T + bias."""
+    weight: np.ndarray      # (C, hidden)
+    bias: np.ndarray        # (C,)
+
+    def apply(self, hidden: np.ndarray) -> np.ndarray:
+        return np.asarray(hidden, np.float64) @ self.weight.T + self.bias
+
+    def scaled(self, gain: float, centre: np.ndarray) -> "MouthHead":
+        """The same layer with its output moved `gain` times further from `centre` (more articulation)."""
+        return MouthHead(weight=self.weight * gain, bias=gain * self.bias + (1.0 - gain) * np.asarray(centre))
+
+
 class AudioToMouth:
     """The shipped audio -> mouth-shape model: features -> MouthNet -> PCA coefficients -> (N,K,2) displacement."""
 
@@ -367,6 +419,7 @@ class AudioToMouth:
             self.model_fps = float(payload.get("model_fps", MODEL_FPS))
             self.baselines = {k: v.double().numpy() for k, v in dict(payload.get("baselines", {})).items()}
             self.info = dict(payload.get("info", {}))
+            self.uses_phones = str(payload.get("inputs", "mel")) == "mel+phones"
         except (KeyError, RuntimeError, TypeError, ValueError, AttributeError) as exc:
             raise ModelCorruptError(f"{source or 'The mouth-shape model'} has the wrong layout ({exc}): "
                                     f"use the mouth_shape.pt shipped with LipDub Studio.") from exc
@@ -377,6 +430,7 @@ class AudioToMouth:
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.source = source
+        self.sha256 = ""
         self._torch = torch
 
     @classmethod
@@ -398,42 +452,59 @@ class AudioToMouth:
                                     f"reinstall LipDub Studio.") from exc
         if not isinstance(payload, dict):
             raise ModelCorruptError(f"{p} is not a mouth-shape model: reinstall LipDub Studio.")
-        return cls(payload, source=str(p))
+        model = cls(payload, source=str(p))
+        model.sha256 = _sha256(p)     # identifies the weights in caches (core.adapt)
+        return model
 
     @property
     def num_components(self) -> int:
         return self.pca_basis.shape[0]
 
-    def coefficients(self, feats: np.ndarray) -> np.ndarray:
-        """(T, F) features on the model's frame grid -> (T, C) PCA coefficients."""
+    @property
+    def head(self) -> "MouthHead":
+        """The network's own output layer (what per-clip adaptation starts from)."""
+        out = self.net.out
+        return MouthHead(weight=out.weight.double().numpy().copy(), bias=out.bias.double().numpy().copy())
+
+    def hidden(self, wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
+        """(num_frames, hidden) float64: the network's last hidden layer at each video frame's centre. The network
+        runs on a 25 Hz grid; for other frame rates its output is interpolated at the frame centres."""
+        n = int(num_frames)
+        if n <= 0:
+            return np.zeros((0, self.net.out.in_features))
+        if not fps or fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        fps = float(fps)
+        if abs(fps - self.model_fps) < 1e-6:
+            return self._hidden(model_inputs(wav, fps, n, self.uses_phones))
+        m = int(np.ceil(n / fps * self.model_fps)) + 1
+        h = self._hidden(model_inputs(wav, self.model_fps, m, self.uses_phones))
+        return _interp_rows(h, frame_centres(fps, n) * self.model_fps - 0.5)
+
+    def _hidden(self, feats: np.ndarray) -> np.ndarray:
         torch = self._torch
-        if len(feats) == 0:
-            return np.zeros((0, self.num_components))
         with torch.inference_mode():
-            y = self.net(torch.from_numpy(np.ascontiguousarray(feats, np.float32))[None])[0]
-        return y.double().numpy() * self.coef_scale
+            h = self.net.hidden(torch.from_numpy(np.ascontiguousarray(feats, np.float32))[None])[0]
+        return h.double().numpy()
 
     def from_coefficients(self, coef: np.ndarray) -> np.ndarray:
         d = coef @ self.pca_basis + self.pca_mean
         return d.reshape(len(coef), len(self.shape_points), 2).astype(np.float32)
 
-    def predict(self, wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
+    def to_coefficients(self, displacement: np.ndarray) -> np.ndarray:
+        """(N, K, 2) displacements -> (N, C) network-scale targets (what the output layer is trained to give)."""
+        d = np.asarray(displacement, np.float64).reshape(len(displacement), -1)
+        return (d - self.pca_mean) @ self.pca_basis.T / self.coef_scale
+
+    def predict(self, wav: np.ndarray, fps: float, num_frames: int,
+                head: Optional["MouthHead"] = None) -> np.ndarray:
         """(num_frames, K, 2) float32 displacement of SHAPE_POINTS from the neutral mouth, canonical (IOD) units.
-        The network runs on a 25 Hz grid; for other frame rates its output is interpolated at the frame centres."""
+        `head`: an output layer adapted to this speaker (core.adapt), else the network's own."""
         n = int(num_frames)
         if n <= 0:
             return np.zeros((0, len(self.shape_points), 2), np.float32)
-        if not fps or fps <= 0:
-            raise ValueError(f"fps must be positive, got {fps}")
-        fps = float(fps)
-        if abs(fps - self.model_fps) < 1e-6:
-            coef = self.coefficients(audio_features(wav, fps, n))
-        else:
-            m = int(np.ceil(n / fps * self.model_fps)) + 1
-            coef_m = self.coefficients(audio_features(wav, self.model_fps, m))
-            pos = frame_centres(fps, n) * self.model_fps - 0.5
-            coef = _interp_rows(coef_m, pos)
-        return self.from_coefficients(coef)
+        h = self.hidden(wav, fps, n)
+        return self.from_coefficients((head or self.head).apply(h) * self.coef_scale)
 
     def baseline_mean(self, num_frames: int) -> np.ndarray:
         """No-learning baseline (a): the training set's mean displacement on every frame."""

@@ -26,6 +26,7 @@ from .progress import CancelToken, ProgressFn, check, report
 log = logging.getLogger(__name__)
 
 ENGINES = ("classic", "wav2lip")
+ADAPTING_ENGINES = ("classic",)   # engines driven by the audio -> mouth model, which core.adapt fits per clip
 
 
 @dataclass
@@ -51,6 +52,8 @@ class DubSettings:
     detect_every: int = 5
     engine_options: dict = field(default_factory=dict)  # extra engine inputs, e.g. "target_landmarks" overrides
     edits: Optional[Edits] = None     # the editor's corrections (keyframed mask, overrides, offsets, fixes)
+    adapt: bool = True                # learn this actor from the clip's own voice first (core.adapt)
+    adapt_cache_dir: Optional[str] = None
 
 
 @dataclass
@@ -63,6 +66,7 @@ class DubResult:
     stage_frames: Dict[str, int]       # frames processed per stage
     faces_found: int                   # output frames that had a face to dub
     report: object = None              # SyncReport of the result, when scored
+    adaptation: object = None          # core.adapt.Adaptation, when the engine adapts to the actor
 
 
 class _Timer:
@@ -123,6 +127,7 @@ class PreparedClip:
     messages: list
     track_set: object
     track: object
+    adaptation: object = None          # core.adapt.Adaptation, when adaptation ran
 
 
 
@@ -180,6 +185,21 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
+    adaptation = None
+    if settings.adapt and settings.engine.lower() in ADAPTING_ENGINES:
+        from .adapt import adapt_clip
+
+        t0 = time.perf_counter()
+        from .mouth_shape import AudioToMouth
+        from .scoring import get_scorer
+
+        model = AudioToMouth.load(settings.engine_options.get("mouth_model"))
+        scorer = get_scorer("auto", models_dir=settings.models_dir, device=settings.device)  # the lane's scorer
+        adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
+                                cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
+        timer.add("adapt", time.perf_counter() - t0, info.num_frames)
+        messages.append(("Adaptation: " if adaptation.adapted else "No adaptation: ") + adaptation.message)
+
     mel = audio_mod.melspectrogram(wav_out)
     vad = audio_mod.voice_activity(wav_out, fps, num_out)
     force_closed = np.zeros(num_out, bool)
@@ -192,12 +212,13 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         num_output_frames=num_out, source_index=np.asarray(schedule, np.int64), wav=wav_out, mel=mel,
         voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
         mask=settings.mask, pads=tuple(settings.pads), device=settings.device, batch_size=settings.batch_size,
+        mouth_head=adaptation.head if adaptation is not None else None,
         extra={"teeth_frame": settings.teeth_frame, "teeth_strength": settings.teeth_strength,
                "models_dir": settings.models_dir, "force_closed": force_closed, "edits": edits,
                **settings.engine_options},
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
-                        track_set=track_set, track=track)
+                        track_set=track_set, track=track, adaptation=adaptation)
 
 
 class SourceFrames:
@@ -458,6 +479,7 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
     timer.add("decode", source.decode_seconds, total)
 
     result = DubResult(output=str(settings.output), num_frames=total, fps=ctx.fps, messages=prep.messages,
+                       adaptation=prep.adaptation,
                        timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
     if score:
         # The video is already written: a scorer problem must not lose it, only the report.
@@ -489,7 +511,8 @@ def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.nd
 
     scorer = get_scorer("auto", models_dir=settings.models_dir, device=settings.device)
     track = remap_track(prep.track, prep.ctx.source_index[out_idx])
-    return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel)
+    threshold = prep.adaptation.low_threshold if prep.adaptation is not None else None
+    return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, low_threshold=threshold)
 
 
 class DubSession:

@@ -52,6 +52,7 @@ class DubContext:
     pads: tuple = (0, 10, 0, 0)     # top, bottom, left, right padding of the face crop (Wav2Lip convention)
     device: str = "cpu"
     batch_size: int = 16
+    mouth_head: Optional[object] = None  # core.mouth_shape.MouthHead adapted to this actor (core.adapt), or None
     extra: dict = field(default_factory=dict)  # engine-specific options (e.g. checkpoint path)
 
 

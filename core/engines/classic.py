@@ -117,13 +117,16 @@ def predicted_targets(ctx: DubContext) -> np.ndarray:
                                 f"not installed: {exc}. Reinstall LipDub Studio.") from exc
     model = ms.AudioToMouth.load(ctx.extra.get("mouth_model"))
     n = ctx.num_output_frames
-    disp = np.asarray(model.predict(ctx.wav, ctx.fps, n), np.float32)
-    w = silence_weights(np.asarray(ctx.voice_active, bool)[:n])
-    disp = disp * w[:len(disp), None, None]
+    disp = np.asarray(model.predict(ctx.wav, ctx.fps, n, head=ctx.mouth_head), np.float32)
+    voiced = np.asarray(ctx.voice_active, bool)[:n]
     src = np.asarray(ctx.source_index, np.int64)[:n]
     # the neutral mouth from the source track itself (a looped/held schedule would weight frames unevenly)
     canon, _ = ms.normalize(np.asarray(ctx.landmarks, np.float32))
-    neutral = ms.clip_neutral(canon, np.asarray(ctx.present, bool))
+    present = np.asarray(ctx.present, bool)
+    neutral = ms.clip_neutral(canon, present)
+    disp, gain = ms.match_articulation(disp, neutral, canon, present & np.isfinite(canon).all(axis=(1, 2)), voiced)
+    log.debug("articulation gain %.2f", gain)
+    disp = disp * silence_weights(voiced)[:len(disp), None, None]
     return np.asarray(ms.target_landmarks(ctx.landmarks[src], ctx.present[src], disp, neutral=neutral), np.float32)
 
 

@@ -24,15 +24,16 @@ APP_NAME = "LipDubStudio"
 _CHUNK = 1 << 20
 
 
-def default_cache_dir(override: Optional[Union[str, Path]] = None) -> Path:
+def default_cache_dir(override: Optional[Union[str, Path]] = None, kind: str = "tracks") -> Path:
+    """`override`, else `$LIPDUB_CACHE_DIR/KIND`, else the platform user cache folder's KIND (tracks, adapt)."""
     if override:
         return Path(override)
     env = os.environ.get("LIPDUB_CACHE_DIR")
     if env:
-        return Path(env) / "tracks"
+        return Path(env) / kind
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "tracks"
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / kind
 
 
 def clip_identity(path: Union[str, Path]) -> dict:

@@ -70,8 +70,12 @@ class MouthNet(nn.Module):
         past = sum((self._cfg["kernel"] - 1) * d for d in self._cfg["dilations"]) - self._cfg["lookahead"]
         return past, self._cfg["lookahead"]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, n_in) -> (B, T, hidden): everything but the output layer (per-clip adaptation refits that)."""
         h = self.inp(x).transpose(1, 2)
         for layer in self.layers:
             h = layer(h)
-        return self.out(h.transpose(1, 2))
+        return h.transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(x))

@@ -1,0 +1,314 @@
+"""Per-clip adaptation: learn the actor on screen from the clip's own, in-sync voice.
+
+The clip being dubbed usually carries its own voice: a free training pair for exactly this face, this voice and
+this recording. Before dubbing, `adapt_clip`:
+
+1. finds the clip's own A/V offset with the sync scorer (real footage is often 1-3 frames off) and aligns the
+   voice to the picture by it;
+2. refits the mouth model's output layer (`core.mouth_shape.MouthHead`) on the clip's tracked mouth: ridge
+   regression from the network's last hidden layer to this speaker's own mouth shapes, pulled towards the shipped
+   layer (`RIDGE` per frame). This rescales and re-mixes the mouth components to the actor's articulation (a
+   speaker who opens wide gets wide openings, not the training speakers' average);
+3. records how well the adapted model explains the clip (in-clip r of the inner-lip opening, before and after).
+
+The sync lane learns from the same pair: the confidence this face reaches with its own voice sets the clip's
+low threshold (`core.sync_lane.clip_threshold`), since an unfamiliar face gives weaker evidence even in sync.
+
+Results are cached per clip (content identity + face + model and scorer versions + `ADAPT_VERSION`) under
+`$LIPDUB_CACHE_DIR/adapt` or the user cache folder. A clip without its own sound, with too little tracked
+speech, or whose own voice does not match its lips is not adapted: `adapt_clip` returns an `Adaptation` whose
+`head` is None and whose `message` says why, and the dub goes on with the general model.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import audio as audio_mod
+from .progress import CancelToken, ProgressFn, check, report
+
+log = logging.getLogger(__name__)
+
+ADAPT_VERSION = 1
+RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
+MIN_VOICED_FRAMES = 75   # at least 3 s of the actor's tracked speech (a single GRID sentence did not help, FINDINGS)
+MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
+MIN_OWN_CONFIDENCE = 1.2  # calibrated confidence (core.sync_lane units) the own voice must reach (median)
+
+
+@dataclass
+class Adaptation:
+    head: Optional[object]                # core.mouth_shape.MouthHead fitted to this actor, or None (not adapted)
+    own_offset: int = 0                   # the clip's own A/V offset, video frames (positive: audio leads)
+    own_confidence: float = float("nan")  # median calibrated confidence of the own voice at that offset (voiced)
+    frames_used: int = 0                  # voiced frames with a face the fit used
+    fit_r_before: float = float("nan")    # in-clip opening r of the shipped model ...
+    fit_r_after: float = float("nan")     # ... and of the adapted one (on the frames it was fitted on)
+    amplitude_before: float = float("nan")  # std of predicted / real opening, shipped model
+    amplitude_after: float = float("nan")
+    seconds: float = 0.0
+    message: str = ""
+    cache: str = "miss"
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def adapted(self) -> bool:
+        return self.head is not None
+
+    @property
+    def low_threshold(self) -> float:
+        return face_threshold(self.own_offset, self.own_confidence)
+
+    def to_json(self) -> dict:
+        keys = ("own_offset", "own_confidence", "frames_used", "fit_r_before", "fit_r_after", "amplitude_before",
+                "amplitude_after", "seconds", "message", "cache")
+        return {k: (None if isinstance(getattr(self, k), float) and not np.isfinite(getattr(self, k))
+                    else getattr(self, k)) for k in keys} | {"adapted": self.adapted}
+
+
+def voice_fits(own_offset: int, own_confidence: float) -> bool:
+    """Does the clip's own sound follow its lips well enough to learn from?"""
+    return abs(own_offset) <= MAX_OWN_OFFSET and own_confidence >= MIN_OWN_CONFIDENCE
+
+
+def face_threshold(own_offset: int, own_confidence: float) -> float:
+    """The sync lane's low threshold for this face: from its own level when its own voice fits, else the default."""
+    from .sync_lane import LOW_THRESHOLD, clip_threshold
+
+    return clip_threshold(own_confidence) if voice_fits(own_offset, own_confidence) else LOW_THRESHOLD
+
+
+def not_adapted(message: str, **kw) -> Adaptation:
+    log.info("adaptation: %s", message)
+    return Adaptation(head=None, message=message, **kw)
+
+
+# --------------------------------------------------------------------------------------------- fitting
+def fit_head(base, hidden: np.ndarray, targets: np.ndarray, ridge: float = RIDGE):
+    """Ridge regression of `targets` (T, C) on `hidden` (T, H) with an intercept, pulled towards `base`
+    (a MouthHead): minimises |[h 1] theta - y|^2 + ridge * T * |theta - theta_base|^2."""
+    from .mouth_shape import MouthHead
+
+    h = np.asarray(hidden, np.float64)
+    y = np.asarray(targets, np.float64)
+    t = len(h)
+    a = np.concatenate([h, np.ones((t, 1))], axis=1)
+    theta0 = np.concatenate([base.weight.T, base.bias[None]], axis=0)          # (H+1, C)
+    lam = ridge * t
+    theta = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ y + lam * theta0)
+    return MouthHead(weight=theta[:-1].T.copy(), bias=theta[-1].copy())
+
+
+def _pearson(a, b) -> float:
+    a = np.asarray(a, np.float64) - np.mean(a)
+    b = np.asarray(b, np.float64) - np.mean(b)
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 1e-12 else float("nan")
+
+
+def adapt_mouth(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, present: np.ndarray,
+                voiced: Optional[np.ndarray] = None, ridge: float = RIDGE) -> Adaptation:
+    """Fit `model`'s output layer to the clip whose tracked `landmarks` go with `wav` (already aligned).
+    `voiced` (N,) marks the frames with speech (all frames when None); silent frames are fitted too (they teach
+    the closed mouth) but at least MIN_VOICED_FRAMES voiced frames with a face are required."""
+    from . import mouth_shape as ms
+
+    lm = np.asarray(landmarks, np.float32)
+    n = len(lm)
+    canon, _ = ms.normalize(lm)
+    valid = np.asarray(present, bool)[:n] & np.isfinite(canon.reshape(n, -1)).all(axis=1)
+    voiced = np.ones(n, bool) if voiced is None else np.asarray(voiced, bool)[:n]
+    n_voiced = int((valid & voiced).sum())
+    if n_voiced < MIN_VOICED_FRAMES:
+        return not_adapted(f"only {n_voiced / fps:.1f} s of the actor's tracked speech (at least "
+                           f"{MIN_VOICED_FRAMES / fps:.1f} s needed): dubbing with the general mouth model",
+                           frames_used=n_voiced)
+    neutral = ms.clip_neutral(canon, valid)
+    disp = canon[:, ms.SHAPE_POINTS] - neutral[None]
+    hidden = model.hidden(wav, fps, n)[valid]
+    targets = model.to_coefficients(disp[valid])
+
+    def opening(h):
+        return ms.shape_opening(neutral[None] + model.from_coefficients(h.apply(hidden) * model.coef_scale))
+
+    real = ms.shape_opening(canon[valid][:, ms.SHAPE_POINTS])
+    sd = max(float(np.std(real)), 1e-9)
+    fitted = fit_head(model.head, hidden, targets, ridge)
+    # least squares shrinks what it cannot predict towards the mean (an under-articulated mouth), and more so on
+    # sentences it was not fitted on: measure that shrinkage across the two halves of the clip (fit on one,
+    # predict the other) and give the adapted mouth the actor's own range of opening back
+    half = len(hidden) // 2
+    shrink = []
+    for fit_rows, test_rows in ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))):
+        h = fit_head(model.head, hidden[fit_rows], targets[fit_rows], ridge)
+        pred = opening(h)[test_rows]
+        shrink.append(np.std(real[test_rows]) / max(float(np.std(pred)), 1e-9))
+    gain = float(np.clip(np.mean(shrink), 1.0, ms.MAX_ARTICULATION_GAIN))
+    head = fitted.scaled(gain, fitted.apply(hidden).mean(axis=0))
+    before, after = opening(model.head), opening(head)
+    return Adaptation(head=head, frames_used=int(valid.sum()), fit_r_before=_pearson(before, real),
+                      fit_r_after=_pearson(after, real), amplitude_before=float(np.std(before)) / sd,
+                      amplitude_after=float(np.std(after)) / sd,
+                      message=f"adapted to this actor on {valid.sum() / fps:.1f} s of the clip's own voice")
+
+
+# --------------------------------------------------------------------------------------------- the clip
+def own_voice(video: str, info) -> Optional[np.ndarray]:
+    """The clip's own sound (16 kHz mono), or None when it has none or it is silent."""
+    if not getattr(info, "has_audio", False):
+        return None
+    wav = audio_mod.load_audio(video)
+    if wav.size == 0 or not np.isfinite(wav).all() or float(np.abs(wav).max()) < 1e-4:
+        return None
+    return wav
+
+
+def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None):
+    """(offset, level) of the clip's own voice: its A/V offset and the median calibrated confidence at that
+    offset over the voiced windows (core.sync_lane.own_level)."""
+    from .scoring import score_clip
+    from .sync_lane import own_level
+
+    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps)
+    m = len(rep.dists)
+    voiced = rep.voiced[rep.window // 2:rep.window // 2 + m] if rep.voiced is not None else None
+    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, rep.offset_native, voiced)
+
+
+def cache_settings(track, scorer_name: str, model_sha: str) -> dict:
+    """What an adaptation depends on besides the clip itself: the face (its landmarks, after any box fixes),
+    the models and this module's version."""
+    import hashlib
+
+    lm = np.nan_to_num(np.asarray(track.landmarks, np.float32)).tobytes()
+    return {"kind": "adaptation", "version": ADAPT_VERSION, "track": int(getattr(track, "track_id", 0)),
+            "landmarks": hashlib.sha256(lm).hexdigest()[:16], "mouth_model": model_sha, "scorer": scorer_name,
+            "ridge": RIDGE, "min_voiced": MIN_VOICED_FRAMES}
+
+
+def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=None,
+               progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+               use_cache: bool = True) -> Adaptation:
+    """Adapt to the actor of `track` in `video` (see the module docstring). Never raises for a clip that cannot
+    be adapted: the returned Adaptation says why (`message`) and carries no head."""
+    from . import mouth_shape as ms
+    from .faces import cache as cache_mod
+    from .scoring import get_scorer
+
+    t0 = time.perf_counter()
+    model = model or ms.AudioToMouth.load()
+    model_sha = model.sha256 or str(model.source)
+    scorer = scorer or get_scorer("lite")
+    settings = cache_settings(track, getattr(scorer, "name", "scorer"), model_sha)
+    cfile = None
+    if use_cache:
+        try:
+            cfile = cache_mod.default_cache_dir(cache_dir, kind="adapt") / (
+                cache_mod.cache_file(video, settings).stem + ".npz")
+            cached = load_adaptation(cfile)
+            if cached is not None:
+                cached.cache = "hit"
+                return cached
+        except OSError as exc:
+            log.warning("adaptation cache: cannot identify %s: %s", video, exc)
+    report(progress, "adapt", 0, 2)
+    lane = lane_adaptation(video, info, track, scorer, cancel=cancel)
+    report(progress, "adapt", 1, 2)
+    if not lane.own_voice_fits:
+        result = not_adapted(lane.message + ": dubbing with the general mouth model", own_offset=lane.own_offset,
+                             own_confidence=lane.own_confidence)
+    else:
+        check(cancel)
+        fps = float(info.fps)
+        aligned = align_own_voice(lane.wav, lane.own_offset, fps)
+        voiced = audio_mod.voice_activity(aligned, fps, len(track.present))
+        result = adapt_mouth(model, aligned, fps, track.landmarks, track.present, voiced)
+        result.own_offset, result.own_confidence = lane.own_offset, lane.own_confidence
+        if result.adapted:
+            result.message += f" (its own A/V offset: {lane.own_offset:+d} frames)"
+    report(progress, "adapt", 2, 2)
+    result.seconds = time.perf_counter() - t0
+    if cfile is not None:
+        store_adaptation(result, cfile)
+    return result
+
+
+@dataclass
+class LaneAdaptation:
+    """What the clip's own voice says about the sync lane for this face."""
+    own_offset: int = 0
+    own_confidence: float = float("nan")
+    message: str = ""
+    wav: Optional[np.ndarray] = None
+
+    @property
+    def own_voice_fits(self) -> bool:
+        return self.wav is not None and voice_fits(self.own_offset, self.own_confidence)
+
+    @property
+    def low_threshold(self) -> float:
+        return face_threshold(self.own_offset, self.own_confidence)
+
+
+def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None) -> LaneAdaptation:
+    """Score the clip against its own sound: its A/V offset and how confident this face gets when in sync."""
+    wav = own_voice(video, info)
+    if wav is None:
+        return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
+                                      "actor from")
+    check(cancel)
+    offset, level = find_own_offset(video, wav, track, scorer, float(info.fps), cancel=cancel)
+    lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav)
+    if lane.own_voice_fits:
+        lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "
+                        f"{offset:+d} frames)")
+    else:
+        lane.message = (f"the clip's own sound does not follow its lips (offset {offset:+d} frames, confidence "
+                        f"{level:.1f})")
+    return lane
+
+
+def align_own_voice(wav: np.ndarray, offset: int, fps: float) -> np.ndarray:
+    """The own voice moved so it lines up with the picture: a positive offset (audio leads) delays it."""
+    from .edits import shift_voice
+
+    return shift_voice(wav, int(offset), fps, audio_mod.SAMPLE_RATE)
+
+
+# --------------------------------------------------------------------------------------------- cache
+def store_adaptation(result: Adaptation, path: Path) -> None:
+    from .atomic import atomic_write
+
+    doc = json.dumps(result.to_json())
+    arrays = {"doc": np.array(doc)}
+    if result.head is not None:
+        arrays.update(weight=result.head.weight, bias=result.head.bias)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:   # a cache that cannot be written is not an error for the job
+        log.warning("adaptation cache: could not write %s: %s", path, exc)
+
+
+def load_adaptation(path: Path) -> Optional[Adaptation]:
+    from .mouth_shape import MouthHead
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            doc = json.loads(str(z["doc"]))
+            head = MouthHead(weight=z["weight"], bias=z["bias"]) if "weight" in z.files else None
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("adaptation cache: ignoring unreadable %s (%s)", path, exc)
+        return None
+    doc.pop("adapted", None)
+    nan = float("nan")
+    return Adaptation(head=head, **{k: (nan if v is None else v) for k, v in doc.items()})
