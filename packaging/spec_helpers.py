@@ -17,6 +17,9 @@ MODEL_PATTERNS = ("*.pt", "*.json", "*.md")
 # dlib models from face_recognition_models: the 68-point predictor (tracking) and the face descriptor
 # (re-identifying a face after a cut). The 5-point predictor and the CNN detector are not used.
 DLIB_FILES = ("shape_predictor_68_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat")
+# PocketSphinx (core/phones.py) decodes phones with its US-English acoustic model and phone language model only;
+# the 26 MB word language model and the dictionary stay out.
+PHONE_MODEL_FILES = ("en-us/en-us-phone.lm.bin", "en-us/en-us")
 
 # Python packages never needed at run time (dev tools, optional heavy extras of our dependencies).
 EXCLUDES = [
@@ -105,6 +108,16 @@ def data_files(root: Path) -> List[Tuple[str, str]]:
         if not f.is_file():
             raise SystemExit(f"{f} is missing: reinstall face_recognition_models.")
         out.append((str(f), "face_recognition_models/models"))
+    import pocketsphinx
+
+    phone_root = Path(pocketsphinx.get_model_path())
+    for rel in PHONE_MODEL_FILES:
+        src = phone_root / rel
+        files = sorted(f for f in src.iterdir() if f.is_file()) if src.is_dir() else [src]
+        if not files or not all(f.is_file() for f in files):
+            raise SystemExit(f"{src} is missing: reinstall pocketsphinx.")
+        for f in files:
+            out.append((str(f), str(Path("pocketsphinx/model") / f.parent.relative_to(phone_root))))
     for name in ("README.md",):
         if (root / name).is_file():
             out.append((str(root / name), "."))

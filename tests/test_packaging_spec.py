@@ -26,6 +26,10 @@ def test_data_files_bundle_resources_and_dlib_models():
         by_dest.setdefault(dest, set()).add(Path(src).name)
     assert {"grid_s1_sample.mp4", "voice_sample.wav", "ATTRIBUTION.md"} <= by_dest["resources/samples"]
     assert by_dest["face_recognition_models/models"] == set(H.DLIB_FILES)
+    # the phone decoder's acoustic model and phone LM (core/phones.py), where pocketsphinx looks in the bundle
+    assert "en-us-phone.lm.bin" in by_dest["pocketsphinx/model/en-us"]
+    assert {"mdef", "means", "variances"} <= by_dest["pocketsphinx/model/en-us/en-us"]
+    assert "en-us.lm.bin" not in by_dest["pocketsphinx/model/en-us"]   # the 26 MB word model is not needed
     # every shipped model's weights, description and card (whatever is committed now)
     models = ROOT / "resources" / "models"
     wanted = {f.name for f in models.iterdir() if f.suffix in (".pt", ".json", ".md")} if models.is_dir() else set()

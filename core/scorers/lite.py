@@ -106,17 +106,37 @@ class LiteScorer(SyncScorer):
 
     def video_features(self, face_inputs) -> np.ndarray:
         """(N, 48, 64) face inputs -> (N-4, D) float32; row i embeds inputs i..i+4."""
+        return self.project_video(self.video_trunk(face_inputs))
+
+    def video_trunk(self, face_inputs) -> np.ndarray:
+        """(N, 48, 64) face inputs -> (N-4, C) float32: the video tower before its projection (what per-clip
+        adaptation of the scorer refits the projection on)."""
         x = np.asarray(face_inputs)
         n = len(x) - L.NUM_FRAMES + 1
         if n <= 0:
-            return np.zeros((0, self.model.video_fc.out_features), np.float32)
+            return np.zeros((0, self.model.video_fc.in_features), np.float32)
         if x.shape[1:] != (L.CROP_H, L.CROP_W):
             raise ValueError(f"face inputs must be (N, {L.CROP_H}, {L.CROP_W}), got {x.shape}")
         win = np.lib.stride_tricks.sliding_window_view(x, L.NUM_FRAMES, axis=0)   # (n, H, W, 5)
-        return self._embed(lambda s: np.ascontiguousarray(win[s].transpose(0, 3, 1, 2)), n, video=True)
+        return self._run(lambda s: np.ascontiguousarray(win[s].transpose(0, 3, 1, 2)), n,
+                         lambda t: self.model.video(self.model.normalize_video(t)).flatten(1))
 
-    def audio_features(self, wav, fps: float, num_frames: int) -> np.ndarray:
-        """(num_frames-4, D) float32 for 16 kHz mono `wav` under a video of `num_frames` frames at `fps`."""
+    def project_video(self, trunk: np.ndarray) -> np.ndarray:
+        """(M, C) trunk features -> (M, D) scaled unit embeddings through the (possibly adapted) projection."""
+        import torch
+        from torch.nn import functional as F
+
+        t = np.asarray(trunk, np.float32)
+        if len(t) == 0:
+            return np.zeros((0, self.model.video_fc.out_features), np.float32)
+        with torch.inference_mode():
+            e = F.normalize(self.model.video_fc(torch.from_numpy(t).to(self.device)), dim=1)
+        return (e.float().cpu().numpy() * self.dist_scale).astype(np.float32)
+
+    def audio_features(self, wav, fps: float, num_frames: int, first_window: int = 0) -> np.ndarray:
+        """(num_frames-4, D) float32 for 16 kHz mono `wav` under a video of `num_frames` frames at `fps`.
+        `first_window` starts the windows elsewhere (negative: before the video; evaluation embeds every shift
+        of one voice at once this way)."""
         from .. import audio as audio_mod
 
         if not fps or not np.isfinite(fps) or fps <= 0:
@@ -129,17 +149,18 @@ class LiteScorer(SyncScorer):
             mel = np.asarray(audio_mod.melspectrogram(wav), np.float32)
         else:  # too short for an STFT: treat as silence
             mel = np.full((L.MEL_BANDS, 1), L.SILENCE_MEL, np.float32)
-        windows = L.mel_windows(mel, L.audio_window_starts(fps, n))
-        return self._embed(lambda s: windows[s][:, None], n, video=False)
+        windows = L.mel_windows(mel, L.audio_window_starts(fps, n, first=first_window))
+        audio = self._run(lambda s: windows[s][:, None], n, self.model.embed_audio)
+        return (audio * self.dist_scale).astype(np.float32)
 
     # ------------------------------------------------------------------ helpers
-    def _embed(self, get, n: int, video: bool) -> np.ndarray:
+
+    def _run(self, get, n: int, f) -> np.ndarray:
         import torch
 
         out = []
-        f = self.model.embed_video if video else self.model.embed_audio
         with torch.inference_mode():
             for s in range(0, n, BATCH):
                 x = torch.from_numpy(get(slice(s, min(n, s + BATCH)))).to(self.device, torch.float32)
                 out.append(f(x).float().cpu().numpy())
-        return (np.concatenate(out) * self.dist_scale).astype(np.float32)
+        return np.concatenate(out).astype(np.float32)

@@ -1,0 +1,75 @@
+"""Speaker-independent phone features from PocketSphinx (as Rhubarb Lip Sync does), one row per video frame.
+
+PocketSphinx's US-English acoustic model was trained on many speakers; decoded in all-phone mode it gives a
+time-aligned phone sequence for any voice, at about 5-15x real time on one core. `phone_features` turns that
+sequence into a (num_frames, NUM_PHONES) matrix: for each video frame, the share of its duration covered by each
+phone (silence included), so a frame that straddles two phones holds both.
+
+The voice may be in another language: the English phone set then only approximates its sounds (the mouth model
+also sees the mel spectrum, which is language-independent).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+
+PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
+          "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W",
+          "Y", "Z", "ZH")
+NUM_PHONES = len(PHONES)
+PHONE_INDEX = {p: i for i, p in enumerate(PHONES)}
+DECODER_FRAME_S = 0.01      # PocketSphinx frames are 10 ms
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder():
+    from pocketsphinx import Decoder, get_model_path
+
+    mp = os.path.join(get_model_path(), "en-us")
+    return Decoder(hmm=os.path.join(mp, "en-us"), allphone=os.path.join(mp, "en-us-phone.lm.bin"), lm=None,
+                   dict=None, lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
+
+
+def decode_phones(wav: np.ndarray) -> list:
+    """[(phone, start_s, end_s)] of a 16 kHz mono voice (noise and fillers count as silence)."""
+    x = np.nan_to_num(np.asarray(wav, np.float32).reshape(-1))
+    if x.size == 0:
+        return []
+    peak = float(np.abs(x).max())
+    if peak > 0:
+        x = x * (0.7 / peak)            # the decoder's front end expects a healthy 16-bit level
+    pcm = (x * 32767).astype(np.int16).tobytes()
+    dec = _decoder()
+    dec.start_utt()
+    dec.process_raw(pcm, full_utt=True)
+    dec.end_utt()
+    out = []
+    for seg in dec.seg():
+        ph = seg.word if seg.word in PHONE_INDEX else "SIL"
+        out.append((ph, seg.start_frame * DECODER_FRAME_S, (seg.end_frame + 1) * DECODER_FRAME_S))
+    return out
+
+
+def phone_features(wav: np.ndarray, fps: float, num_frames: int, segments=None) -> np.ndarray:
+    """(num_frames, NUM_PHONES) float32: share of video frame i's time [i/fps, (i+1)/fps) covered by each phone.
+    Frames past the decoded audio are silence."""
+    n = int(num_frames)
+    out = np.zeros((n, NUM_PHONES), np.float32)
+    if n == 0:
+        return out
+    segs = decode_phones(wav) if segments is None else segments
+    starts = np.arange(n) / float(fps)
+    ends = starts + 1.0 / float(fps)
+    for ph, a, b in segs:
+        lo = max(0, int(np.floor(a * fps)))
+        hi = min(n, int(np.ceil(b * fps)))
+        if hi <= lo:
+            continue
+        overlap = np.clip(np.minimum(ends[lo:hi], b) - np.maximum(starts[lo:hi], a), 0.0, None) * fps
+        out[lo:hi, PHONE_INDEX[ph]] += overlap.astype(np.float32)
+    covered = out.sum(axis=1)
+    out[:, PHONE_INDEX["SIL"]] += np.clip(1.0 - covered, 0.0, None)
+    return out
