@@ -45,7 +45,8 @@ def clip_metrics(model, c: dict, wav_override=None) -> dict:
         dist = np.linalg.norm(d - true, axis=-1)[m]                       # (valid, K)
         po = ms.shape_opening(c["neutral"][None] + d)[m]
         out[k] = dict(lmd=float(dist[:, ms.MOUTH_IN_SHAPE].mean()), lmd_shape=float(dist.mean()),
-                      r=pearson(po, to) if np.ptp(po) > 1e-9 else float("nan"), po=po, to=to)
+                      r=pearson(po, to) if np.ptp(po) > 1e-9 else float("nan"), po=po, to=to,
+                      amplitude=float(np.std(po) / max(np.std(to), 1e-9)))
     return out
 
 
@@ -56,6 +57,7 @@ def summarise(rows: list[dict]) -> dict:
         po = np.concatenate([r[k]["po"] for r in rows])
         to = np.concatenate([r[k]["to"] for r in rows])
         res[k] = dict(lmd=float(np.mean([r[k]["lmd"] for r in rows])),
+                      amplitude=float(np.mean([r[k]["amplitude"] for r in rows])),
                       lmd_shape=float(np.mean([r[k]["lmd_shape"] for r in rows])),
                       r=float(np.nanmean(rs)) if np.isfinite(rs).any() else None,
                       r_pooled=pearson(po, to) if np.ptp(po) > 1e-9 else None)
@@ -82,6 +84,24 @@ def wrong_audio(model, clips: list[dict]) -> dict:
     return dict(lmd=float(np.mean([r["lmd"] for r in rows])), r=float(np.nanmean([r["r"] for r in rows])))
 
 
+def wrong_phones(model, clips: list[dict]) -> list:
+    """A partial stand-in for a voice in a language the English phone decoder does not know: each clip's own
+    audio, but the phone sequence decoded from the *next* clip (real-looking phones that do not match the
+    sound). If the phone inputs did harm when they are wrong, it shows here against the mel-only model."""
+    from core import phones
+
+    decoded = [phones.decode_phones(c["wav"]) for c in clips]
+    real = phones.decode_phones
+    rows = []
+    try:
+        for i, c in enumerate(clips):
+            phones.decode_phones = lambda wav, seg=decoded[(i + 1) % len(clips)]: seg
+            rows.append(clip_metrics(model, c))
+    finally:
+        phones.decode_phones = real
+    return rows
+
+
 def timing(model, clips: list[dict]) -> dict:
     wav = np.concatenate([c["wav"] for c in clips])
     while len(wav) < 60 * 16000:
@@ -105,7 +125,7 @@ def fmt(x, nd=3):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=MODEL_OUT)
-    ap.add_argument("--json", type=Path, default=Path("/work/cache/mouth/eval.json"))
+    ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--update-meta", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="only the first N held-out clips (quick look)")
     ap.add_argument("--threads", type=int, default=1)
@@ -124,9 +144,21 @@ def main(argv=None):
     s1 = [prepare_clip(n) for n in tqdm(held, desc="held-out s1", ncols=90)]
     others = [prepare_clip(p.stem) for p in sorted(GRID_OTHERS.glob("*.mpg"))]
 
+    from tools import grid_splits
+    from tools.proxies import degrade_voice
+
+    s4 = [prepare_clip(n) for n in grid_splits.s4_eval_names()]
     s1_rows = [clip_metrics(model, c) for c in tqdm(s1, desc="predict", ncols=90)]
     oth_rows = [clip_metrics(model, c) for c in others]
-    result = dict(model=str(a.model), info=model.info,
+    # real-recording proxy of the voice: reverberant, EQ-tilted, noisy (tools.proxies.degrade_voice)
+    oth_degraded = summarise([clip_metrics(model, c, degrade_voice(c["wav"], seed=i)) for i, c in enumerate(others)])
+    s4_rows = [clip_metrics(model, c) for c in s4]
+    extra = {}
+    if model.uses_phones:
+        extra["others_wrong_phones"] = dict(clips=len(others), **summarise(wrong_phones(model, others)))
+    result = dict(model=str(a.model), info=model.info, **extra,
+                  others_degraded_voice=dict(clips=len(others), **oth_degraded),
+                  s4_eval=dict(clips=len(s4), **summarise(s4_rows)),
                   heldout_s1=dict(clips=len(s1), **summarise(s1_rows), wrong_audio=wrong_audio(model, s1),
                                   cross_sentence_floor_r=cross_floor(s1)),
                   others=dict(clips=len(others), **summarise(oth_rows), wrong_audio=wrong_audio(model, others),
@@ -138,13 +170,19 @@ def main(argv=None):
                       and v["model"]["r"] > v["loudness"]["r"]) for sp, v in result["others_per_speaker"].items()}
     result["others_model_beats_both_baselines"] = beats
 
-    lines = [f"{'set':<22}{'method':<13}{'LMD':>8}{'LMD+jaw':>9}{'r(open)':>9}{'r pooled':>9}"]
-    for key, label in (("heldout_s1", f"held-out s1 ({len(s1)})"), ("others", "10 other speakers")):
+    lines = [f"{'set':<22}{'method':<13}{'LMD':>8}{'LMD+jaw':>9}{'r(open)':>9}{'r pooled':>9}{'amp':>7}"]
+    for key, label in (("heldout_s1", f"held-out s1 ({len(s1)})"), ("others", "10 other speakers"),
+                       ("others_degraded_voice", "others, degraded voice"), ("others_wrong_phones", "others, wrong phones"),
+                       ("s4_eval", f"s4 eval ({len(s4)})")):
+        if key not in result:
+            continue
         g = result[key]
         for meth in ("model", "loudness", "mean_shape"):
             v = g[meth]
             lines.append(f"{label:<22}{meth:<13}{fmt(v['lmd'], 4):>8}{fmt(v['lmd_shape'], 4):>9}"
-                         f"{fmt(v['r']):>9}{fmt(v['r_pooled']):>9}")
+                         f"{fmt(v['r']):>9}{fmt(v['r_pooled']):>9}{fmt(v['amplitude'], 2):>7}")
+        if "wrong_audio" not in g:
+            continue
         lines.append(f"{label:<22}{'wrong audio':<13}{fmt(g['wrong_audio']['lmd'], 4):>8}{'':>9}"
                      f"{fmt(g['wrong_audio']['r']):>9}")
         lines.append(f"{label:<22}{'floor':<13}{'':>8}{'':>9}{fmt(g['cross_sentence_floor_r']):>9}")
@@ -155,15 +193,17 @@ def main(argv=None):
     lines.append(f"timing: {result['timing']}")
     print("\n".join(lines))
 
-    a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {a.json}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {a.json}")
     if a.update_meta:
         meta_path = a.model.with_suffix(".json")
         meta = json.loads(meta_path.read_text())
 
         def short(g):
             return {m: dict(lmd=round(g[m]["lmd"], 4), opening_r=None if g[m]["r"] is None else round(g[m]["r"], 3),
+                            amplitude=round(g[m]["amplitude"], 3),
                             opening_r_pooled=None if g[m]["r_pooled"] is None else round(g[m]["r_pooled"], 3))
                     for m in ("model", "loudness", "mean_shape")}
         meta["metrics"].update(
@@ -174,7 +214,11 @@ def main(argv=None):
                         wrong_audio_r=round(result["others"]["wrong_audio"]["r"], 3),
                         cross_sentence_floor_r=round(result["others"]["cross_sentence_floor_r"], 3),
                         speakers_beating_both_baselines=int(sum(beats.values()))),
+            others_degraded_voice=dict(clips=len(others), **short(result["others_degraded_voice"])),
+            s4_eval=dict(clips=len(s4), **short(result["s4_eval"])),
             timing=result["timing"])
+        if "others_wrong_phones" in result:
+            meta["metrics"]["others_wrong_phones"] = dict(clips=len(others), **short(result["others_wrong_phones"]))
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         print(f"updated {meta_path}")
 

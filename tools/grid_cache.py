@@ -1,6 +1,6 @@
 """Extract per-frame face boxes and 68 landmarks for the GRID clips (training/evaluation data cache).
 
-    python -m tools.grid_cache [--out DIR] [--jobs 2] [--subset s1|others|all]
+    python -m tools.grid_cache [--out DIR] [--jobs 2] [--subset s1|s4|others|all]
 
 Writes one `NAME.npz` per clip (boxes (N,4), landmarks (N,68,2), present (N,), fps) into DIR
 (default: $LIPDUB_DATA_CACHE or ~/.cache/lipdub/grid). Resumable: clips already done are skipped.
@@ -29,6 +29,8 @@ def clip_paths(subset: str):
     out = []
     if subset in ("s1", "all"):
         out += sorted((SHARED / "grid_s1" / "video").glob("*.mp4"))
+    if subset in ("s4", "all"):
+        out += sorted((SHARED / "grid_s4" / "video").glob("*.mp4"))
     if subset in ("others", "all"):
         out += sorted((SHARED / "grid_others").glob("*.mpg"))
     return out
@@ -107,7 +109,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=default_cache_dir())
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--subset", default="all", choices=["s1", "others", "all"])
+    ap.add_argument("--subset", default="all", choices=["s1", "s4", "others", "all"])
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     paths = clip_paths(a.subset)

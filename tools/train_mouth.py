@@ -1,10 +1,15 @@
-"""Train the audio -> mouth-shape model (core/mouth_shape.py, core/models/mouth_net.py) on GRID speaker s1.
+"""Train the audio -> mouth-shape model (core/mouth_shape.py, core/models/mouth_net.py) on GRID speakers s1 and s4.
 
-    python -m tools.train_mouth [--epochs 80] [--work /work/cache/mouth] [--out resources/models/mouth_shape.pt]
-                                [--fresh]
+    python -m tools.train_mouth [--epochs 80] [--work DIR] [--out resources/models/mouth_shape.pt] [--fresh]
+                                [--no-s4] [--aug-copies 2] [--warp 0.1]
 
-Data: the 750 s1 clips *not* in grid_s1/heldout.txt; every 10th of them (sorted) is a validation split used for
-early stopping / model selection. The 250 held-out clips and grid_others are never read here.
+Data (tools/grid_splits.py): the 750 s1 clips *not* in grid_s1/heldout.txt, every 10th of them (sorted) a
+validation split used for early stopping / model selection, plus s4's 25 training clips (`--no-s4` leaves them
+out, for measuring adaptation on a speaker the model never saw). The 250 held-out s1 clips, s4's evaluation half
+and grid_others are never read here.
+Augmentation: `--aug-copies` copies of every training voice through a random recording chain
+(tools.proxies.random_voice_chain: room reverb, EQ tilt, noise at 5-30 dB SNR, gain), drawn at random in place of
+the clean voice; `--warp`: a random vocal-tract-length warp of the mel axis per clip and batch (1 +- warp).
 Targets: SHAPE_POINTS in the canonical face (IOD 1), minus each clip's own neutral mouth, through a PCA
 (fit on the training split, 99% variance). Loss: MSE of the reconstructed points (= coefficient MSE, the basis is
 orthonormal). Resumable: a checkpoint is written after every epoch to --work; rerunning continues from it.
@@ -16,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from multiprocessing import Pool
@@ -29,74 +33,74 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 GRID_S1 = DATA / "grid_s1"
 GRID_OTHERS = DATA / "grid_others"
-CACHE = Path(os.environ.get("LIPDUB_DATA_CACHE", "/work/cache/grid"))
 MODEL_OUT = ROOT / "resources" / "models" / "mouth_shape.pt"
 SEED = 1234
 VARIANCE_KEPT = 0.99
 
 
 # --------------------------------------------------------------------------------------------- data
-def load_wav(path: Path, sr: int = 16000) -> np.ndarray:
-    """Mono float32 at `sr` (core.audio.load_audio when it exists, else ffmpeg directly)."""
-    try:
-        from core.audio import load_audio  # written by the media helper
-        return np.asarray(load_audio(str(path), sr=sr), np.float32)
-    except ImportError:
-        pass
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(sr),
-           "-f", "f32le", "-"]
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout
-    return np.frombuffer(out, np.float32).copy()
-
-
-def s1_names() -> list[str]:
-    return sorted(p.stem for p in (GRID_S1 / "video").glob("*.mp4"))
+def load_wav(path: Path) -> np.ndarray:
+    from core.audio import load_audio
+    return np.asarray(load_audio(str(path)), np.float32)
 
 
 def heldout_names() -> list[str]:
-    return (GRID_S1 / "heldout.txt").read_text().split()
+    from tools import grid_splits
+    return grid_splits.s1_heldout_names()
 
 
-def training_split() -> tuple[list[str], list[str]]:
-    """(train, val) names, both disjoint from heldout.txt."""
-    held = set(heldout_names())
-    pool = [n for n in s1_names() if n not in held]
+def training_split(with_s4: bool = True) -> tuple[list[str], list[str]]:
+    """(train, val) names, both disjoint from every evaluation set."""
+    from tools import grid_splits
+
+    pool = grid_splits.s1_pool()
     val = pool[::10]
-    train = [n for n in pool if n not in set(val)]
+    train = [n for n in pool if n not in set(val)] + (grid_splits.s4_train_names() if with_s4 else [])
+    held = set(grid_splits.s1_heldout_names()) | set(grid_splits.s4_eval_names()) | set(grid_splits.others_names())
+    assert not (set(train) | set(val)) & held
     return train, val
 
 
 def video_path(name: str) -> Path:
-    p = GRID_S1 / "video" / f"{name}.mp4"
-    return p if p.exists() else GRID_OTHERS / f"{name}.mpg"
+    from tools import grid_splits
+    return grid_splits.video_path(name)
 
 
 def clip_track(name: str) -> dict:
     from tools.grid_cache import load_clip
-    return load_clip(name, cache_dir=CACHE)
+    return load_clip(name)
 
 
-def prepare_clip(name: str) -> dict:
-    """Everything training/evaluation needs for one clip."""
+def prepare_clip(name: str, aug_copies: int = 0, phones: bool = False) -> dict:
+    """Everything training/evaluation needs for one clip; `aug_copies` features of randomly degraded voices;
+    `phones`: the network's inputs include PocketSphinx phone shares (decoded from each voice, degraded ones too)."""
     from core import mouth_shape as ms
+    from tools.proxies import random_voice_chain
 
     tr = clip_track(name)
     lm, present, fps = tr["landmarks"], tr["present"].astype(bool), float(tr["fps"])
     n = len(lm)
     wav = load_wav(video_path(name))
+    seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+    aug = [ms.model_inputs(random_voice_chain(wav, seed + j), fps, n, phones) for j in range(aug_copies)]
     canon, tf = ms.normalize(lm)
     valid = present & np.isfinite(canon.reshape(n, -1)).all(axis=1)
     neutral = ms.clip_neutral(canon, valid)
     disp = canon[:, ms.SHAPE_POINTS] - neutral[None]
     disp[~valid] = 0.0
-    return dict(name=name, fps=fps, wav=wav, feats=ms.audio_features(wav, fps, n), loud=ms.log_rms(wav, fps, n),
-                disp=disp.astype(np.float32), valid=valid, neutral=neutral, canon=canon)
+    feats = ms.model_inputs(wav, fps, n, phones)
+    return dict(name=name, fps=fps, wav=wav, feats=feats, loud=ms.log_rms(wav, fps, n),
+                disp=disp.astype(np.float32), valid=valid, neutral=neutral, canon=canon,
+                aug=np.stack(aug) if aug else np.zeros((0, n, feats.shape[1]), np.float32))
 
 
-def prepare_many(names: list[str], jobs: int = 2) -> list[dict]:
+def prepare_many(names: list[str], jobs: int = 2, aug_copies: int = 0, phones: bool = False) -> list[dict]:
+    from functools import partial
+
     from tqdm import tqdm
     with Pool(jobs) as pool:
-        return list(tqdm(pool.imap(prepare_clip, names, chunksize=8), total=len(names), desc="prepare", ncols=90))
+        return list(tqdm(pool.imap(partial(prepare_clip, aug_copies=aug_copies, phones=phones), names, chunksize=8),
+                         total=len(names), desc="prepare", ncols=90))
 
 
 # --------------------------------------------------------------------------------------------- fitting
@@ -132,8 +136,32 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def default_work_dir() -> Path:
+    from tools.grid_cache import default_cache_dir
+    return default_cache_dir().parent / "mouth"
+
+
 # --------------------------------------------------------------------------------------------- training
+def warp_mel(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Vocal-tract-length perturbation on (B, T, CONTEXT*N_MELS) features: band b of clip i reads band
+    b * alpha[i] (linear interpolation on the mel axis, edges held)."""
+    from core import mouth_shape as ms
+
+    b, t, _ = x.shape
+    z = x.reshape(b, t, ms.CONTEXT, ms.N_MELS)
+    bands = np.arange(ms.N_MELS, dtype=np.float64)
+    out = np.empty_like(z)
+    for i in range(b):
+        pos = np.clip(bands * alpha[i], 0, ms.N_MELS - 1)
+        i0 = np.floor(pos).astype(np.int64)
+        i1 = np.minimum(i0 + 1, ms.N_MELS - 1)
+        f = (pos - i0).astype(np.float32)
+        out[i] = z[i][..., i0] * (1 - f) + z[i][..., i1] * f
+    return out.reshape(b, t, -1)
+
+
 def batches(clips, rng, batch, crop):
+    """Random crops of random clips; each clip's voice is its clean one or one of its degraded copies."""
     order = rng.permutation(len(clips))
     for i in range(0, len(order), batch):
         sel = [clips[j] for j in order[i:i + batch]]
@@ -142,7 +170,9 @@ def batches(clips, rng, batch, crop):
             n = len(c["x"])
             L = min(crop, n)
             s = int(rng.integers(0, n - L + 1))
-            xs.append(c["x"][s:s + L]); ys.append(c["y"][s:s + L]); ms_.append(c["m"][s:s + L])
+            v = int(rng.integers(0, len(c["aug"]) + 1))
+            x = c["x"] if v == 0 else c["aug"][v - 1]
+            xs.append(x[s:s + L]); ys.append(c["y"][s:s + L]); ms_.append(c["m"][s:s + L])
         L = min(len(x) for x in xs)
         yield (np.stack([x[:L] for x in xs]), np.stack([y[:L] for y in ys]), np.stack([m[:L] for m in ms_]))
 
@@ -179,7 +209,11 @@ def main(argv=None):
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--freq-mask", type=int, default=20, help="SpecAugment-style: max mel bands masked per clip")
     ap.add_argument("--patience", type=int, default=20)
-    ap.add_argument("--work", type=Path, default=Path("/work/cache/mouth"))
+    ap.add_argument("--work", type=Path, default=default_work_dir())
+    ap.add_argument("--no-s4", action="store_true", help="train on s1 only (s4 then stays unseen)")
+    ap.add_argument("--aug-copies", type=int, default=2, help="degraded copies of each training voice")
+    ap.add_argument("--warp", type=float, default=0.1, help="vocal-tract-length warp range of the mel axis")
+    ap.add_argument("--phones", action="store_true", help="add PocketSphinx phone shares to the inputs")
     ap.add_argument("--out", type=Path, default=MODEL_OUT)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--threads", type=int, default=1,
@@ -197,27 +231,29 @@ def main(argv=None):
     rng = np.random.default_rng(SEED)
     a.work.mkdir(parents=True, exist_ok=True)
     held = set(heldout_names())
-    train_names, val_names = training_split()
+    train_names, val_names = training_split(with_s4=not a.no_s4)
     assert not (set(train_names) | set(val_names)) & held
 
-    data_file = a.work / "train_data.npz"
+    # one prepared file holds s1 and s4; the s1-only variant reads it and drops s4
+    data_file = a.work / f"train_data_s1s4_aug{a.aug_copies}{'_ph' if a.phones else ''}.npz"
     t_prep = time.time()
     if data_file.exists():
         with np.load(data_file, allow_pickle=False) as z:   # read each array once (NpzFile re-reads per access)
-            arr = {k: z[k] for k in ("names", "feats", "loud", "disp", "valid", "neutral")}
+            arr = {k: z[k] for k in ("names", "feats", "loud", "disp", "valid", "neutral", "aug")}
         clips = [dict(name=str(n), feats=arr["feats"][i], loud=arr["loud"][i], disp=arr["disp"][i],
-                      valid=arr["valid"][i], neutral=arr["neutral"][i]) for i, n in enumerate(arr["names"])]
+                      valid=arr["valid"][i], neutral=arr["neutral"][i], aug=arr["aug"][i])
+                 for i, n in enumerate(arr["names"])]
     else:
-        clips = prepare_many(train_names + val_names)
+        clips = prepare_many(training_split(with_s4=True)[0] + val_names, aug_copies=a.aug_copies, phones=a.phones)
         n = min(len(c["feats"]) for c in clips)   # GRID clips: 74-75 frames; trim to a common length for storage
+        clips = [dict(c, feats=c["feats"][:n], loud=c["loud"][:n], disp=c["disp"][:n], valid=c["valid"][:n],
+                      aug=c["aug"][:, :n]) for c in clips]
         np.savez(data_file, names=np.array([c["name"] for c in clips]),
-                 feats=np.stack([c["feats"][:n] for c in clips]), loud=np.stack([c["loud"][:n] for c in clips]),
-                 disp=np.stack([c["disp"][:n] for c in clips]), valid=np.stack([c["valid"][:n] for c in clips]),
-                 neutral=np.stack([c["neutral"] for c in clips]))
-        clips = [dict(c, feats=c["feats"][:n], loud=c["loud"][:n], disp=c["disp"][:n], valid=c["valid"][:n])
-                 for c in clips]
+                 feats=np.stack([c["feats"] for c in clips]), loud=np.stack([c["loud"] for c in clips]),
+                 disp=np.stack([c["disp"] for c in clips]), valid=np.stack([c["valid"] for c in clips]),
+                 neutral=np.stack([c["neutral"] for c in clips]), aug=np.stack([c["aug"] for c in clips]))
     prep_seconds = time.time() - t_prep
-    by_name = {c["name"]: c for c in clips}
+    by_name = {c["name"]: c for c in clips if c["name"] in set(train_names) | set(val_names)}
     tr = [by_name[n] for n in train_names]
     va = [by_name[n] for n in val_names]
 
@@ -234,10 +270,11 @@ def main(argv=None):
     def pack(c):
         y = ((c["disp"].reshape(len(c["disp"]), -1) - pca_mean) @ basis.T / coef_scale).astype(np.float32)
         return dict(x=c["feats"].astype(np.float32), y=y, m=c["valid"].astype(bool), disp=c["disp"],
-                    neutral=c["neutral"])
+                    neutral=c["neutral"], aug=c["aug"].astype(np.float32))
 
     trp, vap = [pack(c) for c in tr], [pack(c) for c in va]
-    net = MouthNet(ms.NUM_FEATURES, C, hidden=a.hidden, lookahead=a.lookahead, dropout=a.dropout)
+    n_in = trp[0]["x"].shape[1]
+    net = MouthNet(n_in, C, hidden=a.hidden, lookahead=a.lookahead, dropout=a.dropout)
     nparams = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-2)
     steps_per_epoch = (len(trp) + a.batch - 1) // a.batch
@@ -260,6 +297,9 @@ def main(argv=None):
         t0 = time.time()
         tot, nb = 0.0, 0
         for x, y, m in batches(trp, rng, a.batch, a.crop):
+            x, extra = x[..., :ms.NUM_FEATURES], x[..., ms.NUM_FEATURES:]   # mel part, phone shares
+            if a.warp:
+                x = warp_mel(x, rng.uniform(1 - a.warp, 1 + a.warp, size=len(x)))
             if a.freq_mask:
                 x = x.copy().reshape(x.shape[0], x.shape[1], ms.CONTEXT, ms.N_MELS)
                 for b in range(len(x)):
@@ -267,6 +307,7 @@ def main(argv=None):
                     f0 = int(rng.integers(0, ms.N_MELS - w + 1))
                     x[b, :, :, f0:f0 + w] = 0.0
                 x = x.reshape(x.shape[0], x.shape[1], -1)
+            x = np.ascontiguousarray(np.concatenate([x, extra], axis=-1), np.float32)
             xt, yt, mt = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
             pred = net(xt)
             err = ((pred - yt) ** 2).mean(dim=-1)
@@ -302,11 +343,12 @@ def main(argv=None):
                 prep_seconds=round(prep_seconds, 1), parameters=nparams, pca_components=C,
                 pca_variance_kept=float(np.cumsum(ratio)[C - 1]), lookahead_frames=a.lookahead,
                 batch=a.batch, crop=a.crop, lr=a.lr, freq_mask=a.freq_mask, threads=a.threads,
+                speakers=["s1"] if a.no_s4 else ["s1", "s4"], aug_copies=a.aug_copies, warp=a.warp,
                 feature=dict(sample_rate=ms.SAMPLE_RATE, hop=ms.HOP, win=ms.WIN, n_fft=ms.N_FFT, n_mels=ms.N_MELS,
                              fmin=ms.FMIN, fmax=ms.FMAX, context=ms.CONTEXT, log_eps=ms.LOG_EPS,
                              clip=ms.FEATURE_CLIP))
     payload = dict(
-        config=net.config(), state_dict=best["state"],
+        config=net.config(), state_dict=best["state"], inputs="mel+phones" if a.phones else "mel",
         pca_mean=torch.tensor(pca_mean, dtype=torch.float32), pca_basis=torch.tensor(basis, dtype=torch.float32),
         pca_variance=torch.tensor(var, dtype=torch.float32), coef_scale=coef_scale,
         shape_points=torch.tensor(ms.SHAPE_POINTS, dtype=torch.int64), model_fps=ms.MODEL_FPS,
@@ -320,6 +362,8 @@ def main(argv=None):
     meta_path = a.out.with_suffix(".json")
     meta = dict(name="mouth_shape", file=a.out.name, sha256=sha256_file(a.out), kind="audio_to_mouth",
                 licence="CC BY 4.0 (trained on GRID)", source="trained by tools/train_mouth.py",
+                training_data=("GRID s1 (750 non-held-out clips)" + ("" if a.no_s4 else " + GRID s4 (25 clips: "
+                               "every second in sorted order from the first)")),
                 title="Audio to mouth shape (offline default engine)",
                 metrics=dict(validation=dict(mse=best["val_mse"], opening_r=best["val_r"]),
                              train_wall_seconds=round(wall, 1)))

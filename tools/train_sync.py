@@ -54,12 +54,15 @@ def crop_cache_dir() -> Path:
 
 
 def split_names():
-    """(train, val) clip names; held-out clips are excluded here and nowhere else read."""
-    held = set((S1 / "heldout.txt").read_text().split())
-    names = sorted(p.stem for p in (S1 / "video").glob("*.mp4") if p.stem not in held)
-    assert not (set(names) & held)
-    val = names[::15]
-    train = [n for n in names if n not in set(val)]
+    """(train, val) clip names: s1's training pool (every 15th held back for validation) plus s4's training half.
+    Held-out s1 clips, s4's evaluation half and grid_others are never read here (tools/grid_splits.py)."""
+    from tools import grid_splits
+
+    pool = grid_splits.s1_pool()
+    val = pool[::15]
+    train = [n for n in pool if n not in set(val)] + grid_splits.s4_train_names()
+    held = set(grid_splits.s1_heldout_names()) | set(grid_splits.s4_eval_names())
+    assert not (set(train) | set(val)) & held
     return train, val
 
 
@@ -99,6 +102,7 @@ def load_audio(path) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ prep
 def _prep_one(name: str) -> str:
     import cv2
+    from tools import grid_splits
     from tools.grid_cache import load_clip
 
     out = crop_cache_dir() / f"{name}.npz"
@@ -108,14 +112,14 @@ def _prep_one(name: str) -> str:
             data = {k: z[k] for k in z.files}
         if str(data.get("mel_src", "private")) == mel_src:
             return "cached"
-        data["mel"] = melspectrogram(load_audio(S1 / "video" / f"{name}.mp4"))   # crops kept, mel redone
+        data["mel"] = melspectrogram(load_audio(grid_splits.video_path(name)))   # crops kept, mel redone
         data["mel_src"] = np.array(mel_src)
         tmp = out.with_suffix(".tmp.npz")
         np.savez(tmp, **data)
         os.replace(tmp, out)
         return "mel updated"
-    track = load_clip(name, Path("/work/cache/grid"))
-    cap = cv2.VideoCapture(str(S1 / "video" / f"{name}.mp4"))
+    track = load_clip(name)
+    cap = cv2.VideoCapture(str(grid_splits.video_path(name)))
     crops = []
     i = 0
     last = None
@@ -129,7 +133,7 @@ def _prep_one(name: str) -> str:
         crops.append(L.face_crop(frame, lm, box, CANVAS_H, CANVAS_W))
         i += 1
     cap.release()
-    wav = load_audio(S1 / "video" / f"{name}.mp4")
+    wav = load_audio(grid_splits.video_path(name))
     mel = melspectrogram(wav)
     tmp = out.with_suffix(".tmp.npz")
     np.savez(tmp, crops=np.array(crops, np.uint8), mel=mel, fps=np.float32(25.0),
@@ -426,6 +430,9 @@ def cmd_train(a):
     train_names, val_names = split_names()
     if a.limit:
         train_names = train_names[:a.limit]
+    # s4 has 25 training clips against s1's 700: repeat them so a batch sees the second face often enough
+    from tools import grid_splits
+    train_names += [n for n in train_names if n in set(grid_splits.s4_train_names())] * (a.s4_repeat - 1)
     tr, va = load_cached(train_names), load_cached(val_names)
     model = L.LiteSyncNet(width=a.width)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
@@ -538,6 +545,7 @@ def main():
     t.add_argument("--width", type=int, default=24)
     t.add_argument("--threads", type=int, default=1, help="1 is faster than 2 on a busy 2-core machine")
     t.add_argument("--limit", type=int, default=0, help="use only the first N training clips (pilot)")
+    t.add_argument("--s4-repeat", type=int, default=6, help="times each s4 training clip appears per epoch")
     e = sub.add_parser("export")
     e.add_argument("--out", default="/work/cache/sync_train")
     e.add_argument("--dest", default=str(ROOT / "resources" / "models"))
