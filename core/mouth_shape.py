@@ -201,7 +201,7 @@ def shape_opening(shape: np.ndarray) -> np.ndarray:
     return np.linalg.norm(top - bot, axis=-1).mean(axis=-1)
 
 
-ARTICULATION_PERCENTILE = 90.0   # "how wide this actor opens": this percentile of the opening above neutral
+ARTICULATION_PERCENTILE = 95.0   # "how wide this actor opens": this percentile of the opening above neutral
 MAX_ARTICULATION_GAIN = 2.0      # never more than this much more movement than the model predicts
 
 

@@ -127,6 +127,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--make-720p", metavar="OUT")
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--no-adapt", action="store_true", help="skip per-clip adaptation (core.adapt)")
     a = ap.parse_args()
     if a.make_720p:
         make_720p(a.make_720p, a.seconds)
@@ -151,7 +152,8 @@ def main() -> int:
         out = str(Path(d) / "dub.mp4")
         settings = DubSettings(video=a.clip, audio=voice, output=out, engine=a.engine, checkpoint=ckpt,
                                length_policy=a.length, crf=a.crf, preset=a.preset,
-                               track_cache_dir=str(Path(d) / "tracks"))
+                               track_cache_dir=str(Path(d) / "tracks"), adapt=not a.no_adapt,
+                               adapt_cache_dir=str(Path(d) / "adapt"))
         with ChildPeak() as children:
             t0 = time.perf_counter()
             res = run_dub(settings)
@@ -162,7 +164,7 @@ def main() -> int:
     plain_frames = info.num_frames
 
     stages = {}
-    for stage in ("decode", "track", "prepare", "generate", "composite", "encode"):
+    for stage in ("decode", "track", "adapt", "prepare", "generate", "composite", "encode"):
         sec = res.timings.get(stage, 0.0)
         frames = res.stage_frames.get(stage, 0) or res.num_frames
         stages[stage] = {"seconds": round(sec, 3), "fps": round(frames / sec, 1) if sec > 0 else None}

@@ -165,7 +165,7 @@ def test_predicted_targets_close_the_mouth_in_silence(monkeypatch):
     k = len(ms.SHAPE_POINTS)
 
     class WideOpen:
-        def predict(self, wav, fps, num_frames):
+        def predict(self, wav, fps, num_frames, head=None):
             disp = np.zeros((num_frames, k, 2), np.float32)
             rows = [list(ms.SHAPE_POINTS).index(p) for p in (65, 66, 67, 56, 57, 58, 8)]
             disp[:, rows, 1] = 0.25     # lower lip and chin drop by 0.25 IOD
