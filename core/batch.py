@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -342,6 +343,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--device", help="cpu or cuda")
     b.add_argument("--quiet", action="store_true", help="no progress bars or per-row lines, only the total")
     b.add_argument("--debug", action="store_true", help="debug logging")
+    b.add_argument("--json", action="store_true", help="print the summary (one object per row) as JSON on stdout")
+    from .batch_ray import add_arguments   # --ray, --split-shots...: core.batch_ray
+
+    add_arguments(b)
     return b
 
 
@@ -387,6 +392,31 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def row_line(k: int, n: int, r: ItemResult) -> str:
+    """The stderr line of a finished row."""
+    extra = f"{r.frames} frames, {r.seconds:.1f} s" if r.status == "ok" else r.error
+    if r.status == "ok" and r.lse_c is not None:
+        extra += f", LSE-C {r.lse_c:.2f}"
+    return f"[{k + 1}/{n}] row {r.row}: {r.status} ({extra})"
+
+
+def summary_json(result: BatchResult, summary: Path) -> dict:
+    """`--json`: the summary CSV's rows, the counts and the exit code."""
+    return {"summary": str(summary), "exit_code": result.exit_code, "seconds": round(result.seconds, 2),
+            "counts": {s: result.count(s) for s in STATUSES}, "rows": [r.as_row() for r in result.items]}
+
+
+def split_runner(a) -> Optional[Callable]:
+    """`--split-shots` without Ray: each row's shot segments rendered in turn (`core.shots`)."""
+    if not getattr(a, "split_shots", False):
+        return None
+    from functools import partial
+
+    from .shots import run_dub_split
+
+    return partial(run_dub_split, min_shot_seconds=a.min_shot_seconds)
+
+
 def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
     """The `batch` subcommand (called by core.cli.main with its progress bars and Ctrl-C cancel token).
     Returns the exit code; a bad manifest/option raises ManifestError (exit 2) for core.cli to print."""
@@ -416,15 +446,20 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
     def on_done(k, r: ItemResult):
         reset_bars()
         if not quiet:
-            extra = f"{r.frames} frames, {r.seconds:.1f} s" if r.status == "ok" else r.error
-            if r.status == "ok" and r.lse_c is not None:
-                extra += f", LSE-C {r.lse_c:.2f}"
-            _err(f"[{k + 1}/{n}] row {r.row}: {r.status} ({extra})")
+            _err(row_line(k, n, r))
 
-    result = run_batch(items, overrides, mask, progress=progress, cancel=cancel, score=not a.no_score,
-                       skip_existing=a.skip_existing, on_start=on_start, on_done=on_done)
+    if getattr(a, "ray", None) is not None:
+        from .batch_ray import run_from_args as run_on_ray
+
+        result = run_on_ray(a, items, overrides, mask, summary, cancel)
+    else:
+        result = run_batch(items, overrides, mask, progress=progress, cancel=cancel, score=not a.no_score,
+                           skip_existing=a.skip_existing, on_start=on_start, on_done=on_done,
+                           runner=split_runner(a))
     reset_bars()
     write_summary(summary, result.items)
+    if getattr(a, "json", False):
+        print(json.dumps(summary_json(result, summary)), flush=True)
     line = result.total_line() + f"; summary: {summary}"
     if result.cancelled:
         line += " (cancelled: the cancelled row left no output)"

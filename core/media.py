@@ -1021,8 +1021,115 @@ def build_mux_args(ffmpeg: str, video_path: PathLike, audio_path: Optional[PathL
     return args
 
 
+def build_concat_args(ffmpeg: str, list_path: PathLike, out_path: PathLike,
+                      container: Optional[str] = None) -> List[str]:
+    """Join the video-only files named in `list_path` (ffmpeg concat-demuxer list) by stream copy: no
+    re-encoding, so each part's frames are kept bit for bit (parts must share codec settings and size)."""
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+            "-i", str(list_path), "-map", "0:v:0", "-c", "copy"]
+    if container in (None, "mp4", "mov"):
+        args += ["-movflags", "+faststart"]
+    if container:
+        args += ["-f", container]
+    return args + [str(out_path)]
+
+
+def concat_list(paths: Sequence[PathLike]) -> str:
+    """The concat demuxer's list file text for `paths` (absolute, quotes escaped)."""
+    quoted = (str(Path(p).resolve()).replace("'", "'\\''") for p in paths)
+    return "".join(f"file '{q}'\n" for q in quoted)
+
+
 def _container_for(path: Path) -> str:
     return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}[path.suffix.lower()]
+
+
+def mux_audio(video_path: PathLike, audio, out_path: PathLike, duration: float, *, sample_rate: int = 16000,
+              audio_info: Optional[MediaInfo] = None, bitrate: str = "192k", rotation: int = 0,
+              container: Optional[str] = None, exe: Optional[str] = None, version: Optional[Tuple[int, int]] = None,
+              target: Optional[PathLike] = None) -> None:
+    """Write `out_path`: the video of `video_path` (stream copy, tagged with `rotation`) plus `audio` (a media
+    file's first audio stream, or a float32 mono array at `sample_rate`) encoded to AAC and cut/padded to
+    `duration` seconds. `target` names the final file in the error message. Raises OutputError."""
+    exe = exe or ffmpeg_path()
+    version = version or ffmpeg_version(exe)
+    target = Path(target or out_path)
+    audio_path: Optional[Path] = None
+    wav_tmp: Optional[Path] = None
+    stream = rate = None
+    try:
+        if isinstance(audio, np.ndarray):
+            import soundfile as sf
+
+            wav = np.nan_to_num(np.asarray(audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+            if wav.size == 0:
+                wav = np.zeros(1, np.float32)
+            fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part.wav",
+                                        dir=str(Path(out_path).resolve().parent))
+            os.close(fd)
+            wav_tmp = audio_path = Path(name)
+            sf.write(str(audio_path), wav, int(sample_rate), subtype="FLOAT", format="WAV")
+            stream, rate = None, 48000
+        elif audio is not None:
+            audio_path = Path(audio)
+            ai = audio_info or probe(audio, need_audio=True)
+            stream = ai.audio_stream_index
+            rate = 48000 if (ai.audio_sample_rate or 0) < 32000 else None
+        args = build_mux_args(exe, video_path, audio_path, out_path, duration, audio_stream=stream,
+                              sample_rate=rate, bitrate=bitrate, rotation=rotation, version=version,
+                              container=container)
+        proc = _Proc(args, stdout=False)
+        rc = proc.wait()
+        tail = proc.stderr_tail(2)
+        proc.close()
+        if rc != 0:
+            raise OutputError(f"Finishing {target} (audio, rotation) failed ({tail or rc}).")
+    finally:
+        if wav_tmp is not None:
+            wav_tmp.unlink(missing_ok=True)
+
+
+def join_video_parts(parts: Sequence[PathLike], out_path: PathLike, num_frames: int, fps_fraction, *,
+                     audio=None, sample_rate: int = 16000) -> Path:
+    """Join video-only parts (same codec settings, each starting with a key frame) into `out_path` by stream
+    copy, then mux `audio` once for the whole (see `mux_audio`). Written atomically; checks the frame count."""
+    out = check_output_path(out_path)
+    exe = ffmpeg_path()
+    version = ffmpeg_version(exe)
+    container = _container_for(out)
+    fr = Fraction(fps_fraction).limit_denominator(1_000_000)
+    tmp: List[Path] = []
+
+    def scratch(suffix: str) -> Path:
+        fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".part" + suffix, dir=str(out.resolve().parent))
+        os.close(fd)
+        tmp.append(Path(name))
+        return tmp[-1]
+
+    try:
+        listing = scratch(".txt")
+        listing.write_text(concat_list(parts), encoding="utf-8")
+        video = scratch(".video" + out.suffix)
+        proc = _Proc(build_concat_args(exe, listing, video, container), stdout=False)
+        rc, tail = proc.wait(), proc.stderr_tail(2)
+        proc.close()
+        if rc != 0:
+            raise OutputError(f"Joining the {len(parts)} parts of {out} failed ({tail or rc}).")
+        result = video
+        if audio is not None:
+            result = scratch(out.suffix)
+            mux_audio(video, audio, result, float(num_frames / fr), sample_rate=sample_rate, container=container,
+                      exe=exe, version=version, target=out)
+        got = probe(result).num_frames
+        if got != num_frames:
+            raise OutputError(f"Joining the parts of {out} gave {got} frames instead of {num_frames}.")
+        mode = new_file_mode(out)
+        os.replace(result, out)
+        os.chmod(out, mode)
+        return out
+    finally:
+        for p in tmp:
+            p.unlink(missing_ok=True)
 
 
 class VideoWriter:
@@ -1165,33 +1272,11 @@ class VideoWriter:
             self._cleanup()
 
     def _mux(self) -> Path:
-        duration = float(self.num_frames / self.fps_fraction)
         out_tmp = self._make_tmp(self.out_path.suffix)
-        audio_path: Optional[Path] = None
-        stream = rate = None
-        if isinstance(self._audio, np.ndarray):
-            import soundfile as sf
-
-            wav = np.nan_to_num(np.asarray(self._audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-            if wav.size == 0:
-                wav = np.zeros(1, np.float32)
-            audio_path = self._make_tmp(".wav")
-            sf.write(str(audio_path), wav, self.sample_rate, subtype="FLOAT", format="WAV")
-            stream, rate = None, 48000
-        elif self._audio is not None:
-            audio_path = Path(self._audio)
-            ai = self._audio_info
-            stream = ai.audio_stream_index
-            rate = 48000 if (ai.audio_sample_rate or 0) < 32000 else None
-        args = build_mux_args(self._exe, self._video_tmp, audio_path, out_tmp, duration, audio_stream=stream,
-                              sample_rate=rate, bitrate=self.audio_bitrate, rotation=self.rotation,
-                              version=self._version, container=self.container)
-        proc = _Proc(args, stdout=False)
-        rc = proc.wait()
-        tail = proc.stderr_tail(2)
-        proc.close()
-        if rc != 0:
-            raise OutputError(f"Finishing {self.out_path} (audio, rotation) failed ({tail or rc}).")
+        mux_audio(self._video_tmp, self._audio, out_tmp, float(self.num_frames / self.fps_fraction),
+                  sample_rate=self.sample_rate, audio_info=self._audio_info, bitrate=self.audio_bitrate,
+                  rotation=self.rotation, container=self.container, exe=self._exe, version=self._version,
+                  target=self.out_path)
         return out_tmp
 
     def _cleanup(self) -> None:

@@ -413,59 +413,90 @@ def _teeth_proxy(prep: PreparedClip, engine: Engine):
     return _proxy_from_frame(ctx.video_path, prep.info, ctx, int(idx))
 
 
+@dataclass
+class PreparedDub:
+    """A clip prepared for rendering: the whole-clip state (tracking, voice, engines' retrieval/teeth choices)
+    that every output frame depends on. Computed once; `renderer` then renders any range of output frames
+    (`core.shots` ships it to parallel segment renders)."""
+
+    prep: PreparedClip
+    engines: Dict[str, Engine]
+    renderer: "FrameRenderer"
+
+    def close(self) -> None:
+        for eng in self.engines.values():
+            eng.close()
+
+
+def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                timer: Optional[_Timer] = None) -> PreparedDub:
+    timer = timer or _Timer()
+    make_engine(settings).precheck()   # fail fast (missing weights) before tracking
+    prep = prepare_clip(settings, progress, cancel, timer)
+    t0 = time.perf_counter()
+    engines = prepare_engines(settings, prep.ctx, progress, cancel)
+    timer.add("prepare", time.perf_counter() - t0, 0)
+    renderer = FrameRenderer(engines, settings.engine, prep.ctx, _teeth_proxy(prep, engines[settings.engine]),
+                             settings.teeth_strength, settings.video, prep.info)
+    return PreparedDub(prep, engines, renderer)
+
+
+def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
+    """The fitted voice under output frames [out_idx[0], out_idx[-1]] (what the output file carries)."""
+    a, b = int(out_idx[0]), int(out_idx[-1]) + 1
+    spf = audio_mod.SAMPLE_RATE / ctx.fps
+    return ctx.wav[int(round(a * spf)):int(round(b * spf))]
+
+
+def render_into(writer, renderer: FrameRenderer, source: SourceFrames, out_idx: np.ndarray, batch_size: int,
+                timer: _Timer, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
+    """Render output frames `out_idx` (ascending) in batches and write them; returns how many had a dubbed face.
+    The caller closes or aborts the writer."""
+    total, done, dubbed = len(out_idx), 0, 0
+    batch_frames, batch_idx = [], []
+
+    def flush():
+        nonlocal dubbed, done
+        if not batch_frames:
+            return
+        out, n = renderer.render(batch_frames, batch_idx, timer)
+        dubbed += n
+        t1 = time.perf_counter()
+        for f in out:
+            writer.write(f)
+        timer.add("encode", time.perf_counter() - t1, len(out))
+        done += len(out)
+        batch_frames.clear()
+        batch_idx.clear()
+        report(progress, "dub", done, total)
+        check(cancel)
+
+    for o, _s, frame in source.iterate(out_idx):
+        batch_frames.append(frame)
+        batch_idx.append(o)
+        if len(batch_frames) >= batch_size:
+            flush()
+    flush()
+    return dubbed
+
+
 def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None, score: bool = False) -> DubResult:
     if not settings.output:
         raise OutputError("No output path was given.")
     timer = _Timer()
     t_all = time.perf_counter()
-    make_engine(settings).precheck()   # fail fast (missing weights) before tracking
-    prep = prepare_clip(settings, progress, cancel, timer)
+    dub = prepare_dub(settings, progress, cancel, timer)
+    prep = dub.prep
     ctx, info = prep.ctx, prep.info
-
-    t0 = time.perf_counter()
-    engines = prepare_engines(settings, ctx, progress, cancel)
-    timer.add("prepare", time.perf_counter() - t0, 0)
-    main_engine = engines[settings.engine]
-    renderer = FrameRenderer(engines, settings.engine, ctx, _teeth_proxy(prep, main_engine),
-                             settings.teeth_strength, settings.video, info)
-
     source = SourceFrames(settings.video, info, ctx.source_index)
     out_idx = prep.out_indices
-    a, b = int(out_idx[0]), int(out_idx[-1]) + 1
-    spf = audio_mod.SAMPLE_RATE / ctx.fps
-    voice_slice = ctx.wav[int(round(a * spf)):int(round(b * spf))]
-    total = len(out_idx)
-    dubbed = 0
+    voice_slice = voice_for(ctx, out_idx)
     writer = media.VideoWriter(settings.output, info.width, info.height, info.fps_fraction, audio=voice_slice,
                                crf=settings.crf, preset=settings.preset, sar=info.sar,
                                sample_rate=audio_mod.SAMPLE_RATE)
     try:
-        batch_frames, batch_idx = [], []
-        done = 0
-
-        def flush():
-            nonlocal dubbed, done
-            if not batch_frames:
-                return
-            out, n = renderer.render(batch_frames, batch_idx, timer)
-            dubbed += n
-            t1 = time.perf_counter()
-            for f in out:
-                writer.write(f)
-            timer.add("encode", time.perf_counter() - t1, len(out))
-            done += len(out)
-            batch_frames.clear()
-            batch_idx.clear()
-            report(progress, "dub", done, total)
-            check(cancel)
-
-        for o, _s, frame in source.iterate(out_idx):
-            batch_frames.append(frame)
-            batch_idx.append(o)
-            if len(batch_frames) >= settings.batch_size:
-                flush()
-        flush()
+        dubbed = render_into(writer, dub.renderer, source, out_idx, settings.batch_size, timer, progress, cancel)
         t1 = time.perf_counter()
         writer.close()
         timer.add("encode", time.perf_counter() - t1, 0)
@@ -474,18 +505,25 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
         raise
     finally:
         source.close()
-        for eng in engines.values():
-            eng.close()
-    timer.add("decode", source.decode_seconds, total)
+        dub.close()
+    timer.add("decode", source.decode_seconds, len(out_idx))
+    return dub_result(settings, prep, out_idx, dubbed, timer, t_all, score, progress, cancel)
 
-    result = DubResult(output=str(settings.output), num_frames=total, fps=ctx.fps, messages=prep.messages,
+
+def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, dubbed: int, timer: _Timer,
+               t_all: float, score: bool, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None) -> DubResult:
+    """The DubResult of a written output, scored against its voice when asked."""
+    total = len(out_idx)
+    result = DubResult(output=str(settings.output), num_frames=total, fps=prep.ctx.fps, messages=prep.messages,
                        adaptation=prep.adaptation,
                        timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
     if score:
         # The video is already written: a scorer problem must not lose it, only the report.
         t0 = time.perf_counter()
         try:
-            result.report = score_output(settings.output, voice_slice, prep, out_idx, settings, progress, cancel)
+            result.report = score_output(settings.output, voice_for(prep.ctx, out_idx), prep, out_idx, settings,
+                                         progress, cancel)
         except ModelError as exc:
             result.messages.append(f"Sync report skipped: {exc}")
         timer.add("score", time.perf_counter() - t0, total)
@@ -524,12 +562,8 @@ class DubSession:
     def __init__(self, settings: DubSettings, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None):
         self.settings = replace(settings, frame_range=None)
-        make_engine(self.settings).precheck()
-        self.prep = prepare_clip(self.settings, progress, cancel)
-        self.engines = prepare_engines(self.settings, self.prep.ctx, progress, cancel)
-        self.renderer = FrameRenderer(self.engines, self.settings.engine, self.prep.ctx,
-                                      _teeth_proxy(self.prep, self.engines[self.settings.engine]),
-                                      settings.teeth_strength, self.settings.video, self.prep.info)
+        dub = prepare_dub(self.settings, progress, cancel)
+        self.prep, self.engines, self.renderer = dub.prep, dub.engines, dub.renderer
         self._reader = media.FrameReader(self.settings.video)
 
     def set_edits(self, edits: Edits) -> None:

@@ -1,0 +1,111 @@
+"""`batch --ray`: rows as Ray tasks on a local Ray instance started here (2 CPUs, once for the module), on short
+real GRID clips: outputs, summary and exit code; a worker killed mid-row; a clip split at its scene cuts and
+rendered as parallel segments, checked frame by frame against a one-piece render.
+"""
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from core import batch, batch_ray, media
+from core.pipeline import DubSettings, run_dub
+from data_paths import GRID_S1, heldout_names, read_frames
+
+ray = pytest.importorskip("ray", reason="Ray is installed by tools/install.sh (requirements.txt)")
+
+CLIPS = [GRID_S1 / "video" / f"{name}.mp4" for name in heldout_names()[:5]]
+FAST = ["--preset", "ultrafast", "--no-score", "--quiet"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(tmp_path_factory):
+    """One local Ray instance for the module; workers inherit this test session's own track cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIPDUB_CACHE_DIR", str(tmp_path_factory.mktemp("ray_cache")))
+        assert batch_ray.connect(None, num_cpus=2)
+        yield
+        ray.shutdown()
+
+
+def write_manifest(path, rows):
+    path.write_text("\n".join(["video,voice,output"] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return path
+
+
+def test_four_rows_one_missing_file_on_ray(tmp_path, capsys):
+    out = tmp_path / "out"
+    manifest = write_manifest(tmp_path / "season.csv", [
+        (CLIPS[0], CLIPS[1], out / "a.mp4"),
+        (CLIPS[1], CLIPS[2], out / "b.mp4"),
+        (tmp_path / "missing.mp4", CLIPS[2], out / "c.mp4"),
+        (CLIPS[2], CLIPS[0], out / "d.mp4"),
+    ])
+    rc = batch.main([str(manifest), "--ray", "--range", "0", "20", "--json", *FAST])
+    assert rc == batch.EXIT_SOME_FAILED == 9
+    captured = capsys.readouterr()
+    import json
+
+    doc = json.loads(captured.out)
+    assert doc["exit_code"] == 9 and doc["counts"]["ok"] == 3 and doc["counts"]["failed"] == 1
+    rows = list(__import__("csv").DictReader(open(tmp_path / "season_summary.csv", encoding="utf-8")))
+    assert rows == doc["rows"]
+    assert [r["row"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "ok"]
+    assert "does not exist" in rows[2]["error"] and "missing.mp4" in rows[2]["error"]
+    for r, name in zip([rows[0], rows[1], rows[3]], "abd"):
+        info = media.probe(str(out / f"{name}.mp4"))
+        assert r["frames"] == "20" and info.num_frames == 20 and info.has_audio
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4", "d.mp4"]   # no temporary files left
+    assert captured.err.strip().splitlines()[-1].startswith("batch: 3 ok, 1 failed of 4 rows")
+
+
+def test_a_killed_worker_reruns_its_row(tmp_path):
+    out = tmp_path / "out"
+    items = batch.read_manifest(write_manifest(tmp_path / "m.csv", [(CLIPS[3], CLIPS[4], out / "k.mp4")]))
+    killed = []
+
+    def on_start(row, pid):
+        if not killed:                    # first attempt: kill its worker process a moment into the row
+            killed.append(pid)
+            threading.Timer(3.0, os.kill, (pid, signal.SIGKILL)).start()
+
+    done = []
+    result = batch_ray.run_batch_ray(items, {"preset": "ultrafast", "frame_range": (0, 60)}, score=False,
+                                     on_start=on_start, on_done=lambda k, r: done.append(r))
+    assert killed and result.attempts == {1: 2}, result.attempts
+    (r,) = result.items
+    assert r.status == "ok" and r.frames == 60, r
+    assert result.exit_code == 0 and done == [r]
+    assert media.probe(str(out / "k.mp4")).num_frames == 60
+    assert [p.name for p in out.iterdir()] == ["k.mp4"]   # the killed attempt's hidden temporary files are gone
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed[0], 0)                             # that worker really died
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory):
+    """3.6 s, three 1.2-s shots (s1 / another speaker / s1)."""
+    from tools.cut_clip import make_cut_clip, shot_sources
+
+    return make_cut_clip(tmp_path_factory.mktemp("cuts") / "cuts.mp4", shot_sources(3), seconds_each=1.2)
+
+
+def test_split_shots_on_ray_is_frame_exact(tmp_path, cut_clip):
+    """Lossless encodes (crf 0): the decoded frames show exactly what was rendered, so they must be equal."""
+    one = tmp_path / "one.mp4"
+    run_dub(DubSettings(video=str(cut_clip), audio=str(cut_clip), output=str(one), crf=0, preset="ultrafast"))
+    manifest = write_manifest(tmp_path / "m.csv", [(cut_clip, cut_clip, tmp_path / "split.mp4")])
+    rc = batch.main([str(manifest), "--ray", "--split-shots", "--min-shot-seconds", "0.8", "--crf", "0", *FAST])
+    assert rc == 0
+    from core.faces.track import track_video
+
+    assert list(track_video(str(cut_clip)).cuts) == [30, 60]   # (cached) so the row ran as three segments
+    a, b = read_frames(one), read_frames(tmp_path / "split.mp4")
+    assert len(a) == len(b) == 90
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, read_frames(cut_clip)))   # it did dub something
+    info = media.probe(str(tmp_path / "split.mp4"))
+    assert info.has_audio and abs(info.duration - 3.6) < 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m_summary.csv", "one.mp4", "split.mp4"]
