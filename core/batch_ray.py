@@ -43,8 +43,9 @@ def require_ray():
     try:
         import ray
     except ImportError:
-        raise LipDubError("--ray needs the Ray package, which is not installed: pip install 'ray[client]' "
-                          "(or install LipDub Studio with its 'ray' extra).") from None
+        raise LipDubError("--ray needs the Ray package, which this installation does not include: install "
+                          "LipDub Studio with its 'ray' extra (pip install 'lipdub-studio[ray]', or "
+                          "pip install 'ray[client]' beside it), or leave out --ray.") from None
     return ray
 
 

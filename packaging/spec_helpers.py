@@ -34,6 +34,8 @@ EXCLUDES = [
     # optional extras pulled in by torch / scipy, unused here
     "sklearn", "pandas", "sympy", "mpmath", "networkx", "torchvision", "torchaudio", "tensorboard",
     "torch.utils.tensorboard", "torch.onnx", "face_alignment", "skimage",
+    # the `ray` extra (batch --ray): a cluster runs the pip-installed package; the app says how to add it
+    "ray", "grpc",
     # (torch.testing._internal must stay: torch.utils.checkpoint imports it when torch is imported)
     # Qt modules we do not use (QtMultimedia needs QtNetwork's library, not its Python module)
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtWebEngineQuick", "PySide6.QtWebChannel",

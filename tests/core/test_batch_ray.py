@@ -109,3 +109,21 @@ def test_split_shots_on_ray_is_frame_exact(tmp_path, cut_clip):
     info = media.probe(str(tmp_path / "split.mp4"))
     assert info.has_audio and abs(info.duration - 3.6) < 0.05
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m_summary.csv", "one.mp4", "split.mp4"]
+
+
+def test_without_ray_installed_the_option_says_how_to_add_it(tmp_path):
+    import subprocess
+    import sys
+
+    from data_paths import ROOT
+
+    manifest = write_manifest(tmp_path / "m.csv", [(CLIPS[0], CLIPS[1], tmp_path / "a.mp4")])
+    code = ("import sys; sys.modules['ray'] = None; from core.cli import main; "
+            f"sys.exit(main(['batch', {str(manifest)!r}, '--ray', '--quiet']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: --ray needs the Ray package, which this installation does not include: install LipDub Studio "
+        "with its 'ray' extra (pip install 'lipdub-studio[ray]', or pip install 'ray[client]' beside it), "
+        "or leave out --ray."]
+    assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "m_summary.csv").exists()
