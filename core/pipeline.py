@@ -448,10 +448,14 @@ def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
     return ctx.wav[int(round(a * spf)):int(round(b * spf))]
 
 
-def render_into(writer, renderer: FrameRenderer, source: SourceFrames, out_idx: np.ndarray, batch_size: int,
-                timer: _Timer, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
-    """Render output frames `out_idx` (ascending) in batches and write them; returns how many had a dubbed face.
-    The caller closes or aborts the writer."""
+def render_file(path, renderer: FrameRenderer, video: str, info, source_index: np.ndarray, out_idx: np.ndarray, *,
+                audio: Optional[np.ndarray], crf: int, preset: str, batch_size: int, timer: _Timer,
+                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
+    """Render output frames `out_idx` (ascending) in batches and encode them to `path` (atomically, with `audio`
+    muxed when given). Returns how many frames had a dubbed face."""
+    source = SourceFrames(video, info, source_index)
+    writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=audio, crf=crf,
+                               preset=preset, sar=info.sar, sample_rate=audio_mod.SAMPLE_RATE)
     total, done, dubbed = len(out_idx), 0, 0
     batch_frames, batch_idx = [], []
 
@@ -471,12 +475,22 @@ def render_into(writer, renderer: FrameRenderer, source: SourceFrames, out_idx: 
         report(progress, "dub", done, total)
         check(cancel)
 
-    for o, _s, frame in source.iterate(out_idx):
-        batch_frames.append(frame)
-        batch_idx.append(o)
-        if len(batch_frames) >= batch_size:
-            flush()
-    flush()
+    try:
+        for o, _s, frame in source.iterate(out_idx):
+            batch_frames.append(frame)
+            batch_idx.append(o)
+            if len(batch_frames) >= batch_size:
+                flush()
+        flush()
+        t1 = time.perf_counter()
+        writer.close()
+        timer.add("encode", time.perf_counter() - t1, 0)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        source.close()
+    timer.add("decode", source.decode_seconds, total)
     return dubbed
 
 
@@ -488,25 +502,13 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
     t_all = time.perf_counter()
     dub = prepare_dub(settings, progress, cancel, timer)
     prep = dub.prep
-    ctx, info = prep.ctx, prep.info
-    source = SourceFrames(settings.video, info, ctx.source_index)
-    out_idx = prep.out_indices
-    voice_slice = voice_for(ctx, out_idx)
-    writer = media.VideoWriter(settings.output, info.width, info.height, info.fps_fraction, audio=voice_slice,
-                               crf=settings.crf, preset=settings.preset, sar=info.sar,
-                               sample_rate=audio_mod.SAMPLE_RATE)
+    ctx, out_idx = prep.ctx, prep.out_indices
     try:
-        dubbed = render_into(writer, dub.renderer, source, out_idx, settings.batch_size, timer, progress, cancel)
-        t1 = time.perf_counter()
-        writer.close()
-        timer.add("encode", time.perf_counter() - t1, 0)
-    except BaseException:
-        writer.abort()
-        raise
+        dubbed = render_file(settings.output, dub.renderer, settings.video, prep.info, ctx.source_index, out_idx,
+                             audio=voice_for(ctx, out_idx), crf=settings.crf, preset=settings.preset,
+                             batch_size=settings.batch_size, timer=timer, progress=progress, cancel=cancel)
     finally:
-        source.close()
         dub.close()
-    timer.add("decode", source.decode_seconds, len(out_idx))
     return dub_result(settings, prep, out_idx, dubbed, timer, t_all, score, progress, cancel)
 
 

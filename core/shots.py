@@ -27,8 +27,8 @@ import numpy as np
 from . import audio as audio_mod
 from . import media
 from .errors import OutputError
-from .pipeline import (DubResult, DubSettings, FrameRenderer, SourceFrames, _Timer, dub_result, prepare_dub,
-                       render_into, voice_for)
+from .pipeline import (DubResult, DubSettings, FrameRenderer, _Timer, dub_result, prepare_dub, render_file,
+                       voice_for)
 from .progress import CancelToken, ProgressFn, check, report
 
 DEFAULT_MIN_SHOT_SECONDS = 2.0   # shorter shots join their neighbour: a segment task costs ~0.1-1 s to start
@@ -73,22 +73,9 @@ def render_segment(job: ClipRender, start: int, stop: int, path: str,
                    cancel: Optional[CancelToken] = None) -> PartResult:
     """Render output frames [start, stop) of the clip to a video-only file (written atomically)."""
     timer = _Timer()
-    info = job.info
-    source = SourceFrames(job.video, info, job.source_index)
-    writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=None, crf=job.crf,
-                               preset=job.preset, sar=info.sar)
-    try:
-        dubbed = render_into(writer, job.renderer, source, np.arange(start, stop), job.batch_size, timer,
-                             cancel=cancel)
-        t0 = time.perf_counter()
-        writer.close()
-        timer.add("encode", time.perf_counter() - t0, 0)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        source.close()
-    timer.add("decode", source.decode_seconds, stop - start)
+    dubbed = render_file(path, job.renderer, job.video, job.info, job.source_index, np.arange(start, stop),
+                         audio=None, crf=job.crf, preset=job.preset, batch_size=job.batch_size, timer=timer,
+                         cancel=cancel)
     return dubbed, dict(timer.seconds)
 
 
