@@ -62,7 +62,10 @@ def connect(address: Optional[str] = None, num_cpus: Optional[int] = None) -> bo
     try:
         if address is None:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, runtime_env={"env_vars": env}, **kwargs)
+            # Ray lowers its workers' priority (nice +15) by default: on a workstation that is also doing other
+            # work they would then only get idle cycles, and the batch would crawl.
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, runtime_env={"env_vars": env},
+                     _system_config={"worker_niceness": 0}, **kwargs)
         else:
             ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -116,7 +119,8 @@ def _tasks():
 
     @ray.remote(num_cpus=1)
     def row_task(item: BatchItem, final: Optional[str], overrides, mask_overrides, score: bool,
-                 skip_existing: bool, split_shots: bool, min_shot_seconds: float, board) -> ItemResult:
+                 skip_existing: bool, split_shots: bool, min_shot_seconds: float, retries: int,
+                 board) -> ItemResult:
         single_threaded()
         if board is not None:
             board.started.remote(item.row, os.getpid())
@@ -128,7 +132,8 @@ def _tasks():
 
             from .shots import run_dub_split
 
-            runner = partial(run_dub_split, min_shot_seconds=min_shot_seconds, render_many=render_segments_on_ray)
+            runner = partial(run_dub_split, min_shot_seconds=min_shot_seconds,
+                             render_many=partial(render_segments_on_ray, retries=retries))
         return run_item(item, overrides, mask_overrides, score=score, skip_existing=skip_existing, runner=runner)
 
     @ray.remote(num_cpus=1)
@@ -142,10 +147,10 @@ def _tasks():
     return _remote
 
 
-def render_segments_on_ray(job, parts):
+def render_segments_on_ray(job, parts, retries: int = DEFAULT_RETRIES):
     """`core.shots.RenderMany` on Ray: the whole-clip state goes to the object store once, one task a segment."""
     ray = require_ray()
-    segment_task = _tasks()["segment_task"].options(max_retries=DEFAULT_RETRIES)
+    segment_task = _tasks()["segment_task"].options(max_retries=retries)
     ref = ray.put(job)
     return ray.get([segment_task.remote(ref, a, b, path) for a, b, path in parts])
 
@@ -206,35 +211,43 @@ def run_batch_ray(items: List[BatchItem], overrides: Optional[dict] = None, mask
                 results[item.row] = planned
                 continue
             ref = row_task.remote(item, str(planned), overrides, mask_overrides, score, skip_existing,
-                                  split_shots, min_shot_seconds, board)
+                                  split_shots, min_shot_seconds, max(0, int(retries)), board)
             pending[ref] = item
         for row, r in sorted(results.items()):
             if on_done:
                 on_done(index[row], r)
         seen_starts: Dict[int, int] = {}
         cancelled = False
-        while pending:
-            if cancel is not None and cancel.cancelled and not cancelled:
-                cancelled = True
-                for ref in pending:
-                    ray.cancel(ref)          # a running row gets KeyboardInterrupt: run_item cleans up
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-            for ref in ready:
-                item = pending.pop(ref)
-                results[item.row] = _outcome(ray, ref, item)
-                if on_done:
-                    on_done(index[item.row], results[item.row])
-            starts = ray.get(board.snapshot.remote())
-            for row, pids in starts.items():
-                for pid in pids[seen_starts.get(row, 0):]:
-                    if on_start:
-                        on_start(row, pid)
-                seen_starts[row] = len(pids)
-            if on_progress:
-                running = sum(1 for it in pending.values() if it.row in starts)
-                failed = sum(1 for r in results.values() if r.status == "failed")
-                on_progress(len(results), failed, running, len(items))
-        out.attempts = {row: len(pids) for row, pids in ray.get(board.snapshot.remote()).items()}
+        try:
+            while pending:
+                if cancel is not None and cancel.cancelled and not cancelled:
+                    cancelled = True
+                    for ref in pending:
+                        ray.cancel(ref)          # a running row gets KeyboardInterrupt: run_item cleans up
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+                for ref in ready:
+                    item = pending.pop(ref)
+                    results[item.row] = _outcome(ray, ref, item)
+                    if on_done:
+                        on_done(index[item.row], results[item.row])
+                starts = ray.get(board.snapshot.remote())
+                for row, pids in starts.items():
+                    for pid in pids[seen_starts.get(row, 0):]:
+                        if on_start:
+                            on_start(row, pid)
+                    seen_starts[row] = len(pids)
+                if on_progress:
+                    running = sum(1 for it in pending.values() if it.row in starts)
+                    failed = sum(1 for r in results.values() if r.status == "failed")
+                    on_progress(len(results), failed, running, len(items))
+            out.attempts = {row: len(pids) for row, pids in ray.get(board.snapshot.remote()).items()}
+        except KeyboardInterrupt:            # a second Ctrl-C: stop the workers now, still write the summary
+            cancelled = True
+            for ref, item in pending.items():
+                ray.cancel(ref, force=True)
+                results[item.row] = ItemResult(row=item.row, video=item.video or "", voice=item.voice or "",
+                                               output=item.output or "", status="cancelled",
+                                               error="stopped by a second Ctrl-C: no output was written")
         out.cancelled = cancelled or any(r.status == "cancelled" for r in results.values())
     finally:
         if started_here:

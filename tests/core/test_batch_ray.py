@@ -5,6 +5,7 @@ rendered as parallel segments, checked frame by frame against a one-piece render
 import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -66,15 +67,23 @@ def test_a_killed_worker_reruns_its_row(tmp_path):
     items = batch.read_manifest(write_manifest(tmp_path / "m.csv", [(CLIPS[3], CLIPS[4], out / "k.mp4")]))
     killed = []
 
+    def kill_once_encoding(pid):
+        """SIGKILL the worker as soon as its row is writing frames (hidden temporary files beside the output)."""
+        for _ in range(1200):
+            if any(p.name.startswith(".") for p in (out.iterdir() if out.is_dir() else [])):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
     def on_start(row, pid):
-        if not killed:                    # first attempt: kill its worker process a moment into the row
-            killed.append(pid)
-            threading.Timer(3.0, os.kill, (pid, signal.SIGKILL)).start()
+        if not killed:
+            threading.Thread(target=kill_once_encoding, args=(pid,), daemon=True).start()
 
     done = []
     result = batch_ray.run_batch_ray(items, {"preset": "ultrafast", "frame_range": (0, 60)}, score=False,
                                      on_start=on_start, on_done=lambda k, r: done.append(r))
-    assert killed and result.attempts == {1: 2}, result.attempts
+    assert killed and result.attempts == {1: 2}, (killed, result.attempts)
     (r,) = result.items
     assert r.status == "ok" and r.frames == 60, r
     assert result.exit_code == 0 and done == [r]
