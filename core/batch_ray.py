@@ -313,7 +313,7 @@ def add_arguments(b) -> None:
     b.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="render rows as Ray tasks: alone, on a local Ray instance using this machine's cores; "
                         "with 'auto' or ray://HOST:PORT, on that cluster (paths must be on storage every worker "
-                        "sees)")
+                        "sees; put it after MANIFEST)")
     b.add_argument("--ray-cpus", type=int, metavar="N", help="cores of the local Ray instance (default: all)")
     b.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                    help=f"re-run a row whose Ray worker died up to N times (default {DEFAULT_RETRIES})")
@@ -330,6 +330,9 @@ def run_from_args(a, items: List[BatchItem], overrides: dict, mask: dict, summar
     """`batch --ray`: the rows on Ray with one overall progress bar; the summary rewritten as rows finish."""
     from .batch import ManifestError, row_line, write_summary
 
+    if a.ray and a.ray != "auto" and not a.ray.startswith("ray://") and ":" not in a.ray:
+        raise ManifestError(f"--ray {a.ray}: give no address (a local Ray instance), 'auto', ray://HOST:PORT or "
+                            "HOST:PORT (put --ray after the manifest).")
     if a.ray_cpus is not None and a.ray_cpus < 1:
         raise ManifestError(f"--ray-cpus must be at least 1, got {a.ray_cpus}.")
     if a.retries < 0:

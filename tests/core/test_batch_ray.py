@@ -136,3 +136,17 @@ def test_without_ray_installed_the_option_says_how_to_add_it(tmp_path):
         "with its 'ray' extra (pip install 'lipdub-studio[ray]', or pip install 'ray[client]' beside it), "
         "or leave out --ray."]
     assert not (tmp_path / "a.mp4").exists() and not (tmp_path / "m_summary.csv").exists()
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--ray", "season.csv"], "--ray season.csv: give no address"),
+    (["--ray", "--ray-cpus", "0"], "--ray-cpus must be at least 1"),
+    (["--ray", "--retries", "-1"], "--retries must be 0 or more"),
+    (["--ray", "--split-shots", "--min-shot-seconds", "0"], "--min-shot-seconds must be positive"),
+])
+def test_bad_ray_options_are_one_line_errors_before_any_work(tmp_path, capsys, args, expect):
+    manifest = write_manifest(tmp_path / "m.csv", [(CLIPS[0], CLIPS[1], tmp_path / "a.mp4")])
+    assert batch.main([str(manifest), *args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
