@@ -62,9 +62,10 @@ def connect(address: Optional[str] = None, num_cpus: Optional[int] = None) -> bo
     try:
         if address is None:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-            # Ray lowers its workers' priority (nice +15) by default: on a workstation that is also doing other
-            # work they would then only get idle cycles, and the batch would crawl.
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, runtime_env={"env_vars": env},
+            # "local": a new instance of our own, never another program's. Ray lowers its workers' priority
+            # (nice +15) by default: on a workstation that is also doing other work they would get only idle
+            # cycles, and the batch would crawl.
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, runtime_env={"env_vars": env},
                      _system_config={"worker_niceness": 0}, **kwargs)
         else:
             ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)

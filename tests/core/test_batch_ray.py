@@ -36,13 +36,20 @@ def write_manifest(path, rows):
 
 
 def test_four_rows_one_missing_file_on_ray(tmp_path, capsys):
+    """Rows 1-2 plain, row 3 a missing video, row 4 a project row (video, voice and output from the project)."""
+    from core.project import Project
+
     out = tmp_path / "out"
-    manifest = write_manifest(tmp_path / "season.csv", [
-        (CLIPS[0], CLIPS[1], out / "a.mp4"),
-        (CLIPS[1], CLIPS[2], out / "b.mp4"),
-        (tmp_path / "missing.mp4", CLIPS[2], out / "c.mp4"),
-        (CLIPS[2], CLIPS[0], out / "d.mp4"),
-    ])
+    proj = Project(video=str(CLIPS[2]))
+    proj.add_voice(str(CLIPS[0]))
+    proj.export.output = str(out / "d.mp4")
+    proj.save(str(tmp_path / "d.lipdub"))
+    manifest = tmp_path / "season.csv"
+    manifest.write_text("video,voice,output,project\n"
+                        f"{CLIPS[0]},{CLIPS[1]},out/a.mp4,\n"
+                        f"{CLIPS[1]},{CLIPS[2]},out/b.mp4,\n"
+                        f"missing.mp4,{CLIPS[2]},out/c.mp4,\n"
+                        ",,,d.lipdub\n")
     rc = batch.main([str(manifest), "--ray", "--range", "0", "20", "--json", *FAST])
     assert rc == batch.EXIT_SOME_FAILED == 9
     captured = capsys.readouterr()
