@@ -10,7 +10,6 @@ also sees the mel spectrum, which is language-independent).
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -24,8 +23,10 @@ PHONE_INDEX = {p: i for i, p in enumerate(PHONES)}
 DECODER_FRAME_S = 0.01      # PocketSphinx frames are 10 ms
 
 
-@functools.lru_cache(maxsize=1)
 def _decoder():
+    """A new decoder for each voice: a reused one carries its live cepstral-mean estimate over from the voices it
+    decoded before, so the same voice would decode differently (and dub differently) depending on what the process
+    did earlier: the window, a Ray worker and the one-piece render must all agree. A new one costs ~0.03 s."""
     from pocketsphinx import Decoder, get_model_path
 
     mp = os.path.join(get_model_path(), "en-us")
