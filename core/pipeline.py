@@ -494,13 +494,19 @@ def render_file(path, renderer: FrameRenderer, video: str, info, source_index: n
     return dubbed
 
 
-def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
-            cancel: Optional[CancelToken] = None, score: bool = False) -> DubResult:
+def begin_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
+              cancel: Optional[CancelToken] = None) -> Tuple[PreparedDub, _Timer, float]:
+    """The start of a job that writes `settings.output`: (prepared clip, its stage timer, start time)."""
     if not settings.output:
         raise OutputError("No output path was given.")
-    timer = _Timer()
     t_all = time.perf_counter()
-    dub = prepare_dub(settings, progress, cancel, timer)
+    timer = _Timer()
+    return prepare_dub(settings, progress, cancel, timer), timer, t_all
+
+
+def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelToken] = None, score: bool = False) -> DubResult:
+    dub, timer, t_all = begin_dub(settings, progress, cancel)
     prep = dub.prep
     ctx, out_idx = prep.ctx, prep.out_indices
     try:

@@ -26,9 +26,7 @@ import numpy as np
 
 from . import audio as audio_mod
 from . import media
-from .errors import OutputError
-from .pipeline import (DubResult, DubSettings, FrameRenderer, _Timer, dub_result, prepare_dub, render_file,
-                       voice_for)
+from .pipeline import DubResult, DubSettings, FrameRenderer, _Timer, begin_dub, dub_result, render_file, voice_for
 from .progress import CancelToken, ProgressFn, check, report
 
 DEFAULT_MIN_SHOT_SECONDS = 2.0   # shorter shots join their neighbour: a segment task costs ~0.1-1 s to start
@@ -96,11 +94,7 @@ def run_dub_split(settings: DubSettings, progress: Optional[ProgressFn] = None,
                   render_many: Optional[RenderMany] = None) -> DubResult:
     """`pipeline.run_dub` with the clip split at scene cuts: prepared once, segments rendered by `render_many`
     (default: in turn), joined by stream copy with the voice muxed once. Same arguments and result."""
-    if not settings.output:
-        raise OutputError("No output path was given.")
-    timer = _Timer()
-    t_all = time.perf_counter()
-    dub = prepare_dub(settings, progress, cancel, timer)
+    dub, timer, t_all = begin_dub(settings, progress, cancel)
     prep = dub.prep
     ctx, info, out_idx = prep.ctx, prep.info, prep.out_indices
     spans = shot_segments(ctx.source_index, prep.track_set.cuts, out_idx,
