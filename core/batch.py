@@ -28,6 +28,10 @@ It is written atomically, also after a cancel. A one-line total goes to stderr.
 Exit codes: 0 every row ok (or skipped with --skip-existing) · 9 at least one row failed · 130 cancelled ·
 2 the manifest itself is unusable (missing, unreadable, no header, missing columns, no rows) or a bad option.
 
+`--ray [ADDRESS]` runs the rows as Ray tasks (`core.batch_ray`: same row code, retries, a summary rewritten as rows
+finish); `--split-shots` renders each clip as segments split at its scene cuts (`core.shots`); `--json` prints the
+summary on stdout.
+
 `add_parser` / `run_from_args` / `main` are the command-line layer (they print to stderr, like `core.cli`);
 `read_manifest` / `run_batch` are the Qt-free, print-free API.
 """
