@@ -123,7 +123,7 @@ def compare_frames(a: str, b: str) -> dict:
             "frames_that_differ": differ, "max_abs_diff": worst, "psnr_db": round(psnr, 2)}
 
 
-def bench_split(seconds: float, cpus: int) -> dict:
+def bench_split(seconds: float, cpus: int, crfs=(0, 18)) -> dict:
     from core import batch_ray
     from core.batch import BatchItem
     from core.pipeline import DubSettings, run_dub
@@ -135,7 +135,7 @@ def bench_split(seconds: float, cpus: int) -> dict:
         clip = make_cut_clip(Path(d) / "cuts.mp4", shot_sources(max(1, int(round(seconds / 3.0)))))
         batch_ray.connect(None, num_cpus=cpus)
         try:
-            for crf in (0, 18):
+            for crf in crfs:
                 one, split = Path(d) / f"one{crf}.mp4", Path(d) / f"split{crf}.mp4"
                 t0 = time.perf_counter()
                 run_dub(DubSettings(video=str(clip), audio=str(clip), output=str(one), crf=crf))
@@ -163,9 +163,10 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--crf", type=int, action="append", help="split: the crf values to compare (default 0 and 18)")
     ap.add_argument("--json", help="also write the figures here")
     a = ap.parse_args()
-    figures = bench_rows(a.rows, a.cpus) if a.what == "rows" else bench_split(a.seconds, a.cpus)
+    figures = bench_rows(a.rows, a.cpus) if a.what == "rows" else bench_split(a.seconds, a.cpus, tuple(a.crf or (0, 18)))
     text = json.dumps(figures, indent=2)
     print(text)
     if a.json:
