@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from PySide6.QtCore import QEventLoop, QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app import core_bridge
+    from core.audio import load_audio
     from app.main_window import MainWindow
     from app.waveform import PeakPyramid, WaveformLane
 
@@ -80,22 +80,22 @@ def main(argv=None) -> int:
     win.resize(1400, 900)
     win.show()
     loaded = []
-    win.mediaLoaded.connect(lambda: loaded.append(1))
-    win.open_video(clip)
+    win.media.mediaLoaded.connect(lambda: loaded.append(1))
+    win.media.open_video(clip)
     wait(lambda: loaded)
-    n = win.num_frames
-    print(f"clip: {clip} ({win.info.width}x{win.info.height}, {n} frames)")
+    n = win.session.num_frames
+    print(f"clip: {clip} ({win.session.info.width}x{win.session.info.height}, {n} frames)")
     done = []
-    win.trackingFinished.connect(lambda: done.append(1))
+    win.analysis.trackingFinished.connect(lambda: done.append(1))
     t0 = time.perf_counter()
-    win.start_tracking()
-    wait(lambda: done or win.last_error, 600)
-    print(f"tracking: {time.perf_counter() - t0:.1f} s ({'ok' if done else win.last_error})")
-    wait(lambda: win.runner.get("thumbs") is None, 120)
+    win.analysis.start_tracking()
+    wait(lambda: done or win.messages.last_error, 600)
+    print(f"tracking: {time.perf_counter() - t0:.1f} s ({'ok' if done else win.messages.last_error})")
+    wait(lambda: win.jobs.get("thumbs") is None, 120)
     # scrubbing before the scrub-cache pass is complete: exact decoding only (forward = sequential decode)
     t0 = time.perf_counter()
-    wait(lambda: win.runner.get("prefetch") is None, 300)
-    print(f"scrub cache: {len(win.scrub)} frames, {win.scrub.bytes / 2 ** 20:.1f} MB "
+    wait(lambda: win.jobs.get("prefetch") is None, 300)
+    print(f"scrub cache: {len(win.frames.scrub)} frames, {win.frames.scrub.bytes / 2 ** 20:.1f} MB "
           f"(background pass finished {time.perf_counter() - t0:.1f} s after tracking)")
 
     def show(i):
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     random.seed(0)
     # drag-like: forward 1-4 frames at a time across the clip (new frames, sequential decode)
     i, drag = 0, []
-    win.frames.cache.clear()
+    win.frames.source.cache.clear()
     while i < n - 5:
         i += random.randint(1, 4)
         drag.append(show(i))
@@ -116,11 +116,11 @@ def main(argv=None) -> int:
     # random jumps anywhere (seek + decode)
     jumps = []
     for _ in range(40):
-        win.frames.cache.clear()
+        win.frames.source.cache.clear()
         jumps.append(show(random.randrange(n)))
     # backward drag (reverse scrubbing: seeks)
     back = []
-    win.frames.cache.clear()
+    win.frames.source.cache.clear()
     for i in range(n - 1, max(0, n - 60), -2):
         back.append(show(i))
     # revisits (cache)
@@ -129,10 +129,10 @@ def main(argv=None) -> int:
     rest = []
     for _ in range(10):
         i = random.randrange(n)
-        win.frames.cache.clear()
+        win.frames.source.cache.clear()
         t0 = time.perf_counter()
         win.timeline.set_playhead(i)
-        wait(lambda: win.face_view.painted_index == i and win.face_exact, 10)
+        wait(lambda: win.face_view.painted_index == i and win.frames.exact, 10)
         rest.append(time.perf_counter() - t0)
     print(f"overlays drawn (box, landmarks, mask outline): {ov_ok}")
     print(f"scrub 512x512, drag forward : {stats(drag)}")
@@ -145,20 +145,20 @@ def main(argv=None) -> int:
 
     # hour-long voice in the window
     got = []
-    win.voiceLoaded.connect(got.append)
+    win.media.voiceLoaded.connect(got.append)
     d0 = win.voice_lane.draw_count
     t0 = time.perf_counter()
-    win.add_voice(hour)
+    win.media.add_voice(hour)
     wait(lambda: got and win.voice_lane.draw_count > d0, 60)
     app.processEvents()
     t_win = time.perf_counter() - t0
-    data = win.audio[str(Path(hour).resolve())]
+    data = win.session.audio[str(Path(hour).resolve())]
     print(f"hour voice ({len(data.wav) / 16000 / 60:.0f} min, {len(data.wav) / 1e6:.1f} M samples) loaded + drawn "
           f"in the window: {t_win:.2f} s")
 
     # the same, fully zoomed out on an hour-long axis, step by step
     t0 = time.perf_counter()
-    wav = core_bridge.load_audio(hour)
+    wav = load_audio(hour)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     pyr = PeakPyramid(wav)
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
         lane.repaint()
         redraws.append(time.perf_counter() - t0)
     print(f"hour voice zoom/pan redraw: {stats(redraws)}; points drawn at full view: {len(lane.curve.getData()[0])}")
-    win.dirty = False
+    win.session.dirty = False
     win.shutdown()
     win.close()
     return 0
