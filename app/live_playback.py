@@ -198,7 +198,7 @@ class LivePlayer(QObject):
         return True
 
     def _on_clock(self, f: int) -> None:
-        if self.ahead is None:
+        if self.ahead is None or f <= self._last:       # (the clock repeats the last frame when it ends)
             return
         if self.ahead.error:
             msg = self.ahead.error

@@ -5,7 +5,10 @@
 2. an hour-long 16 kHz voice track: time to load it and draw its waveform (in the window, and fully zoomed
    out on an hour-long axis), and the cost of a redraw when zooming/panning.
 
-    .venv/bin/python tools/measure_gui.py [--clips 5] [--work /tmp/lipdub_measure]
+3. live dubbed playback on a 720p 29.97 fps clip (classic engine, tracks cached, the dub prepared): frames
+   shown per second, dropped share, A/V drift at the end, time from Play to the first dubbed frame.
+
+    .venv/bin/python tools/measure_gui.py [--clips 5] [--work /tmp/lipdub_measure] [--live-only] [--seconds 60]
 """
 from __future__ import annotations
 
@@ -54,8 +57,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=5, help="GRID clips concatenated into the 512x512 test video")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "lipdub_measure"))
+    ap.add_argument("--live-only", action="store_true", help="only the live-playback figures")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the 720p clip played live")
     a = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if a.live_only:
+        return measure_live(Path(a.work), a.seconds)
     clip, hour = make_inputs(Path(a.work), a.clips)
 
     from PySide6.QtCore import QEventLoop, QSettings
@@ -183,6 +190,69 @@ def main(argv=None) -> int:
         lane.repaint()
         redraws.append(time.perf_counter() - t0)
     print(f"hour voice zoom/pan redraw: {stats(redraws)}; points drawn at full view: {len(lane.curve.getData()[0])}")
+    win.session.dirty = False
+    win.shutdown()
+    win.close()
+    return measure_live(Path(a.work), a.seconds)
+
+
+def measure_live(work: Path, seconds: float) -> int:
+    """Play a 720p 29.97 fps clip dubbed live (its own audio as the voice) from the first frame to the last."""
+    from PySide6.QtCore import QEventLoop, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+    from tools.bench import make_720p
+
+    work.mkdir(parents=True, exist_ok=True)
+    clip = work / f"clip720_{int(seconds)}s.mp4"
+    if not clip.is_file():
+        make_720p(str(clip), seconds)
+    app = QApplication.instance() or QApplication([])
+
+    def wait(cond, timeout=600.0):
+        t0 = time.perf_counter()
+        while not cond():
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError
+            app.processEvents(QEventLoop.AllEvents, 5)   # measurement harness only; the app never does this
+
+    tmp = tempfile.mkdtemp(prefix="lipdub_measure_")
+    win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp,
+                     auto_analyze=False, track_cache_dir=str(work / "tracks"))
+    win.resize(1400, 900)
+    win.show()
+    win.project_io.open_paths([str(clip), str(clip)])           # the clip's own audio as the voice
+    wait(lambda: win.session.info is not None and win.session.voice_data() is not None)
+    t0 = time.perf_counter()
+    win.analysis.start_tracking()
+    wait(lambda: win.session.track_set is not None or win.messages.last_error)
+    print(f"live: {clip.name} {win.session.info.width}x{win.session.info.height} {win.session.fps:.3f} fps, "
+          f"{win.session.num_frames} frames; tracks in {time.perf_counter() - t0:.1f} s")
+    ctrl = win.playback.preview_ctrl
+    t0 = time.perf_counter()
+    wait(lambda: ctrl.prepare(win.dub_settings()) is not None or win.messages.last_error)
+    print(f"live: dub prepared (mouth shapes, texture library, retrieval) in {time.perf_counter() - t0:.1f} s")
+    wait(lambda: all(win.jobs.get(n) is None for n in ("thumbs", "prefetch")), 300)
+    live = win.playback.live
+    drift = []
+    live.frame.connect(lambda i, o, d: drift.append((i, live.audio_frame())))
+    done = []
+    win.playback.livePlaybackFinished.connect(done.append)
+    win.actions_table["play"].trigger()
+    assert live.playing, "Play did not start live dubbed playback"
+    wait(lambda: done, seconds * 3 + 60)
+    st = done[0]
+    audio = [(i, a) for i, a in drift if a is not None]
+    tail = [abs(i - a) for i, a in audio if i >= audio[-1][0] - 30] if audio else []
+    clock = "audio position" if audio else "wall clock (no audio output device: the drift is not measurable)"
+    print(f"live: shown {st.shown} frames at {st.shown_per_second():.2f} f/s, dropped {st.dropped} "
+          f"({st.dropped_share * 100:.1f}%), first dubbed frame {st.first_frame_ms:.0f} ms after Play")
+    if tail:
+        print(f"live: A/V drift over the last second: mean {np.mean(tail):.2f}, max {np.max(tail):.2f} frames "
+              f"(clock: {clock})")
+    else:
+        print(f"live: clock: {clock}")
     win.session.dirty = False
     win.shutdown()
     win.close()

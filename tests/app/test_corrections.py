@@ -231,3 +231,42 @@ def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
                     timeout=LONG)
     assert win.messages.last_error is None, win.messages.last_error
     assert win.sync_panel.row_labels["after"].text() == "Dubbed vs voice"
+
+
+def test_live_dubbed_playback_shows_edits_made_while_paused(qtbot, tracked):
+    """Play renders the dub while the voice plays (no file); a keep-original range set while paused is
+    reflected on the next play, without preparing the dub again."""
+    win = tracked
+    ctrl, live = win.playback.preview_ctrl, win.playback.live
+    qtbot.waitUntil(lambda: ctrl.prepare(win.dub_settings()) is not None or win.messages.last_error is not None,
+                    timeout=LONG)
+    assert win.messages.last_error is None, win.messages.last_error
+    session = ctrl.session
+
+    def play(rng):
+        win.timeline.set_range(rng)
+        shown = {}
+        live.frame.connect(lambda i, o, d: shown.__setitem__(i, (o, d)))
+        with qtbot.waitSignal(win.playback.livePlaybackFinished, timeout=60_000) as sig:
+            win.actions_table["play"].trigger()
+            assert live.playing and win.actions_table["play"].isChecked()
+        stats = sig.args[0]
+        assert stats.shown + stats.dropped == rng[1] - rng[0]        # every frame shown or counted as dropped
+        assert win.session.playhead == rng[1] - 1 and not win.actions_table["play"].isChecked()
+        return shown, stats
+
+    def dubbed(pair):
+        return np.abs(pair[0].astype(int) - pair[1].astype(int)).max() > 10
+
+    shown, stats = play((10, 40))
+    assert set(shown) <= set(range(10, 40)) and stats.shown >= 5 and stats.first_frame_ms is not None
+    assert sum(dubbed(p) for p in shown.values()) >= 0.8 * len(shown)
+    win.timeline.set_range((20, 30))
+    win.corrections.keep_button.click()
+    shown, _ = play((10, 40))
+    inside = [p for i, p in shown.items() if 20 <= i < 30]
+    outside = [p for i, p in shown.items() if not 20 <= i < 30]
+    assert inside and outside
+    assert all(np.array_equal(o, d) for o, d in inside)             # kept original
+    assert sum(dubbed(p) for p in outside) >= 0.8 * len(outside)
+    assert ctrl.session is session
