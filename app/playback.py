@@ -79,6 +79,7 @@ class PlaybackController(QObject):
 
     def invalidate(self) -> None:
         self.stop()
+        self.win.jobs.cancel("live-prepare")
         self.preview_ctrl.invalidate()
         self.win.preview.clear()
         self.warm()
@@ -109,6 +110,7 @@ class PlaybackController(QObject):
         settings = self.win.dub_settings() if s.has_voice and s.chosen_track() is not None else None
         dub = self.preview_ctrl.prepare(settings) if settings is not None else None
         if dub is not None:
+            self.win.jobs.cancel("live-prepare")
             self.live.play(dub, start, stop, s.fps, settings)
             return
         v = s.project.voice
@@ -117,8 +119,21 @@ class PlaybackController(QObject):
             self._want_live = stop
             self.messages.info("Preparing the dub: the original plays until it is ready.")
 
+    def _warm_textures(self) -> None:
+        """Precompute the engines' per-frame work (the classic engine's retrieved textures) in the background,
+        from the in/out range or the playhead on; paused while playing (the renderers need the cores)."""
+        dub, s = self.preview_ctrl.session, self.session
+        if dub is None or self.live.playing or self.win.jobs.get("live-prepare") is not None:
+            return
+        first = min((s.project.range or (s.playhead,))[0], dub.num_frames)
+        order = list(range(first, dub.num_frames)) + list(range(first))
+        self.win.jobs.start("live-prepare", "Preparing dubbed playback",
+                            lambda progress, cancel: dub.warm(order, progress, cancel), quiet_cancel=True,
+                            on_fail=lambda msg: self.messages.info(f"Dubbed playback stays unprepared: {msg}"))
+
     def _on_session_ready(self) -> None:
-        """The dub became ready while the original plays: go on dubbed from the next frame."""
+        """The dub is prepared: warm it; if the original plays meanwhile, go on dubbed from the next frame."""
+        self._warm_textures()
         if self._want_live is None or not self.player.playing:
             return
         stop, start = self._want_live, self.session.playhead + 1
@@ -129,6 +144,7 @@ class PlaybackController(QObject):
             self.player.stopped.disconnect(self._on_stopped)
             self.player.stop()
             self.player.stopped.connect(self._on_stopped)
+            self.win.jobs.cancel("live-prepare")
             self.live.play(dub, start, stop, self.session.fps, settings)
 
     def _show_live(self, index: int, original, dubbed) -> None:
@@ -149,6 +165,7 @@ class PlaybackController(QObject):
         self.win.actions_table["play"].setChecked(False)
         self.win.frames.refresh()                  # the original frame with its overlays again
         self.request_preview()
+        self._warm_textures()
         n = stats.shown + stats.dropped
         if n:
             self.messages.info(f"Played {n} dubbed frames at {stats.shown_per_second():.1f} f/s; {stats.dropped} "
