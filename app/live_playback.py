@@ -28,7 +28,7 @@ from .range_player import RangePlayer
 log = logging.getLogger(__name__)
 
 RENDER_THREADS = 2
-AHEAD = 8                     # frames rendered ahead of the clock at most
+AHEAD = 8                     # frames buffered ahead of the earliest frame worth rendering
 PREROLL_MS = 250              # the clock waits this long at most for the first frame
 
 
@@ -58,8 +58,9 @@ class PlaybackStats:
 class FrameAhead:
     """Renders session frames [start, stop) ahead of `clock` on worker threads; `take(i)` hands one over."""
 
-    def __init__(self, session, start: int, stop: int, settings=None, threads: int = RENDER_THREADS):
-        self.session, self.stop_frame = session, stop
+    def __init__(self, session, start: int, stop: int, settings=None, threads: int = RENDER_THREADS,
+                 fps: float = 25.0):
+        self.session, self.stop_frame, self.fps = session, stop, fps
         self.clock = start - 1                  # the frame being shown (set by the UI thread)
         self._next = start
         self._buf: Dict[int, tuple] = {}
@@ -70,6 +71,13 @@ class FrameAhead:
         self._threads = [threading.Thread(target=self._run, name=f"live-render-{k}", daemon=True)
                          for k in range(threads)]
         self._patched = threading.Event()
+        self.render_seconds = 0.0               # running mean of one frame's render time
+
+    @property
+    def lead(self) -> int:
+        """Frames the clock moves while one frame renders: a frame claimed now is worth rendering only this
+        far ahead (else it would be late when done, and the renderers would never catch up)."""
+        return int(np.ceil(self.render_seconds * self.fps))
 
     def start(self) -> None:
         for t in self._threads:
@@ -88,10 +96,10 @@ class FrameAhead:
     def _claim(self) -> Optional[int]:
         with self._cond:
             while not self._stop:
-                i = max(self._next, self.clock + 1)             # late frames are skipped, not rendered
+                i = max(self._next, self.clock + 1 + self.lead)  # late frames are skipped, not rendered
                 if i >= self.stop_frame:
                     return None
-                if i <= self.clock + AHEAD:
+                if i <= self.clock + self.lead + AHEAD:
                     self._next = i + 1
                     return i
                 self._cond.wait(0.02)
@@ -105,6 +113,7 @@ class FrameAhead:
             i = self._claim()
             if i is None:
                 return
+            t0 = time.perf_counter()
             try:
                 pair = self.session.render_frame(i)
             except Exception as exc:  # noqa: BLE001 - reported to the UI thread, which stops playback
@@ -113,7 +122,9 @@ class FrameAhead:
                 log.exception("live render of frame %d failed", i)
                 self.error = describe_exception(exc)
                 return
+            dt = time.perf_counter() - t0
             with self._cond:
+                self.render_seconds = dt if not self.render_seconds else 0.8 * self.render_seconds + 0.2 * dt
                 if i > self.clock:
                     self._buf[i] = pair
 
@@ -174,6 +185,7 @@ class LivePlayer(QObject):
         self._last = -1
         self._pending = None                   # (start, stop, fps, voice): waiting for the first frame
         self.playing = False
+        self.last_render_seconds = 0.0         # the last playback's mean render time of a frame (one thread)
 
     def play(self, session, start: int, stop: int, fps: float, settings=None) -> None:
         self.stop()
@@ -182,7 +194,7 @@ class LivePlayer(QObject):
         key = id(session)
         if key not in self._voice:
             self._voice = {key: write_voice(session.ctx.wav, self.scratch_dir)}
-        self.ahead = FrameAhead(session, start, stop, settings)
+        self.ahead = FrameAhead(session, start, stop, settings, fps=fps)
         self.ahead.start()
         self.playing = True
         self._last = start - 1
@@ -231,6 +243,7 @@ class LivePlayer(QObject):
 
     def _finish(self) -> None:
         if self.ahead is not None:
+            self.last_render_seconds = self.ahead.render_seconds
             self.ahead.stop()
             self.ahead = None
         if self.playing:

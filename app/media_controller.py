@@ -44,18 +44,34 @@ class MediaController(QObject):
         self.win, self.session, self.jobs, self.messages = win, win.session, win.jobs, win.messages
 
     # ---- video --------------------------------------------------------------------------------------------
+    def _ask_files(self, kind: str, title: str, filters: str, many: bool) -> list:
+        """Files chosen in a dialog that starts in the folder last used for `kind` (remembered)."""
+        start = self.win.qsettings.value(f"dirs/{kind}", "")
+        if many:
+            paths, _ = QFileDialog.getOpenFileNames(self.win, title, start, filters)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self.win, title, start, filters)
+            paths = [path] if path else []
+        if paths:
+            self.win.qsettings.setValue(f"dirs/{kind}", str(Path(paths[-1]).parent))
+        return paths
+
     def open_video_dialog(self) -> None:
-        start = self.win.qsettings.value("dirs/video", "")
-        path, _ = QFileDialog.getOpenFileName(self.win, "Open video", start, VIDEO_FILTER)
-        if path:
-            self.win.qsettings.setValue("dirs/video", str(Path(path).parent))
-            self.open_video(path)
+        for p in self._ask_files("video", "Open video", VIDEO_FILTER, many=False):
+            self.open_video(p)
+
+    def _existing(self, path: str, what: str):
+        """The absolute path, or None (said) when there is no such file."""
+        path = str(Path(path).resolve())
+        if Path(path).is_file():
+            return path
+        self.messages.error(f"The {what} file does not exist: {path}")
+        return None
 
     def open_video(self, path: str, keep_project_state: bool = False) -> None:
         """Probe in the background, then show the video (timeline, frames, original audio, tracking)."""
-        path = str(Path(path).resolve())
-        if not Path(path).is_file():
-            self.messages.error(f"The video file does not exist: {path}")
+        path = self._existing(path, "video")
+        if path is None:
             return
         self.messages.info(f"Opening {Path(path).name}…")
         self.jobs.start("probe", "Opening video", lambda progress, cancel: media.probe(path),
@@ -138,16 +154,12 @@ class MediaController(QObject):
 
     # ---- voices -------------------------------------------------------------------------------------------
     def add_voice_dialog(self) -> None:
-        start = self.win.qsettings.value("dirs/voice", "")
-        paths, _ = QFileDialog.getOpenFileNames(self.win, "Add voice track", start, AUDIO_FILTER)
-        for p in paths:
-            self.win.qsettings.setValue("dirs/voice", str(Path(p).parent))
+        for p in self._ask_files("voice", "Add voice track", AUDIO_FILTER, many=True):
             self.add_voice(p)
 
     def add_voice(self, path: str, activate: bool = True) -> None:
-        path = str(Path(path).resolve())
-        if not Path(path).is_file():
-            self.messages.error(f"The voice file does not exist: {path}")
+        path = self._existing(path, "voice")
+        if path is None:
             return
         if self.session.project.video and Path(path) == Path(self.session.project.video):
             self.messages.info("Using the video's own audio as a voice track.")

@@ -48,6 +48,30 @@ def make_inputs(work: Path, clips: int):
     return str(clip), str(hour)
 
 
+def open_window(work: Path):
+    """(app, wait, window): the QApplication, wait(cond, timeout) pumping its events, a fresh studio window."""
+    from PySide6.QtCore import QEventLoop, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+
+    def wait(cond, timeout=600.0):
+        t0 = time.perf_counter()
+        while not cond():
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError
+            app.processEvents(QEventLoop.AllEvents, 5)   # measurement harness only; the app never does this
+
+    tmp = tempfile.mkdtemp(prefix="lipdub_measure_")
+    win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp,
+                     auto_analyze=False, track_cache_dir=str(work / "tracks"))
+    win.resize(1400, 900)
+    win.show()
+    return app, wait, win
+
+
 def stats(xs):
     a = np.array(xs) * 1000
     return f"median {np.median(a):6.1f} ms  p95 {np.percentile(a, 95):6.1f} ms  max {a.max():6.1f} ms  (n={len(a)})"
@@ -65,27 +89,10 @@ def main(argv=None) -> int:
         return measure_live(Path(a.work), a.seconds)
     clip, hour = make_inputs(Path(a.work), a.clips)
 
-    from PySide6.QtCore import QEventLoop, QSettings
-    from PySide6.QtWidgets import QApplication
-
     from core.audio import load_audio
-    from app.main_window import MainWindow
     from app.waveform import PeakPyramid, WaveformLane
 
-    app = QApplication.instance() or QApplication([])
-
-    def wait(cond, timeout=120.0):
-        t0 = time.perf_counter()
-        while not cond():
-            if time.perf_counter() - t0 > timeout:
-                raise TimeoutError
-            app.processEvents(QEventLoop.AllEvents, 5)   # measurement harness only; the app never does this
-
-    tmp = tempfile.mkdtemp(prefix="lipdub_measure_")
-    win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp,
-                     auto_analyze=False, track_cache_dir=str(Path(a.work) / "tracks"))
-    win.resize(1400, 900)
-    win.show()
+    app, wait, win = open_window(Path(a.work))
     loaded = []
     win.media.mediaLoaded.connect(lambda: loaded.append(1))
     win.media.open_video(clip)
@@ -198,30 +205,13 @@ def main(argv=None) -> int:
 
 def measure_live(work: Path, seconds: float) -> int:
     """Play a 720p 29.97 fps clip dubbed live (its own audio as the voice) from the first frame to the last."""
-    from PySide6.QtCore import QEventLoop, QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from app.main_window import MainWindow
     from tools.bench import make_720p
 
     work.mkdir(parents=True, exist_ok=True)
     clip = work / f"clip720_{int(seconds)}s.mp4"
     if not clip.is_file():
         make_720p(str(clip), seconds)
-    app = QApplication.instance() or QApplication([])
-
-    def wait(cond, timeout=600.0):
-        t0 = time.perf_counter()
-        while not cond():
-            if time.perf_counter() - t0 > timeout:
-                raise TimeoutError
-            app.processEvents(QEventLoop.AllEvents, 5)   # measurement harness only; the app never does this
-
-    tmp = tempfile.mkdtemp(prefix="lipdub_measure_")
-    win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp,
-                     auto_analyze=False, track_cache_dir=str(work / "tracks"))
-    win.resize(1400, 900)
-    win.show()
+    app, wait, win = open_window(work)
     win.project_io.open_paths([str(clip), str(clip)])           # the clip's own audio as the voice
     wait(lambda: win.session.info is not None and win.session.voice_data() is not None)
     t0 = time.perf_counter()
@@ -233,7 +223,9 @@ def measure_live(work: Path, seconds: float) -> int:
     t0 = time.perf_counter()
     wait(lambda: ctrl.prepare(win.dub_settings()) is not None or win.messages.last_error)
     print(f"live: dub prepared (mouth shapes, texture library, retrieval) in {time.perf_counter() - t0:.1f} s")
-    wait(lambda: all(win.jobs.get(n) is None for n in ("thumbs", "prefetch")), 300)
+    t0 = time.perf_counter()
+    wait(lambda: all(win.jobs.get(n) is None for n in ("thumbs", "prefetch", "live-prepare")), 900)
+    print(f"live: textures warmed (and frame cache filled) in {time.perf_counter() - t0:.1f} s more")
     live = win.playback.live
     drift = []
     live.frame.connect(lambda i, o, d: drift.append((i, live.audio_frame())))
@@ -246,8 +238,10 @@ def measure_live(work: Path, seconds: float) -> int:
     audio = [(i, a) for i, a in drift if a is not None]
     tail = [abs(i - a) for i, a in audio if i >= audio[-1][0] - 30] if audio else []
     clock = "audio position" if audio else "wall clock (no audio output device: the drift is not measurable)"
+    first = "none" if st.first_frame_ms is None else f"{st.first_frame_ms:.0f} ms"
     print(f"live: shown {st.shown} frames at {st.shown_per_second():.2f} f/s, dropped {st.dropped} "
-          f"({st.dropped_share * 100:.1f}%), first dubbed frame {st.first_frame_ms:.0f} ms after Play")
+          f"({st.dropped_share * 100:.1f}%), first dubbed frame {first} after Play; mean render "
+          f"{live.last_render_seconds * 1000:.0f} ms a frame per thread; error: {win.messages.last_error}")
     if tail:
         print(f"live: A/V drift over the last second: mean {np.mean(tail):.2f}, max {np.max(tail):.2f} frames "
               f"(clock: {clock})")

@@ -113,18 +113,24 @@ def _wait(cond, timeout=5.0):
 
 def test_frame_ahead_renders_ahead_and_skips_late_frames():
     dub = _FakeDub(200, 0.005)
-    ahead = FrameAhead(dub, 10, 200, threads=2)
+    ahead = FrameAhead(dub, 10, 200, threads=2, fps=25.0)
     ahead.start()
     try:
         _wait(lambda: ahead.ready(10) and ahead.ready(17))
         time.sleep(0.05)
-        assert max(dub.rendered) <= 10 + 8                    # never more than AHEAD frames ahead of the clock
+        assert max(dub.rendered) <= 10 + 8 + ahead.lead       # never more than AHEAD frames ahead of the clock
         orig, dubbed = ahead.take(10)
         assert orig[0] == 10 and dubbed[0] == -10
         assert ahead.take(12) is not None and ahead.ready(13) and not ahead.ready(11)   # older ones discarded
         ahead.take(100)                                       # the clock jumped: frames in between are not rendered
-        _wait(lambda: ahead.ready(101))
-        assert not any(20 < i < 100 for i in dub.rendered)
+        _wait(lambda: ahead.ready(101 + ahead.lead))
+        assert not any(20 + ahead.lead < i < 100 for i in dub.rendered)
+        dub.cost = 0.2                                        # slow renders: claims move ahead of the clock
+        _wait(lambda: ahead.lead >= 4, timeout=10)
+        ahead.take(120)
+        n = len(dub.rendered)
+        _wait(lambda: len(dub.rendered) >= n + 4, timeout=10)
+        assert min(dub.rendered[n + 2:]) >= 120 + 4           # (two renders were in flight at the jump)
     finally:
         ahead.stop()
     assert not any(t.is_alive() for t in ahead._threads)
