@@ -57,7 +57,7 @@ def open_window(work: Path):
 
     app = QApplication.instance() or QApplication([])
 
-    def wait(cond, timeout=600.0):
+    def wait(cond, timeout=1800.0):
         t0 = time.perf_counter()
         while not cond():
             if time.perf_counter() - t0 > timeout:

@@ -165,30 +165,64 @@ def test_draw_mask_area_and_fix_box(qtbot, tracked):
     assert win.session.project.edits.box_fixes == []
 
 
-def test_preview_follows_corrections(qtbot, tracked):
-    """Keep-original patches the live preview session (no new preparation); a voice offset needs a new one."""
+def _play_live(qtbot, win, rng):
+    """Play `rng` dubbed (Space); -> ({frame: (original, dubbed)} shown, PlaybackStats)."""
+    win.timeline.set_range(rng)
+    shown = {}
+    live = win.playback.live
+    show_frame = lambda i, o, d: shown.__setitem__(i, (o, d))  # noqa: E731
+    live.frame.connect(show_frame)
+    with qtbot.waitSignal(win.playback.livePlaybackFinished, timeout=60_000) as sig:
+        win.actions_table["play"].trigger()
+        assert live.playing and win.actions_table["play"].isChecked()
+    live.frame.disconnect(show_frame)
+    stats = sig.args[0]
+    assert stats.shown + stats.dropped == rng[1] - rng[0]        # every frame shown or counted as dropped
+    assert win.session.playhead == rng[1] - 1 and not win.actions_table["play"].isChecked()
+    assert set(shown) <= set(range(*rng)) and stats.shown >= 5 and stats.first_frame_ms is not None
+    return shown, stats
+
+
+def _dubbed(pair):
+    return np.abs(pair[0].astype(int) - pair[1].astype(int)).max() > 10
+
+
+def test_preview_and_live_playback_follow_corrections(qtbot, tracked):
+    """Keep-original patches the prepared dub (no new preparation): in the preview and in live dubbed playback
+    (Space renders the dub while the voice plays, no file); a voice offset needs a new preparation."""
     win = tracked
+    ctrl = win.playback.preview_ctrl
     show(qtbot, win, 15)
     win.actions_table["preview"].setChecked(True)
     assert wait_for(qtbot, win, win.playback.previewRendered, LONG * 2) == (15,)
     orig, dub = win.preview.original, win.preview.dubbed
     assert np.abs(orig.astype(int) - dub.astype(int)).max() > 10          # dubbed
-    session = win.playback.preview_ctrl.session
+    session = ctrl.session
+    shown, _ = _play_live(qtbot, win, (10, 40))
+    assert sum(_dubbed(p) for p in shown.values()) >= 0.8 * len(shown)
     win.timeline.set_range((10, 20))
     got = []
     win.playback.previewRendered.connect(got.append)
+    show(qtbot, win, 15)
     win.corrections.keep_button.click()
     qtbot.waitUntil(lambda: 15 in got and np.array_equal(win.preview.dubbed, win.preview.original), timeout=LONG)
-    assert win.playback.preview_ctrl.session is session                              # patched, not re-prepared
+    assert ctrl.session is session                              # patched, not re-prepared
+    shown, _ = _play_live(qtbot, win, (5, 35))                  # the edit made while paused is played
+    inside = [p for i, p in shown.items() if 10 <= i < 20]
+    outside = [p for i, p in shown.items() if not 10 <= i < 20]
+    assert inside and outside
+    assert all(np.array_equal(o, d) for o, d in inside)         # kept original
+    assert sum(_dubbed(p) for p in outside) >= 0.8 * len(outside)
+    assert ctrl.session is session
+    show(qtbot, win, 15)
     win.undo()
     qtbot.waitUntil(lambda: got.count(15) >= 2 and not np.array_equal(win.preview.dubbed, win.preview.original),
                     timeout=LONG)
-    assert win.playback.preview_ctrl.session is session
+    assert ctrl.session is session
     win.corrections.offset_spin.setValue(3)
     win.corrections.offset_spin.editingFinished.emit()
-    qtbot.waitUntil(lambda: win.playback.preview_ctrl.session is not None and win.playback.preview_ctrl.session is not session,
-                    timeout=LONG * 2)
-    assert win.playback.preview_ctrl.session.settings.edits.voice_offset == 3
+    qtbot.waitUntil(lambda: ctrl.session is not None and ctrl.session is not session, timeout=LONG * 2)
+    assert ctrl.session.settings.edits.voice_offset == 3
 
 
 def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
@@ -232,41 +266,3 @@ def test_corrections_rescore_only_the_frames_they_touch(qtbot, tracked):
     assert win.messages.last_error is None, win.messages.last_error
     assert win.sync_panel.row_labels["after"].text() == "Dubbed vs voice"
 
-
-def test_live_dubbed_playback_shows_edits_made_while_paused(qtbot, tracked):
-    """Play renders the dub while the voice plays (no file); a keep-original range set while paused is
-    reflected on the next play, without preparing the dub again."""
-    win = tracked
-    ctrl, live = win.playback.preview_ctrl, win.playback.live
-    qtbot.waitUntil(lambda: ctrl.prepare(win.dub_settings()) is not None or win.messages.last_error is not None,
-                    timeout=LONG)
-    assert win.messages.last_error is None, win.messages.last_error
-    session = ctrl.session
-
-    def play(rng):
-        win.timeline.set_range(rng)
-        shown = {}
-        live.frame.connect(lambda i, o, d: shown.__setitem__(i, (o, d)))
-        with qtbot.waitSignal(win.playback.livePlaybackFinished, timeout=60_000) as sig:
-            win.actions_table["play"].trigger()
-            assert live.playing and win.actions_table["play"].isChecked()
-        stats = sig.args[0]
-        assert stats.shown + stats.dropped == rng[1] - rng[0]        # every frame shown or counted as dropped
-        assert win.session.playhead == rng[1] - 1 and not win.actions_table["play"].isChecked()
-        return shown, stats
-
-    def dubbed(pair):
-        return np.abs(pair[0].astype(int) - pair[1].astype(int)).max() > 10
-
-    shown, stats = play((10, 40))
-    assert set(shown) <= set(range(10, 40)) and stats.shown >= 5 and stats.first_frame_ms is not None
-    assert sum(dubbed(p) for p in shown.values()) >= 0.8 * len(shown)
-    win.timeline.set_range((20, 30))
-    win.corrections.keep_button.click()
-    shown, _ = play((10, 40))
-    inside = [p for i, p in shown.items() if 20 <= i < 30]
-    outside = [p for i, p in shown.items() if not 20 <= i < 30]
-    assert inside and outside
-    assert all(np.array_equal(o, d) for o, d in inside)             # kept original
-    assert sum(dubbed(p) for p in outside) >= 0.8 * len(outside)
-    assert ctrl.session is session
