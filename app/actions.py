@@ -51,8 +51,8 @@ SPECS = (
     SEPARATOR,
     Spec("quit", "&File", "&Quit", "close", shortcut=KS.Quit),
 
-    Spec("undo", "&Edit", "&Undo", "undo", shortcut=KS.Undo),
-    Spec("redo", "&Edit", "&Redo", "redo", shortcut=(KS.Redo, "Ctrl+Shift+Z")),
+    Spec("undo", "&Edit", "&Undo", "undo", shortcut=KS.Undo, enabled="can_undo"),
+    Spec("redo", "&Edit", "&Redo", "redo", shortcut=(KS.Redo, "Ctrl+Shift+Z"), enabled="can_redo"),
     SEPARATOR,
     Spec("set_in", "&Edit", "Set &In", "navigation.set_in", shortcut="I", tip="Start the dub range at the playhead",
          enabled="video"),
@@ -119,6 +119,8 @@ CONDITIONS = {
     "video": lambda s: s.has_video,
     "voice": lambda s: s.has_voice,
     "video_and_voice": lambda s: s.has_video and s.has_voice,
+    "can_undo": lambda s: s.project.history.can_undo,
+    "can_redo": lambda s: s.project.history.can_redo,
 }
 
 
@@ -179,8 +181,7 @@ class ActionTable:
             self.actions[spec.name].setEnabled(CONDITIONS[spec.enabled](self.win.session))
 
     def show_history(self, history) -> None:
+        self.refresh()
         undo, redo = self.actions["undo"], self.actions["redo"]
-        undo.setEnabled(history.can_undo)
-        redo.setEnabled(history.can_redo)
         undo.setText(f"&Undo {history.undo_label}" if history.can_undo else "&Undo")
         redo.setText(f"&Redo {history.redo_label}" if history.can_redo else "&Redo")

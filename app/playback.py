@@ -150,6 +150,9 @@ class PlaybackController(QObject):
     def _show_live(self, index: int, original, dubbed) -> None:
         self.win.preview.set_pair(original, dubbed, index)
         self.win.face_view.set_image(original, index)
+        st = self.live.stats
+        if st.shown % 15 == 1:                      # twice a second: how it keeps up
+            self.win.preview.set_status(f"live · {st.shown_per_second():.1f} f/s · {st.dropped} dropped")
 
     def stop(self) -> None:
         self._want_live = None
@@ -163,6 +166,7 @@ class PlaybackController(QObject):
 
     def _on_live_stopped(self, stats) -> None:
         self.win.actions_table["play"].setChecked(False)
+        self.win.preview.set_status("")
         self.win.frames.refresh()                  # the original frame with its overlays again
         self.request_preview()
         self._warm_textures()

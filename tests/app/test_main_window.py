@@ -47,7 +47,11 @@ def open_media(qtbot, win, video, voice):
 def test_open_scrub_keyboard_and_zoom(qtbot, make_window, grid_pair):
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
+    acts = win.actions_table
+    assert not any(acts[n].isEnabled() for n in ("export", "play", "track", "undo", "redo", "remove_voice"))
     open_media(qtbot, win, video, voice)
+    assert all(acts[n].isEnabled() for n in ("export", "play", "track", "remove_voice"))   # enabled from the session
+    assert not acts["undo"].isEnabled() and not acts["redo"].isEnabled()
     info = media.probe(video)
     assert win.timeline.num_frames == info.num_frames == 75
     assert win.session.project.video == str(Path(video).resolve())
