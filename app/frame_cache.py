@@ -48,6 +48,11 @@ class ScrubCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def frames(self) -> list:
+        """The indices held, ascending."""
+        with self._lock:
+            return sorted(self._data)
+
     @property
     def full(self) -> bool:
         return self.bytes >= self.max_bytes

@@ -71,7 +71,9 @@ class FrameAhead:
         self._threads = [threading.Thread(target=self._run, name=f"live-render-{k}", daemon=True)
                          for k in range(threads)]
         self._patched = threading.Event()
-        self.render_seconds = 0.0               # running mean of one frame's render time
+        self.render_seconds = 0.0               # running mean of one frame's render time (wall)
+        self.cpu_seconds = 0.0                  # CPU time of all renders (what the cores would need unloaded)
+        self.rendered = 0
 
     @property
     def lead(self) -> int:
@@ -113,7 +115,7 @@ class FrameAhead:
             i = self._claim()
             if i is None:
                 return
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 pair = self.session.render_frame(i)
             except Exception as exc:  # noqa: BLE001 - reported to the UI thread, which stops playback
@@ -122,8 +124,10 @@ class FrameAhead:
                 log.exception("live render of frame %d failed", i)
                 self.error = describe_exception(exc)
                 return
-            dt = time.perf_counter() - t0
+            dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
             with self._cond:
+                self.cpu_seconds += cpu
+                self.rendered += 1
                 self.render_seconds = dt if not self.render_seconds else 0.8 * self.render_seconds + 0.2 * dt
                 if i > self.clock:
                     self._buf[i] = pair
@@ -137,6 +141,10 @@ class FrameAhead:
                 del self._buf[k]
             self._cond.notify_all()
         return pair
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     def ready(self, i: int) -> bool:
         with self._cond:
@@ -186,6 +194,7 @@ class LivePlayer(QObject):
         self._pending = None                   # (start, stop, fps, voice): waiting for the first frame
         self.playing = False
         self.last_render_seconds = 0.0         # the last playback's mean render time of a frame (one thread)
+        self.last_render_cpu = 0.0             # ... and its mean CPU time
 
     def play(self, session, start: int, stop: int, fps: float, settings=None) -> None:
         self.stop()
@@ -244,6 +253,7 @@ class LivePlayer(QObject):
     def _finish(self) -> None:
         if self.ahead is not None:
             self.last_render_seconds = self.ahead.render_seconds
+            self.last_render_cpu = self.ahead.cpu_seconds / max(1, self.ahead.rendered)
             self.ahead.stop()
             self.ahead = None
         if self.playing:

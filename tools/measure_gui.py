@@ -240,8 +240,10 @@ def measure_live(work: Path, seconds: float) -> int:
     clock = "audio position" if audio else "wall clock (no audio output device: the drift is not measurable)"
     first = "none" if st.first_frame_ms is None else f"{st.first_frame_ms:.0f} ms"
     print(f"live: shown {st.shown} frames at {st.shown_per_second():.2f} f/s, dropped {st.dropped} "
-          f"({st.dropped_share * 100:.1f}%), first dubbed frame {first} after Play; mean render "
-          f"{live.last_render_seconds * 1000:.0f} ms a frame per thread; error: {win.messages.last_error}")
+          f"({st.dropped_share * 100:.1f}%), first dubbed frame {first} after Play; error: {win.messages.last_error}")
+    print(f"live: render of one frame: {live.last_render_seconds * 1000:.0f} ms wall, {live.last_render_cpu * 1000:.1f} "
+          f"ms CPU (thread time; {2 / max(live.last_render_cpu, 1e-6):.0f} f/s on 2 free cores, GUI thread aside)")
+    print(f"live: machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if tail:
         print(f"live: A/V drift over the last second: mean {np.mean(tail):.2f}, max {np.max(tail):.2f} frames "
               f"(clock: {clock})")

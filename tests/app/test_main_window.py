@@ -387,7 +387,7 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     # choosing a Wav2Lip model from the table selects the engine and shows its licence
     gen = [n for n, s in REGISTRY.items() if s.kind == "wav2lip"]
     assert gen
-    dlg._model_clicked(rows[gen[-1]], 0)
+    dlg.models_table.itemClicked.emit(rows[gen[-1]], 0)
     assert dlg.engine_combo.currentData() == "wav2lip" and dlg.weights_combo.isEnabled()
     assert dlg.weights_combo.currentData() == gen[-1]
     assert REGISTRY[gen[-1]].licence in dlg.licence_label.text()

@@ -133,7 +133,7 @@ def test_frame_ahead_renders_ahead_and_skips_late_frames():
         assert min(dub.rendered[n + 2:]) >= 120 + 4           # (two renders were in flight at the jump)
     finally:
         ahead.stop()
-    assert not any(t.is_alive() for t in ahead._threads)
+    assert not ahead.running
 
 
 def test_frame_ahead_reports_a_render_error():
