@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -59,8 +60,9 @@ class FrameAhead:
     """Renders session frames [start, stop) ahead of `clock` on worker threads; `take(i)` hands one over."""
 
     def __init__(self, session, start: int, stop: int, settings=None, threads: int = RENDER_THREADS,
-                 fps: float = 25.0):
+                 fps: float = 25.0, display_size=None):
         self.session, self.stop_frame, self.fps = session, stop, fps
+        self.display_size = display_size        # (w, h) the frames are shown at, at most
         self.clock = start - 1                  # the frame being shown (set by the UI thread)
         self._next = start
         self._buf: Dict[int, tuple] = {}
@@ -117,7 +119,7 @@ class FrameAhead:
                 return
             t0, c0 = time.perf_counter(), time.thread_time()
             try:
-                pair = self.session.render_frame(i)
+                pair = tuple(fit_to(f, self.display_size) for f in self.session.render_frame(i))
             except Exception as exc:  # noqa: BLE001 - reported to the UI thread, which stops playback
                 from .workers import describe_exception
 
@@ -159,6 +161,18 @@ class FrameAhead:
                 t.join(5.0)
 
 
+def fit_to(frame: np.ndarray, size) -> np.ndarray:
+    """`frame` shrunk to fit `size` (w, h) when larger: done in the render threads, so that the UI thread
+    paints frames at their screen size instead of scaling 720p pictures smoothly 30 times a second."""
+    if size is None:
+        return frame
+    h, w = frame.shape[:2]
+    s = min(size[0] / w, size[1] / h)
+    if s >= 1.0:
+        return frame
+    return cv2.resize(frame, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+
+
 def write_voice(wav: np.ndarray, folder: str) -> str:
     """The session's voice (shifted and fitted to the output) as a 16-bit WAV for QtMultimedia."""
     path = Path(tempfile.mkstemp(suffix=".wav", prefix="live_voice_", dir=folder)[1])
@@ -195,6 +209,7 @@ class LivePlayer(QObject):
         self.playing = False
         self.last_render_seconds = 0.0         # the last playback's mean render time of a frame (one thread)
         self.last_render_cpu = 0.0             # ... and its mean CPU time
+        self.display_size = None               # (w, h) in device pixels the frames are shown at, at most
 
     def play(self, session, start: int, stop: int, fps: float, settings=None) -> None:
         self.stop()
@@ -203,7 +218,7 @@ class LivePlayer(QObject):
         key = id(session)
         if key not in self._voice:
             self._voice = {key: write_voice(session.ctx.wav, self.scratch_dir)}
-        self.ahead = FrameAhead(session, start, stop, settings, fps=fps)
+        self.ahead = FrameAhead(session, start, stop, settings, fps=fps, display_size=self.display_size)
         self.ahead.start()
         self.playing = True
         self._last = start - 1

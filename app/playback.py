@@ -6,6 +6,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core import pipeline
 
+from .face_view import OverlayState
 from .live_playback import LivePlayer
 from .preview import PreviewController
 from .range_player import RangePlayer
@@ -110,8 +111,7 @@ class PlaybackController(QObject):
         settings = self.win.dub_settings() if s.has_voice and s.chosen_track() is not None else None
         dub = self.preview_ctrl.prepare(settings) if settings is not None else None
         if dub is not None:
-            self.win.jobs.cancel("live-prepare")
-            self.live.play(dub, start, stop, s.fps, settings)
+            self._play_live(dub, start, stop, settings)
             return
         v = s.project.voice
         self.player.play(v.path if v else s.project.video, start, stop, s.fps)
@@ -144,12 +144,20 @@ class PlaybackController(QObject):
             self.player.stopped.disconnect(self._on_stopped)
             self.player.stop()
             self.player.stopped.connect(self._on_stopped)
-            self.win.jobs.cancel("live-prepare")
-            self.live.play(dub, start, stop, self.session.fps, settings)
+            self._play_live(dub, start, stop, settings)
+
+    def _play_live(self, dub, start: int, stop: int, settings) -> None:
+        self.win.jobs.cancel("live-prepare")
+        views = (self.win.preview, self.win.face_view)
+        ratio = self.win.devicePixelRatioF()
+        self.live.display_size = (max(v.width() for v in views) * ratio, max(v.height() for v in views) * ratio)
+        self.win.face_view.set_overlay(OverlayState())     # the overlays come back when playback stops
+        self.live.play(dub, start, stop, self.session.fps, settings)
 
     def _show_live(self, index: int, original, dubbed) -> None:
+        info = self.session.info
         self.win.preview.set_pair(original, dubbed, index)
-        self.win.face_view.set_image(original, index)
+        self.win.face_view.set_image(original, index, (info.width, info.height))
         st = self.live.stats
         if st.shown % 15 == 1:                      # twice a second: how it keeps up
             self.win.preview.set_status(f"live · {st.shown_per_second():.1f} f/s · {st.dropped} dropped")
