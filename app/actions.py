@@ -104,6 +104,8 @@ SPECS = (
     Spec("play", "&Analyze", "&Play Dubbed", "playback.set_playing", shortcut="Space",
          tip="Play the in/out range (or from the playhead) dubbed, with the active voice", checkable=True,
          icon=SP.SP_MediaPlay, enabled="video"),
+    Spec("half_speed", "&Analyze", "Play at &Half Speed", "playback.set_half_speed", shortcut="Shift+Space",
+         tip="Play (dubbed or not) at half speed, the voice too: to check the lips closely", checkable=True),
     Spec("render_play", "&Analyze", "&Render and Play Dubbed Range", "playback.render_and_play",
          shortcut="Ctrl+Shift+P", tip="Dub the in/out range (or 5 s from the playhead) to a file and play it "
                                       "with its voice", icon=SP.SP_MediaSeekForward, enabled="video_and_voice"),

@@ -211,26 +211,26 @@ class LivePlayer(QObject):
         self.last_render_cpu = 0.0             # ... and its mean CPU time
         self.display_size = None               # (w, h) in device pixels the frames are shown at, at most
 
-    def play(self, session, start: int, stop: int, fps: float, settings=None) -> None:
+    def play(self, session, start: int, stop: int, fps: float, settings=None, speed: float = 1.0) -> None:
         self.stop()
         stop = min(stop, session.num_frames)
         self.stats = PlaybackStats(start=start, requested=time.perf_counter())
         key = id(session)
         if key not in self._voice:
             self._voice = {key: write_voice(session.ctx.wav, self.scratch_dir)}
-        self.ahead = FrameAhead(session, start, stop, settings, fps=fps, display_size=self.display_size)
+        self.ahead = FrameAhead(session, start, stop, settings, fps=fps * speed, display_size=self.display_size)
         self.ahead.start()
         self.playing = True
         self._last = start - 1
-        self._pending = (start, stop, fps, self._voice[key], time.perf_counter())
+        self._pending = (start, stop, fps, speed, self._voice[key], time.perf_counter())
         self.clock.wait_for(self._preroll)      # poll until the first frame is there (or PREROLL_MS)
 
     def _preroll(self) -> bool:
-        start, stop, fps, voice, t0 = self._pending
+        start, stop, fps, speed, voice, t0 = self._pending
         if not (self.ahead.ready(start) or (time.perf_counter() - t0) * 1000 > PREROLL_MS or self.ahead.error):
             return False
         self._pending = None
-        self.clock.play(voice, start, stop, fps)
+        self.clock.play(voice, start, stop, fps, speed)
         return True
 
     def _on_clock(self, f: int) -> None:

@@ -35,6 +35,7 @@ class PlaybackController(QObject):
         self.live.stopped.connect(self._on_live_stopped)
         self.live.failed.connect(lambda m: self.messages.error(m, "Dubbed playback"))
         self.player_dialog = None
+        self.speed = 1.0                            # Play's speed (half speed: View menu)
         self._want_live = None                      # (stop frame) while the original plays until the dub is ready
         ev = self.session.events
         ev.connect_all(lambda e: self.invalidate(), "project", "media")
@@ -96,6 +97,8 @@ class PlaybackController(QObject):
                 self.preview_ctrl.prepare(settings)
 
     # ---- Play ---------------------------------------------------------------------------------------------
+    def set_half_speed(self, on: bool) -> None:
+        self.speed = 0.5 if on else 1.0
     def set_playing(self, on: bool) -> None:
         if not on:
             self.stop()
@@ -114,7 +117,7 @@ class PlaybackController(QObject):
             self._play_live(dub, start, stop, settings)
             return
         v = s.project.voice
-        self.player.play(v.path if v else s.project.video, start, stop, s.fps)
+        self.player.play(v.path if v else s.project.video, start, stop, s.fps, self.speed)
         if settings is not None:
             self._want_live = stop
             self.messages.info("Preparing the dub: the original plays until it is ready.")
@@ -152,7 +155,7 @@ class PlaybackController(QObject):
         ratio = self.win.devicePixelRatioF()
         self.live.display_size = (max(v.width() for v in views) * ratio, max(v.height() for v in views) * ratio)
         self.win.face_view.set_overlay(OverlayState())     # the overlays come back when playback stops
-        self.live.play(dub, start, stop, self.session.fps, settings)
+        self.live.play(dub, start, stop, self.session.fps, settings, self.speed)
 
     def _show_live(self, index: int, original, dubbed) -> None:
         info = self.session.info

@@ -35,6 +35,7 @@ class RangePlayer(QObject):
         self.start_frame = 0
         self.stop_frame = 0
         self.fps = 25.0
+        self.speed = 1.0
         self.playing = False
         self._player = None
         self._audio_out = None
@@ -55,14 +56,16 @@ class RangePlayer(QObject):
         self._player.errorOccurred.connect(lambda *a: log.info("audio playback error: %s", a))
         return True
 
-    def play(self, audio_path: Optional[str], start: int, stop: int, fps: float) -> None:
+    def play(self, audio_path: Optional[str], start: int, stop: int, fps: float, speed: float = 1.0) -> None:
+        """`speed` < 1 plays slower (the audio too): for checking lip sync closely."""
         self.stop()
-        self.start_frame, self.stop_frame, self.fps = int(start), int(stop), float(fps)
+        self.start_frame, self.stop_frame, self.fps, self.speed = int(start), int(stop), float(fps), float(speed)
         self.audio_ok = False
         self._start_ms = start * 1000.0 / fps
         if audio_path and self._ensure_player():
             self._player.setSource(QUrl.fromLocalFile(audio_path))
             self._player.setPosition(int(round(self._start_ms)))
+            self._player.setPlaybackRate(self.speed)
             self._player.play()
             self.audio_ok = True
         self._clock.start()
@@ -115,7 +118,7 @@ class RangePlayer(QObject):
         """The wall clock, kept locked to the audio position: the audio position only moves in steps (its
         buffer size), the wall clock is smooth; each new audio position pulls the wall clock's offset towards
         it (a large error is taken at once)."""
-        wall = self._start_ms + self._clock.elapsed()
+        wall = self._start_ms + self._clock.elapsed() * self.speed
         pos_f = self.audio_frame()
         if pos_f is not None:
             pos = self._player.position()

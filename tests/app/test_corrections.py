@@ -166,8 +166,10 @@ def test_draw_mask_area_and_fix_box(qtbot, tracked):
 
 
 def _play_live(qtbot, win, rng):
-    """Play `rng` dubbed (Space); -> ({frame: (original, dubbed)} shown, PlaybackStats)."""
+    """Play `rng` dubbed (Space), at a quarter speed so that a busy test machine still shows frames inside and
+    outside the kept range; -> ({frame: (original, dubbed)} shown, PlaybackStats)."""
     win.timeline.set_range(rng)
+    win.playback.speed = 0.25
     shown = {}
     live = win.playback.live
     show_frame = lambda i, o, d: shown.__setitem__(i, (o, d))  # noqa: E731
