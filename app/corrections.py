@@ -11,13 +11,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from .session import commands as cmd
 from .timeline import timecode
 
 
 class CorrectionsPanel(QWidget):
-    """Emits command(name, args); the window carries it out on the project's EditHistory."""
+    """Emits command(Command) (`app.session.commands`); the session carries it out on the project's history."""
 
-    command = Signal(str, object)
+    command = Signal(object)
     toolChanged = Signal(object)          # None | "box" | "add" | "remove"
     jumpTo = Signal(int)
 
@@ -33,10 +34,10 @@ class CorrectionsPanel(QWidget):
         gl.addWidget(self.range_label, 0, 0, 1, 2)
         self.keep_button = QPushButton("Keep original")
         self.keep_button.setToolTip("Do not dub these frames")
-        self.keep_button.clicked.connect(lambda: self.command.emit("override", ("keep_original", None)))
+        self.keep_button.clicked.connect(lambda: self.command.emit(cmd.AddOverride("keep_original")))
         self.closed_button = QPushButton("Mouth closed")
         self.closed_button.setToolTip("Dub these frames with the mouth closed (e.g. the voice is someone else's)")
-        self.closed_button.clicked.connect(lambda: self.command.emit("override", ("mouth_closed", None)))
+        self.closed_button.clicked.connect(lambda: self.command.emit(cmd.AddOverride("mouth_closed")))
         gl.addWidget(self.keep_button, 1, 0)
         gl.addWidget(self.closed_button, 1, 1)
         self.engine_combo = QComboBox()
@@ -45,12 +46,12 @@ class CorrectionsPanel(QWidget):
         self.engine_button = QPushButton("Use engine")
         self.engine_button.setToolTip("Dub these frames with the chosen engine")
         self.engine_button.clicked.connect(
-            lambda: self.command.emit("override", ("engine", self.engine_combo.currentData())))
+            lambda: self.command.emit(cmd.AddOverride("engine", self.engine_combo.currentData())))
         gl.addWidget(self.engine_combo, 2, 0)
         gl.addWidget(self.engine_button, 2, 1)
         self.teeth_button = QPushButton("Teeth from this frame")
         self.teeth_button.setToolTip("Use the teeth seen at the playhead for the in/out range")
-        self.teeth_button.clicked.connect(lambda: self.command.emit("teeth", None))
+        self.teeth_button.clicked.connect(lambda: self.command.emit(cmd.TeethFromPlayhead()))
         gl.addWidget(self.teeth_button, 3, 0, 1, 2)
         self.range_buttons = [self.keep_button, self.closed_button, self.engine_button, self.teeth_button]
         lay.addWidget(g)
@@ -63,14 +64,14 @@ class CorrectionsPanel(QWidget):
         self.offset_spin.setSuffix(" frames")
         self.offset_spin.setToolTip("Shift the voice: positive plays it later")
         self.offset_spin.editingFinished.connect(
-            lambda: self.command.emit("voice_offset", self.offset_spin.value()))
+            lambda: self.command.emit(cmd.SetVoiceOffset(self.offset_spin.value())))
         gl.addWidget(self.offset_spin, 0, 1)
         self.key_button = QPushButton("Mask keyframe here")
         self.key_button.setToolTip("Store the mask settings at the playhead; with keyframes the mask is "
                                    "interpolated between them and edits update the keyframe here")
-        self.key_button.clicked.connect(lambda: self.command.emit("mask_key", None))
+        self.key_button.clicked.connect(lambda: self.command.emit(cmd.KeyMask()))
         self.unkey_button = QPushButton("Delete keyframe")
-        self.unkey_button.clicked.connect(lambda: self.command.emit("mask_unkey", None))
+        self.unkey_button.clicked.connect(lambda: self.command.emit(cmd.UnkeyMask()))
         gl.addWidget(self.key_button, 1, 0)
         gl.addWidget(self.unkey_button, 1, 1)
         tools = QHBoxLayout()
@@ -171,4 +172,4 @@ class CorrectionsPanel(QWidget):
     def _remove_selected(self) -> None:
         it = self.list.currentItem()
         if it is not None:
-            self.command.emit("remove", it.data(Qt.UserRole))
+            self.command.emit(cmd.RemoveEdit(*it.data(Qt.UserRole)))

@@ -13,9 +13,9 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QFil
                                QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QRadioButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
+from core import pipeline
 from core.project import PRESETS
 
-from . import core_bridge
 from .timeline import timecode
 from .workers import Job, JobRunner
 
@@ -214,7 +214,6 @@ class ExportDialog(QDialog):
             settings = self.project.to_dub_settings(output=out, frame_range=rng, **self.overrides)
             settings.crf = self.crf_spin.value()
             settings.preset = self.preset_combo.currentText()
-            pipeline = core_bridge.pipeline()
         except Exception as exc:  # noqa: BLE001 - shown, not raised
             from .workers import describe_exception
 

@@ -67,6 +67,11 @@ class ImageCanvas(QWidget):
     frame_w = 1
     frame_h = 1
 
+    @property
+    def array(self):
+        """The frame on screen (BGR), or None."""
+        return self._arr
+
     def image_rect(self) -> QRectF:
         if self._img is None:
             return QRectF()
@@ -245,6 +250,11 @@ class FaceView(ImageCanvas):
             self.badge(p, ov.message, QColor(200, 50, 50, 200), "tl")
         if self.timecode:
             self.badge(p, self.timecode, QColor(0, 0, 0, 160), "br")
+
+    def set_layer(self, name: str, on: bool) -> None:
+        """Show or hide an overlay layer: show_box | show_landmarks | show_mask."""
+        setattr(self, name, bool(on))
+        self.update()
 
     def set_tool(self, tool: Optional[str]) -> None:
         self.tool = tool

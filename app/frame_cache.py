@@ -16,6 +16,8 @@ from typing import Optional
 
 import numpy as np
 
+from core import media
+
 from . import core_bridge
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,11 @@ class ScrubCache:
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def frames(self) -> list:
+        """The indices held, ascending."""
+        with self._lock:
+            return sorted(self._data)
 
     @property
     def full(self) -> bool:
@@ -95,7 +102,7 @@ def prefetch(cache: ScrubCache, path: str, start: int, num_frames: int, progress
     """Decode `path` from `start` to the end (streaming) into `cache` until it is full. Returns frames kept."""
     kept = 0
     total = max(1, num_frames - start)
-    for k, frame in enumerate(core_bridge.iter_frames(path, start=start)):
+    for k, frame in enumerate(media.iter_frames(path, start=start)):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if cache.path != path:
@@ -134,7 +141,7 @@ class FrameSource:
     def exact(self, path: str, index: int) -> np.ndarray:
         if path != self.path:
             self.close()
-            self.reader = core_bridge.frame_reader(path)
+            self.reader = media.FrameReader(path)
             self.path = path
         f = self.cache.get(index)
         if f is not None:

@@ -32,10 +32,10 @@ def install_excepthook(window_getter) -> None:
     def hook(etype, value, tb):
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(etype, value, tb)))
         win = window_getter()
-        if win is not None and not getattr(win, "_closing", True):
+        if win is not None and not win.jobs.closing:
             from .workers import describe_exception
 
-            win.show_error(describe_exception(value) + " (details in the log)")
+            win.messages.error(describe_exception(value) + " (details in the log)")
 
     sys.excepthook = hook
 
@@ -73,23 +73,23 @@ def run(argv: Optional[List[str]] = None) -> int:
         def smoke_done(ok: bool, what: str) -> None:
             print(("ok: " if ok else "error: ") + what, flush=True)
             status["code"] = 0 if ok else 1
-            win.dirty = False
+            win.session.dirty = False
             win.close()
 
-        win.mediaLoaded.connect(lambda: smoke_done(True, f"{win.info.num_frames} frames, "
-                                                         f"{len(win.project.voices)} voice track(s)"))
-        win.errorShown.connect(lambda msg: smoke_done(False, msg))
+        win.media.mediaLoaded.connect(lambda: smoke_done(True, f"{win.session.num_frames} frames, "
+                                                         f"{len(win.session.project.voices)} voice track(s)"))
+        win.messages.errorShown.connect(lambda msg: smoke_done(False, msg))
         if not project and not paths:
             QTimer.singleShot(500, lambda: smoke_done(True, "window opened"))
         QTimer.singleShot(120_000, lambda: smoke_done(False, "timed out"))
 
     def after_show():
         if project:
-            win.open_project(project, ask=False)
+            win.project_io.open_project(project, ask=False)
         elif paths:
-            win.open_paths(paths)
+            win.project_io.open_paths(paths)
         elif not a.smoke_test:
-            win.check_recovery()
+            win.project_io.check_recovery()
 
     QTimer.singleShot(0, after_show)
     rc = app.exec()

@@ -2,9 +2,8 @@
 
 `PreviewController` owns a `core.pipeline.DubSession` (prepared once in a pool thread: probe, tracking,
 voice, engine preparation) and a `LatestWorker` thread that renders the frame under the playhead on
-demand; while the user scrubs, only the newest request is rendered. `PreviewView` shows the result as
-after / before / split (drag the divider). `RangePlayer` plays the in/out range: the voice through
-QtMultimedia, the playhead driven by the audio clock (or the wall clock when there is no audio device).
+demand; while the user scrubs, only the newest request is rendered (live playback renders from the same
+session, see `live_playback`). `PreviewView` shows the result as after / before / split (drag the divider).
 """
 from __future__ import annotations
 
@@ -12,11 +11,12 @@ import logging
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import QElapsedTimer, QObject, QPointF, QRectF, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, QPointF, QRectF, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QSizePolicy
 
-from . import core_bridge
+from core import pipeline
+
 from .face_view import ImageCanvas, bgr_to_qimage
 from .workers import Job, JobRunner, LatestWorker
 
@@ -48,6 +48,14 @@ class PreviewView(ImageCanvas):
         self._dub_img = None if self._dub is None else bgr_to_qimage(self._dub)
         base = self._dub if self._dub is not None else self._orig
         self.set_image(base, index)
+
+    @property
+    def original(self) -> Optional[np.ndarray]:
+        return self._orig
+
+    @property
+    def dubbed(self) -> Optional[np.ndarray]:
+        return self._dub
 
     def clear(self, message: str = "") -> None:
         self.set_pair(None, None, -1)
@@ -140,28 +148,35 @@ class PreviewController(QObject):
         """Render output frame `index` for `settings` (DubSettings), preparing a session first if needed."""
         if not self.enabled:
             return
-        key = _settings_key(settings)
         self.pending_index = index
+        session = self.prepare(settings)
+        if session is not None:
+            self.statusChanged.emit(f"Rendering frame {index}…")
+            self.worker.request(index, session)
+
+    def prepare(self, settings):
+        """The session for `settings` when it is ready (corrections patched in), else None: it is being prepared
+        in the background and `ready` follows."""
+        key = _settings_key(settings)
         if self.session is not None and key == self.settings_key:
             self._sync_live(settings)
-            self.statusChanged.emit(f"Rendering frame {index}…")
-            self.worker.request(index, self.session)
-            return
+            return self.session
         if self._job is not None and self._job.running and key == self.settings_key:
-            return  # preparing already; will render pending_index when ready
+            return None
         self._drop_session()
         self.settings_key = key
         self.statusChanged.emit("Preparing the preview (tracking, voice, engine)…")
 
         def prepare(progress, cancel):
-            return core_bridge.pipeline().DubSession(settings, progress=progress, cancel=cancel)
+            return pipeline.DubSession(settings, progress=progress, cancel=cancel)
 
-        job = Job("preview-prepare", prepare, "Preparing preview")
+        job = Job("preview-prepare", prepare, "Preparing the dub for preview and playback")
         job.succeeded.connect(lambda s, j=job: self._on_prepared(j, s))
         job.failed.connect(lambda msg, j=job: self._on_prepare_failed(j, msg))
         job.cancelled.connect(lambda j=job: self._on_prepare_failed(j, None))
         self._job = job
         self.runner.start(job)
+        return None
 
     def _sync_live(self, settings) -> None:
         """Changes that need no new session (mask, mask keyframes/areas, keep-original/engine ranges, teeth
@@ -201,8 +216,9 @@ class PreviewController(QObject):
         self._live_mask = (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match)
         e = getattr(session.settings, "edits", None)
         self._live_edits = e.to_json() if e is not None else None
+        self.statusChanged.emit("")
         self.ready.emit()
-        if self.pending_index is not None:
+        if self.enabled and self.pending_index is not None:
             self.statusChanged.emit(f"Rendering frame {self.pending_index}…")
             self.worker.request(self.pending_index, session)
 
@@ -254,86 +270,3 @@ def _settings_key(s):
                       tuple(sorted({o.get("engine") for o in j["overrides"] if o["kind"] == "engine"} - {None})))
     return (s.video, s.audio, s.engine, s.checkpoint, s.face_track, tuple(s.pads), s.length_policy, s.device,
             s.models_dir, s.teeth_frame, s.teeth_strength, structural)
-
-
-class RangePlayer(QObject):
-    """Plays [start, stop) frames: the audio file through QtMultimedia, the playhead following the audio
-    position, or the wall clock if audio output is unavailable."""
-
-    frame = Signal(int)
-    stopped = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self._timer = QTimer(self)
-        self._timer.setInterval(15)
-        self._timer.timeout.connect(self._tick)
-        self._clock = QElapsedTimer()
-        self.start_frame = 0
-        self.stop_frame = 0
-        self.fps = 25.0
-        self.playing = False
-        self._player = None
-        self._audio_out = None
-        self._last = -1
-        self._start_ms = 0
-        self.audio_ok = False
-
-    def _ensure_player(self) -> bool:
-        if self._player is not None:
-            return True
-        try:
-            from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-        except ImportError:
-            return False
-        self._player = QMediaPlayer(self)
-        self._audio_out = QAudioOutput(self)
-        self._player.setAudioOutput(self._audio_out)
-        self._player.errorOccurred.connect(lambda *a: log.info("audio playback error: %s", a))
-        return True
-
-    def play(self, audio_path: Optional[str], start: int, stop: int, fps: float) -> None:
-        self.stop()
-        self.start_frame, self.stop_frame, self.fps = int(start), int(stop), float(fps)
-        self.audio_ok = False
-        if audio_path and self._ensure_player():
-            self._start_ms = int(round(start / fps * 1000))
-            self._player.setSource(QUrl.fromLocalFile(audio_path))
-            self._player.setPosition(self._start_ms)
-            self._player.play()
-            self.audio_ok = True
-        self._clock.start()
-        self.playing = True
-        self._last = -1
-        self._timer.start()
-
-    def stop(self) -> None:
-        was = self.playing
-        self.playing = False
-        self._timer.stop()
-        if self._player is not None:
-            self._player.stop()
-        if was:
-            self.stopped.emit()
-
-    def current_frame(self) -> int:
-        t = self._clock.elapsed() / 1000.0
-        if self.audio_ok and self._player is not None:
-            from PySide6.QtMultimedia import QMediaPlayer
-
-            pos = self._player.position()
-            clock = self.start_frame + t * self.fps
-            if (self._player.playbackState() == QMediaPlayer.PlayingState and pos >= self._start_ms
-                    and abs(pos / 1000.0 * self.fps - clock) < self.fps * 0.5):
-                return int(pos / 1000.0 * self.fps)   # follow the audio clock when it is sane
-        return self.start_frame + int(t * self.fps)
-
-    def _tick(self) -> None:
-        f = max(self.current_frame(), self._last)   # the audio clock may lag the wall clock: never step back
-        if f >= self.stop_frame:
-            self.frame.emit(self.stop_frame - 1)
-            self.stop()
-            return
-        if f != self._last:
-            self._last = f
-            self.frame.emit(f)

@@ -35,10 +35,9 @@ def cuda_available() -> Optional[bool]:
 
 
 def registry_specs(kinds=None):
-    reg = core_bridge.registry()
-    if reg is None or not hasattr(reg, "REGISTRY"):
-        return []
-    specs = list(reg.REGISTRY.values())
+    from core.models.registry import REGISTRY
+
+    specs = list(REGISTRY.values())
     if kinds:
         specs = [s for s in specs if getattr(s, "kind", "") in kinds]
     return specs

@@ -585,6 +585,12 @@ class DubSession:
     def num_frames(self) -> int:
         return self.prep.ctx.num_output_frames
 
+    def warm(self, out_indices: Sequence[int], progress: Optional[ProgressFn] = None,
+             cancel: Optional[CancelToken] = None) -> None:
+        """Let the engines precompute per-frame work for frames that will be rendered again and again."""
+        for eng in self.engines.values():
+            eng.warm(out_indices, progress, cancel)
+
     @property
     def ctx(self) -> DubContext:
         return self.prep.ctx

@@ -5,7 +5,10 @@
 2. an hour-long 16 kHz voice track: time to load it and draw its waveform (in the window, and fully zoomed
    out on an hour-long axis), and the cost of a redraw when zooming/panning.
 
-    .venv/bin/python tools/measure_gui.py [--clips 5] [--work /tmp/lipdub_measure]
+3. live dubbed playback on a 720p 29.97 fps clip (classic engine, tracks cached, the dub prepared): frames
+   shown per second, dropped share, A/V drift at the end, time from Play to the first dubbed frame.
+
+    .venv/bin/python tools/measure_gui.py [--clips 5] [--work /tmp/lipdub_measure] [--live-only] [--seconds 60]
 """
 from __future__ import annotations
 
@@ -45,6 +48,36 @@ def make_inputs(work: Path, clips: int):
     return str(clip), str(hour)
 
 
+def open_window(work: Path):
+    """(app, wait, window): the QApplication, wait(cond, timeout) pumping its events, a fresh studio window."""
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+
+    def wait(cond, timeout=1800.0):
+        """Run the event loop (as the app does, no busy polling) until `cond()` holds."""
+        t0 = time.perf_counter()
+        loop, timer = QEventLoop(), QTimer()
+        timer.timeout.connect(lambda: (cond() or time.perf_counter() - t0 > timeout) and loop.quit())
+        timer.setTimerType(Qt.PreciseTimer)
+        timer.start(1)          # (a 1 ms check: latencies measured to the millisecond)
+        if not cond():
+            loop.exec()
+        timer.stop()
+        if not cond():
+            raise TimeoutError
+
+    tmp = tempfile.mkdtemp(prefix="lipdub_measure_")
+    win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp,
+                     auto_analyze=False, track_cache_dir=str(work / "tracks"))
+    win.resize(1400, 900)
+    win.show()
+    return app, wait, win
+
+
 def stats(xs):
     a = np.array(xs) * 1000
     return f"median {np.median(a):6.1f} ms  p95 {np.percentile(a, 95):6.1f} ms  max {a.max():6.1f} ms  (n={len(a)})"
@@ -54,48 +87,35 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=5, help="GRID clips concatenated into the 512x512 test video")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "lipdub_measure"))
+    ap.add_argument("--live-only", action="store_true", help="only the live-playback figures")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the 720p clip played live")
     a = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if a.live_only:
+        return measure_live(Path(a.work), a.seconds)
     clip, hour = make_inputs(Path(a.work), a.clips)
 
-    from PySide6.QtCore import QEventLoop, QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from app import core_bridge
-    from app.main_window import MainWindow
+    from core.audio import load_audio
     from app.waveform import PeakPyramid, WaveformLane
 
-    app = QApplication.instance() or QApplication([])
-
-    def wait(cond, timeout=120.0):
-        t0 = time.perf_counter()
-        while not cond():
-            if time.perf_counter() - t0 > timeout:
-                raise TimeoutError
-            app.processEvents(QEventLoop.AllEvents, 5)   # measurement harness only; the app never does this
-
-    tmp = tempfile.mkdtemp(prefix="lipdub_measure_")
-    win = MainWindow(settings=QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), autosave_dir=tmp,
-                     auto_analyze=False, track_cache_dir=str(Path(a.work) / "tracks"))
-    win.resize(1400, 900)
-    win.show()
+    app, wait, win = open_window(Path(a.work))
     loaded = []
-    win.mediaLoaded.connect(lambda: loaded.append(1))
-    win.open_video(clip)
+    win.media.mediaLoaded.connect(lambda: loaded.append(1))
+    win.media.open_video(clip)
     wait(lambda: loaded)
-    n = win.num_frames
-    print(f"clip: {clip} ({win.info.width}x{win.info.height}, {n} frames)")
+    n = win.session.num_frames
+    print(f"clip: {clip} ({win.session.info.width}x{win.session.info.height}, {n} frames)")
     done = []
-    win.trackingFinished.connect(lambda: done.append(1))
+    win.analysis.trackingFinished.connect(lambda: done.append(1))
     t0 = time.perf_counter()
-    win.start_tracking()
-    wait(lambda: done or win.last_error, 600)
-    print(f"tracking: {time.perf_counter() - t0:.1f} s ({'ok' if done else win.last_error})")
-    wait(lambda: win.runner.get("thumbs") is None, 120)
+    win.analysis.start_tracking()
+    wait(lambda: done or win.messages.last_error, 600)
+    print(f"tracking: {time.perf_counter() - t0:.1f} s ({'ok' if done else win.messages.last_error})")
+    wait(lambda: win.jobs.get("thumbs") is None, 120)
     # scrubbing before the scrub-cache pass is complete: exact decoding only (forward = sequential decode)
     t0 = time.perf_counter()
-    wait(lambda: win.runner.get("prefetch") is None, 300)
-    print(f"scrub cache: {len(win.scrub)} frames, {win.scrub.bytes / 2 ** 20:.1f} MB "
+    wait(lambda: win.jobs.get("prefetch") is None, 300)
+    print(f"scrub cache: {len(win.frames.scrub)} frames, {win.frames.scrub.bytes / 2 ** 20:.1f} MB "
           f"(background pass finished {time.perf_counter() - t0:.1f} s after tracking)")
 
     def show(i):
@@ -108,7 +128,7 @@ def main(argv=None) -> int:
     random.seed(0)
     # drag-like: forward 1-4 frames at a time across the clip (new frames, sequential decode)
     i, drag = 0, []
-    win.frames.cache.clear()
+    win.frames.source.cache.clear()
     while i < n - 5:
         i += random.randint(1, 4)
         drag.append(show(i))
@@ -116,11 +136,11 @@ def main(argv=None) -> int:
     # random jumps anywhere (seek + decode)
     jumps = []
     for _ in range(40):
-        win.frames.cache.clear()
+        win.frames.source.cache.clear()
         jumps.append(show(random.randrange(n)))
     # backward drag (reverse scrubbing: seeks)
     back = []
-    win.frames.cache.clear()
+    win.frames.source.cache.clear()
     for i in range(n - 1, max(0, n - 60), -2):
         back.append(show(i))
     # revisits (cache)
@@ -129,10 +149,10 @@ def main(argv=None) -> int:
     rest = []
     for _ in range(10):
         i = random.randrange(n)
-        win.frames.cache.clear()
+        win.frames.source.cache.clear()
         t0 = time.perf_counter()
         win.timeline.set_playhead(i)
-        wait(lambda: win.face_view.painted_index == i and win.face_exact, 10)
+        wait(lambda: win.face_view.painted_index == i and win.frames.exact, 10)
         rest.append(time.perf_counter() - t0)
     print(f"overlays drawn (box, landmarks, mask outline): {ov_ok}")
     print(f"scrub 512x512, drag forward : {stats(drag)}")
@@ -145,20 +165,20 @@ def main(argv=None) -> int:
 
     # hour-long voice in the window
     got = []
-    win.voiceLoaded.connect(got.append)
+    win.media.voiceLoaded.connect(got.append)
     d0 = win.voice_lane.draw_count
     t0 = time.perf_counter()
-    win.add_voice(hour)
+    win.media.add_voice(hour)
     wait(lambda: got and win.voice_lane.draw_count > d0, 60)
     app.processEvents()
     t_win = time.perf_counter() - t0
-    data = win.audio[str(Path(hour).resolve())]
+    data = win.session.audio[str(Path(hour).resolve())]
     print(f"hour voice ({len(data.wav) / 16000 / 60:.0f} min, {len(data.wav) / 1e6:.1f} M samples) loaded + drawn "
           f"in the window: {t_win:.2f} s")
 
     # the same, fully zoomed out on an hour-long axis, step by step
     t0 = time.perf_counter()
-    wav = core_bridge.load_audio(hour)
+    wav = load_audio(hour)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     pyr = PeakPyramid(wav)
@@ -183,7 +203,60 @@ def main(argv=None) -> int:
         lane.repaint()
         redraws.append(time.perf_counter() - t0)
     print(f"hour voice zoom/pan redraw: {stats(redraws)}; points drawn at full view: {len(lane.curve.getData()[0])}")
-    win.dirty = False
+    win.session.dirty = False
+    win.shutdown()
+    win.close()
+    return measure_live(Path(a.work), a.seconds)
+
+
+def measure_live(work: Path, seconds: float) -> int:
+    """Play a 720p 29.97 fps clip dubbed live (its own audio as the voice) from the first frame to the last."""
+    from tools.bench import make_720p
+
+    work.mkdir(parents=True, exist_ok=True)
+    clip = work / f"clip720_{int(seconds)}s.mp4"
+    if not clip.is_file():
+        make_720p(str(clip), seconds)
+    app, wait, win = open_window(work)
+    win.project_io.open_paths([str(clip), str(clip)])           # the clip's own audio as the voice
+    wait(lambda: win.session.info is not None and win.session.voice_data() is not None)
+    t0 = time.perf_counter()
+    win.analysis.start_tracking()
+    wait(lambda: win.session.track_set is not None or win.messages.last_error)
+    print(f"live: {clip.name} {win.session.info.width}x{win.session.info.height} {win.session.fps:.3f} fps, "
+          f"{win.session.num_frames} frames; tracks in {time.perf_counter() - t0:.1f} s")
+    ctrl = win.playback.preview_ctrl
+    t0 = time.perf_counter()
+    ctrl.prepare(win.dub_settings())
+    wait(lambda: ctrl.session is not None or win.messages.last_error)
+    print(f"live: dub prepared (mouth shapes, texture library, retrieval) in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    wait(lambda: all(win.jobs.get(n) is None for n in ("thumbs", "prefetch", "live-prepare")), 900)
+    print(f"live: textures warmed (and frame cache filled) in {time.perf_counter() - t0:.1f} s more")
+    live = win.playback.live
+    drift = []
+    live.frame.connect(lambda i, o, d: drift.append((i, live.audio_frame())))
+    done = []
+    win.playback.livePlaybackFinished.connect(done.append)
+    win.actions_table["play"].trigger()
+    assert live.playing, "Play did not start live dubbed playback"
+    wait(lambda: done, seconds * 3 + 60)
+    st = done[0]
+    audio = [(i, a) for i, a in drift if a is not None]
+    tail = [abs(i - a) for i, a in audio if i >= audio[-1][0] - 30] if audio else []
+    clock = "audio position" if audio else "wall clock (no audio output device: the drift is not measurable)"
+    first = "none" if st.first_frame_ms is None else f"{st.first_frame_ms:.0f} ms"
+    print(f"live: shown {st.shown} frames at {st.shown_per_second():.2f} f/s, dropped {st.dropped} "
+          f"({st.dropped_share * 100:.1f}%), first dubbed frame {first} after Play; error: {win.messages.last_error}")
+    print(f"live: render of one frame: {live.last_render_seconds * 1000:.0f} ms wall, {live.last_render_cpu * 1000:.1f} "
+          f"ms CPU (thread time; {2 / max(live.last_render_cpu, 1e-6):.0f} f/s on 2 free cores, GUI thread aside)")
+    print(f"live: machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if tail:
+        print(f"live: A/V drift over the last second: mean {np.mean(tail):.2f}, max {np.max(tail):.2f} frames "
+              f"(clock: {clock})")
+    else:
+        print(f"live: clock: {clock}")
+    win.session.dirty = False
     win.shutdown()
     win.close()
     return 0

@@ -84,39 +84,39 @@ def main(argv=None) -> int:
         win.resize(w, h)
         win.show()
         errors = []
-        win.errorShown.connect(errors.append)
+        win.messages.errorShown.connect(errors.append)
         scored = []
-        win.scoringFinished.connect(scored.append)
+        win.analysis.scoringFinished.connect(scored.append)
         t0 = time.monotonic()
-        win.open_paths([args.video, args.audio])
+        win.project_io.open_paths([args.video, args.audio])
         ok = wait_for(app, lambda: bool(scored) or bool(errors), args.timeout)
         print(f"analysis {'done' if ok and scored else 'NOT done'} in {time.monotonic() - t0:.1f} s; "
               f"errors: {errors}")
-        win.close_error_boxes()
+        win.messages.close_boxes()
         frame = args.frame
         if frame is None:
             low = win.sync_track.low_runs()
-            frame = (low[0][0] + low[0][1]) // 2 if low else win.num_frames // 2
+            frame = (low[0][0] + low[0][1]) // 2 if low else win.session.num_frames // 2
         if args.dubbed:
-            win.score_dubbed()
-            wait_for(app, lambda: (win.after is not None and win.after.report is not None) or len(errors) > 0,
+            win.rescore.score_dubbed()
+            wait_for(app, lambda: (win.session.after is not None and win.session.after.report is not None) or len(errors) > 0,
                      args.timeout)
-            print(f"dubbed result scored: {win.after is not None and win.after.report is not None}")
-        win.timeline.set_range((max(0, frame - 15), min(win.num_frames, frame + 25)))
+            print(f"dubbed result scored: {win.session.after is not None and win.session.after.report is not None}")
+        win.timeline.set_range((max(0, frame - 15), min(win.session.num_frames, frame + 25)))
         win.timeline.set_playhead(frame)
         wait_for(app, lambda: win.face_view.painted_index == frame, 10)
         if args.preview:
-            win.set_preview_mode("split")
-            win.preview_action.setChecked(True)
+            win.playback.set_preview_mode("split")
+            win.actions_table["preview"].setChecked(True)
             rendered = []
-            win.previewRendered.connect(rendered.append)
+            win.playback.previewRendered.connect(rendered.append)
             wait_for(app, lambda: frame in rendered or bool(errors[1:] if scored else errors), args.timeout)
             print(f"preview rendered: {frame in rendered}")
         wait_for(app, lambda: False, 1.0)   # let thumbnails and repaints settle
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         win.grab().save(args.out)
         print(f"wrote {args.out}")
-        win.dirty = False
+        win.session.dirty = False
         win.close()
         return 0
     finally:

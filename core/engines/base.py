@@ -83,5 +83,10 @@ class Engine(ABC):
         """frames[k] is the source frame shown at output index out_indices[k].
         Return a list of `RenderedPatch | None` (None: leave the frame untouched, e.g. no face)."""
 
+    def warm(self, out_indices: Sequence[int], progress: Optional[ProgressFn] = None,
+             cancel: Optional[CancelToken] = None) -> None:
+        """Optionally precompute what rendering `out_indices` needs, for frames rendered again and again
+        (live playback in the window). Rendering must give the same frames with or without it."""
+
     def close(self) -> None:
         pass

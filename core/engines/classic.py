@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SHAPE_POINTS = np.concatenate([np.arange(3, 14), np.arange(48, 68)])   # = core.mouth_shape.SHAPE_POINTS
 INNER_JAW = np.arange(3, 14)
 NOSE_BOTTOM = np.array([35, 34, 33, 32, 31])
+TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,6 +195,7 @@ class ClassicEngine(Engine):
         self.teeth_frame: Optional[int] = None
         self.teeth_strength: float = 1.0
         self.lib: Optional[retrieval.TextureLibrary] = None
+        self._textures: dict = {}           # output frame -> JPEG of its retrieved texture (see warm)
 
     def precheck(self) -> None:
         """The audio->mouth model must be there (checked before any tracking; loaded in prepare)."""
@@ -333,6 +335,25 @@ class ClassicEngine(Engine):
             raise LipDubError("The classic engine was not prepared.")
         return [self.render_one(f, int(o)) for f, o in zip(frames, out_indices)]
 
+    def warm(self, out_indices, progress=None, cancel=None) -> None:
+        """Retrieve and blend the mouth textures of `out_indices` once (half of a frame's render time): they
+        depend on the voice and the clip only, not on the frame being composited or on the mask."""
+        todo = [int(o) for o in out_indices if int(o) not in self._textures]
+        for k, o in enumerate(todo):
+            tex = self.texture(o) if self.valid[o] else None
+            self._textures[o] = None if tex is None else \
+                cv2.imencode(".jpg", tex, [cv2.IMWRITE_JPEG_QUALITY, TEXTURE_JPEG_QUALITY])[1]
+            if k % 16 == 0:
+                report(progress, "textures", k, len(todo))
+                check(cancel)
+        report(progress, "textures", len(todo), len(todo))
+
+    def _texture_for(self, o: int) -> Optional[np.ndarray]:
+        if o in self._textures:
+            enc = self._textures[o]
+            return None if enc is None else cv2.imdecode(enc, cv2.IMREAD_COLOR)
+        return self.texture(o)
+
     def texture(self, o: int) -> Optional[np.ndarray]:
         """The blended mouth texture of output frame o in canonical-crop pixels, already in the target shape."""
         rows = self.selection.rows[o]
@@ -375,7 +396,7 @@ class ClassicEngine(Engine):
                         borderMode=cv2.BORDER_REPLICATE)
 
         # 2. retrieved texture in the target shape, mapped from canonical crop into the box
-        tex = self.texture(o)
+        tex = self._texture_for(o)
         if tex is None:
             image = jaw
         else:
@@ -404,3 +425,4 @@ class ClassicEngine(Engine):
 
     def close(self) -> None:
         self.lib = None
+        self._textures = {}

@@ -43,8 +43,8 @@ def make_window(qtbot, tmp_path, track_cache):
         s = QSettings(str(settings_file or tmp_path / "settings.ini"), QSettings.IniFormat)
         w = MainWindow(settings=s, autosave_dir=str(autosave_dir or tmp_path / "autosave"),
                        auto_analyze=auto_analyze, track_cache_dir=track_cache)
-        w.ask_unsaved = lambda: "discard"
-        w.ask_recover = lambda rec: False
+        w.project_io.ask_unsaved = lambda: "discard"
+        w.project_io.ask_recover = lambda rec: False
         qtbot.addWidget(w)
         w.resize(1200, 800)
         w.show()
@@ -53,7 +53,7 @@ def make_window(qtbot, tmp_path, track_cache):
 
     yield make
     for w in made:
-        w.dirty = False
+        w.session.dirty = False
         w.shutdown()
         w.close()
 

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app import core_bridge
+from core import media
 
 from tests.app.media_helpers import ffmpeg, ffprobe_json
 
@@ -21,8 +21,8 @@ def wait_for(qtbot, win, signal, timeout=LONG):
     """Wait for `signal`, failing at once (with the message) if the window shows an error instead."""
     got = []
     signal.connect(lambda *a: got.append(a))
-    qtbot.waitUntil(lambda: bool(got) or win.last_error is not None, timeout=timeout)
-    assert win.last_error is None, win.last_error
+    qtbot.waitUntil(lambda: bool(got) or win.messages.last_error is not None, timeout=timeout)
+    assert win.messages.last_error is None, win.messages.last_error
     return got[0]
 
 
@@ -38,83 +38,87 @@ def run_export(qtbot, dlg, timeout=LONG * 2, on_start=None):
 
 
 def open_media(qtbot, win, video, voice):
-    with qtbot.waitSignal(win.mediaLoaded, timeout=LONG):
-        win.open_paths([video, voice])
-    qtbot.waitUntil(lambda: voice in {str(Path(p)) for p in win.audio} or
-                    str(Path(voice).resolve()) in win.audio, timeout=LONG)
+    with qtbot.waitSignal(win.media.mediaLoaded, timeout=LONG):
+        win.project_io.open_paths([video, voice])
+    qtbot.waitUntil(lambda: voice in {str(Path(p)) for p in win.session.audio} or
+                    str(Path(voice).resolve()) in win.session.audio, timeout=LONG)
 
 
 def test_open_scrub_keyboard_and_zoom(qtbot, make_window, grid_pair):
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
+    acts = win.actions_table
+    assert not any(acts[n].isEnabled() for n in ("export", "play", "track", "undo", "redo", "remove_voice"))
     open_media(qtbot, win, video, voice)
-    info = core_bridge.probe(video)
+    assert all(acts[n].isEnabled() for n in ("export", "play", "track", "remove_voice"))   # enabled from the session
+    assert not acts["undo"].isEnabled() and not acts["redo"].isEnabled()
+    info = media.probe(video)
     assert win.timeline.num_frames == info.num_frames == 75
-    assert win.project.video == str(Path(video).resolve())
-    assert win.project.voice.path == str(Path(voice).resolve())
+    assert win.session.project.video == str(Path(video).resolve())
+    assert win.session.project.voice.path == str(Path(voice).resolve())
     assert win.voice_combo.count() == 1 and "Voice:" in win.voice_lane.title
-    reader = core_bridge.frame_reader(video)
+    reader = media.FrameReader(video)
 
     def shown(i, exact=False):
-        return win.face_view.frame_index == i and win.face_view.painted_index == i and (win.face_exact or not exact)
+        return win.face_view.frame_index == i and win.face_view.painted_index == i and (win.frames.exact or not exact)
 
     qtbot.waitUntil(lambda: shown(0), timeout=10_000)
     win.activateWindow()
     win.timeline.setFocus()
     # keyboard stepping goes through the window's actions
     qtbot.keyClick(win.timeline, Qt.Key_Right)
-    assert win.playhead == 1
+    assert win.session.playhead == 1
     # scrubbing may first show the scrub cache's copy; once the playhead rests the exact frame replaces it
     qtbot.waitUntil(lambda: shown(1, exact=True), timeout=10_000)
-    assert np.array_equal(win.face_view._arr, reader.read(1))     # the real frame 1 is on screen
+    assert np.array_equal(win.face_view.array, reader.read(1))     # the real frame 1 is on screen
     qtbot.keyClick(win.timeline, Qt.Key_Right, Qt.ShiftModifier)
-    assert win.playhead == 26                                      # +1 s at 25 fps
+    assert win.session.playhead == 26                                      # +1 s at 25 fps
     qtbot.keyClick(win.timeline, Qt.Key_Left)
-    assert win.playhead == 25
+    assert win.session.playhead == 25
     qtbot.keyClick(win.timeline, Qt.Key_End)
-    assert win.playhead == 74
+    assert win.session.playhead == 74
     qtbot.keyClick(win.timeline, Qt.Key_Left, Qt.ShiftModifier)
-    assert win.playhead == 49
+    assert win.session.playhead == 49
     qtbot.keyClick(win.timeline, Qt.Key_Home)
-    assert win.playhead == 0
+    assert win.session.playhead == 0
     # click and drag on the timeline scrub; frames follow
     tl = win.timeline
     qtbot.mousePress(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(40.5)), 30))
     qtbot.mouseMove(tl, QPoint(int(tl.x_of(60.5)), 30))
     qtbot.mouseRelease(tl, Qt.LeftButton, pos=QPoint(int(tl.x_of(60.5)), 30))
-    assert win.playhead == 60
+    assert win.session.playhead == 60
     qtbot.waitUntil(lambda: shown(60, exact=True), timeout=10_000)
-    assert np.array_equal(win.face_view._arr, reader.read(60))
+    assert np.array_equal(win.face_view.array, reader.read(60))
     # the scrub cache holds the whole clip once its background pass is done; its copies are close to exact
-    qtbot.waitUntil(lambda: len(win.scrub) == 75, timeout=LONG)
-    approx = win.scrub.get(win.project.video, 60)
+    qtbot.waitUntil(lambda: len(win.frames.scrub) == 75, timeout=LONG)
+    approx = win.frames.scrub.get(win.session.project.video, 60)
     assert approx.shape == (288, 360, 3)
     assert np.abs(approx.astype(int) - reader.read(60).astype(int)).mean() < 3.0
     # a click in a waveform lane moves the playhead too
     win.voice_lane.frameClicked.emit(12)
-    assert win.playhead == 12
+    assert win.session.playhead == 12
     # zoom: the lanes follow the timeline's view
-    win.zoom_in_action.trigger()
-    win.zoom_in_action.trigger()
+    win.actions_table["zoom_in"].trigger()
+    win.actions_table["zoom_in"].trigger()
     assert tl.v1 - tl.v0 == pytest.approx(75 / 4)
     for lane in win.lanes:
         (x0, x1), _ = lane.getPlotItem().vb.viewRange()
         assert x0 == pytest.approx(tl.v0, abs=0.01) and x1 == pytest.approx(tl.v1, abs=0.01)
     # the voice waveform is the voice's audio (peak of the drawn envelope == peak of the samples in view)
-    wav = win.audio[win.project.voice.path].wav
+    wav = win.session.audio[win.session.project.voice.path].wav
     x, y = win.voice_lane.curve.getData()
     s0, s1 = int(tl.v0 * 640), int(tl.v1 * 640)
     assert np.max(y) == pytest.approx(float(wav[s0:s1].max()), abs=1e-6)
-    win.fit_action.trigger()
+    win.actions_table["fit"].trigger()
     assert (tl.v0, tl.v1) == (0, 75)
     # in/out range with I and O
     win.timeline.set_playhead(10)
     qtbot.keyClick(win.timeline, Qt.Key_I)
     win.timeline.set_playhead(29)
     qtbot.keyClick(win.timeline, Qt.Key_O)
-    assert win.project.range == (10, 30)
+    assert win.session.project.range == (10, 30)
     assert win.voice_lane.range_item.isVisible()
-    assert win.dirty and win.windowTitle().endswith("* — LipDub Studio")
+    assert win.session.dirty and win.windowTitle().endswith("* — LipDub Studio")
     reader.close()
 
 
@@ -123,12 +127,12 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     dubbed frame, and a short range exports to a verified mp4 with the 'after' curve shown."""
     video, voice = grid_pair
     win = make_window(auto_analyze=True)
-    win.open_paths([video, voice])
-    assert wait_for(qtbot, win, win.scoringFinished, LONG * 2) == ("before",)
+    win.project_io.open_paths([video, voice])
+    assert wait_for(qtbot, win, win.analysis.scoringFinished, LONG * 2) == ("before",)
     # tracking: the face overlay has the chosen face with 68 landmarks and a mask outline
-    ts = win.track_set
+    ts = win.session.track_set
     assert ts is not None and ts.tracks
-    track = win.chosen_track()
+    track = win.session.chosen_track()
     assert track.present.sum() >= 70
     win.timeline.set_playhead(30)
     qtbot.waitUntil(lambda: win.face_view.painted_index == 30, timeout=10_000)
@@ -143,7 +147,7 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     missing = ~track.present
     assert sum(b - a for a, b in win.timeline.no_face_runs) == int(missing.sum())
     # scoring: the curve has one value per frame; status panel shows the report
-    rep = win.current_report()
+    rep = win.session.current_report()
     x, y, off = win.sync_track.curves["before"]
     assert len(y) == 75 and off == 0 and np.isfinite(y).sum() >= 60
     assert win.sync_panel.text("before", "lse_d") == f"{rep.lse_d:.2f}"
@@ -151,9 +155,9 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     bx, by = win.sync_track.before_curve.getData()
     assert len(by) == 75
     # preview: the dubbed frame differs from the original inside the mouth region only
-    win.preview_action.setChecked(True)
-    assert wait_for(qtbot, win, win.previewRendered, LONG * 2) == (30,)
-    orig, dub = win.preview._orig, win.preview._dub
+    win.actions_table["preview"].setChecked(True)
+    assert wait_for(qtbot, win, win.playback.previewRendered, LONG * 2) == (30,)
+    orig, dub = win.preview.original, win.preview.dubbed
     assert orig.shape == dub.shape
     diff = np.abs(orig.astype(int) - dub.astype(int)).sum(axis=2)
     lm = track.landmarks[30]
@@ -162,7 +166,7 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     inside = diff[int(my0):int(my1), int(mx0):int(mx1)]
     assert inside.mean() > 1.0                         # the mouth was re-rendered
     assert diff[:40, :].max() == 0                    # the top of the frame is untouched
-    win.set_preview_mode("split")
+    win.playback.set_preview_mode("split")
     assert win.mode_combo.currentData() == "split" and win.preview.mode == "split"
     # export frames [10, 30) through the dialog
     win.timeline.set_range((10, 30))
@@ -180,7 +184,7 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     au = [s for s in doc["streams"] if s["codec_type"] == "audio"]
     assert len(vs) == 1 and int(vs[0]["nb_read_frames"]) == 20
     assert len(au) == 1 and float(au[0]["duration"]) == pytest.approx(0.8, abs=0.1)
-    assert win.project.export.output == str(out) and win.project.export.preset == "ultrafast"
+    assert win.session.project.export.output == str(out) and win.session.project.export.preset == "ultrafast"
     # the result's score appears as the 'after' curve over the exported range
     if res.report is not None:
         x, y, off = win.sync_track.curves["after"]            # whole clip; frames not scored are NaN
@@ -198,7 +202,7 @@ def test_cancel_export_leaves_no_output(qtbot, make_window, grid_pair, tmp_path,
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
-    win.project.engine, win.project.checkpoint = "wav2lip", w2l_checkpoint
+    win.session.project.engine, win.session.project.checkpoint = "wav2lip", w2l_checkpoint
     outdir = tmp_path / "exports"
     outdir.mkdir()
     out = outdir / "cancelled.mp4"
@@ -225,44 +229,44 @@ def test_save_and_reopen_project(qtbot, make_window, grid_pair, sample_voice, tm
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
-    win.add_voice(sample_voice)
-    qtbot.waitUntil(lambda: str(Path(sample_voice).resolve()) in win.audio, timeout=LONG)
-    assert win.project.active_voice == 1 and win.voice_lane.title.endswith("voice_sample.wav")
-    win.set_active_voice(0)
+    win.media.add_voice(sample_voice)
+    qtbot.waitUntil(lambda: str(Path(sample_voice).resolve()) in win.session.audio, timeout=LONG)
+    assert win.session.project.active_voice == 1 and win.voice_lane.title.endswith("voice_sample.wav")
+    win.session.set_active_voice(0)
     assert win.voice_lane.title.endswith(Path(voice).name)
     win.timeline.set_range((5, 50))
     win.timeline.set_playhead(33)
     win.settings_panel.spins["feather"].setValue(0.4)
     win.settings_panel.color_check.setChecked(False)
-    assert win.project.mask.feather == pytest.approx(0.4) and win.dirty
+    assert win.session.project.mask.feather == pytest.approx(0.4) and win.session.dirty
     path = tmp_path / "proj" / "dub.lipdub"
     path.parent.mkdir()
-    assert win._save_to(str(path))
-    assert not win.dirty and "dub" in win.windowTitle()
+    assert win.project_io.save_to(str(path))
+    assert not win.session.dirty and "dub" in win.windowTitle()
     doc = json.loads(path.read_text())
     assert doc["version"] == 1 and doc["range"] == [5, 50] and doc["playhead"] == 33
     assert not os.path.isabs(doc["video"])                   # stored relative to the project file
 
     win2 = make_window(auto_analyze=False, settings_file=tmp_path / "s2.ini")
-    with qtbot.waitSignal(win2.mediaLoaded, timeout=LONG):
-        assert win2.open_project(str(path))
-    p = win2.project
+    with qtbot.waitSignal(win2.media.mediaLoaded, timeout=LONG):
+        assert win2.project_io.open_project(str(path))
+    p = win2.session.project
     assert p.video == str(Path(video).resolve()) and len(p.voices) == 2 and p.active_voice == 0
-    assert win2.timeline.range == (5, 50) and win2.playhead == 33
+    assert win2.timeline.range == (5, 50) and win2.session.playhead == 33
     assert win2.settings_panel.spins["feather"].value() == pytest.approx(0.4)
     assert not win2.settings_panel.color_check.isChecked()
     assert win2.voice_combo.count() == 2 and win2.voice_combo.currentIndex() == 0
-    assert not win2.dirty
+    assert not win2.session.dirty
     # recent projects are remembered (QSettings) and offered in File > Open Recent
-    assert win2._recent("projects")[0] == str(path.resolve())
-    win._fill_recent()
-    names = [a.text() for a in win.recent_menu.actions()]
+    assert win2.recent.items("projects")[0] == str(path.resolve())
+    win.fill_recent_menu()
+    names = [a.text() for a in win.actions_table.recent_menu.actions()]
     assert "dub.lipdub" in names and Path(video).name in names and "voice_sample.wav" in names
-    act = next(a for a in win.recent_menu.actions() if a.text() == "dub.lipdub")
-    win.dirty = False
-    with qtbot.waitSignal(win.projectLoaded, timeout=LONG):
+    act = next(a for a in win.actions_table.recent_menu.actions() if a.text() == "dub.lipdub")
+    win.session.dirty = False
+    with qtbot.waitSignal(win.project_io.projectLoaded, timeout=LONG):
         act.trigger()
-    assert win.project.path == str(path.resolve())
+    assert win.session.project.path == str(path.resolve())
 
 
 def test_unsaved_changes_prompt_and_autosave_recovery(qtbot, make_window, grid_pair, tmp_path):
@@ -271,27 +275,27 @@ def test_unsaved_changes_prompt_and_autosave_recovery(qtbot, make_window, grid_p
     win = make_window(auto_analyze=False, autosave_dir=autosave)
     open_media(qtbot, win, video, voice)
     win.timeline.set_range((3, 9))
-    assert win.dirty
+    assert win.session.dirty
     asked = []
-    win.ask_unsaved = lambda: asked.append(1) or "cancel"
+    win.project_io.ask_unsaved = lambda: asked.append(1) or "cancel"
     assert not win.close()                     # cancelled: the window stays
     assert asked and win.isVisible()
-    a = win.autosave()
+    a = win.project_io.autosave()
     assert a and Path(a).is_file()
     # simulate a crash: the autosave stays behind under another (dead) process id
     crashed = autosave / "untitled-99999999.lipdub.autosave"
     Path(a).rename(crashed)
-    win.dirty = False
+    win.session.dirty = False
     win2 = make_window(auto_analyze=False, settings_file=tmp_path / "s2.ini", autosave_dir=autosave)
     offered = []
-    win2.ask_recover = lambda rec: offered.append(rec) or True
-    with qtbot.waitSignal(win2.mediaLoaded, timeout=LONG):
-        assert win2.check_recovery()
+    win2.project_io.ask_recover = lambda rec: offered.append(rec) or True
+    with qtbot.waitSignal(win2.media.mediaLoaded, timeout=LONG):
+        assert win2.project_io.check_recovery()
     assert offered and offered[0].autosave == str(crashed)
-    assert win2.project.range == (3, 9) and win2.project.video == str(Path(video).resolve())
-    assert win2.dirty                           # recovered work is unsaved
+    assert win2.session.project.range == (3, 9) and win2.session.project.video == str(Path(video).resolve())
+    assert win2.session.dirty                           # recovered work is unsaved
     assert not crashed.exists()
-    win2.ask_unsaved = lambda: "discard"
+    win2.project_io.ask_unsaved = lambda: "discard"
     assert win2.close()
 
 
@@ -299,28 +303,28 @@ def test_errors_are_shown_not_raised(qtbot, make_window, tmp_path, grid_pair):
     win = make_window(auto_analyze=False)
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video at all" * 100)
-    with qtbot.waitSignal(win.errorShown, timeout=LONG) as sig:
-        win.open_video(str(bad))
+    with qtbot.waitSignal(win.messages.errorShown, timeout=LONG) as sig:
+        win.media.open_video(str(bad))
     msg = sig.args[0]
     assert "broken.mp4" in msg and "Traceback" not in msg
-    assert win.error_boxes and win.error_boxes[-1].isVisible()
+    assert win.messages.error_boxes and win.messages.error_boxes[-1].isVisible()
     assert win.statusBar().currentMessage() == msg
-    win.close_error_boxes()
+    win.messages.close_boxes()
     # a voice file without any audio: readable error, and the track is not kept
     video, _ = grid_pair
     silent = tmp_path / "no_audio.mp4"
     ffmpeg("-i", video, "-an", "-c:v", "copy", silent)
-    with qtbot.waitSignal(win.errorShown, timeout=LONG) as sig:
-        win.add_voice(str(silent))
+    with qtbot.waitSignal(win.messages.errorShown, timeout=LONG) as sig:
+        win.media.add_voice(str(silent))
     assert "no_audio.mp4" in sig.args[0] and "Traceback" not in sig.args[0]
-    assert win.project.voices == []
+    assert win.session.project.voices == []
     # an unreadable project
     proj = tmp_path / "bad.lipdub"
     proj.write_text("{oops")
-    with qtbot.waitSignal(win.errorShown, timeout=5000) as sig:
-        assert not win.open_project(str(proj))
+    with qtbot.waitSignal(win.messages.errorShown, timeout=5000) as sig:
+        assert not win.project_io.open_project(str(proj))
     assert "bad.lipdub" in sig.args[0]
-    win.close_error_boxes()
+    win.messages.close_boxes()
 
 
 def test_drop_video_and_voice(qtbot, make_window, grid_pair):
@@ -329,10 +333,10 @@ def test_drop_video_and_voice(qtbot, make_window, grid_pair):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(video), QUrl.fromLocalFile(voice)])
     ev = QDropEvent(QPointF(100, 100), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
-    with qtbot.waitSignal(win.mediaLoaded, timeout=LONG):
+    with qtbot.waitSignal(win.media.mediaLoaded, timeout=LONG):
         win.dropEvent(ev)
-    assert win.project.video == str(Path(video).resolve())
-    assert [v.path for v in win.project.voices] == [str(Path(voice).resolve())]
+    assert win.session.project.video == str(Path(video).resolve())
+    assert [v.path for v in win.session.project.voices] == [str(Path(voice).resolve())]
 
 
 def test_play_range_moves_the_playhead_in_real_time(qtbot, make_window, grid_pair):
@@ -345,24 +349,24 @@ def test_play_range_moves_the_playhead_in_real_time(qtbot, make_window, grid_pai
     seen = []
     win.timeline.playheadChanged.connect(seen.append)
     t0 = _time.monotonic()
-    with qtbot.waitSignal(win.player.stopped, timeout=20_000):
-        win.play_action.trigger()
-        assert win.play_action.isChecked() and win.player.playing
+    with qtbot.waitSignal(win.playback.player.stopped, timeout=20_000):
+        win.actions_table["play"].trigger()
+        assert win.actions_table["play"].isChecked() and win.playback.player.playing
     elapsed = _time.monotonic() - t0
-    assert not win.play_action.isChecked()
-    assert win.playhead == 29
+    assert not win.actions_table["play"].isChecked()
+    assert win.session.playhead == 29
     assert seen == sorted(seen) and seen[0] >= 10 and len(seen) >= 5   # forward through the range
     assert 0.6 <= elapsed <= 6.0                                        # 20 frames at 25 fps = 0.8 s
     # Space toggles playback; stopping leaves the playhead where it was
     win.timeline.set_range(None)
     win.timeline.set_playhead(0)
-    win.play_action.trigger()
-    qtbot.waitUntil(lambda: win.playhead >= 3, timeout=10_000)
-    win.play_action.trigger()
-    assert not win.player.playing
-    stopped_at = win.playhead
+    win.actions_table["play"].trigger()
+    qtbot.waitUntil(lambda: win.session.playhead >= 3, timeout=10_000)
+    win.actions_table["play"].trigger()
+    assert not win.playback.player.playing
+    stopped_at = win.session.playhead
     qtbot.wait(200)
-    assert win.playhead == stopped_at
+    assert win.session.playhead == stopped_at
 
 
 def test_engine_and_model_settings(qtbot, make_window, tmp_path):
@@ -383,7 +387,7 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     # choosing a Wav2Lip model from the table selects the engine and shows its licence
     gen = [n for n, s in REGISTRY.items() if s.kind == "wav2lip"]
     assert gen
-    dlg._model_clicked(rows[gen[-1]], 0)
+    dlg.models_table.itemClicked.emit(rows[gen[-1]], 0)
     assert dlg.engine_combo.currentData() == "wav2lip" and dlg.weights_combo.isEnabled()
     assert dlg.weights_combo.currentData() == gen[-1]
     assert REGISTRY[gen[-1]].licence in dlg.licence_label.text()
@@ -395,9 +399,9 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     assert "(present)" in dlg.weights_combo.currentText()
     dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
     dlg.accept()
-    p = win.project
+    p = win.session.project
     assert (p.engine, p.checkpoint, p.device, p.models_dir) == ("wav2lip", gen[-1], "cpu", str(mdir))
-    assert win.dirty
+    assert win.session.dirty
 
 
 def test_two_faces_choose_by_click_and_missing_face_marks(qtbot, make_window, grid_pair, tmp_path):
@@ -411,15 +415,15 @@ def test_two_faces_choose_by_click_and_missing_face_marks(qtbot, make_window, gr
            clip)
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, str(clip), voice)
-    win.start_tracking()
-    wait_for(qtbot, win, win.trackingFinished, LONG * 2)
-    ts = win.track_set
+    win.analysis.start_tracking()
+    wait_for(qtbot, win, win.analysis.trackingFinished, LONG * 2)
+    ts = win.session.track_set
     assert len(ts.tracks) == 2
     # (which side keeps which id when the second face appears is the tracker's business)
     late = next(t for t in ts.tracks if not t.present[:12].any())
     early = next(t for t in ts.tracks if t is not late)
     assert late.present[20:].all() and early.present.all()
-    first = win.chosen_track()
+    first = win.session.chosen_track()
     assert first.track_id == ts.primary().track_id
     other = late if first is early else early
 
@@ -436,7 +440,7 @@ def test_two_faces_choose_by_click_and_missing_face_marks(qtbot, make_window, gr
     b = other.boxes[40]
     pos = win.face_view.to_widget((b[0] + b[2]) / 2, (b[1] + b[3]) / 2).toPoint()
     qtbot.mouseClick(win.face_view, Qt.LeftButton, pos=pos)
-    assert win.project.face_track == other.track_id and win.dirty
+    assert win.session.project.face_track == other.track_id and win.session.dirty
     assert win.settings_panel.track_combo.currentData() == other.track_id
     assert win.timeline.no_face_runs == runs_of(other)
     qtbot.waitUntil(lambda: win.face_view.painted_index == 40 and
@@ -444,7 +448,7 @@ def test_two_faces_choose_by_click_and_missing_face_marks(qtbot, make_window, gr
                     timeout=10_000)
     # choose the late face (from the panel if needed): its missing frames are marked, the frame says so
     win.settings_panel.track_combo.setCurrentIndex(win.settings_panel.track_combo.findData(late.track_id))
-    assert win.project.face_track == late.track_id
+    assert win.session.project.face_track == late.track_id
     r = win.timeline.no_face_runs
     assert len(r) == 1 and r[0][0] == 0 and 12 <= r[0][1] <= 20
     win.timeline.set_playhead(5)
@@ -458,18 +462,18 @@ def test_render_and_play_dubbed_range(qtbot, make_window, grid_pair, w2l_checkpo
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
-    win.project.engine, win.project.checkpoint = "wav2lip", w2l_checkpoint
+    win.session.project.engine, win.session.project.checkpoint = "wav2lip", w2l_checkpoint
     win.timeline.set_range((20, 35))
-    win.render_play_action.trigger()
-    (path,) = wait_for(qtbot, win, win.previewFileReady, LONG * 2)
+    win.actions_table["render_play"].trigger()
+    (path,) = wait_for(qtbot, win, win.playback.previewFileReady, LONG * 2)
     doc = ffprobe_json(path)
     vs = [x for x in doc["streams"] if x["codec_type"] == "video"]
     assert int(vs[0]["nb_read_frames"]) == 15
     assert any(x["codec_type"] == "audio" for x in doc["streams"])
-    dlg = win.player_dialog
+    dlg = win.playback.player_dialog
     assert dlg.isVisible() and dlg.path == path and "Frames 20–34" in dlg.info_label.text()
     # the preview file is temporary: gone when the window closes
-    win.dirty = False
+    win.session.dirty = False
     win.close()
     assert not Path(path).exists()
 
@@ -488,7 +492,7 @@ def test_length_note_says_how_long_the_dub_is(qtbot, make_window, grid_pair, tmp
     assert "ends with the video" in note.text() and "The dub has 75 frames" in note.text()
     panel = win.settings_panel
     panel.length_combo.setCurrentIndex(panel.length_combo.findData("loop"))
-    assert win.project.length_policy == "loop"
+    assert win.session.project.length_policy == "loop"
     assert "looped" in note.text() and "The timeline shows the video's 75" in note.text()
     n = int(note.text().split("The dub has ")[1].split(" frames")[0])
     assert 145 <= n <= 155

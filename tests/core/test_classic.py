@@ -302,7 +302,18 @@ def test_prepare_honours_teeth_frame_and_cancel():
     p = eng.render([f], [30])[0]
     out = composite(f, p, ctx.mask)
     assert np.abs(out.astype(float) - f).mean() < 2.0
+    # warm() keeps the frame's retrieved texture (JPEG): the same patch up to the JPEG rounding of the mouth
+    warmed = []
+    eng.warm([30, 31], progress=lambda st, a, b: warmed.append((st, a, b)))
+    assert warmed[-1] == ("textures", 2, 2) and set(eng._textures) == {30, 31}
+    w = eng.render([f], [30])[0]
+    assert w.box == p.box and np.array_equal(w.mask_landmarks, p.mask_landmarks)
+    diff = np.abs(w.image.astype(int) - p.image.astype(int))
+    assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 8, (diff.mean(), diff.max())
+    eng._textures[30] = None                       # (a frame whose retrieval found nothing keeps the jaw only)
+    assert not np.array_equal(eng.render([f], [30])[0].image, p.image)
     tok = CancelToken()
     tok.cancel()
     with pytest.raises(CancelledError):
         ClassicEngine().prepare(_ctx(name, d, targets=d["landmarks"].copy()), cancel=tok)
+
