@@ -105,7 +105,7 @@ class AnalysisController(QObject):
             return
         key, video, voice = s.report_key(), s.project.video, s.project.voice.path
         cached, fps, n, offset = s.audio.get(voice), s.fps, s.num_frames, s.project.edits.voice_offset
-        models_dir, device = self.win.models_dir(), s.project.device
+        models_dir, device, adapt = self.win.models_dir(), s.project.device, s.project.adapt
 
         def work(progress, cancel):
             from core.audio import load_audio
@@ -113,8 +113,8 @@ class AnalysisController(QObject):
             wav = cached.wav if cached is not None else load_audio(voice)
             if offset:
                 wav = shift_voice(wav, offset, fps, SAMPLE_RATE)
-            return core_bridge.score(video, core_bridge.fit_voice(wav, n, fps), track, models_dir=models_dir,
-                                     device=device, progress=progress, cancel=cancel)
+            return core_bridge.score(video, core_bridge.fit_voice(wav, n, fps), track, adapt=adapt,
+                                     models_dir=models_dir, device=device, progress=progress, cancel=cancel)
 
         s.score_failed.discard(key)
         job = self.jobs.start("score", "Scoring sync", work, lambda rep, k=key: self._score_ready(k, rep),
@@ -126,5 +126,8 @@ class AnalysisController(QObject):
         self.messages.error(msg, "Scoring sync")
 
     def _score_ready(self, key, report) -> None:
+        adaptation = getattr(report, "adaptation", None)
+        if adaptation is not None:
+            self.messages.info(("Adaptation: " if adaptation.adapted else "No adaptation: ") + adaptation.message)
         self.session.add_report(key, report)
         self.scoringFinished.emit("before")

@@ -11,7 +11,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from core import compose, scoring
+from core import compose, scoring, sync_lane
 from core.audio import SAMPLE_RATE
 from core.faces.track import track_video as _track_video
 
@@ -31,23 +31,27 @@ def fit_voice(wav: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
     return np.concatenate([wav, np.zeros(n - len(wav), np.float32)])
 
 
-def score(video: str, wav: np.ndarray, track, *, models_dir=None, device="cpu", progress=None, cancel=None):
+def score(video: str, wav: np.ndarray, track, *, adapt: bool = True, models_dir=None, device="cpu", progress=None,
+          cancel=None):
+    """The sync report of `wav` against the video's face. With `adapt`, the clip's own voice first teaches the
+    lane this face's threshold and the mouth model this actor (core.adapt, cached per clip, so the dub later
+    finds it ready); the report's `adaptation` says what was learnt."""
+    from core import media
+    from core.adapt import adapt_clip
+
     scorer = scoring.get_scorer("auto", models_dir=models_dir, device=device)
-    report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel)
-    thr = getattr(scorer, "window_threshold", None)
-    if thr is not None:
-        LOW_THRESHOLDS[str(report.scorer)] = float(thr)
+    adaptation = adapt_clip(video, media.probe(video), track, scorer=scorer, progress=progress,
+                            cancel=cancel) if adapt else None
+    report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel,
+                                low_threshold=None if adaptation is None else adaptation.low_threshold)
+    report.adaptation = adaptation
     return report
 
 
-# scorer name -> confidence below which a window counts as out of sync (from the scorer's model card when it
-# has one; SyncNet-style confidence otherwise)
-LOW_THRESHOLDS: dict = {}
-DEFAULT_LOW_THRESHOLD = 2.0
-
-
 def low_threshold(report) -> float:
-    return LOW_THRESHOLDS.get(str(getattr(report, "scorer", "")), DEFAULT_LOW_THRESHOLD)
+    """The threshold the report's `low` frames were judged by (core.sync_lane)."""
+    value = getattr(report, "low_threshold", None)
+    return float(sync_lane.LOW_THRESHOLD if value is None else value)
 
 
 def mask_outline(frame_hw, landmarks: np.ndarray, mask_settings, polygons=()) -> Optional[np.ndarray]:

@@ -263,6 +263,11 @@ class DubSettingsPanel(QWidget):
         self.length_note = QLabel("")
         self.length_note.setWordWrap(True)
         f.addRow(self.length_note)
+        self.adapt_check = QCheckBox("Learn the actor from the clip's own voice")
+        self.adapt_check.setToolTip("Before dubbing, the clip's own voice teaches the mouth model this actor's "
+                                    "articulation and the sync lane this face's threshold (cached per clip)")
+        self.adapt_check.toggled.connect(lambda *_: self._emit("other"))
+        f.addRow(self.adapt_check)
         self.track_combo.currentIndexChanged.connect(lambda *_: self._emit("track"))
         lay.addWidget(g)
         lay.addStretch(1)
@@ -279,6 +284,7 @@ class DubSettingsPanel(QWidget):
                 s.setValue(float(getattr(project.mask, k)))
             self.color_check.setChecked(bool(project.mask.color_match))
             self.teeth_spin.setValue(project.teeth_strength)
+            self.adapt_check.setChecked(bool(project.adapt))
             self.length_combo.setCurrentIndex(max(0, self.length_combo.findData(project.length_policy)))
             self.track_combo.setCurrentIndex(max(0, self.track_combo.findData(project.face_track)))
         finally:
@@ -324,6 +330,7 @@ class DubSettingsPanel(QWidget):
     def apply_to(self, project) -> None:
         project.mask = self.mask_settings()
         project.teeth_strength = float(self.teeth_spin.value())
+        project.adapt = self.adapt_check.isChecked()
         project.length_policy = self.length_combo.currentData()
         project.face_track = self.track_combo.currentData()
 

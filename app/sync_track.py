@@ -13,10 +13,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
+from core import sync_lane
+
 from .frame_lane import FrameLane
 from .timeline import runs
 
-LOW_CONFIDENCE = 2.0   # per-frame SyncNet confidence (median - min distance); ~1 is noise, 4+ is clear sync
 
 
 def _step_fill(mask: np.ndarray, offset: int = 0):
@@ -39,7 +40,8 @@ def _step_fill(mask: np.ndarray, offset: int = 0):
 class SyncTrack(FrameLane):
     def __init__(self, parent=None):
         super().__init__(min_height=70, parent=parent)
-        self.threshold = LOW_CONFIDENCE
+        self.threshold = sync_lane.LOW_THRESHOLD
+        self.voiced: Optional[np.ndarray] = None
         self.curves = {}          # kind -> (x, y)
         self.shown = "before"
         pi = self.getPlotItem()
@@ -89,6 +91,18 @@ class SyncTrack(FrameLane):
         self.shown = "after" if "after" in self.curves else "before"
         self._update_low()
 
+    def _voiced(self, n: int, offset: int) -> np.ndarray:
+        v = np.ones(n, bool) if self.voiced is None else np.zeros(n, bool)
+        if self.voiced is not None:
+            part = self.voiced[offset:offset + n]
+            v[:len(part)] = part
+        return v
+
+    def _low(self, y: np.ndarray, offset: int) -> np.ndarray:
+        """core.sync_lane.low_frames of the shown curve: a voiced frame with a confidence below the threshold
+        (frames the scorer could not judge are NaN in the curve)."""
+        return np.isfinite(y) & (y < self.threshold) & self._voiced(len(y), offset)
+
     def _update_low(self) -> None:
         c = self.curves.get(self.shown)
         if c is None:
@@ -96,13 +110,29 @@ class SyncTrack(FrameLane):
             self.label.setText("Sync confidence: not scored yet")
             return
         x, y, offset = c
-        low = np.isfinite(y) & (y < self.threshold)
+        low = self._low(y, offset)
         edges, vals = _step_fill(low, offset)
         lo = self._ymin
         self.low_item.setData(edges, lo + vals * (self._ymax - lo), stepMode="center", fillLevel=lo,
                               brush=pg.mkBrush(230, 60, 60, 70), pen=None)
-        frac = float(low.sum()) / max(1, int(np.isfinite(y).sum()))
-        self.label.setText(f"Sync confidence ({self.shown}): {100 * frac:.0f}% of frames low")
+        judged = np.isfinite(y) & self._voiced(len(y), offset)
+        frac = float(low.sum()) / max(1, int(judged.sum()))
+        self.label.setText(f"Sync confidence ({self.shown}): {100 * frac:.0f}% of voiced frames low")
+
+    def set_voiced(self, voiced: Optional[np.ndarray]) -> None:
+        """Per video frame: is the voice active (silent frames carry no sync evidence and are never low)."""
+        self.voiced = None if voiced is None else np.asarray(voiced, bool)
+        self._update_low()
+
+    def low_mask(self, num_frames: int) -> np.ndarray:
+        """(num_frames,) bool: the frames shaded low now (the shown curve)."""
+        out = np.zeros(num_frames, bool)
+        c = self.curves.get(self.shown)
+        if c is not None:
+            x, y, offset = c
+            low = self._low(y, offset)[:max(0, num_frames - offset)]
+            out[offset:offset + len(low)] = low
+        return out
 
     def set_threshold(self, value: float) -> None:
         if value != self.threshold:
@@ -115,7 +145,7 @@ class SyncTrack(FrameLane):
         if c is None:
             return []
         x, y, offset = c
-        return [(a + offset, b + offset) for a, b in runs(np.isfinite(y) & (y < self.threshold))]
+        return [(a + offset, b + offset) for a, b in runs(self._low(y, offset))]
 
     def set_no_face(self, missing: Optional[np.ndarray]) -> None:
         if missing is None or not np.any(missing):

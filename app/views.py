@@ -95,6 +95,7 @@ class SessionViews:
         shown = after.report if after is not None and after.report is not None else rep
         if shown is not None:
             w.sync_track.set_threshold(core_bridge.low_threshold(shown))
+        w.sync_track.set_voiced(None if rep is None else getattr(rep, "voiced", None))
         w.sync_track.set_curve("before", None if rep is None else sync_curve(rep))
         w.sync_panel.set_report("before", rep)
         if after is None:
