@@ -64,10 +64,15 @@ FAST_PATH_SUFFIXES = (".wav", ".flac")
 # --------------------------------------------------------------------------------------------------------------
 def build_audio_decode_args(ffmpeg: str, path, stream_index: Optional[int], channels: int,
                             sample_rate: int) -> list:
-    """ffmpeg arguments writing one audio stream as interleaved float32 at its own rate/channels to stdout."""
+    """ffmpeg arguments writing one audio stream as interleaved float32 at its own rate/channels to stdout.
+
+    Sample 0 is the file's time 0 (its first video frame in a video): a sound that starts late (cameras, edits)
+    is padded with silence in front and samples before time 0 (encoder delay) are dropped
+    (`aresample=first_pts=0`), so a video's own sound stays in sync with its frames."""
     amap = f"0:{stream_index}" if stream_index is not None else "0:a:0"
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", amap,
-            "-vn", "-sn", "-dn", "-ac", str(int(channels)), "-ar", str(int(sample_rate)),
+            "-vn", "-sn", "-dn", "-af", "aresample=first_pts=0", "-ac", str(int(channels)),
+            "-ar", str(int(sample_rate)),
             "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"]
 
 
