@@ -5,7 +5,7 @@
 2. an hour-long 16 kHz voice track: time to load it and draw its waveform (in the window, and fully zoomed
    out on an hour-long axis), and the cost of a redraw when zooming/panning.
 
-    .venv/bin/python tools/measure_gui.py [--clips 5] [--work /tmp/lipdub_measure]
+    .venv/bin/python tools/measure_gui.py [--clips 5] [--work DIR (default: lipdub_measure in the temp folder)]
 """
 from __future__ import annotations
 
