@@ -125,11 +125,21 @@ class MatrixMedia:
     # ---- video
     def video(self, name: str) -> Path:
         if name.startswith("rot"):
-            return self._once(name, ".mp4", lambda out: rotate_copy(self.video("h264_mp4"), out, int(name[3:])))
+            return self._once(name, ".mp4", lambda out: self._rotated(out, int(name[3:])))
         if name == "late_audio":
             return self._once(name, ".mp4", self._late_audio)
         ext, opts = VIDEO_RECIPES[name]
         return self._once(name, ext, lambda out: run_ffmpeg("-i", self.src, "-t", CLIP_SECONDS, *opts, out))
+
+    def _rotated(self, out: Path, clockwise: int) -> None:
+        """As a phone writes it: the pixels stored turned back, a tag to turn them `clockwise` for display, so
+        the face is upright only when the tag is honoured."""
+        from tools.bench import STORED_FOR_DISPLAY
+
+        stored = out.with_name(f"{out.stem}_stored.mp4")
+        run_ffmpeg("-i", self.src, "-t", CLIP_SECONDS, "-vf", STORED_FOR_DISPLAY[clockwise], *X264, "-c:a", "aac",
+                   stored)
+        rotate_copy(stored, out, clockwise)
 
     def _late_audio(self, out: Path) -> None:
         """The sound starts LATE_AUDIO_SECONDS after the first frame and stays in sync with the picture (as a

@@ -111,6 +111,8 @@ CLIP_KINDS = {
     # a phone's portrait HEVC: stored 1920x1080, tagged "rotate 90 degrees clockwise", shown 1080x1920
     "portrait-hevc": ClipKind(30, 1080, 1920, "30000/1001", "libx265", rotation=90),
 }
+# the filter that turns display frames into the stored frames of a video tagged with this clockwise rotation
+STORED_FOR_DISPLAY = {0: "", 90: "transpose=2", 180: "hflip,vflip", 270: "transpose=1"}
 MAX_RSS_MB = 2048.0   # the benchmark fails when Python's peak resident memory goes above this
 
 
@@ -119,7 +121,8 @@ def build_make_clip_args(ffmpeg: str, list_file, out, kind: ClipKind, seconds: f
     the display frames turned back by `kind.rotation`)."""
     w, h = kind.width, kind.height
     vf = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={kind.fps}"
-    vf += {0: "", 90: ",transpose=2", 180: ",hflip,vflip", 270: ",transpose=1"}[kind.rotation]
+    if kind.rotation:
+        vf += "," + STORED_FOR_DISPLAY[kind.rotation]
     codec = ["-c:v", kind.codec, "-crf", "20", "-preset", "fast", "-pix_fmt", "yuv420p"]
     if kind.codec == "libx265":
         codec += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]

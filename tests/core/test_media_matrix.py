@@ -79,12 +79,11 @@ def test_video_probe_and_streaming_decode(matrix_media, case):
     assert abs(info.duration - CLIP_SECONDS) < 0.1
     if case.startswith("rot"):
         rot = int(case[3:])
-        assert info.rotation == rot
-        assert (info.width, info.height) == ((288, 360) if rot in (90, 270) else (360, 288))
-        # display orientation: the frame is the base clip's frame turned clockwise
-        k = {90: -1, 180: 2, 270: 1}[rot]
-        ref = np.rot90(next(media.iter_frames(matrix_media.video(BASE_VIDEO))), k)
-        assert np.abs(frames[0].astype(int) - ref).mean() < 1.0
+        assert info.rotation == rot and (info.width, info.height) == (base.width, base.height)
+        assert (info.coded_width, info.coded_height) == ((288, 360) if rot in (90, 270) else (360, 288))
+        # decoded upright: the same picture as the unrotated clip (two encodes of one source)
+        ref = next(media.iter_frames(matrix_media.video(BASE_VIDEO)))
+        assert np.abs(frames[0].astype(int) - ref).mean() < 3.0
     elif case.startswith("fps"):
         expect = {"fps23976": 24000 / 1001, "fps2997": 30000 / 1001, "fps30": 30, "fps50": 50, "fps5994": 60000 / 1001}
         assert info.fps == pytest.approx(expect[case], rel=1e-6) and not info.is_vfr
