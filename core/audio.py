@@ -57,6 +57,8 @@ VAD_ONSET_FRAMES = 1         # video frames made active before speech starts
 VAD_MIN_GAP_FRAMES = 2       # shorter pauses inside speech are bridged (video frames)
 
 FAST_PATH_SUFFIXES = (".wav", ".flac")
+MAX_AVERAGED_CHANNELS = 2    # mono/stereo are averaged; surround is downmixed by ffmpeg's matrix (dialogue is in
+                             # the centre channel: an average of 5.1 would leave it 15.6 dB too quiet)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -108,6 +110,8 @@ def _load_soundfile(p: Path, sr: int) -> Optional[np.ndarray]:
     except Exception as e:  # unsupported subtype, damaged header...: let ffmpeg try
         log.debug("soundfile cannot read %s (%s); using ffmpeg", p, e)
         return None
+    if x.shape[1] > MAX_AVERAGED_CHANNELS:
+        return None
     return _finish(x, sr_in, sr, p)
 
 
@@ -115,7 +119,8 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 audio at `sr` Hz from any audio or video file (its first audio stream).
 
     WAV/FLAC are read with soundfile (an hour of 16 kHz WAV loads in well under a second); everything else is
-    decoded by ffmpeg. Channels are averaged, other rates are resampled with soxr (HQ). Non-finite samples become
+    decoded by ffmpeg. Mono and stereo are averaged, surround is downmixed by ffmpeg (dialogue in the centre keeps
+    its level), other rates are resampled with soxr (HQ). Non-finite samples become
     0 and the result is clipped to [-1, 1] (decoded AAC/MP3 and resampling overshoot slightly). MediaError for a missing/unreadable/non-media
     file, AudioError when there is no audio stream or it is empty."""
     p = media._check_input_file(path, "audio")
@@ -130,6 +135,8 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{p} has no audio stream. Choose a file with sound (a voice recording or a video "
                          "with audio).")
     channels = info.audio_channels or 1
+    if channels > MAX_AVERAGED_CHANNELS:
+        channels = 1             # ffmpeg's -ac 1 downmix
     rate = info.audio_sample_rate or sr
     exe = media.ffmpeg_path()
     args = build_audio_decode_args(exe, p, info.audio_stream_index, channels, rate)
