@@ -6,7 +6,7 @@ GRID s1 clip at test time (nothing big is committed), each made once per session
         voice = matrix_media.voice("m4a_16k_mono")
 
 Videos are CLIP_SECONDS long (one second of a 3 s clip keeps the suite fast); voices are VOICE_SECONDS of the
-same clip's own sound (longer than the video, so the default length policy gives the video's length and the
+same clip's own sound from VOICE_START (where the sentence is: GRID clips open with silence), longer than the video, so the default length policy gives the video's length and the
 output's sound is the voice from its first sample: A/V sync can be checked against it).
 """
 from __future__ import annotations
@@ -19,10 +19,12 @@ import numpy as np
 
 CLIP_SECONDS = 1.2
 VOICE_SECONDS = 1.6
+VOICE_START = 0.8
 LATE_AUDIO_SECONDS = 0.4      # the "late audio" clip's sound starts this long after its first frame
 LEADING_SILENCE_SECONDS = 0.5
 
 X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "20")
+MONO = ("-af", "pan=mono|c0=0.5*c0+0.5*c1")   # the average, as core.audio does (ffmpeg's -ac 1 adds 3 dB)
 X265 = ("-c:v", "libx265", "-preset", "ultrafast", "-crf", "24", "-x265-params", "log-level=error")
 
 
@@ -96,7 +98,7 @@ WAV_CASES = tuple(f"wav_{s.lower()}_{r}_{c}ch" for s in WAV_SUBTYPES for r in WA
 # name -> (extension, ffmpeg output options) applied to the 48 kHz stereo master WAV
 CODED_VOICES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "mp3_44k_stereo": (".mp3", ("-ar", "44100", "-c:a", "libmp3lame", "-b:a", "128k")),
-    "m4a_16k_mono": (".m4a", ("-ar", "16000", "-ac", "1", "-c:a", "aac")),        # issue 9's crash
+    "m4a_16k_mono": (".m4a", ("-ar", "16000", *MONO, "-c:a", "aac")),        # issue 9's crash
     "aac_48k_stereo_m4a": (".m4a", ("-c:a", "aac")),
     "opus_ogg": (".ogg", ("-c:a", "libopus", "-b:a", "64k")),
     "vorbis_ogg": (".ogg", ("-c:a", "libvorbis")),
@@ -154,7 +156,8 @@ class MatrixMedia:
     def master(self) -> Path:
         """VOICE_SECONDS of the clip's own sound, 48 kHz stereo float WAV: the source of every voice."""
         return self._once("master", ".wav", lambda out: run_ffmpeg(
-            "-i", self.src, "-t", VOICE_SECONDS, "-vn", "-ar", "48000", "-ac", "2", "-c:a", "pcm_f32le", out))
+            "-ss", VOICE_START, "-i", self.src, "-t", VOICE_SECONDS, "-vn", "-ar", "48000",
+            "-af", "pan=stereo|c0=c0|c1=c0", "-c:a", "pcm_f32le", out))    # the mono clip in both, same level
 
     def reference16k(self) -> np.ndarray:
         """The master as core.audio loads it (16 kHz mono float32): what every voice must come back as."""
@@ -187,7 +190,8 @@ class MatrixMedia:
         ext, opts = CODED_VOICES[name]
         if name == "mp4_16k_mono_video":
             return self._once(name, ext, lambda out: run_ffmpeg(
-                "-i", self.src, "-t", VOICE_SECONDS, *X264, "-ar", "16000", "-ac", "1", "-c:a", "aac", out))
+                "-ss", VOICE_START, "-i", self.src, "-t", VOICE_SECONDS, *X264, "-ar", "16000", "-ac", "1",
+                "-c:a", "aac", out))    # the clip's sound is mono already
         if name == "leading_silence_wav":
             s = LEADING_SILENCE_SECONDS
             return self._once(name, ext, lambda out: run_ffmpeg(
@@ -198,7 +202,7 @@ class MatrixMedia:
         """The clip's own sound cut or looped to `seconds` (16 kHz mono WAV), for the length-policy cases."""
         name = f"voice_{seconds:g}s"
         return self._once(name, ".wav", lambda out: run_ffmpeg(
-            "-stream_loop", "3", "-i", self.master(), "-t", seconds, "-ar", "16000", "-ac", "1", out))
+            "-stream_loop", "3", "-i", self.master(), "-t", seconds, "-ar", "16000", *MONO, out))
 
     # ---- files that are not valid input
     def text_as_mp3(self) -> Path:
