@@ -97,9 +97,9 @@ def _finish(x: np.ndarray, sr_in: int, sr: int, path) -> np.ndarray:
         log.warning("%s: non-finite audio samples replaced by 0", path)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     x = resample(x, sr_in, sr)
-    # lossy codecs and resampling overshoot a little past full scale. Not in place: without resampling `x` may
-    # still be the read-only view of ffmpeg's output bytes.
-    return np.clip(x, -1.0, 1.0)
+    # lossy codecs and resampling overshoot a little past full scale. In place when possible (an hour of audio
+    # is 230 MB), but without resampling `x` may still be the read-only view of ffmpeg's output bytes.
+    return np.clip(x, -1.0, 1.0, out=x if x.flags.writeable else None)
 
 
 def _load_soundfile(p: Path, sr: int) -> Optional[np.ndarray]:
