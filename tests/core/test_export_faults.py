@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli
 from core import media
 from core.errors import MediaError, OutputError
 from core.pipeline import DubSettings, run_dub
@@ -20,11 +21,6 @@ from data_paths import GRID_S1, ROOT, heldout_names
 
 VOICE = ROOT / "resources" / "samples" / "voice_sample.wav"
 PREVIOUS = b"an earlier export the user wants to keep"
-
-
-def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=str(ROOT))
 
 
 def one_error_line(stderr: str) -> str:
@@ -84,9 +80,9 @@ def test_kill_9_mid_export_keeps_the_earlier_output(tmp_path, heavy_clip):
     visible = sorted(f.name for f in tmp_path.iterdir() if not f.name.startswith("."))
     assert visible == ["dub.mp4"]                     # only hidden temporary files may remain
     # the next export to the same name succeeds and replaces it
-    r = run_cli("dub", "--video", heavy_clip, "--audio", VOICE, "-o", out, "--quiet", "--no-score",
-                "--preset", "ultrafast", "--range", "0", "10")
-    assert r.returncode == 0, r.stderr
+    rc, _, stderr = run_cli("dub", "--video", heavy_clip, "--audio", VOICE, "-o", out, "--quiet", "--no-score",
+                            "--preset", "ultrafast", "--range", "0", "10")
+    assert rc == 0, stderr
     assert media.probe(out).num_frames == 10
 
 
@@ -98,13 +94,13 @@ def test_full_disk_is_a_clear_output_error(tmp_path, size):
     video = ROOT / "resources" / "samples" / "grid_s1_sample.mp4"
     with tmpfs(tmp_path / "disk", f"size={size}") as disk:
         out = disk / "dub.mp4"
-        r = run_cli("dub", "--video", video, "--audio", VOICE, "-o", out, "--quiet", "--no-score",
-                    "--preset", "ultrafast", "--crf", "10")
-        if r.returncode == 0:                           # it fitted: a complete file, then nothing to prove
+        rc, _, stderr = run_cli("dub", "--video", video, "--audio", VOICE, "-o", out, "--quiet", "--no-score",
+                                "--preset", "ultrafast", "--crf", "10")
+        if rc == 0:                                     # it fitted: a complete file, then nothing to prove
             assert media.probe(out).num_frames == 75 and size == "400k"
             pytest.skip("the export fitted in the disk")
-        assert r.returncode == 5, r.stderr
-        line = one_error_line(r.stderr)
+        assert rc == 5, stderr
+        line = one_error_line(stderr)
         assert "disk" in line.lower() and "space" in line.lower(), line
         assert list(disk.iterdir()) == []
 
@@ -145,9 +141,9 @@ def test_read_only_output_folder(tmp_path):
         folder.chmod(0o555)
         ctx = contextlib.nullcontext(folder)
     with ctx:
-        r = run_cli("dub", "--video", video, "--audio", VOICE, "-o", folder / "dub.mp4", "--quiet")
-        assert r.returncode == 5, r.stderr
-        assert "not writable" in one_error_line(r.stderr)
+        rc, _, stderr = run_cli("dub", "--video", video, "--audio", VOICE, "-o", folder / "dub.mp4", "--quiet")
+        assert rc == 5, stderr
+        assert "not writable" in one_error_line(stderr)
         assert list(folder.iterdir()) == []
 
 
@@ -158,9 +154,9 @@ def test_output_that_is_the_input_under_another_name(tmp_path):
     link = tmp_path / "link.mp4"
     link.symlink_to(video)
     before = video.read_bytes()
-    r = run_cli("dub", "--video", video, "--audio", VOICE, "-o", link, "--quiet")
-    assert r.returncode == 5, r.stderr
-    assert "same as an input file" in one_error_line(r.stderr)
+    rc, _, stderr = run_cli("dub", "--video", video, "--audio", VOICE, "-o", link, "--quiet")
+    assert rc == 5, stderr
+    assert "same as an input file" in one_error_line(stderr)
     assert video.read_bytes() == before
 
 

@@ -7,15 +7,14 @@ Inputs are made once per session by tests/media_matrix.py from a held-out GRID s
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 
 from core import audio, media
-from core.cli import EXIT_INTERNAL, main as cli_main
+from cli_runner import run_cli
+from core.cli import EXIT_INTERNAL
 from media_matrix import (CLIP_SECONDS, LEADING_SILENCE_SECONDS, ROTATIONS, VIDEO_CASES, VOICE_CASES,
                           VOICE_SECONDS, WAV_CASES)
 
@@ -24,14 +23,6 @@ BASE_VIDEO = "h264_mp4"
 BASE_VOICE = "wav_pcm_16_16000_1ch"
 MAX_AV_LAG_S = 0.010        # the output's sound against the voice it was given
 _DUBS: dict = {}
-
-
-def run_cli(*args):
-    """(exit code, stdout, stderr) of `main.py ARGS` run in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli_main([str(a) for a in args])
-    return rc, out.getvalue(), err.getvalue()
 
 
 def dub(tmp_path_factory, video, voice, policy="shortest"):
