@@ -38,11 +38,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from core.paths import user_cache_dir  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 S1 = SHARED / "grid_s1"
 
 from core.models import lite_sync_net as L  # noqa: E402
+from core.paths import user_cache_dir  # noqa: E402
 
 CANVAS_H, CANVAS_W = 64, 88          # cached crop (same centre/scale as the 48x64 scorer crop)
 DIST_SCALE = 10.0                    # must match core.scorers.lite.DIST_SCALE
