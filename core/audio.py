@@ -57,6 +57,8 @@ VAD_ONSET_FRAMES = 1         # video frames made active before speech starts
 VAD_MIN_GAP_FRAMES = 2       # shorter pauses inside speech are bridged (video frames)
 
 FAST_PATH_SUFFIXES = (".wav", ".flac")
+MAX_AVERAGED_CHANNELS = 2    # mono/stereo are averaged; surround is downmixed by ffmpeg's matrix (dialogue is in
+                             # the centre channel: an average of 5.1 would leave it 15.6 dB too quiet)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -64,10 +66,15 @@ FAST_PATH_SUFFIXES = (".wav", ".flac")
 # --------------------------------------------------------------------------------------------------------------
 def build_audio_decode_args(ffmpeg: str, path, stream_index: Optional[int], channels: int,
                             sample_rate: int) -> list:
-    """ffmpeg arguments writing one audio stream as interleaved float32 at its own rate/channels to stdout."""
+    """ffmpeg arguments writing one audio stream as interleaved float32 at its own rate/channels to stdout.
+
+    Sample 0 is the file's time 0 (its first video frame in a video): a sound that starts late (cameras, edits)
+    is padded with silence in front and samples before time 0 (encoder delay) are dropped
+    (`aresample=first_pts=0`), so a video's own sound stays in sync with its frames."""
     amap = f"0:{stream_index}" if stream_index is not None else "0:a:0"
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", amap,
-            "-vn", "-sn", "-dn", "-ac", str(int(channels)), "-ar", str(int(sample_rate)),
+            "-vn", "-sn", "-dn", "-af", "aresample=first_pts=0", "-ac", str(int(channels)),
+            "-ar", str(int(sample_rate)),
             "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"]
 
 
@@ -90,9 +97,9 @@ def _finish(x: np.ndarray, sr_in: int, sr: int, path) -> np.ndarray:
         log.warning("%s: non-finite audio samples replaced by 0", path)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     x = resample(x, sr_in, sr)
-    # lossy codecs and resampling overshoot a little past full scale. Not in place: without resampling `x` may
-    # still be the read-only view of ffmpeg's output bytes.
-    return np.clip(x, -1.0, 1.0)
+    # lossy codecs and resampling overshoot a little past full scale. In place when possible (an hour of audio
+    # is 230 MB), but without resampling `x` may still be the read-only view of ffmpeg's output bytes.
+    return np.clip(x, -1.0, 1.0, out=x if x.flags.writeable else None)
 
 
 def _load_soundfile(p: Path, sr: int) -> Optional[np.ndarray]:
@@ -103,6 +110,8 @@ def _load_soundfile(p: Path, sr: int) -> Optional[np.ndarray]:
     except Exception as e:  # unsupported subtype, damaged header...: let ffmpeg try
         log.debug("soundfile cannot read %s (%s); using ffmpeg", p, e)
         return None
+    if x.shape[1] > MAX_AVERAGED_CHANNELS:
+        return None
     return _finish(x, sr_in, sr, p)
 
 
@@ -110,7 +119,8 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 audio at `sr` Hz from any audio or video file (its first audio stream).
 
     WAV/FLAC are read with soundfile (an hour of 16 kHz WAV loads in well under a second); everything else is
-    decoded by ffmpeg. Channels are averaged, other rates are resampled with soxr (HQ). Non-finite samples become
+    decoded by ffmpeg. Mono and stereo are averaged, surround is downmixed by ffmpeg (dialogue in the centre keeps
+    its level), other rates are resampled with soxr (HQ). Non-finite samples become
     0 and the result is clipped to [-1, 1] (decoded AAC/MP3 and resampling overshoot slightly). MediaError for a missing/unreadable/non-media
     file, AudioError when there is no audio stream or it is empty."""
     p = media._check_input_file(path, "audio")
@@ -125,6 +135,8 @@ def load_audio(path, sr: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{p} has no audio stream. Choose a file with sound (a voice recording or a video "
                          "with audio).")
     channels = info.audio_channels or 1
+    if channels > MAX_AVERAGED_CHANNELS:
+        channels = 1             # ffmpeg's -ac 1 downmix
     rate = info.audio_sample_rate or sr
     exe = media.ffmpeg_path()
     args = build_audio_decode_args(exe, p, info.audio_stream_index, channels, rate)

@@ -197,9 +197,7 @@ def cmd_score(a, bars, cancel) -> int:
     from .faces.track import track_video
     from .scoring import get_scorer, score_clip
 
-    info = media.probe(a.video)
-    if not info.has_video:
-        raise LipDubError(f"The file has no video stream: {a.video}")
+    info = media.probe(a.video, need_video=True)
     src = a.audio or a.video
     wav = audio_mod.load_audio(src)
     tracks = track_video(a.video, progress=bars, cancel=cancel)

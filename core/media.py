@@ -652,11 +652,21 @@ def _resolve_info(path: PathLike, info: Optional[MediaInfo]) -> MediaInfo:
     return require_video(info)
 
 
+def _file_identity(path: PathLike) -> Optional[Tuple[int, int]]:
+    """(size, mtime in ns) of a file, None when it is gone or unreadable."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0,
                 stop: Optional[int] = None) -> Iterator[np.ndarray]:
     """Yield BGR uint8 frames `start .. stop-1` (display orientation, constant frame rate) from an ffmpeg pipe.
 
-    Exactly ``min(stop, info.num_frames) - start`` frames are yielded (see the module docstring). Closing the
+    Exactly ``min(stop, info.num_frames) - start`` frames are yielded (see the module docstring); MediaError when
+    the decoder stops short because the file changed or vanished meanwhile. Closing the
     generator early (break, ``.close()``, garbage collection) stops the ffmpeg process."""
     info = _resolve_info(path, info)
     n = info.num_frames
@@ -668,6 +678,7 @@ def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0
     args = build_decode_args(exe, path, info, start, ffmpeg_version(exe))
     w, h = info.width, info.height
     size = w * h * 3
+    identity = _file_identity(path)
     proc = _Proc(args)
     last = None
     i = start
@@ -681,6 +692,9 @@ def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0
             i += 1
         if i < stop:
             rc = proc.wait()
+            if _file_identity(path) != identity:    # not a damaged tail: the file went away under us
+                raise MediaError(f"{path} changed or disappeared while it was being read (drive unplugged, file "
+                                 "moved or overwritten?). Make it available again and restart.")
             if last is None:
                 raise MediaError(f"ffmpeg could not decode {path} from frame {start} "
                                  f"({proc.stderr_tail() or f'exit code {rc}'}). The file may be damaged.")

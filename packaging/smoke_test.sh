@@ -21,7 +21,7 @@ APP="$APPDIR/LipDubStudio"
 [ -x "$APP" ] || { echo "FAIL: $APP is not executable" >&2; exit 1; }
 VIDEO="$ROOT/resources/samples/grid_s1_sample.mp4"
 VOICE="$ROOT/resources/samples/voice_sample.wav"
-TMP=$(mktemp -d /tmp/lipdub_smoke.XXXXXX)
+TMP=$(mktemp -d -t lipdub_smoke.XXXXXX)
 FAILS=0
 RESULTS=()
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); RESULTS+=("FAIL $*"); }

@@ -13,6 +13,20 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "lipdub" /
 from data_paths import GRID_S1, REFERENCE, SHARED, heldout_names  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every cache the program writes during the tests (face tracks, model hashes...) goes under pytest's temp
+    area, never into the user's cache folder (subprocesses inherit the variable)."""
+    folder = tmp_path_factory.getbasetemp() / "lipdub_cache"
+    old = os.environ.get("LIPDUB_CACHE_DIR")
+    os.environ["LIPDUB_CACHE_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("LIPDUB_CACHE_DIR", None)
+    else:
+        os.environ["LIPDUB_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     if not SHARED.is_dir():
@@ -29,3 +43,11 @@ def reference_dir(shared_dir):
 def grid_clip():
     """A held-out GRID s1 clip (never trained on)."""
     return GRID_S1 / "video" / (heldout_names()[0] + ".mp4")
+
+
+@pytest.fixture(scope="session")
+def matrix_media(tmp_path_factory, grid_clip):
+    """Real-world media of every common kind, made on first use (see tests/media_matrix.py)."""
+    from media_matrix import MatrixMedia
+
+    return MatrixMedia(tmp_path_factory.mktemp("matrix"), grid_clip)

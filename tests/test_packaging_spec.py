@@ -100,17 +100,19 @@ def run_hook(tmp_path, env_extra):
 
 
 def test_runtime_hook_user_writable_numba_cache_predictor_and_library_path(tmp_path):
-    bundle, env = run_hook(tmp_path, {"LD_LIBRARY_PATH": f"{tmp_path / 'bundle' / '_internal'}:/opt/mylibs"})
+    mine = tmp_path / "mylibs"
+    bundle, env = run_hook(tmp_path, {"LD_LIBRARY_PATH": f"{tmp_path / 'bundle' / '_internal'}:{mine}"})
     numba = Path(env["NUMBA_CACHE_DIR"])
     assert numba.is_dir() and str(numba).startswith(str(tmp_path / "home")) and "LipDubStudio" in str(numba)
     assert env["LIPDUB_DLIB_PREDICTOR"] == str(bundle / "face_recognition_models" / "models"
                                                / "shape_predictor_68_face_landmarks.dat")
-    assert env["LD_LIBRARY_PATH"] == "/opt/mylibs"   # children (ffmpeg) must not load the bundle's libraries
+    assert env["LD_LIBRARY_PATH"] == str(mine)   # children (ffmpeg) must not load the bundle's libraries
 
-    _, env2 = run_hook(tmp_path, {"LD_LIBRARY_PATH": "/bundle-set", "LD_LIBRARY_PATH_ORIG": "/user/libs",
-                                  "NUMBA_CACHE_DIR": "/my/cache", "LIPDUB_DLIB_PREDICTOR": "/my/pred.dat"})
+    user = {"LD_LIBRARY_PATH_ORIG": str(tmp_path / "user" / "libs"), "NUMBA_CACHE_DIR": str(tmp_path / "my" / "cache"),
+            "LIPDUB_DLIB_PREDICTOR": str(tmp_path / "my" / "pred.dat")}
+    _, env2 = run_hook(tmp_path, {"LD_LIBRARY_PATH": str(tmp_path / "bundle-set"), **user})
     assert (env2["LD_LIBRARY_PATH"], env2["NUMBA_CACHE_DIR"], env2["LIPDUB_DLIB_PREDICTOR"]) == \
-        ("/user/libs", "/my/cache", "/my/pred.dat")   # the user's own settings win
+        (user["LD_LIBRARY_PATH_ORIG"], user["NUMBA_CACHE_DIR"], user["LIPDUB_DLIB_PREDICTOR"])   # the user's own settings win
     assert "LD_LIBRARY_PATH_ORIG" not in env2
 
 

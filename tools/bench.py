@@ -1,7 +1,13 @@
 """Benchmark one dub: frames/s per stage, peak memory, and the ratio to a plain ffmpeg transcode of the same clip.
 
     python -m tools.bench CLIP [--audio VOICE] [--engine classic|wav2lip] [--checkpoint FILE] [--json OUT]
-    python -m tools.bench --make-720p OUT.mp4 [--seconds 60]     # the 720p / 29.97 fps / 60 s test clip
+    python -m tools.bench --kind long1080p|portrait-hevc|720p [--seconds S] [...]   # made clip, its own voice
+    python -m tools.bench --make KIND OUT.mp4 [--seconds S]      # only make the clip
+
+Clip kinds (from held-out GRID s1 clips): 720p (1280x720, 29.97 fps, 60 s), long1080p (1920x1080, 25 fps, 10 min),
+portrait-hevc (HEVC stored 1920x1080 + rotate-90 tag = 1080x1920 portrait, 29.97 fps, 30 s). `--kind` makes the
+clip once into the user cache folder (core.paths) and dubs it with its own sound.
+Exit status 1 when Python's peak resident memory exceeds --max-rss-mb (default 2048).
 
 The face-track cache is bypassed (a fresh temporary cache), so "track" is measured for real. With
 `--engine wav2lip` and no checkpoint, a generator with random weights in the official format is used:
@@ -11,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,20 +92,79 @@ def ffmpeg_transcode_seconds(clip: str, crf: int, preset: str) -> float:
         return time.perf_counter() - t0
 
 
-def make_720p(out: str, seconds: float = 60.0) -> None:
-    """Concatenate GRID s1 clips, upscale to 1280x720 (letterboxed), re-time to 29.97 fps."""
-    from core.media import ffmpeg_path
+@dataclass(frozen=True)
+class ClipKind:
+    """A benchmark clip made from held-out GRID s1 clips: concatenated, scaled into `width` x `height` (letterboxed),
+    re-timed to `fps`. `rotation` > 0 stores the frames rotated back and tags them for display, as phones do."""
+    seconds: float
+    width: int            # display size
+    height: int
+    fps: str
+    codec: str
+    rotation: int = 0
 
+
+CLIP_KINDS = {
+    "720p": ClipKind(60, 1280, 720, "30000/1001", "libx264"),
+    # issue 9: ten minutes of 1080p, the memory test (python must stay under MAX_RSS_MB)
+    "long1080p": ClipKind(600, 1920, 1080, "25", "libx264"),
+    # a phone's portrait HEVC: stored 1920x1080, tagged "rotate 90 degrees clockwise", shown 1080x1920
+    "portrait-hevc": ClipKind(30, 1080, 1920, "30000/1001", "libx265", rotation=90),
+}
+# the filter that turns display frames into the stored frames of a video tagged with this clockwise rotation
+STORED_FOR_DISPLAY = {0: "", 90: "transpose=2", 180: "hflip,vflip", 270: "transpose=1"}
+MAX_RSS_MB = 2048.0   # the benchmark fails when Python's peak resident memory goes above this
+
+
+def build_make_clip_args(ffmpeg: str, list_file, out, kind: ClipKind, seconds: float) -> list:
+    """ffmpeg arguments: concat-demux `list_file`, fit into the display size, re-time, encode (stored orientation:
+    the display frames turned back by `kind.rotation`)."""
+    w, h = kind.width, kind.height
+    vf = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={kind.fps}"
+    if kind.rotation:
+        vf += "," + STORED_FOR_DISPLAY[kind.rotation]
+    codec = ["-c:v", kind.codec, "-crf", "20", "-preset", "fast", "-pix_fmt", "yuv420p"]
+    if kind.codec == "libx265":   # x265 'fast' makes 1080p at a few f/s: the clip's decode cost is what counts
+        codec = ["-c:v", kind.codec, "-crf", "22", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                 "-tag:v", "hvc1", "-x265-params", "log-level=error"]
+    return [ffmpeg, "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(list_file), "-vf", vf,
+            "-t", str(seconds), *codec, "-c:a", "aac", "-ar", "44100", str(out)]
+
+
+def make_clip(out: str, kind: ClipKind, seconds: float | None = None) -> None:
+    from core.media import _rotation_args, ffmpeg_path, ffmpeg_version
+
+    seconds = kind.seconds if seconds is None else seconds
     clips = sorted((SHARED / "data" / "grid_s1" / "video").glob("*.mp4"))
     heldout = set((SHARED / "data" / "grid_s1" / "heldout.txt").read_text().split())
-    clips = [c for c in clips if c.stem in heldout][: int(seconds // 3) + 1]
-    with tempfile.TemporaryDirectory() as d:
+    clips = [c for c in clips if c.stem in heldout]
+    need = int(seconds // 3) + 1
+    clips = (clips * (need // len(clips) + 1))[:need]          # 250 held-out clips = 12.5 min; repeat beyond
+    with tempfile.TemporaryDirectory(dir=str(Path(out).resolve().parent)) as d:
         lst = Path(d) / "list.txt"
         lst.write_text("".join(f"file '{c}'\n" for c in clips))
-        cmd = [ffmpeg_path(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(lst),
-               "-vf", "scale=-2:720,pad=1280:720:(ow-iw)/2:0,fps=30000/1001", "-t", str(seconds),
-               "-c:v", "libx264", "-crf", "18", "-preset", "fast", "-c:a", "aac", "-ar", "44100", out]
-        subprocess.run(cmd, check=True)
+        stored = Path(d) / ("stored" + Path(out).suffix)
+        subprocess.run(build_make_clip_args(ffmpeg_path(), lst, stored, kind, seconds), check=True)
+        if kind.rotation:
+            rin, rout = _rotation_args(kind.rotation, ffmpeg_version())
+            subprocess.run([ffmpeg_path(), "-v", "error", "-y", *rin, "-i", str(stored), "-c", "copy", *rout,
+                            str(stored.with_name("tagged.mp4"))], check=True)
+            stored = stored.with_name("tagged.mp4")
+        os.replace(stored, out)
+
+
+def cached_clip(name: str, seconds: float | None = None) -> str:
+    """The clip of kind `name` in the user cache folder (made once, reused)."""
+    from core.paths import user_cache_dir
+
+    kind = CLIP_KINDS[name]
+    seconds = kind.seconds if seconds is None else seconds
+    out = user_cache_dir("bench", f"{name}-{seconds:g}s.mp4")
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"making {out} ...", flush=True)
+        make_clip(str(out), kind, seconds)
+    return str(out)
 
 
 def fill_rule_checkpoint(path: Path) -> None:
@@ -125,16 +192,23 @@ def main() -> int:
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--json", help="write the figures as JSON here")
-    ap.add_argument("--make-720p", metavar="OUT")
-    ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--no-adapt", action="store_true", help="skip per-clip adaptation (core.adapt)")
+    ap.add_argument("--kind", choices=sorted(CLIP_KINDS), help="benchmark a made clip of this kind")
+    ap.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help="only make a clip of KIND into OUT")
+    ap.add_argument("--seconds", type=float, help="length of the made clip (default: the kind's)")
+    ap.add_argument("--max-rss-mb", type=float, default=MAX_RSS_MB)
     a = ap.parse_args()
-    if a.make_720p:
-        make_720p(a.make_720p, a.seconds)
-        print(f"wrote {a.make_720p}")
+    if a.make:
+        if a.make[0] not in CLIP_KINDS:
+            ap.error(f"--make: KIND is one of {', '.join(sorted(CLIP_KINDS))}")
+        make_clip(a.make[1], CLIP_KINDS[a.make[0]], a.seconds)
+        print(f"wrote {a.make[1]}")
         return 0
+    if a.kind:
+        a.clip = cached_clip(a.kind, a.seconds)
+        a.audio = a.audio or a.clip
     if not a.clip:
-        ap.error("give a CLIP (or --make-720p OUT)")
+        ap.error("give a CLIP, --kind KIND or --make KIND OUT")
 
     import torch
 
@@ -185,6 +259,9 @@ def main() -> int:
     print(f"  peak memory: python {self_mb:.0f} MB, largest ffmpeg child {child_mb:.0f} MB (sampled)")
     if a.json:
         Path(a.json).write_text(json.dumps(figures, indent=1))
+    if self_mb > a.max_rss_mb:
+        print(f"FAIL: python's peak memory {self_mb:.0f} MB is above {a.max_rss_mb:.0f} MB", file=sys.stderr)
+        return 1
     return 0
 
 

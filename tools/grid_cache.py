@@ -3,7 +3,7 @@
     python -m tools.grid_cache [--out DIR] [--jobs 2] [--subset s1|s4|others|all]
 
 Writes one `NAME.npz` per clip (boxes (N,4), landmarks (N,68,2), present (N,), fps) into DIR
-(default: $LIPDUB_DATA_CACHE or ~/.cache/lipdub/grid). Resumable: clips already done are skipped.
+(default: $LIPDUB_DATA_CACHE, else `grid` in the user cache folder, see core.paths). Resumable: clips already done are skipped.
 dlib HOG detection on every 5th frame, landmarks on every frame (FINDINGS: matches per-frame detection at r>=0.99).
 """
 from __future__ import annotations
@@ -22,7 +22,11 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("LIPDUB_DATA_CACHE", Path.home() / ".cache" / "lipdub" / "grid"))
+    """$LIPDUB_DATA_CACHE (a prepared landmark cache), else `grid` in the user cache folder (core.paths)."""
+    from core.paths import user_cache_dir
+
+    env = os.environ.get("LIPDUB_DATA_CACHE")
+    return Path(env) if env else user_cache_dir("grid")
 
 
 def clip_paths(subset: str):

@@ -8,7 +8,7 @@
 3. live dubbed playback on a 720p 29.97 fps clip (classic engine, tracks cached, the dub prepared): frames
    shown per second, dropped share, A/V drift at the end, time from Play to the first dubbed frame.
 
-    .venv/bin/python tools/measure_gui.py [--clips 5] [--work /tmp/lipdub_measure] [--live-only] [--seconds 60]
+    .venv/bin/python tools/measure_gui.py [--clips 5] [--work DIR (default: lipdub_measure in the temp folder)] [--live-only] [--seconds 60]
 """
 from __future__ import annotations
 

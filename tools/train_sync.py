@@ -8,7 +8,7 @@ Data: the 750 GRID s1 clips that are NOT in grid_s1/heldout.txt (the 250 held-ou
 never read here). Validation (early stopping, decision threshold): every 15th of the 750 sorted names (50 clips);
 the other 700 are trained on.
 
-Crop cache (default /work/cache/sync_crops, $LIPDUB_SYNC_CROPS): NAME.npz with `crops` (N, 64, 88) uint8, the
+Crop cache ($LIPDUB_SYNC_CROPS, else `sync_crops` in the user cache folder, core.paths): NAME.npz with `crops` (N, 64, 88) uint8, the
 same geometry as the scorer's 48x64 crop (core.models.lite_sync_net.crop_affine) with a margin for augmentation,
 and `mel` (80, T) float32 from core.audio (the scorer's own mel, so train and inference features match).
 
@@ -42,6 +42,7 @@ SHARED = ROOT.parent / "shared" / "data"
 S1 = SHARED / "grid_s1"
 
 from core.models import lite_sync_net as L  # noqa: E402
+from core.paths import user_cache_dir  # noqa: E402
 
 CANVAS_H, CANVAS_W = 64, 88          # cached crop (same centre/scale as the 48x64 scorer crop)
 DIST_SCALE = 10.0                    # must match core.scorers.lite.DIST_SCALE
@@ -50,7 +51,8 @@ SEED = 1234
 
 
 def crop_cache_dir() -> Path:
-    return Path(os.environ.get("LIPDUB_SYNC_CROPS", "/work/cache/sync_crops"))
+    env = os.environ.get("LIPDUB_SYNC_CROPS")
+    return Path(env) if env else user_cache_dir("sync_crops")
 
 
 def split_names():
@@ -535,7 +537,7 @@ def main():
     p = sub.add_parser("prep")
     p.add_argument("--jobs", type=int, default=2)
     t = sub.add_parser("train")
-    t.add_argument("--out", default="/work/cache/sync_train")
+    t.add_argument("--out", default=str(user_cache_dir("sync_train")))
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--clips", type=int, default=8, help="clips per batch")
     t.add_argument("--runs", type=int, default=2, help="runs of consecutive windows per clip per batch")
@@ -547,7 +549,7 @@ def main():
     t.add_argument("--limit", type=int, default=0, help="use only the first N training clips (pilot)")
     t.add_argument("--s4-repeat", type=int, default=6, help="times each s4 training clip appears per epoch")
     e = sub.add_parser("export")
-    e.add_argument("--out", default="/work/cache/sync_train")
+    e.add_argument("--out", default=str(user_cache_dir("sync_train")))
     e.add_argument("--dest", default=str(ROOT / "resources" / "models"))
     a = ap.parse_args()
     {"prep": cmd_prep, "train": cmd_train, "export": cmd_export}[a.cmd](a)

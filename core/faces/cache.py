@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Optional, Union
@@ -20,20 +19,14 @@ from typing import Optional, Union
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-APP_NAME = "LipDubStudio"
 _CHUNK = 1 << 20
 
 
 def default_cache_dir(override: Optional[Union[str, Path]] = None, kind: str = "tracks") -> Path:
-    """`override`, else `$LIPDUB_CACHE_DIR/KIND`, else the platform user cache folder's KIND (tracks, adapt)."""
-    if override:
-        return Path(override)
-    env = os.environ.get("LIPDUB_CACHE_DIR")
-    if env:
-        return Path(env) / kind
-    import platformdirs
+    """`override`, else KIND (tracks, adapt) in the user cache folder (core.paths: $LIPDUB_CACHE_DIR or platformdirs)."""
+    from ..paths import user_cache_dir
 
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / kind
+    return Path(override) if override else user_cache_dir(kind)
 
 
 def clip_identity(path: Union[str, Path]) -> dict:

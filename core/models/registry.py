@@ -27,12 +27,11 @@ from typing import Dict, Optional, Union
 
 from ..atomic import atomic_write
 from ..errors import ModelCorruptError, ModelMissingError
+from ..paths import user_cache_dir, user_data_dir
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "LipDubStudio"
 ENV_MODELS_DIR = "LIPDUB_MODELS_DIR"
-ENV_CACHE_DIR = "LIPDUB_CACHE_DIR"
 
 WAV2LIP_README = "https://github.com/Rudrabha/Wav2Lip (README, section 'Getting the weights')"
 WAV2LIP_LICENCE = ("Wav2Lip weights: non-commercial research/academic use only (Wav2Lip licence); "
@@ -140,9 +139,7 @@ def models_dir(override: Union[str, Path, None] = None) -> Path:
     env = os.environ.get(ENV_MODELS_DIR)
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "models"
+    return user_data_dir("models")
 
 
 _default_models_dir = models_dir  # resolve_model's `models_dir` parameter shadows the function
@@ -154,12 +151,7 @@ _mem_cache: Dict[str, dict] = {}
 
 
 def hash_cache_file() -> Path:
-    env = os.environ.get(ENV_CACHE_DIR)
-    if env:
-        return Path(env).expanduser() / "model_hashes.json"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "model_hashes.json"
+    return user_cache_dir("model_hashes.json")
 
 
 def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:

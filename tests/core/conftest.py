@@ -17,28 +17,14 @@ Kinds (all from the held-out GRID s1 clip `grid_clip`, cut to CLIP_SECONDS unles
   "garbage"   5000 random bytes named .mp4
   "sq512"     512x512, the full 3 s clip (75 frames), x264 defaults (one key frame)
 """
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from media_matrix import rotate_copy, run_ffmpeg
+
 CLIP_SECONDS = 1.2
-
-
-def run_ffmpeg(*args):
-    from core.media import ffmpeg_path
-
-    subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
-
-
-def _rotate_copy(src: Path, dst: Path, clockwise: int) -> None:
-    from core.media import ffmpeg_version
-
-    if ffmpeg_version() >= (6, 0):
-        run_ffmpeg("-display_rotation", (-clockwise) % 360, "-i", src, "-c", "copy", dst)
-    else:  # ffmpeg 5.x turns the legacy tag into a counter-clockwise display matrix
-        run_ffmpeg("-i", src, "-c", "copy", "-metadata:s:v:0", f"rotate={(-clockwise) % 360}", dst)
 
 
 def _make(kind: str, src: Path, out: Path) -> None:
@@ -53,7 +39,7 @@ def _make(kind: str, src: Path, out: Path) -> None:
     elif kind == "rot90":
         tmp = out.with_name("rot_src.mp4")
         run_ffmpeg("-i", src, *t, "-c", "copy", tmp)
-        _rotate_copy(tmp, out, 90)
+        rotate_copy(tmp, out, 90)
     elif kind == "vfr":
         run_ffmpeg(*t, "-i", src, "-vf", "setpts='(N+max(0\\,N-15))/25/TB'", "-fps_mode", "passthrough", *x264,
                    "-an", out)

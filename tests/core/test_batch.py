@@ -230,7 +230,7 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
     from core.project import Project
 
     job, _ = make_job(tmp_path, [])
-    proj = Project(video=str(job / "media" / VIDEO.name), engine="wav2lip", checkpoint="/x/wav2lip.pth",
+    proj = Project(video=str(job / "media" / VIDEO.name), engine="wav2lip", checkpoint=str(tmp_path / "wav2lip.pth"),
                    length_policy="loop", range=(5, 30), teeth_strength=0.5, face_track=0)
     proj.add_voice(str(job / "media" / VOICE.name))
     proj.mask.feather = 0.4
@@ -246,7 +246,7 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
     s = batch.item_settings(items[0])
     assert (s.video, s.audio, s.output) == (proj.video, proj.voice.path, str(job / "proj_out.mp4"))
     assert (s.engine, s.checkpoint, s.length_policy, s.frame_range, s.crf, s.teeth_strength, s.face_track) == \
-        ("wav2lip", "/x/wav2lip.pth", "loop", (5, 30), 23, 0.5, 0)
+        ("wav2lip", str(tmp_path / "wav2lip.pth"), "loop", (5, 30), 23, 0.5, 0)
     assert s.mask.feather == pytest.approx(0.4) and s.edits is not None and s.edits.voice_offset == 3
 
     a = batch.add_parser(__import__("argparse").ArgumentParser().add_subparsers()).parse_args(

@@ -6,9 +6,7 @@ resources/models/mouth_shape.md) minus a margin for the small sample used here.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ from core.errors import ModelCorruptError, ModelMissingError, NoFaceError
 from core.faces import geometry as g
 from data_paths import GRID_S1, heldout_names
 
-CACHE = Path(os.environ.get("LIPDUB_DATA_CACHE", "/work/cache/grid"))
 # tools/eval_mouth.py on all 250 held-out s1 clips: opening r 0.884 (clip mean), mouth LMD 0.0243 IOD, loudness
 # baseline r 0.621. These 5 clips: r 0.866, LMD 0.0257 (driven by the wrong clip's audio: r 0.39, LMD 0.038).
 MIN_OPENING_R = 0.80
@@ -193,7 +190,7 @@ def _load_audio(path):
 
 def _track(name):
     from tools.grid_cache import load_clip
-    return load_clip(name, cache_dir=CACHE)
+    return load_clip(name)
 
 
 def test_heldout_accuracy_beats_loudness(model):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from core.scoring import (SyncReport, SyncScorer, fill_track, lse_from_features,
 from models_helper import REFERENCE, ref, save_flat, save_wav2lip_style, tensors
 
 LSE = REFERENCE / "lse"
-GRID_CACHE = Path("/work/cache/grid")
 
 
 @pytest.fixture(autouse=True)
@@ -193,7 +191,9 @@ def grid():
     names = (REFERENCE.parent / "data" / "grid_s1" / "heldout.txt").read_text().split()
     name = names[0]
     video = REFERENCE.parent / "data" / "grid_s1" / "video" / f"{name}.mp4"
-    d = np.load(GRID_CACHE / f"{name}.npz")
+    from tools.grid_cache import load_clip
+
+    d = load_clip(name)
     track = Track(d["boxes"].copy(), d["landmarks"].copy(), d["present"].copy())
     pcm = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-vn", "-ac", "1", "-ar", "16000",
                           "-f", "f32le", "-"], capture_output=True, check=True,

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from core.scoring import lse_from_features, score_clip
 from core.scorers.lite import DEFAULT_PATH, LiteScorer
 from data_paths import GRID_S1, read_frames
 
-GRID_CACHE = Path("/work/cache/grid")
 SPF = 640  # samples per 25 fps frame at 16 kHz
 # spread over the held-out list (never trained on)
 CLIPS = [(GRID_S1 / "heldout.txt").read_text().split()[i] for i in (0, 101, 202)]
@@ -41,7 +39,7 @@ def scorer():
 def _track(name):
     from tools.grid_cache import load_clip
 
-    return load_clip(name, GRID_CACHE if GRID_CACHE.is_dir() else None)
+    return load_clip(name)
 
 
 def _delay(wav, k):
