@@ -48,6 +48,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from .device import DEVICES
+from .engines import registry as engines
 from .errors import CancelledError, LipDubError, OutputError
 from .progress import CancelToken, ProgressFn, check
 
@@ -184,8 +186,10 @@ def read_manifest(path) -> List[BatchItem]:
 
 
 # --------------------------------------------------------------------------------------------- settings
-def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None):
-    """The DubSettings of one row: the project's (if any) or the defaults, then the explicit options."""
+def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,
+                  engine_args: Optional[argparse.Namespace] = None):
+    """The DubSettings of one row: the project's (if any) or the defaults, then the explicit options
+    (`engine_args`: parsed command line whose engine options override the row's)."""
     from .pipeline import DubSettings
 
     overrides = dict(overrides or {})
@@ -210,6 +214,8 @@ def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overri
         settings = DubSettings(video=item.video, audio=item.voice, output=item.output)
     if mask_overrides:
         overrides["mask"] = replace(settings.mask, **mask_overrides)
+    if engine_args is not None:
+        overrides["engine_options"] = engines.options_from_args(engine_args, settings.engine_options)
     return replace(settings, **overrides) if overrides else settings
 
 
@@ -223,7 +229,7 @@ def _temp_output(final: Path) -> Path:
 def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,
              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
              score: bool = True, skip_existing: bool = False, claimed: Optional[Dict[str, int]] = None,
-             runner: Optional[Callable] = None) -> ItemResult:
+             runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None) -> ItemResult:
     """Render one row. Never raises: the outcome (ok / failed / skipped / cancelled) is in the result.
     Output goes to a temporary file beside the target, renamed only on success."""
     from .pipeline import run_dub, validate_paths
@@ -234,7 +240,7 @@ def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: 
     tmp: Optional[Path] = None
     try:
         check(cancel)
-        settings = item_settings(item, overrides, mask_overrides)
+        settings = item_settings(item, overrides, mask_overrides, engine_args)
         final = Path(settings.output).resolve()
         res.video, res.voice, res.output = str(settings.video), str(settings.audio), str(final)
         if claimed is not None:
@@ -276,7 +282,7 @@ def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_ove
               skip_existing: bool = False,
               on_start: Optional[Callable[[int, BatchItem], None]] = None,
               on_done: Optional[Callable[[int, ItemResult], None]] = None,
-              runner: Optional[Callable] = None) -> BatchResult:
+              runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None) -> BatchResult:
     """Render every row in order, going on past failures; stops at a cancel (current row `cancelled`,
     the rest `skipped`). Never raises for a row problem or a cancel."""
     out = BatchResult()
@@ -291,7 +297,8 @@ def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_ove
             continue
         if on_start:
             on_start(k, item)
-        res = run_item(item, overrides, mask_overrides, progress, cancel, score, skip_existing, claimed, runner)
+        res = run_item(item, overrides, mask_overrides, progress, cancel, score, skip_existing, claimed, runner,
+                       engine_args)
         out.cancelled = res.status == "cancelled"
         out.items.append(res)
         if on_done:
@@ -324,8 +331,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--out-summary", metavar="CSV",
                    help="summary CSV to write (default: <manifest stem>_summary.csv beside the manifest)")
     b.add_argument("--skip-existing", action="store_true", help="skip rows whose output file already exists")
-    b.add_argument("--engine", choices=["classic", "wav2lip"])
-    b.add_argument("--checkpoint", help="Wav2Lip generator file (wav2lip.pth / wav2lip_gan.pth)")
     b.add_argument("--face", type=int, metavar="N", help="track id of the face to use (default: the main face)")
     b.add_argument("--pads", type=int, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"))
     b.add_argument("--mask-dilation", type=float)
@@ -344,20 +349,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
                    help="learn each actor from the clip's own voice first (default: the row's project, else on)")
     b.add_argument("--models-dir", help="folder with model files")
-    b.add_argument("--device", help="cpu or cuda")
+    b.add_argument("--device", choices=DEVICES, help="auto, cpu or cuda")
     b.add_argument("--quiet", action="store_true", help="no progress bars or per-row lines, only the total")
     b.add_argument("--debug", action="store_true", help="debug logging")
     b.add_argument("--json", action="store_true", help="print the summary (one object per row) as JSON on stdout")
     from .batch_ray import add_arguments   # --ray, --split-shots...: core.batch_ray
 
     add_arguments(b)
+    engines.add_arguments(b)
     return b
 
 
 def overrides_from_args(a) -> tuple:
     """(DubSettings overrides, MaskSettings overrides) for the options given explicitly."""
     ov: dict = {}
-    for attr, key in (("engine", "engine"), ("checkpoint", "checkpoint"), ("face", "face_track"),
+    for attr, key in (("engine", "engine"), ("face", "face_track"),
                       ("length", "length_policy"), ("crf", "crf"), ("preset", "preset"), ("device", "device"),
                       ("models_dir", "models_dir"), ("teeth_frame", "teeth_frame"),
                       ("teeth_strength", "teeth_strength"), ("batch_size", "batch_size"), ("adapt", "adapt")):
@@ -459,7 +465,7 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
     else:
         result = run_batch(items, overrides, mask, progress=progress, cancel=cancel, score=not a.no_score,
                            skip_existing=a.skip_existing, on_start=on_start, on_done=on_done,
-                           runner=split_runner(a))
+                           runner=split_runner(a), engine_args=a)
     reset_bars()
     write_summary(summary, result.items)
     if getattr(a, "json", False):

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import batch as batch_cmd
+from .device import AUTO, DEVICES
+from .engines import registry as engines
 from .errors import CancelledError, LipDubError
 from .progress import CancelToken
 
@@ -57,7 +59,8 @@ class StageBars:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", help="folder with model files (default: $LIPDUB_MODELS_DIR or the user data dir)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default=AUTO, choices=DEVICES, help="auto (CUDA when torch sees a GPU, else the CPU; "
+                                                                  "the default), cpu or cuda")
     p.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face to use (default: the main face)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -71,8 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--video", required=True)
     d.add_argument("--audio", required=True, help="the new voice (any audio or video file)")
     d.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
-    d.add_argument("--engine", default="classic", choices=["classic", "wav2lip"])
-    d.add_argument("--checkpoint", help="Wav2Lip generator file in the released format (wav2lip.pth / wav2lip_gan.pth)")
     d.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="face crop padding in pixels (Wav2Lip engine)")
     d.add_argument("--mask-dilation", type=float, default=None, help="mask growth, in inter-ocular units")
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
                    help="learn the actor from the clip's own voice before dubbing (default: on)")
     _add_common(d)
+    engines.add_arguments(d)
 
     s = sub.add_parser("score", help="measure lip sync: LSE-D, LSE-C, AV offset and per-frame confidence")
     s.add_argument("--video", required=True)
@@ -157,8 +159,8 @@ def cmd_dub(a, bars, cancel) -> int:
     from .pipeline import DubSettings, run_dub
 
     settings = DubSettings(
-        video=a.video, audio=a.audio, output=a.output, engine=a.engine, checkpoint=a.checkpoint,
-        face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
+        video=a.video, audio=a.audio, output=a.output, engine=a.engine or engines.DEFAULT_ENGINE,
+        engine_options=engines.options_from_args(a), face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
         frame_range=tuple(a.range) if a.range else None, crf=a.crf, preset=a.preset, device=a.device,
         models_dir=a.models_dir, teeth_frame=a.teeth_frame, teeth_strength=a.teeth_strength,
         batch_size=a.batch_size, adapt=a.adapt,

@@ -16,11 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
+
+from core.engines import registry as engines  # noqa: E402  (after the sys.path line, for `python tools/bench.py`)
 
 
 def peak_rss_mb() -> float:
@@ -119,8 +122,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", nargs="?")
     ap.add_argument("--audio", help="voice track (default: the bundled voice sample)")
-    ap.add_argument("--engine", default="classic", choices=["classic", "wav2lip"])
-    ap.add_argument("--checkpoint")
     ap.add_argument("--length", default="shortest")
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="medium")
@@ -128,7 +129,9 @@ def main() -> int:
     ap.add_argument("--make-720p", metavar="OUT")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--no-adapt", action="store_true", help="skip per-clip adaptation (core.adapt)")
+    engines.add_arguments(ap)
     a = ap.parse_args()
+    a.engine = a.engine or engines.DEFAULT_ENGINE
     if a.make_720p:
         make_720p(a.make_720p, a.seconds)
         print(f"wrote {a.make_720p}")
@@ -145,12 +148,13 @@ def main() -> int:
     voice = a.audio or str(ROOT / "resources" / "samples" / "voice_sample.wav")
     info = media.probe(a.clip)
     with tempfile.TemporaryDirectory() as d:
-        ckpt = a.checkpoint
-        if a.engine == "wav2lip" and not ckpt:
+        options = engines.options_from_args(a)
+        if a.engine == "wav2lip" and not a.checkpoint:   # no weights given: random ones in the official format
             ckpt = str(Path(d) / "wav2lip_random.pth")
-            fill_rule_checkpoint(Path(ckpt))
+            options["wav2lip"] = replace(engines.options_for("wav2lip"), checkpoint=ckpt)
+            fill_rule_checkpoint(Path(options["wav2lip"].checkpoint))
         out = str(Path(d) / "dub.mp4")
-        settings = DubSettings(video=a.clip, audio=voice, output=out, engine=a.engine, checkpoint=ckpt,
+        settings = DubSettings(video=a.clip, audio=voice, output=out, engine=a.engine, engine_options=options,
                                length_policy=a.length, crf=a.crf, preset=a.preset,
                                track_cache_dir=str(Path(d) / "tracks"), adapt=not a.no_adapt,
                                adapt_cache_dir=str(Path(d) / "adapt"))

@@ -230,8 +230,10 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
     from core.project import Project
 
     job, _ = make_job(tmp_path, [])
-    proj = Project(video=str(job / "media" / VIDEO.name), engine="wav2lip", checkpoint="/x/wav2lip.pth",
-                   length_policy="loop", range=(5, 30), teeth_strength=0.5, face_track=0)
+    from core.engines.wav2lip import Wav2LipOptions
+
+    proj = Project(video=str(job / "media" / VIDEO.name), engine="wav2lip",
+                   engine_options={"wav2lip": Wav2LipOptions(checkpoint="/x/wav2lip.pth")}, length_policy="loop", range=(5, 30), teeth_strength=0.5, face_track=0)
     proj.add_voice(str(job / "media" / VOICE.name))
     proj.mask.feather = 0.4
     proj.export.crf = 23
@@ -245,14 +247,15 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
     items = batch.read_manifest(job / "m.csv")
     s = batch.item_settings(items[0])
     assert (s.video, s.audio, s.output) == (proj.video, proj.voice.path, str(job / "proj_out.mp4"))
-    assert (s.engine, s.checkpoint, s.length_policy, s.frame_range, s.crf, s.teeth_strength, s.face_track) == \
+    assert (s.engine, s.engine_options["wav2lip"].checkpoint, s.length_policy, s.frame_range, s.crf, s.teeth_strength, s.face_track) == \
         ("wav2lip", "/x/wav2lip.pth", "loop", (5, 30), 23, 0.5, 0)
     assert s.mask.feather == pytest.approx(0.4) and s.edits is not None and s.edits.voice_offset == 3
 
     a = batch.add_parser(__import__("argparse").ArgumentParser().add_subparsers()).parse_args(
-        ["m.csv", "--crf", "30", "--range", "0", "10", "--mask-feather", "0.2"])
+        ["m.csv", "--crf", "30", "--range", "0", "10", "--mask-feather", "0.2", "--checkpoint", "wav2lip_gan"])
     ov, mask = batch.overrides_from_args(a)
-    s2 = batch.item_settings(items[1], ov, mask)
+    s2 = batch.item_settings(items[1], ov, mask, a)
+    assert s2.engine_options["wav2lip"].checkpoint == "wav2lip_gan"   # engine options given explicitly win too
     assert s2.output == str(job / "out" / "override.mp4")
     assert (s2.crf, s2.frame_range, s2.engine, s2.length_policy) == (30, (0, 10), "wav2lip", "loop")
     assert s2.mask.feather == pytest.approx(0.2) and s2.mask.dilation == pytest.approx(proj.mask.dilation)
