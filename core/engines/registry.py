@@ -13,12 +13,11 @@ fields with `metadata={"persist": False}` (e.g. arrays handed in by code) are ne
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import LipDubError
+from ..plugins import discover
 from .base import Engine
 
 DEFAULT_ENGINE = "classic"
@@ -73,15 +72,10 @@ _discovered = False
 def _discover() -> None:
     """Register every engine package under core/engines (once)."""
     global _discovered
-    if _discovered:
-        return
-    _discovered = True
-    package = importlib.import_module(__package__)
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.ispkg:
-            plugin = getattr(importlib.import_module(f"{__package__}.{info.name}"), "PLUGIN", None)
-            if isinstance(plugin, EnginePlugin):
-                _PLUGINS.setdefault(plugin.name, plugin)
+    if not _discovered:
+        _discovered = True
+        for plugin in discover(__package__, EnginePlugin, packages_only=True):
+            _PLUGINS.setdefault(plugin.name, plugin)
 
 
 def register(plugin: EnginePlugin) -> EnginePlugin:

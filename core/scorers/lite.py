@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import MediaError, ModelError
 from ..models import lite_sync_net as L
 from ..models.registry import resolve_model, shipped_models_dir
-from ..scoring import SyncScorer
+from .base import SyncScorer
+from .registry import ScorerPlugin
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +141,7 @@ class LiteScorer(SyncScorer):
                 x = torch.from_numpy(get(slice(s, min(n, s + BATCH)))).to(self.device, torch.float32)
                 out.append(f(x).float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
+
+
+PLUGIN = ScorerPlugin(name="lite", model=MODEL_NAME, load=lambda path, device: LiteScorer.load(path, device),
+                      aliases=(MODEL_NAME,), auto_rank=1, other_files=True)

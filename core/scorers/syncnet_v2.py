@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scoring import SyncScorer
+from .base import SyncScorer
+from .registry import ScorerPlugin, network_loader
 
 MFCC_PER_FRAME = 4        # 100 MFCC frames/s at 25 video frames/s
 MFCC_WINDOW = 20          # 0.2 s
@@ -109,3 +110,7 @@ class SyncNetV2Scorer(SyncScorer):
 
     def num_windows(self, num_frames: int) -> int:
         return max(0, num_frames - self.window)  # syncnet_python: lastframe = min_length - 5
+
+
+PLUGIN = ScorerPlugin(name="syncnet_v2", model="syncnet_v2", layouts=("syncnet_v2",),
+                      load=network_loader(SyncNetV2Scorer, "syncnet_v2"), auto_rank=0)   # the LSE reference
