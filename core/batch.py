@@ -32,7 +32,7 @@ Exit codes: 0 every row ok (or skipped with --skip-existing) · 9 at least one r
 finish); `--split-shots` renders each clip as segments split at its scene cuts (`core.shots`); `--json` prints the
 summary on stdout.
 
-`add_parser` / `run_from_args` / `main` are the command-line layer (they print to stderr, like `core.cli`);
+`add_parser` / `run_from_args` are the command-line layer of `core.cli` (they print to stderr, like it);
 `read_manifest` / `run_batch` are the Qt-free, print-free API.
 """
 from __future__ import annotations
@@ -353,9 +353,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bars or per-row lines, only the total")
     b.add_argument("--debug", action="store_true", help="debug logging")
     b.add_argument("--json", action="store_true", help="print the summary (one object per row) as JSON on stdout")
-    from .batch_ray import add_arguments   # --ray, --split-shots...: core.batch_ray
-
-    add_arguments(b)
     engines.add_arguments(b)
     return b
 
@@ -427,9 +424,12 @@ def split_runner(a) -> Optional[Callable]:
     return partial(run_dub_split, min_shot_seconds=a.min_shot_seconds)
 
 
-def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
+def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                  run_elsewhere: Optional[Callable] = None) -> int:
     """The `batch` subcommand (called by core.cli.main with its progress bars and Ctrl-C cancel token).
-    Returns the exit code; a bad manifest/option raises ManifestError (exit 2) for core.cli to print."""
+    `run_elsewhere(a, items, overrides, mask, summary, cancel)`: runs the rows instead of this process (`--ray`:
+    core.batch_ray, which builds on this module). Returns the exit code; a bad manifest/option raises
+    ManifestError (exit 2) for core.cli to print."""
     items = read_manifest(a.manifest)
     overrides, mask = overrides_from_args(a)
     summary = Path(a.out_summary).resolve() if a.out_summary else default_summary_path(a.manifest)
@@ -458,10 +458,8 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
         if not quiet:
             _err(row_line(k, n, r))
 
-    if getattr(a, "ray", None) is not None:
-        from .batch_ray import run_from_args as run_on_ray
-
-        result = run_on_ray(a, items, overrides, mask, summary, cancel)
+    if run_elsewhere is not None:
+        result = run_elsewhere(a, items, overrides, mask, summary, cancel)
     else:
         result = run_batch(items, overrides, mask, progress=progress, cancel=cancel, score=not a.no_score,
                            skip_existing=a.skip_existing, on_start=on_start, on_done=on_done,
@@ -475,17 +473,3 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
         line += " (cancelled: the cancelled row left no output)"
     _err(line)
     return result.exit_code
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Standalone entry (`python -m core.batch MANIFEST ...`): the same as `main.py batch` (core.cli)."""
-    from .cli import main as cli_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "batch":
-        argv = ["batch"] + argv
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import batch as batch_cmd
+from . import batch_ray
 from .device import AUTO, DEVICES
 from .engines import registry as engines
 from .errors import CancelledError, LipDubError
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--debug", action="store_true")
     m.add_argument("--quiet", action="store_true")
 
-    batch_cmd.add_parser(sub)
+    batch_ray.add_arguments(batch_cmd.add_parser(sub))   # --ray, --split-shots...
     return ap
 
 
@@ -270,7 +271,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if a.command == "models":
             return cmd_models(a)
         if a.command == "batch":
-            return batch_cmd.run_from_args(a, bars, cancel)
+            on_ray = batch_ray.run_from_args if getattr(a, "ray", None) is not None else None
+            return batch_cmd.run_from_args(a, bars, cancel, run_elsewhere=on_ray)
         ap.error(f"unknown command {a.command}")
     except (CancelledError, KeyboardInterrupt):
         bars.close()

@@ -650,7 +650,7 @@ def track_video(path, *, backend=None, detect_every: Optional[int] = None, progr
     key = settings_key(st, backend)
     key["decoder"] = decoder
     if use_cache:
-        hit = cache.load(path, key, cache_dir)
+        hit = cache.load(path, key, TrackSet.load, cache_dir)
         if hit is not None:
             report(progress, "track", hit.num_frames, hit.num_frames)
             if hasattr(frames, "close"):

@@ -32,7 +32,7 @@ from ...progress import CancelToken, ProgressFn, check, report
 from .. import retrieval, warp
 from ..base import DubContext, Engine, RenderedPatch
 from ..teeth import OPEN_LO, TeethProxy, teeth_score
-from . import ClassicOptions
+from .options import ClassicOptions
 
 log = logging.getLogger(__name__)
 

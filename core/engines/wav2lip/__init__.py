@@ -2,17 +2,13 @@
 which needs torch, is in `.engine` and imported only when one is created)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional
 
 from ..registry import EnginePlugin, OptionField
+from .options import Wav2LipOptions
 
 GENERATOR_KIND = "wav2lip"   # core.models.registry kind of the generator files
-
-
-@dataclass
-class Wav2LipOptions:
-    checkpoint: Optional[str] = None   # registry name (wav2lip, wav2lip_gan) or a file in that format; None: wav2lip
 
 
 def create(options: Wav2LipOptions, *, models_dir: Optional[str] = None, device: str = "cpu"):

@@ -19,7 +19,7 @@ from ...faces.geometry import inter_ocular, mouth_opening
 from ...models.registry import resolve_model
 from ...progress import CancelToken, ProgressFn
 from ..base import DubContext, Engine, RenderedPatch
-from . import Wav2LipOptions
+from .options import Wav2LipOptions
 
 log = logging.getLogger(__name__)
 
