@@ -51,7 +51,9 @@ from typing import Callable, Dict, List, Optional
 from .device import DEVICES
 from .engines import registry as engines
 from .errors import CancelledError, LipDubError, OutputError
+from .media import PRESETS
 from .progress import CancelToken, ProgressFn, check
+from .timing import LENGTH_POLICIES
 
 EXIT_OK = 0
 EXIT_BAD_MANIFEST = 2
@@ -62,7 +64,6 @@ REQUIRED_COLUMNS = ("video", "voice", "output")
 OPTIONAL_COLUMNS = ("project",)
 SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c")
 STATUSES = ("ok", "failed", "skipped", "cancelled")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class ManifestError(LipDubError):
@@ -338,7 +339,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--mask-up", type=float)
     b.add_argument("--mask-down", type=float)
     b.add_argument("--no-color-match", action="store_true", default=None)
-    b.add_argument("--length", choices=["shortest", "trim", "loop", "pingpong", "hold"])
+    b.add_argument("--length", choices=LENGTH_POLICIES)
     b.add_argument("--range", type=int, nargs=2, metavar=("IN", "OUT"), help="dub only output frames [IN, OUT)")
     b.add_argument("--crf", type=int)
     b.add_argument("--preset", choices=PRESETS)

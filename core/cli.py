@@ -26,6 +26,7 @@ from .device import AUTO, DEVICES
 from .engines import registry as engines
 from .errors import CancelledError, LipDubError
 from .progress import CancelToken
+from .timing import LENGTH_POLICIES
 
 EXIT_INTERNAL = 70
 
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mask-up", type=float, default=None, help="extra mask reach up the cheeks (inter-ocular units)")
     d.add_argument("--mask-down", type=float, default=None, help="extra mask reach below the chin (inter-ocular units)")
     d.add_argument("--no-color-match", action="store_true")
-    d.add_argument("--length", default="shortest", choices=["shortest", "trim", "loop", "pingpong", "hold"],
+    d.add_argument("--length", default="shortest", choices=LENGTH_POLICIES,
                    help="when voice and video lengths differ (default: end at the shorter)")
     d.add_argument("--range", type=int, nargs=2, metavar=("IN", "OUT"), help="dub only output frames [IN, OUT)")
     d.add_argument("--crf", type=int, default=18)

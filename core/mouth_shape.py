@@ -23,6 +23,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .errors import ModelCorruptError, NoFaceError
 from .faces import geometry as g
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 MODEL_NAME = "mouth_shape"
-SAMPLE_RATE = 16000
 HOP = 160            # 10 ms
 WIN = 400            # 25 ms
 N_FFT = 512

@@ -37,13 +37,13 @@ from .edits import EditHistory
 from .engines import registry as engines
 from .engines.base import MaskSettings
 from .errors import ProjectError
+from .media import PRESETS
+from .timing import LENGTH_POLICIES
 
 FORMAT = "lipdub-project"
 SCHEMA_VERSION = 2
 EXTENSION = ".lipdub"
 AUTOSAVE_SUFFIX = ".autosave"
-LENGTH_POLICIES = ("shortest", "trim", "loop", "pingpong", "hold")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass
@@ -392,12 +392,9 @@ def default_autosave_dir() -> str:
     env = os.environ.get("LIPDUB_AUTOSAVE_DIR")
     if env:
         return env
-    try:
-        import platformdirs
+    import platformdirs
 
-        return str(Path(platformdirs.user_data_dir("lipdub")) / "autosave")
-    except ImportError:  # pragma: no cover - platformdirs is a dependency
-        return str(Path.home() / ".lipdub" / "autosave")
+    return str(Path(platformdirs.user_data_dir("lipdub")) / "autosave")
 
 
 def find_recoverable(autosave_dir: Optional[str] = None, project_paths=()) -> List[Recoverable]:

@@ -39,7 +39,6 @@ from .scorers.registry import get_scorer  # noqa: F401  (the scorer factory, re-
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = audio_mod.SAMPLE_RATE
 MEDFILT_KERNEL = 9
 
 
@@ -223,7 +222,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     resampled = bool(scorer.native_fps) and abs(fps - float(scorer.native_fps)) >= 1e-3
     s_fps = float(scorer.native_fps) if resampled else fps
     src = resample_indices(n_video, fps, s_fps)
-    n_audio = int(math.floor(len(wav) / SAMPLE_RATE * s_fps + 1e-6))
+    n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
     k_total = min(len(src), n_audio)
     if scorer.num_windows(k_total) < 1:
         raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from .base import SyncScorer
 from .registry import ScorerPlugin, network_loader
 
@@ -29,7 +30,7 @@ CROP_SCALE = 0.4
 PAD_VALUE = 110
 
 
-def mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def mfcc(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(13, T) float64 MFCC exactly as SyncNetInstance (input float in [-1, 1]; rescaled to int16 units)."""
     import python_speech_features
 
