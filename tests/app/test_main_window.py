@@ -379,6 +379,7 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     from core.models.registry import REGISTRY
 
     win = make_window(auto_analyze=False)
+    assert win.device_label.text().startswith("Device: auto")    # the default, resolved once torch is loaded
     win.show_settings()
     dlg = win.settings_dialog
     assert isinstance(dlg, SettingsDialog) and dlg.isVisible()
@@ -411,6 +412,7 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     assert (p.engine, p.engine_options["wav2lip"].checkpoint, p.device, p.models_dir) == \
         ("wav2lip", gen[-1], "cpu", str(mdir))
     assert "classic" not in p.engine_options        # untouched options stay the engine's defaults
+    assert win.device_label.text().lower() == "device: cpu"
     assert win.session.dirty
 
 

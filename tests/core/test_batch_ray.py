@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from core import batch
-from core.cli import main as cli_main, batch_ray, media
+from core import batch_ray, media
+from core.cli import main as cli_main
 from core.pipeline import DubSettings, run_dub
 from data_paths import GRID_S1, heldout_names, read_frames
 
