@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from ..errors import LipDubError
-from ..plugins import discover
+from ..plugins import PluginRegistry
 from .base import Engine
 
 DEFAULT_ENGINE = "classic"
@@ -65,37 +65,20 @@ class EnginePlugin:
     fields: Tuple[OptionField, ...] = ()        # what the settings dialog shows
 
 
-_PLUGINS: Dict[str, EnginePlugin] = {}
-_discovered = False
-
-
-def _discover() -> None:
-    """Register every engine package under core/engines (once)."""
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        for plugin in discover(__package__, EnginePlugin, packages_only=True):
-            _PLUGINS.setdefault(plugin.name, plugin)
+_REGISTRY = PluginRegistry(__package__, EnginePlugin, "engine", packages_only=True)
+unregister = _REGISTRY.unregister
 
 
 def register(plugin: EnginePlugin) -> EnginePlugin:
     """Add an engine. A name already taken by another engine is an error."""
-    _discover()
     if not is_dataclass(plugin.options):
         raise TypeError(f"The options of engine {plugin.name!r} must be a dataclass.")
-    if _PLUGINS.get(plugin.name, plugin) is not plugin:
-        raise LipDubError(f"An engine named {plugin.name!r} is already registered.")
-    _PLUGINS[plugin.name] = plugin
-    return plugin
-
-
-def unregister(name: str) -> None:
-    _PLUGINS.pop(name, None)
+    return _REGISTRY.register(plugin)
 
 
 def plugins() -> List[EnginePlugin]:
-    _discover()
-    return sorted(_PLUGINS.values(), key=lambda p: (p.name != DEFAULT_ENGINE, p.name))
+    """Every engine, the default first."""
+    return sorted(_REGISTRY.all(), key=lambda p: p.name != DEFAULT_ENGINE)
 
 
 def names() -> List[str]:
@@ -103,8 +86,7 @@ def names() -> List[str]:
 
 
 def get(name: str) -> EnginePlugin:
-    _discover()
-    plugin = _PLUGINS.get(str(name).lower())
+    plugin = _REGISTRY.find(str(name).lower())
     if plugin is None:
         raise LipDubError(f"Unknown engine '{name}': choose one of {', '.join(names())}.")
     return plugin

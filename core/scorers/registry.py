@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from ..device import AUTO, resolve_device
-from ..errors import LipDubError, ModelCorruptError, ModelMissingError
-from ..plugins import discover
+from ..errors import ModelCorruptError, ModelMissingError
+from ..plugins import PluginRegistry
 from .base import SyncScorer
 
 AUTO_SCORER = "auto"
@@ -40,33 +40,8 @@ def network_loader(scorer_class, layout: str) -> Callable[[Path, str], SyncScore
     return load
 
 
-_PLUGINS: Dict[str, ScorerPlugin] = {}
-_discovered = False
-
-
-def _discover() -> None:
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        for plugin in discover(__package__, ScorerPlugin):
-            _PLUGINS.setdefault(plugin.name, plugin)
-
-
-def register(plugin: ScorerPlugin) -> ScorerPlugin:
-    _discover()
-    if _PLUGINS.get(plugin.name, plugin) is not plugin:
-        raise LipDubError(f"A scorer named {plugin.name!r} is already registered.")
-    _PLUGINS[plugin.name] = plugin
-    return plugin
-
-
-def unregister(name: str) -> None:
-    _PLUGINS.pop(name, None)
-
-
-def plugins() -> List[ScorerPlugin]:
-    _discover()
-    return sorted(_PLUGINS.values(), key=lambda p: p.name)
+_REGISTRY = PluginRegistry(__package__, ScorerPlugin, "scorer")
+register, unregister, plugins = _REGISTRY.register, _REGISTRY.unregister, _REGISTRY.all
 
 
 def names() -> List[str]:

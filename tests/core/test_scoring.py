@@ -294,7 +294,7 @@ def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
     from core.scorers.lite import DEFAULT_PATH
 
     lite = registry.find("lite")
-    monkeypatch.setitem(registry._PLUGINS, "lite", replace(lite, load=lambda path, device: (sentinel, path)))
+    monkeypatch.setitem(registry._REGISTRY._plugins, "lite", replace(lite, load=lambda path, device: (sentinel, path)))
     empty = tmp_path / "empty"
     empty.mkdir()
     assert scoring.get_scorer("auto", models_dir=empty) == (sentinel, DEFAULT_PATH)
