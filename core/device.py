@@ -25,11 +25,11 @@ def resolve_device(device: str | None = AUTO) -> str:
 
 
 def describe_device(device: str | None = AUTO) -> str:
-    """A short label for the status bar, e.g. 'auto: CPU'. Never imports torch (slow): until torch is loaded,
-    'auto' is shown unresolved."""
+    """A short label for the status bar, e.g. 'Device: auto, CPU'. Never imports torch (slow): until torch is
+    loaded, the setting is shown unresolved."""
     name = (device or AUTO).strip().lower()
-    if name == AUTO and "torch" not in sys.modules:
-        return "Device: auto"
+    if "torch" not in sys.modules:
+        return f"Device: {name}"
     resolved = resolve_device(name)
     text = "CUDA GPU" if resolved.startswith("cuda") else "CPU"
     return f"Device: {'auto, ' if name == AUTO else ''}{text}"
