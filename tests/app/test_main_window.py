@@ -12,6 +12,7 @@ from PySide6.QtGui import QDropEvent
 
 from core import media
 from core.engines.wav2lip import Wav2LipOptions
+from core.project import SCHEMA_VERSION
 
 from tests.app.media_helpers import ffmpeg, ffprobe_json
 
@@ -249,7 +250,7 @@ def test_save_and_reopen_project(qtbot, make_window, grid_pair, sample_voice, tm
     assert win.project_io.save_to(str(path))
     assert not win.session.dirty and "dub" in win.windowTitle()
     doc = json.loads(path.read_text())
-    assert doc["version"] == 1 and doc["range"] == [5, 50] and doc["playhead"] == 33
+    assert doc["version"] == SCHEMA_VERSION and doc["range"] == [5, 50] and doc["playhead"] == 33
     assert not os.path.isabs(doc["video"])                   # stored relative to the project file
 
     win2 = make_window(auto_analyze=False, settings_file=tmp_path / "s2.ini")
