@@ -236,6 +236,7 @@ def cmd_models(a) -> int:
 
     folder = models_dir(a.models_dir)
     print(f"models folder: {folder}")
+    engine_of = {m: p.name for p in engines.plugins() for m in p.models}
     for name, spec in REGISTRY.items():
         try:
             resolve_model(name, models_dir=a.models_dir)
@@ -244,7 +245,8 @@ def cmd_models(a) -> int:
             status = "missing"
         except ModelCorruptError:
             status = "CORRUPT"
-        print(f"  {name:<16} {spec.filename:<22} {status:<8} {spec.licence}")
+        used = f"engine {engine_of[name]}" if name in engine_of else ""
+        print(f"  {name:<16} {spec.filename:<22} {status:<8} {used:<15} {spec.licence}")
     return 0
 
 

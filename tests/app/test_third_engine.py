@@ -109,6 +109,15 @@ def test_third_engine_from_the_command_line(third_engine, tmp_path, capsys):
     assert summary["num_frames"] == 30 and summary["faces_found"] == int(silent.sum())
 
 
+def test_models_command_says_which_engine_loads_a_model(tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["models", "--models-dir", str(tmp_path)]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()[1:]}
+    assert "engine wav2lip" in lines["wav2lip_gan"] and "engine classic" in lines["mouth_shape"]
+    assert "engine" not in lines["syncnet_v2"]          # a scorer model, no engine loads it
+
+
 def test_third_engine_options_round_trip_through_a_project_file(third_engine, tmp_path):
     from core.project import Project
 
