@@ -140,5 +140,5 @@ def test_third_engine_in_the_settings_dialog_and_corrections(third_engine, make_
     assert spin.isVisibleTo(dlg) and spin.value() == 1.0 and spin.maximum() == 1.0
     spin.setValue(0.25)
     dlg.accept()
-    assert win.project.engine == "mouth_closed"
-    assert win.project.engine_options["mouth_closed"] == MouthClosedOptions(0.25)
+    assert win.session.project.engine == "mouth_closed"
+    assert win.session.project.engine_options["mouth_closed"] == MouthClosedOptions(0.25)
