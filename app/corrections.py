@@ -11,6 +11,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from core.engines import registry as engines
+
 from .session import commands as cmd
 from .timeline import timecode
 
@@ -41,8 +43,8 @@ class CorrectionsPanel(QWidget):
         gl.addWidget(self.keep_button, 1, 0)
         gl.addWidget(self.closed_button, 1, 1)
         self.engine_combo = QComboBox()
-        self.engine_combo.addItem("Classic", "classic")
-        self.engine_combo.addItem("Wav2Lip", "wav2lip")
+        for plugin in engines.plugins():
+            self.engine_combo.addItem(plugin.label, plugin.name)
         self.engine_button = QPushButton("Use engine")
         self.engine_button.setToolTip("Dub these frames with the chosen engine")
         self.engine_button.clicked.connect(

@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QListWidget, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
+from core.device import describe_device
 from core.errors import LipDubError
 
 from .actions import SEPARATOR, TOOLBAR, ActionTable
@@ -61,6 +62,10 @@ class MainWindow(QMainWindow):
         self.export_dialog = self.settings_dialog = None
         self._build_widgets()
         self.jobs = Jobs(self, self.messages)
+        self.device_label = QLabel("")   # the compute device ('auto' shows what it resolved to once torch is loaded)
+        self.statusBar().insertPermanentWidget(0, self.device_label)
+        self.jobs.runner.jobFinished.connect(self.jobs.live(self.show_device))
+        self.show_device()
         self.actions_table = ActionTable(self)
         self._build_toolbar()
         self.views = SessionViews(self)
@@ -233,6 +238,9 @@ class MainWindow(QMainWindow):
         self.settings_panel.apply_to(self.session.project)
         self.session.settings_changed(kind)
 
+    def show_device(self, *a) -> None:
+        self.device_label.setText(describe_device(self.session.project.device))
+
     def show_settings(self) -> None:
         dlg = SettingsDialog(self.session.project, self)
         dlg.setAttribute(Qt.WA_DeleteOnClose)
@@ -247,6 +255,7 @@ class MainWindow(QMainWindow):
                 if vals.get("models_dir"):
                     self.qsettings.setValue("models/dir", vals["models_dir"])
                 self.session.settings_changed("engine")
+            self.show_device()
 
         dlg.accepted.connect(accepted)
         dlg.open()

@@ -268,5 +268,5 @@ def _settings_key(s):
         structural = (j["voice_offset"], repr(j["box_fixes"]),
                       repr([o for o in j["overrides"] if o["kind"] == "mouth_closed"]),
                       tuple(sorted({o.get("engine") for o in j["overrides"] if o["kind"] == "engine"} - {None})))
-    return (s.video, s.audio, s.engine, s.checkpoint, s.face_track, tuple(s.pads), s.length_policy, s.device,
+    return (s.video, s.audio, s.engine, repr(sorted(s.engine_options.items())), s.face_track, tuple(s.pads), s.length_policy, s.device,
             s.models_dir, s.teeth_frame, s.teeth_strength, structural)

@@ -1,8 +1,10 @@
 """Engine and model settings (dialog), and the dub-settings side panel (face, mask, teeth, length)."""
 from __future__ import annotations
 
+import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -10,18 +12,13 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QSpinBox, QStackedWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from core.device import AUTO
+from core.engines import registry as engines
 from core.engines.base import MaskSettings
 
 from . import core_bridge
-
-ENGINE_TEXT = {
-    "classic": "Classic (offline, ships with the app: audio → mouth shape → retrieval from the clip itself)",
-    "wav2lip": "Wav2Lip (neural generator: needs a Wav2Lip weight file you supply)",
-}
-GENERATOR_KINDS = ("wav2lip", "generator", "wav2lip_generator")
-
 
 def cuda_available() -> Optional[bool]:
     """True/False if torch is already loaded, None if unknown (never imports torch on the UI thread)."""
@@ -50,8 +47,109 @@ def spec_status(spec, models_dir: str) -> str:
     return "present" if (Path(models_dir) / spec.filename).is_file() else "missing"
 
 
+class EngineOptionsForm(QWidget):
+    """One engine's options, rendered from its plug-in's declarative `OptionField`s."""
+
+    modelChosen = Signal()
+
+    def __init__(self, plugin, options, parent=None):
+        super().__init__(parent)
+        self.plugin = plugin
+        self.options = options
+        self.widgets = {}
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        for f in plugin.fields:
+            w = self._widget(f, getattr(options, f.name))
+            self.widgets[f.name] = w
+            if f.tip:
+                w.setToolTip(f.tip)
+            if f.kind == "model":
+                other = QPushButton("Other file…")
+                other.clicked.connect(lambda _=False, c=w: self._browse_model(c))
+                row = QHBoxLayout()
+                row.addWidget(w, 1)
+                row.addWidget(other)
+                form.addRow(f.label, _wrap(row))
+            else:
+                form.addRow(f.label, w)
+
+    def _widget(self, f, value):
+        if f.kind == "float":
+            w = QDoubleSpinBox()
+            w.setRange(f.minimum, f.maximum)
+            w.setSingleStep(f.step)
+            w.setDecimals(max(0, -int(math.floor(math.log10(f.step)))) if f.step > 0 else 2)
+            w.setValue(float(value))
+        elif f.kind == "int":
+            w = QSpinBox()
+            w.setRange(int(f.minimum), int(f.maximum))
+            w.setSingleStep(max(1, int(f.step)))
+            w.setValue(int(value))
+        elif f.kind == "bool":
+            w = QCheckBox()
+            w.setChecked(bool(value))
+        elif f.kind == "choice":
+            w = QComboBox()
+            for data, text in f.choices:
+                w.addItem(text, data)
+            w.setCurrentIndex(max(0, w.findData(value)))
+        elif f.kind == "model":
+            w = QComboBox()
+            w.setProperty("model_kinds", list(f.model_kinds))
+            w.setProperty("initial", value)
+            w.currentIndexChanged.connect(lambda *_: self.modelChosen.emit())
+        else:
+            raise ValueError(f"engine {self.plugin.name}: unknown option kind {f.kind!r}")
+        return w
+
+    def fill_models(self, models_dir: str) -> None:
+        """(Re)list the registry models of each model option, with their presence in `models_dir`."""
+        for f in self.plugin.fields:
+            if f.kind != "model":
+                continue
+            combo = self.widgets[f.name]
+            current = combo.currentData() or combo.property("initial")
+            combo.blockSignals(True)
+            combo.clear()
+            for spec in registry_specs(f.model_kinds):
+                combo.addItem(f"{spec.title or spec.name} — {spec.filename} ({spec_status(spec, models_dir)})",
+                              spec.name)
+            if current and combo.findData(current) < 0:
+                combo.addItem(f"{Path(current).name} (file)", current)
+            if combo.count() == 0:
+                combo.addItem("No model file known — choose a file", None)
+            if current:
+                combo.setCurrentIndex(max(0, combo.findData(current)))
+            combo.blockSignals(False)
+
+    def _browse_model(self, combo) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "PyTorch checkpoints (*.pth *.pt *.tar)")
+        if path:
+            combo.addItem(f"{Path(path).name} (file)", path)
+            combo.setCurrentIndex(combo.count() - 1)
+
+    def model_combos(self):
+        return [self.widgets[f.name] for f in self.plugin.fields if f.kind == "model"]
+
+    def value(self, name: str):
+        w = self.widgets[name]
+        if isinstance(w, QDoubleSpinBox):
+            return float(w.value())
+        if isinstance(w, QSpinBox):
+            return int(w.value())
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        return w.currentData()
+
+    def result(self):
+        """The options with every shown field taken from its widget."""
+        return replace(self.options, **{name: self.value(name) for name in self.widgets})
+
+
 class SettingsDialog(QDialog):
-    """Engine, generator weights (licence shown, from the model registry), device, models folder."""
+    """Engine and its options (rendered from the engine registry), model files (licence shown, from the model
+    registry), device, models folder."""
 
     def __init__(self, project, parent=None):
         super().__init__(parent)
@@ -62,10 +160,17 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
 
         self.engine_combo = QComboBox()
-        for name, text in ENGINE_TEXT.items():
-            self.engine_combo.addItem(text, name)
+        self.engine_pages = QStackedWidget()
+        self.forms = {}
+        for plugin in engines.plugins():
+            self.engine_combo.addItem(plugin.title, plugin.name)
+            page = EngineOptionsForm(plugin, engines.options_for(plugin.name, project.engine_options))
+            page.modelChosen.connect(self._update_licence)
+            self.forms[plugin.name] = page
+            self.engine_pages.addWidget(page)
         self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(project.engine)))
         form.addRow("Engine", self.engine_combo)
+        form.addRow("", self.engine_pages)
 
         self.models_edit = QLineEdit(project.models_dir or core_bridge.default_models_dir())
         mb = QPushButton("Browse…")
@@ -78,14 +183,6 @@ class SettingsDialog(QDialog):
         row.addWidget(mb)
         row.addWidget(ob)
         form.addRow("Models folder", _wrap(row))
-
-        self.weights_combo = QComboBox()
-        wb = QPushButton("Other file…")
-        wb.clicked.connect(self._browse_weights)
-        row = QHBoxLayout()
-        row.addWidget(self.weights_combo, 1)
-        row.addWidget(wb)
-        form.addRow("Wav2Lip weights", _wrap(row))
         self.licence_label = QLabel("")
         self.licence_label.setWordWrap(True)
         self.licence_label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
@@ -93,12 +190,12 @@ class SettingsDialog(QDialog):
         form.addRow("Licence", self.licence_label)
 
         self.device_combo = QComboBox()
+        self.device_combo.addItem("Automatic (CUDA GPU when available, else CPU)", AUTO)
         self.device_combo.addItem("CPU", "cpu")
         self.device_combo.addItem("CUDA GPU", "cuda")
-        cuda = cuda_available()
-        if cuda is False:
-            self.device_combo.model().item(1).setEnabled(False)
-            self.device_combo.setItemText(1, "CUDA GPU (not available on this computer)")
+        if cuda_available() is False:
+            self.device_combo.model().item(2).setEnabled(False)
+            self.device_combo.setItemText(2, "CUDA GPU (not available on this computer)")
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(project.device)))
         form.addRow("Device", self.device_combo)
         lay.addLayout(form)
@@ -120,31 +217,21 @@ class SettingsDialog(QDialog):
         bb.rejected.connect(self.reject)
         lay.addWidget(bb)
 
-        self.engine_combo.currentIndexChanged.connect(self._update_enabled)
-        self.weights_combo.currentIndexChanged.connect(self._update_licence)
-        self.models_edit.editingFinished.connect(self._fill_weights)
-        self._fill_weights()
-        self._update_enabled()
+        self.engine_combo.currentIndexChanged.connect(self._engine_changed)
+        self.models_edit.editingFinished.connect(self._fill_models)
+        self._fill_models()
+        self._engine_changed()
+
+    # ---- public accessors ---------------------------------------------------------------------------------
+    def option_widget(self, engine: str, name: str) -> QWidget:
+        """The widget showing option `name` of `engine`."""
+        return self.forms[engine].widgets[name]
 
     # ---- content ------------------------------------------------------------------------------------------
-    def _fill_weights(self) -> None:
-        current = self.weights_combo.currentData() or self.project.checkpoint
-        self.weights_combo.blockSignals(True)
-        self.weights_combo.clear()
+    def _fill_models(self) -> None:
         mdir = self.models_edit.text()
-        specs = registry_specs(GENERATOR_KINDS)
-        for s in specs:
-            st = spec_status(s, mdir)
-            title = getattr(s, "display_name", None)
-            title = title() if callable(title) else (getattr(s, "title", "") or s.name)
-            self.weights_combo.addItem(f"{title} — {s.filename} ({st})", s.name)
-        if current and self.weights_combo.findData(current) < 0:
-            self.weights_combo.addItem(f"{Path(current).name} (file)", current)
-        if self.weights_combo.count() == 0:
-            self.weights_combo.addItem("No Wav2Lip weights known — choose a file", None)
-        if current:
-            self.weights_combo.setCurrentIndex(max(0, self.weights_combo.findData(current)))
-        self.weights_combo.blockSignals(False)
+        for page in self.forms.values():
+            page.fill_models(mdir)
         all_specs = registry_specs()
         self.models_table.clear()
         for s in all_specs:
@@ -156,50 +243,54 @@ class SettingsDialog(QDialog):
         self.models_label.setText("" if all_specs else "The model registry is not available in this build.")
         self._update_licence()
 
+    def _engine_changed(self) -> None:
+        self.engine_pages.setCurrentWidget(self.forms[self.engine_combo.currentData()])
+        self._update_licence()
+
     def _update_licence(self) -> None:
-        data = self.weights_combo.currentData()
+        """The licence of the model the current engine will load (its first model option)."""
+        combos = self.forms[self.engine_combo.currentData()].model_combos()
+        data = combos[0].currentData() if combos else None
         spec = next((s for s in registry_specs() if s.name == data), None)
         if spec is not None:
             src = getattr(spec, "source", "") or ""
             link = f' — <a href="{src}">{src}</a>' if src.startswith("http") else (f" — {src}" if src else "")
             self.licence_label.setText(f"{spec.licence}{link}")
         elif data:
-            self.licence_label.setText("A file you supplied: you are responsible for its licence (the official "
-                                       "Wav2Lip weights are for non-commercial research use only).")
+            self.licence_label.setText("A file you supplied: you are responsible for its licence.")
         else:
             self.licence_label.setText("")
 
     def _model_clicked(self, item, column) -> None:
+        """Choosing a model in the table selects the engine that loads it, with that model."""
         name = item.data(0, Qt.UserRole)
-        i = self.weights_combo.findData(name)
-        if i >= 0:
-            self.engine_combo.setCurrentIndex(self.engine_combo.findData("wav2lip"))
-            self.weights_combo.setCurrentIndex(i)
-
-    def _update_enabled(self) -> None:
-        w2l = self.engine_combo.currentData() == "wav2lip"
-        self.weights_combo.setEnabled(w2l)
+        for engine, page in self.forms.items():
+            for combo in page.model_combos():
+                i = combo.findData(name)
+                if i >= 0:
+                    self.engine_combo.setCurrentIndex(self.engine_combo.findData(engine))
+                    combo.setCurrentIndex(i)
+                    return
 
     def _browse_models(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Models folder", self.models_edit.text())
         if d:
             self.models_edit.setText(d)
-            self._fill_weights()
-
-    def _browse_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Wav2Lip weights", self.models_edit.text(),
-                                              "PyTorch checkpoints (*.pth *.pt)")
-        if path:
-            self.weights_combo.addItem(f"{Path(path).name} (file)", path)
-            self.weights_combo.setCurrentIndex(self.weights_combo.count() - 1)
+            self._fill_models()
 
     def values(self) -> dict:
+        """Project fields: engine, engine_options, device, models_dir. Options equal to an engine's defaults
+        are stored only if the project already had them."""
         mdir = self.models_edit.text().strip()
         default = core_bridge.default_models_dir()
+        options = dict(self.project.engine_options)
+        for name, page in self.forms.items():
+            opts = page.result()
+            if name in options or opts != engines.get(name).options():
+                options[name] = opts
         return {
             "engine": self.engine_combo.currentData(),
-            "checkpoint": self.weights_combo.currentData() if self.engine_combo.currentData() == "wav2lip"
-            else self.project.checkpoint,
+            "engine_options": options,
             "device": self.device_combo.currentData(),
             "models_dir": None if not mdir or os.path.normpath(mdir) == os.path.normpath(default) else mdir,
         }

@@ -14,10 +14,11 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 
+from core.audio import SAMPLE_RATE
+
 from .frame_lane import FrameLane
 from .timeline import runs
 
-SAMPLE_RATE = 16000
 
 
 class PeakPyramid:

@@ -32,7 +32,7 @@ Exit codes: 0 every row ok (or skipped with --skip-existing) · 9 at least one r
 finish); `--split-shots` renders each clip as segments split at its scene cuts (`core.shots`); `--json` prints the
 summary on stdout.
 
-`add_parser` / `run_from_args` / `main` are the command-line layer (they print to stderr, like `core.cli`);
+`add_parser` / `run_from_args` are the command-line layer of `core.cli` (they print to stderr, like it);
 `read_manifest` / `run_batch` are the Qt-free, print-free API.
 """
 from __future__ import annotations
@@ -48,8 +48,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from .device import DEVICES
+from .engines import registry as engines
 from .errors import CancelledError, LipDubError, OutputError
+from .media import PRESETS
 from .progress import CancelToken, ProgressFn, check
+from .timing import LENGTH_POLICIES
 
 EXIT_OK = 0
 EXIT_BAD_MANIFEST = 2
@@ -60,7 +64,6 @@ REQUIRED_COLUMNS = ("video", "voice", "output")
 OPTIONAL_COLUMNS = ("project",)
 SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c")
 STATUSES = ("ok", "failed", "skipped", "cancelled")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class ManifestError(LipDubError):
@@ -184,8 +187,10 @@ def read_manifest(path) -> List[BatchItem]:
 
 
 # --------------------------------------------------------------------------------------------- settings
-def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None):
-    """The DubSettings of one row: the project's (if any) or the defaults, then the explicit options."""
+def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,
+                  engine_args: Optional[argparse.Namespace] = None):
+    """The DubSettings of one row: the project's (if any) or the defaults, then the explicit options
+    (`engine_args`: parsed command line whose engine options override the row's)."""
     from .pipeline import DubSettings
 
     overrides = dict(overrides or {})
@@ -210,6 +215,8 @@ def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overri
         settings = DubSettings(video=item.video, audio=item.voice, output=item.output)
     if mask_overrides:
         overrides["mask"] = replace(settings.mask, **mask_overrides)
+    if engine_args is not None:
+        overrides["engine_options"] = engines.options_from_args(engine_args, settings.engine_options)
     return replace(settings, **overrides) if overrides else settings
 
 
@@ -223,7 +230,7 @@ def _temp_output(final: Path) -> Path:
 def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,
              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
              score: bool = True, skip_existing: bool = False, claimed: Optional[Dict[str, int]] = None,
-             runner: Optional[Callable] = None) -> ItemResult:
+             runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None) -> ItemResult:
     """Render one row. Never raises: the outcome (ok / failed / skipped / cancelled) is in the result.
     Output goes to a temporary file beside the target, renamed only on success."""
     from .pipeline import run_dub, validate_paths
@@ -234,7 +241,7 @@ def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: 
     tmp: Optional[Path] = None
     try:
         check(cancel)
-        settings = item_settings(item, overrides, mask_overrides)
+        settings = item_settings(item, overrides, mask_overrides, engine_args)
         final = Path(settings.output).resolve()
         res.video, res.voice, res.output = str(settings.video), str(settings.audio), str(final)
         if claimed is not None:
@@ -276,7 +283,7 @@ def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_ove
               skip_existing: bool = False,
               on_start: Optional[Callable[[int, BatchItem], None]] = None,
               on_done: Optional[Callable[[int, ItemResult], None]] = None,
-              runner: Optional[Callable] = None) -> BatchResult:
+              runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None) -> BatchResult:
     """Render every row in order, going on past failures; stops at a cancel (current row `cancelled`,
     the rest `skipped`). Never raises for a row problem or a cancel."""
     out = BatchResult()
@@ -291,7 +298,8 @@ def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_ove
             continue
         if on_start:
             on_start(k, item)
-        res = run_item(item, overrides, mask_overrides, progress, cancel, score, skip_existing, claimed, runner)
+        res = run_item(item, overrides, mask_overrides, progress, cancel, score, skip_existing, claimed, runner,
+                       engine_args)
         out.cancelled = res.status == "cancelled"
         out.items.append(res)
         if on_done:
@@ -324,8 +332,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--out-summary", metavar="CSV",
                    help="summary CSV to write (default: <manifest stem>_summary.csv beside the manifest)")
     b.add_argument("--skip-existing", action="store_true", help="skip rows whose output file already exists")
-    b.add_argument("--engine", choices=["classic", "wav2lip"])
-    b.add_argument("--checkpoint", help="Wav2Lip generator file (wav2lip.pth / wav2lip_gan.pth)")
     b.add_argument("--face", type=int, metavar="N", help="track id of the face to use (default: the main face)")
     b.add_argument("--pads", type=int, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"))
     b.add_argument("--mask-dilation", type=float)
@@ -333,7 +339,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--mask-up", type=float)
     b.add_argument("--mask-down", type=float)
     b.add_argument("--no-color-match", action="store_true", default=None)
-    b.add_argument("--length", choices=["shortest", "trim", "loop", "pingpong", "hold"])
+    b.add_argument("--length", choices=LENGTH_POLICIES)
     b.add_argument("--range", type=int, nargs=2, metavar=("IN", "OUT"), help="dub only output frames [IN, OUT)")
     b.add_argument("--crf", type=int)
     b.add_argument("--preset", choices=PRESETS)
@@ -344,20 +350,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
                    help="learn each actor from the clip's own voice first (default: the row's project, else on)")
     b.add_argument("--models-dir", help="folder with model files")
-    b.add_argument("--device", help="cpu or cuda")
+    b.add_argument("--device", choices=DEVICES, help="auto, cpu or cuda")
     b.add_argument("--quiet", action="store_true", help="no progress bars or per-row lines, only the total")
     b.add_argument("--debug", action="store_true", help="debug logging")
     b.add_argument("--json", action="store_true", help="print the summary (one object per row) as JSON on stdout")
-    from .batch_ray import add_arguments   # --ray, --split-shots...: core.batch_ray
-
-    add_arguments(b)
+    engines.add_arguments(b)
     return b
 
 
 def overrides_from_args(a) -> tuple:
     """(DubSettings overrides, MaskSettings overrides) for the options given explicitly."""
     ov: dict = {}
-    for attr, key in (("engine", "engine"), ("checkpoint", "checkpoint"), ("face", "face_track"),
+    for attr, key in (("engine", "engine"), ("face", "face_track"),
                       ("length", "length_policy"), ("crf", "crf"), ("preset", "preset"), ("device", "device"),
                       ("models_dir", "models_dir"), ("teeth_frame", "teeth_frame"),
                       ("teeth_strength", "teeth_strength"), ("batch_size", "batch_size"), ("adapt", "adapt")):
@@ -421,9 +425,12 @@ def split_runner(a) -> Optional[Callable]:
     return partial(run_dub_split, min_shot_seconds=a.min_shot_seconds)
 
 
-def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
+def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                  run_elsewhere: Optional[Callable] = None) -> int:
     """The `batch` subcommand (called by core.cli.main with its progress bars and Ctrl-C cancel token).
-    Returns the exit code; a bad manifest/option raises ManifestError (exit 2) for core.cli to print."""
+    `run_elsewhere(a, items, overrides, mask, summary, cancel)`: runs the rows instead of this process (`--ray`:
+    core.batch_ray, which builds on this module). Returns the exit code; a bad manifest/option raises
+    ManifestError (exit 2) for core.cli to print."""
     items = read_manifest(a.manifest)
     overrides, mask = overrides_from_args(a)
     summary = Path(a.out_summary).resolve() if a.out_summary else default_summary_path(a.manifest)
@@ -452,14 +459,12 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
         if not quiet:
             _err(row_line(k, n, r))
 
-    if getattr(a, "ray", None) is not None:
-        from .batch_ray import run_from_args as run_on_ray
-
-        result = run_on_ray(a, items, overrides, mask, summary, cancel)
+    if run_elsewhere is not None:
+        result = run_elsewhere(a, items, overrides, mask, summary, cancel)
     else:
         result = run_batch(items, overrides, mask, progress=progress, cancel=cancel, score=not a.no_score,
                            skip_existing=a.skip_existing, on_start=on_start, on_done=on_done,
-                           runner=split_runner(a))
+                           runner=split_runner(a), engine_args=a)
     reset_bars()
     write_summary(summary, result.items)
     if getattr(a, "json", False):
@@ -469,17 +474,3 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
         line += " (cancelled: the cancelled row left no output)"
     _err(line)
     return result.exit_code
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Standalone entry (`python -m core.batch MANIFEST ...`): the same as `main.py batch` (core.cli)."""
-    from .cli import main as cli_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "batch":
-        argv = ["batch"] + argv
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

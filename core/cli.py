@@ -21,8 +21,12 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import batch as batch_cmd
+from . import batch_ray
+from .device import AUTO, DEVICES
+from .engines import registry as engines
 from .errors import CancelledError, LipDubError
 from .progress import CancelToken
+from .timing import LENGTH_POLICIES
 
 EXIT_INTERNAL = 70
 
@@ -57,7 +61,8 @@ class StageBars:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", help="folder with model files (default: $LIPDUB_MODELS_DIR or the user data dir)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default=AUTO, choices=DEVICES, help="auto (CUDA when torch sees a GPU, else the CPU; "
+                                                                  "the default), cpu or cuda")
     p.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face to use (default: the main face)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -71,8 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--video", required=True)
     d.add_argument("--audio", required=True, help="the new voice (any audio or video file)")
     d.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
-    d.add_argument("--engine", default="classic", choices=["classic", "wav2lip"])
-    d.add_argument("--checkpoint", help="Wav2Lip generator file in the released format (wav2lip.pth / wav2lip_gan.pth)")
     d.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="face crop padding in pixels (Wav2Lip engine)")
     d.add_argument("--mask-dilation", type=float, default=None, help="mask growth, in inter-ocular units")
@@ -80,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mask-up", type=float, default=None, help="extra mask reach up the cheeks (inter-ocular units)")
     d.add_argument("--mask-down", type=float, default=None, help="extra mask reach below the chin (inter-ocular units)")
     d.add_argument("--no-color-match", action="store_true")
-    d.add_argument("--length", default="shortest", choices=["shortest", "trim", "loop", "pingpong", "hold"],
+    d.add_argument("--length", default="shortest", choices=LENGTH_POLICIES,
                    help="when voice and video lengths differ (default: end at the shorter)")
     d.add_argument("--range", type=int, nargs=2, metavar=("IN", "OUT"), help="dub only output frames [IN, OUT)")
     d.add_argument("--crf", type=int, default=18)
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
                    help="learn the actor from the clip's own voice before dubbing (default: on)")
     _add_common(d)
+    engines.add_arguments(d)
 
     s = sub.add_parser("score", help="measure lip sync: LSE-D, LSE-C, AV offset and per-frame confidence")
     s.add_argument("--video", required=True)
@@ -110,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--debug", action="store_true")
     m.add_argument("--quiet", action="store_true")
 
-    batch_cmd.add_parser(sub)
+    batch_ray.add_arguments(batch_cmd.add_parser(sub))   # --ray, --split-shots...
     return ap
 
 
@@ -157,8 +161,8 @@ def cmd_dub(a, bars, cancel) -> int:
     from .pipeline import DubSettings, run_dub
 
     settings = DubSettings(
-        video=a.video, audio=a.audio, output=a.output, engine=a.engine, checkpoint=a.checkpoint,
-        face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
+        video=a.video, audio=a.audio, output=a.output, engine=a.engine or engines.DEFAULT_ENGINE,
+        engine_options=engines.options_from_args(a), face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
         frame_range=tuple(a.range) if a.range else None, crf=a.crf, preset=a.preset, device=a.device,
         models_dir=a.models_dir, teeth_frame=a.teeth_frame, teeth_strength=a.teeth_strength,
         batch_size=a.batch_size, adapt=a.adapt,
@@ -230,6 +234,7 @@ def cmd_models(a) -> int:
 
     folder = models_dir(a.models_dir)
     print(f"models folder: {folder}")
+    engine_of = {m: p.name for p in engines.plugins() for m in p.models}
     for name, spec in REGISTRY.items():
         try:
             resolve_model(name, models_dir=a.models_dir)
@@ -238,7 +243,8 @@ def cmd_models(a) -> int:
             status = "missing"
         except ModelCorruptError:
             status = "CORRUPT"
-        print(f"  {name:<16} {spec.filename:<22} {status:<8} {spec.licence}")
+        used = f"engine {engine_of[name]}" if name in engine_of else ""
+        print(f"  {name:<16} {spec.filename:<22} {status:<8} {used:<15} {spec.licence}")
     return 0
 
 
@@ -266,7 +272,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if a.command == "models":
             return cmd_models(a)
         if a.command == "batch":
-            return batch_cmd.run_from_args(a, bars, cancel)
+            on_ray = batch_ray.run_from_args if getattr(a, "ray", None) is not None else None
+            return batch_cmd.run_from_args(a, bars, cancel, run_elsewhere=on_ray)
         ap.error(f"unknown command {a.command}")
     except (CancelledError, KeyboardInterrupt):
         bars.close()

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .engines.base import MaskSettings, RenderedPatch
-from .faces.geometry import face_to_frame, inter_ocular
+from .faces.geometry import MOUTH, eye_to_mouth, face_to_frame, inter_ocular
 
 # Mask outline: jaw 2..14 (cheek to cheek round the chin) closed over the nose bottom (35..31, right to left).
 JAW_OUTLINE = np.arange(2, 15)
@@ -25,12 +25,8 @@ _EPS = 1.0 / 512.0            # mask values below this are 0, above 1 - this are
 def face_axes(lm: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
     """(down unit vector (eyes -> mouth), mouth centre, IOD in pixels) of one (68, 2) landmark set."""
     lm = np.asarray(lm, np.float64)
-    eyes = (lm[36:42].mean(0) + lm[42:48].mean(0)) / 2.0
-    mouth = lm[48:68].mean(0)
-    down = mouth - eyes
-    n = np.linalg.norm(down)
-    down = down / n if n > 1e-6 else np.array([0.0, 1.0])
-    return down, mouth, float(inter_ocular(lm))
+    down, _ = eye_to_mouth(lm)
+    return down, lm[MOUTH].mean(0), float(inter_ocular(lm))
 
 
 def mask_polygon(landmarks: np.ndarray, settings: MaskSettings) -> np.ndarray:

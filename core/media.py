@@ -58,6 +58,7 @@ STANDARD_RATES = tuple(Fraction(x) for x in (
 CV2_CONTAINERS = ("mov", "mp4", "matroska", "webm", "avi")
 NOT_MEDIA_FORMATS = ("tty",)  # ffmpeg plays any text file as ANSI art: not a user's video
 SUPPORTED_OUTPUT_EXT = (".mp4", ".mov", ".m4v", ".mkv")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")  # x264
 
 
 # ---------------------------------------------------------------------------------------------------------

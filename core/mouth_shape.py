@@ -16,8 +16,6 @@ mouth, through a PCA basis fitted on the training clips.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .errors import ModelCorruptError, ModelMissingError, NoFaceError
+from .audio import SAMPLE_RATE
+from .errors import ModelCorruptError, NoFaceError
 from .faces import geometry as g
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 
 MODEL_NAME = "mouth_shape"
-SAMPLE_RATE = 16000
 HOP = 160            # 10 ms
 WIN = 400            # 25 ms
 N_FFT = 512
@@ -354,36 +352,17 @@ def log_rms(wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- model
 def shipped_model_path() -> Path:
-    try:
-        from .models.registry import shipped_models_dir
-        return shipped_models_dir() / f"{MODEL_NAME}.pt"
-    except ImportError:  # registry not available: the source tree layout
-        return Path(__file__).resolve().parents[1] / "resources" / "models" / f"{MODEL_NAME}.pt"
+    from .models.registry import shipped_models_dir   # core.models imports torch: only when a model is wanted
+
+    return shipped_models_dir() / f"{MODEL_NAME}.pt"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def resolve_mouth_model(path: Optional[PathLike] = None, verify: bool = True) -> Path:
+    """The model file, checked by `core.models.registry` (SHA-256 of the shipped file, or of a copy whose
+    JSON description sits beside it). `path=None`: the shipped model."""
+    from .models.registry import resolve_model
 
-
-def verify_model_file(path: Path, meta_path: Optional[Path] = None) -> dict:
-    """Check `path` against the SHA-256 in its JSON description (default: same stem, .json). Returns the JSON."""
-    meta_path = meta_path or path.with_suffix(".json")
-    if not meta_path.is_file():
-        raise ModelMissingError(f"{meta_path} (the description of {path.name}) is missing: reinstall LipDub Studio.")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        expected = str(meta["sha256"]).lower()
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelCorruptError(f"{meta_path} is unreadable ({exc}): reinstall LipDub Studio.") from exc
-    digest = _sha256(path)
-    if digest != expected:
-        raise ModelCorruptError(f"{path} is corrupt (SHA-256 {digest[:12]}..., expected {expected[:12]}...): "
-                                f"reinstall LipDub Studio.")
-    return meta
+    return resolve_model(MODEL_NAME if path is None else Path(path).expanduser(), verify=verify)
 
 
 @dataclass
@@ -439,12 +418,9 @@ class AudioToMouth:
         An explicit path is checked too when a JSON description sits beside it."""
         import torch
 
-        p = Path(path).expanduser() if path is not None else shipped_model_path()
-        if not p.is_file():
-            raise ModelMissingError(f"The mouth-shape model {p} is missing: reinstall LipDub Studio "
-                                    f"(or train it with tools/train_mouth.py).")
-        if verify and (path is None or p.with_suffix(".json").is_file()):
-            verify_model_file(p)
+        from .models.registry import cached_sha256
+
+        p = resolve_mouth_model(path, verify=verify)
         try:
             payload = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle/zip errors of many kinds
@@ -453,7 +429,7 @@ class AudioToMouth:
         if not isinstance(payload, dict):
             raise ModelCorruptError(f"{p} is not a mouth-shape model: reinstall LipDub Studio.")
         model = cls(payload, source=str(p))
-        model.sha256 = _sha256(p)     # identifies the weights in caches (core.adapt)
+        model.sha256 = cached_sha256(p)     # identifies the weights in caches (core.adapt)
         return model
 
     @property

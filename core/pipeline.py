@@ -18,15 +18,15 @@ import numpy as np
 
 from . import audio as audio_mod
 from . import media, timing
+from .device import AUTO, resolve_device
 from .edits import Edits, shift_voice, shifted_length
+from .engines import registry as engines
 from .engines.base import DubContext, Engine, MaskSettings
+from .engines.teeth import TeethProxy, apply_teeth, suggest_teeth_frames
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
 from .progress import CancelToken, ProgressFn, check, report
 
 log = logging.getLogger(__name__)
-
-ENGINES = ("classic", "wav2lip")
-ADAPTING_ENGINES = ("classic",)   # engines driven by the audio -> mouth model, which core.adapt fits per clip
 
 
 @dataclass
@@ -34,8 +34,7 @@ class DubSettings:
     video: str
     audio: str
     output: Optional[str] = None
-    engine: str = "classic"
-    checkpoint: Optional[str] = None
+    engine: str = engines.DEFAULT_ENGINE
     face_track: Optional[int] = None
     pads: Tuple[int, int, int, int] = (0, 10, 0, 0)
     mask: MaskSettings = field(default_factory=MaskSettings)
@@ -43,14 +42,14 @@ class DubSettings:
     frame_range: Optional[Tuple[int, int]] = None
     crf: int = 18
     preset: str = "medium"
-    device: str = "cpu"
+    device: str = AUTO                 # core.device.resolve_device: CUDA when torch sees a GPU, else CPU
     models_dir: Optional[str] = None
     teeth_frame: Optional[int] = None
     teeth_strength: float = 1.0
     batch_size: int = 16
     track_cache_dir: Optional[str] = None
     detect_every: int = 5
-    engine_options: dict = field(default_factory=dict)  # extra engine inputs, e.g. "target_landmarks" overrides
+    engine_options: dict = field(default_factory=dict)  # {engine name: its options dataclass}; absent: defaults
     edits: Optional[Edits] = None     # the editor's corrections (keyframed mask, overrides, offsets, fixes)
     adapt: bool = True                # learn this actor from the clip's own voice first (core.adapt)
     adapt_cache_dir: Optional[str] = None
@@ -81,17 +80,10 @@ class _Timer:
         self.frames[stage] = self.frames.get(stage, 0) + frames
 
 
-def make_engine(settings: DubSettings) -> Engine:
-    name = settings.engine.lower()
-    if name == "classic":
-        from .engines.classic import ClassicEngine
-
-        return ClassicEngine()
-    if name == "wav2lip":
-        from .engines.wav2lip import Wav2LipEngine
-
-        return Wav2LipEngine(settings.checkpoint, models_dir=settings.models_dir, device=settings.device)
-    raise LipDubError(f"Unknown engine '{settings.engine}': choose one of {', '.join(ENGINES)}.")
+def make_engine(settings: DubSettings, name: Optional[str] = None) -> Engine:
+    """Engine `name` (default: the settings' engine) with its options from the settings."""
+    return engines.create(name or settings.engine, settings.engine_options, models_dir=settings.models_dir,
+                          device=settings.device)
 
 
 def validate_paths(settings: DubSettings) -> None:
@@ -128,6 +120,7 @@ class PreparedClip:
     track_set: object
     track: object
     adaptation: object = None          # core.adapt.Adaptation, when adaptation ran
+    edits: Edits = field(default_factory=Edits)
 
 
 
@@ -186,14 +179,15 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
     adaptation = None
-    if settings.adapt and settings.engine.lower() in ADAPTING_ENGINES:
+    plugin = engines.get(settings.engine)
+    if settings.adapt and plugin.mouth_model is not None:
         from .adapt import adapt_clip
 
         t0 = time.perf_counter()
         from .mouth_shape import AudioToMouth
         from .scoring import get_scorer
 
-        model = AudioToMouth.load(settings.engine_options.get("mouth_model"))
+        model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
         scorer = get_scorer("auto", models_dir=settings.models_dir, device=settings.device)  # the lane's scorer
         adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
@@ -211,14 +205,12 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         video_path=str(settings.video), fps=fps, width=info.width, height=info.height,
         num_output_frames=num_out, source_index=np.asarray(schedule, np.int64), wav=wav_out, mel=mel,
         voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
-        mask=settings.mask, pads=tuple(settings.pads), device=settings.device, batch_size=settings.batch_size,
-        mouth_head=adaptation.head if adaptation is not None else None,
-        extra={"teeth_frame": settings.teeth_frame, "teeth_strength": settings.teeth_strength,
-               "models_dir": settings.models_dir, "force_closed": force_closed, "edits": edits,
-               **settings.engine_options},
+        mask=settings.mask, pads=tuple(settings.pads), device=resolve_device(settings.device),
+        batch_size=settings.batch_size, teeth_frame=settings.teeth_frame, teeth_strength=settings.teeth_strength,
+        force_closed=force_closed, mouth_head=adaptation.head if adaptation is not None else None,
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
-                        track_set=track_set, track=track, adaptation=adaptation)
+                        track_set=track_set, track=track, edits=edits, adaptation=adaptation)
 
 
 class SourceFrames:
@@ -301,12 +293,12 @@ class FrameRenderer:
     """Engine output -> composite -> teeth proxy for a batch of frames, honouring the editor's corrections
     (keep-original and forced-engine ranges, keyframed mask, per-shot teeth proxy). Shared by export and preview."""
 
-    def __init__(self, engines: Dict[str, Engine], main: str, ctx: DubContext, teeth_proxy=None,
+    def __init__(self, engines: Dict[str, Engine], main: str, ctx: DubContext, edits: Edits, teeth_proxy=None,
                  teeth_strength: float = 1.0, video_path: Optional[str] = None, info=None):
         self.engines = engines
         self.main = main
         self.ctx = ctx
-        self.edits: Edits = ctx.extra.get("edits") or Edits()
+        self.edits = edits
         self.teeth_proxy = teeth_proxy
         self.teeth_strength = teeth_strength
         self.video_path = video_path
@@ -356,8 +348,6 @@ class FrameRenderer:
             result = composite(frame, patch, mask, polygons)
             proxy, strength = self._proxy(int(o))
             if proxy is not None and strength > 0:
-                from .engines.teeth import apply_teeth
-
                 result = apply_teeth(result, patch.mask_landmarks, proxy, strength)
             out.append(result)
         timer.add("composite", time.perf_counter() - t0, len(frames))
@@ -365,8 +355,6 @@ class FrameRenderer:
 
 
 def _proxy_from_frame(video_path, info, ctx: DubContext, idx: int):
-    from .engines.teeth import TeethProxy
-
     if not (0 <= idx < len(ctx.present)) or not ctx.present[idx]:
         raise LipDubError(f"The teeth-proxy frame {idx} has no tracked face: pick a frame where the face is found.")
     frame = media.read_frame(video_path, int(idx), info)
@@ -380,7 +368,7 @@ def prepare_engines(settings: DubSettings, ctx: DubContext, progress=None, cance
     engines: Dict[str, Engine] = {}
     try:
         for name in dict.fromkeys(names):
-            eng = make_engine(replace(settings, engine=name))
+            eng = make_engine(settings, name)
             eng.precheck()
             engines[name] = eng
         for eng in engines.values():
@@ -397,12 +385,8 @@ def _teeth_proxy(prep: PreparedClip, engine: Engine):
     proxy = getattr(engine, "teeth_proxy", None)
     if proxy is not None:
         return proxy
-    try:
-        from .engines.teeth import suggest_teeth_frames
-    except ImportError:
-        return None
     ctx = prep.ctx
-    idx = ctx.extra.get("teeth_frame")
+    idx = ctx.teeth_frame
     if idx is None:
         picks = suggest_teeth_frames(ctx.video_path, ctx.landmarks, ctx.present, k=1)
         if not picks:
@@ -436,7 +420,8 @@ def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, ca
     t0 = time.perf_counter()
     engines = prepare_engines(settings, prep.ctx, progress, cancel)
     timer.add("prepare", time.perf_counter() - t0, 0)
-    renderer = FrameRenderer(engines, settings.engine, prep.ctx, _teeth_proxy(prep, engines[settings.engine]),
+    renderer = FrameRenderer(engines, settings.engine, prep.ctx, prep.edits,
+                             _teeth_proxy(prep, engines[settings.engine]),
                              settings.teeth_strength, settings.video, prep.info)
     return PreparedDub(prep, engines, renderer)
 
@@ -555,7 +540,7 @@ def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.nd
     source track (remapped through the schedule) locates the face in the output without re-detecting."""
     from .scoring import get_scorer, score_clip
 
-    scorer = get_scorer("auto", models_dir=settings.models_dir, device=settings.device)
+    scorer = get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
     track = remap_track(prep.track, prep.ctx.source_index[out_idx])
     threshold = prep.adaptation.low_threshold if prep.adaptation is not None else None
     return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, low_threshold=threshold)
@@ -577,7 +562,7 @@ class DubSession:
     def set_edits(self, edits: Edits) -> None:
         """Apply changed corrections that need no re-preparation (mask keyframes, keep-original/engine ranges,
         teeth shots). Voice offset, box fixes and mouth-closed ranges change the prepared clip: make a new session."""
-        self.prep.ctx.extra["edits"] = edits
+        self.prep.edits = edits
         self.renderer.edits = edits
         self.renderer._shot_proxies.clear()
 

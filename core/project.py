@@ -5,10 +5,11 @@ settings the editor saw).
 
 File format (``.lipdub``, UTF-8 JSON)::
 
-    {"format": "lipdub-project", "version": 1,
+    {"format": "lipdub-project", "version": 2,
      "video": "clip.mp4",                         # relative to the project file's folder when possible
      "voices": [{"path": "voice.wav", "name": "Take 2"}], "active_voice": 0,
-     "face_track": null, "engine": "classic", "checkpoint": null, "device": "cpu", "models_dir": null,
+     "face_track": null, "engine": "classic", "device": "auto", "models_dir": null,
+     "engine_options": {"wav2lip": {"checkpoint": "wav2lip_gan"}, ...},   # per engine: its options dataclass
      "mask": {"dilation": 0.08, "feather": 0.15, "extent_up": 0.0, "extent_down": 0.0, "color_match": true},
      "pads": [0, 10, 0, 0], "length_policy": "shortest", "range": [in, out] | null,
      "teeth_frame": null, "teeth_strength": 1.0, "adapt": true,
@@ -19,6 +20,7 @@ Saving is atomic (temp file in the same folder, fsync, rename). While the editor
 *autosave* copy (absolute paths, plus the path of the project it belongs to); after a crash
 `find_recoverable()` lists autosaves newer than their project and `recover()` opens one.
 Every load problem raises `core.errors.ProjectError` with a one-line message naming the file.
+Version 1 files (a top-level "checkpoint" for the Wav2Lip engine, device "cpu" by default) still load.
 """
 from __future__ import annotations
 
@@ -27,20 +29,21 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .atomic import atomic_write
+from .device import AUTO
 from .edits import EditHistory
+from .engines import registry as engines
 from .engines.base import MaskSettings
 from .errors import ProjectError
+from .media import PRESETS
+from .timing import LENGTH_POLICIES
 
 FORMAT = "lipdub-project"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EXTENSION = ".lipdub"
 AUTOSAVE_SUFFIX = ".autosave"
-ENGINES = ("classic", "wav2lip")
-LENGTH_POLICIES = ("shortest", "trim", "loop", "pingpong", "hold")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass
@@ -65,9 +68,9 @@ class Project:
     voices: List[VoiceTrack] = field(default_factory=list)
     active_voice: int = -1                          # index into voices, -1 when there is none
     face_track: Optional[int] = None                # None: the primary track
-    engine: str = "classic"
-    checkpoint: Optional[str] = None                # wav2lip generator file or registry name
-    device: str = "cpu"
+    engine: str = engines.DEFAULT_ENGINE
+    engine_options: Dict[str, Any] = field(default_factory=dict)   # {engine name: its options}; absent: defaults
+    device: str = AUTO
     models_dir: Optional[str] = None
     mask: MaskSettings = field(default_factory=MaskSettings)
     pads: Tuple[int, int, int, int] = (0, 10, 0, 0)
@@ -135,7 +138,7 @@ class Project:
         if self.voice is None:
             raise ProjectError("The project has no voice track: add a voice track first.")
         kw = dict(video=self.video, audio=self.voice.path, output=output, engine=self.engine,
-                  checkpoint=self.checkpoint, face_track=self.face_track, pads=tuple(self.pads),
+                  engine_options=dict(self.engine_options), face_track=self.face_track, pads=tuple(self.pads),
                   mask=MaskSettings(**asdict(self.mask)), length_policy=self.length_policy,
                   frame_range=tuple(frame_range) if frame_range is not None else None,
                   crf=self.export.crf, preset=self.export.preset, device=self.device, models_dir=self.models_dir,
@@ -161,7 +164,7 @@ class Project:
             "active_voice": self.active_voice,
             "face_track": self.face_track,
             "engine": self.engine,
-            "checkpoint": self.checkpoint,
+            "engine_options": {name: _engine_options_json(name, opts, rel) for name, opts in self.engine_options.items()},
             "device": self.device,
             "models_dir": self.models_dir,
             "mask": asdict(self.mask),
@@ -226,21 +229,29 @@ class Project:
         if p.voices and p.active_voice < 0:
             p.active_voice = 0
         p.face_track = opt_int("face_track", 0)
-        engine = doc.get("engine", "classic")
-        if engine not in ENGINES:
-            raise err(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+        engine = doc.get("engine", engines.DEFAULT_ENGINE)
+        if engine not in engines.names():
+            raise err(f"unknown engine {engine!r} (expected one of {', '.join(engines.names())})")
         p.engine = engine
-        for key in ("checkpoint", "device", "models_dir"):
+        for key in ("device", "models_dir"):
             v = doc.get(key, getattr(p, key))
             if v is not None and not isinstance(v, str):
                 raise err(f"'{key}' must be text")
             setattr(p, key, v)
         if p.device is None:
-            p.device = "cpu"
+            p.device = AUTO
         if p.models_dir:
             p.models_dir = _absolutize(p.models_dir, base_dir)
-        if p.checkpoint and (os.sep in p.checkpoint or "/" in p.checkpoint or p.checkpoint.endswith((".pth", ".pt"))):
-            p.checkpoint = _absolutize(p.checkpoint, base_dir)
+        opts = doc.get("engine_options", {})
+        if not isinstance(opts, dict):
+            raise err("'engine_options' must be an object")
+        for name, od in opts.items():
+            if name not in engines.names():
+                continue   # an engine this installation does not have: its options are dropped
+            try:
+                p.engine_options[name] = _engine_options_from_json(name, od, base_dir)
+            except ValueError as exc:
+                raise err(str(exc)) from None
         mask = doc.get("mask", {})
         if not isinstance(mask, dict):
             raise err("'mask' must be an object")
@@ -381,12 +392,9 @@ def default_autosave_dir() -> str:
     env = os.environ.get("LIPDUB_AUTOSAVE_DIR")
     if env:
         return env
-    try:
-        import platformdirs
+    import platformdirs
 
-        return str(Path(platformdirs.user_data_dir("lipdub")) / "autosave")
-    except ImportError:  # pragma: no cover - platformdirs is a dependency
-        return str(Path.home() / ".lipdub" / "autosave")
+    return str(Path(platformdirs.user_data_dir("lipdub")) / "autosave")
 
 
 def find_recoverable(autosave_dir: Optional[str] = None, project_paths=()) -> List[Recoverable]:
@@ -435,9 +443,42 @@ def recover(autosave_file: str) -> Project:
 def _migrate(doc: dict, version: int) -> dict:
     """Bring an older document up to SCHEMA_VERSION (one step per version). Version 1 is the first."""
     doc = dict(doc)
-    # future: if version == 1: ...; version = 2
+    if version == 1:   # the Wav2Lip generator was a top-level setting, and the CPU the default device
+        ckpt = doc.pop("checkpoint", None)
+        if ckpt is not None:
+            opts = dict(doc.get("engine_options") or {})
+            opts["wav2lip"] = {**opts.get("wav2lip", {}), "checkpoint": ckpt}
+            doc["engine_options"] = opts
+        doc.setdefault("device", "cpu")
+        version = 2
     doc["version"] = SCHEMA_VERSION
     return doc
+
+
+def _is_file_path(value: str) -> bool:
+    """A model option names a registry entry ("wav2lip_gan") or a file ("weights/w.pth")."""
+    return os.sep in value or "/" in value or Path(value).suffix != ""
+
+
+def _model_fields(name: str) -> List[str]:
+    return [f.name for f in engines.get(name).fields if f.kind == "model"]
+
+
+def _engine_options_json(name: str, options, rel) -> dict:
+    doc = engines.options_to_json(options)
+    for key in _model_fields(name):
+        if isinstance(doc.get(key), str) and _is_file_path(doc[key]):
+            doc[key] = rel(doc[key])
+    return doc
+
+
+def _engine_options_from_json(name: str, doc, base_dir: Optional[Path]):
+    options = engines.options_from_json(name, doc)
+    for key in _model_fields(name):
+        value = getattr(options, key)
+        if isinstance(value, str) and value and _is_file_path(value):
+            setattr(options, key, _absolutize(value, base_dir))
+    return options
 
 
 def _relativize(p: str, base_dir: Optional[Path]) -> str:

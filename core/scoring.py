@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import logging
 import math
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import List, Optional
 
 import numpy as np
 
 from . import audio as audio_mod
-from . import sync_lane
-from .errors import LipDubError, MediaError, ModelMissingError, NoFaceError
+from . import media, sync_lane
+from .errors import LipDubError, MediaError, NoFaceError
 from .progress import CancelToken, ProgressFn, check, report
+from .scorers.base import DEFAULT_VSHIFT, SyncScorer  # noqa: F401  (SyncScorer: part of this module's interface)
+from .scorers.registry import get_scorer  # noqa: F401  (the scorer factory, re-exported for callers)
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = audio_mod.SAMPLE_RATE
-DEFAULT_VSHIFT = 15
 MEDFILT_KERNEL = 9
 
 
@@ -175,38 +174,6 @@ def lse_from_features(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, *, s
 
 
 # ============================================================================================ scorers
-class SyncScorer(ABC):
-    """An audio-visual sync model, as used by `score_clip`.
-
-    `face_input(frame, box, landmarks)` preprocesses one frame (crop) and may return any array (uint8 saves
-    memory); `video_features(face_inputs)` maps L consecutive inputs (a stacked array) to the L - window + 1 window
-    features; `audio_features(wav, fps, num_frames)` gives the num_frames - window + 1 matching audio features
-    (window i of both covers frames i .. i+window-1). Rows are compared by Euclidean distance.
-    """
-
-    name: str = "scorer"
-    window: int = 5                         # video frames per feature
-    native_fps: Optional[float] = None      # resample the clip to this rate first (None: score at the clip's rate)
-    batch_size: int = 32                    # windows per forward pass
-    vshift: int = DEFAULT_VSHIFT            # offsets searched: -vshift .. +vshift scorer frames
-
-    @abstractmethod
-    def face_input(self, frame: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        ...
-
-    @abstractmethod
-    def video_features(self, face_inputs: np.ndarray) -> np.ndarray:
-        ...
-
-    @abstractmethod
-    def audio_features(self, wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
-        ...
-
-    def num_windows(self, num_frames: int) -> int:
-        """Windows scored for a clip of num_frames (scorer) frames."""
-        return max(0, num_frames - self.window + 1)
-
-
 # ============================================================================================ track filling
 def fill_track(boxes: np.ndarray, landmarks: np.ndarray, present: np.ndarray):
     """Boxes/landmarks for every frame: linear interpolation between detected frames, held before the first and
@@ -235,49 +202,6 @@ def resample_indices(num_frames: int, fps: float, target_fps: Optional[float]) -
     return np.minimum(np.floor(np.arange(k) * fps / target_fps + 0.5).astype(np.int64), num_frames - 1)
 
 
-# ============================================================================================ frames
-def _iter_frames(video_path) -> Iterator[np.ndarray]:
-    try:
-        from . import media
-        iter_fn = media.iter_frames
-    except (ImportError, AttributeError):  # pragma: no cover - media is part of core
-        iter_fn = None
-    if iter_fn is not None:
-        yield from iter_fn(video_path)
-        return
-    yield from _iter_frames_cv2(video_path)  # pragma: no cover
-
-
-def _iter_frames_cv2(video_path) -> Iterator[np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(video_path))
-    if not cap.isOpened():
-        raise MediaError(f"Cannot open the video {video_path}: check that the file exists and is a video.")
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            yield frame
-    finally:
-        cap.release()
-
-
-def _video_fps(video_path) -> float:
-    try:
-        from . import media
-
-        return float(media.probe(video_path).fps)
-    except (ImportError, AttributeError):  # pragma: no cover
-        import cv2
-
-        cap = cv2.VideoCapture(str(video_path))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        cap.release()
-        return float(fps)
-
-
 # ============================================================================================ score_clip
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
@@ -288,7 +212,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     Frames are streamed (memory stays bounded by one batch of crops); frames without a detection use a box
     interpolated/held from the neighbouring detections and are marked invalid in `report.valid`.
     """
-    fps = float(fps) if fps else _video_fps(video_path)
+    fps = float(fps) if fps else float(media.probe(video_path).fps)
     if not fps or fps <= 0:
         raise MediaError(f"The video {video_path} has no usable frame rate: it cannot be scored.")
     boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
@@ -298,7 +222,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     resampled = bool(scorer.native_fps) and abs(fps - float(scorer.native_fps)) >= 1e-3
     s_fps = float(scorer.native_fps) if resampled else fps
     src = resample_indices(n_video, fps, s_fps)
-    n_audio = int(math.floor(len(wav) / SAMPLE_RATE * s_fps + 1e-6))
+    n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
     k_total = min(len(src), n_audio)
     if scorer.num_windows(k_total) < 1:
         raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
@@ -313,7 +237,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     done = 0
     last_needed = int(src[-1])
     report(progress, "score", 0, k_total)
-    frames = _iter_frames(video_path)
+    frames = media.iter_frames(video_path)
     try:
         for i, frame in enumerate(frames):
             if i > last_needed:
@@ -368,63 +292,3 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     rep.scorer_fps = s_fps
     rep.offset_frames = int(round(rep.offset_native * fps / s_fps))
     return rep
-
-
-# ============================================================================================ factory
-def _lite(path=None) -> SyncScorer:
-    try:
-        from .scorers.lite import LiteScorer
-    except ImportError as exc:
-        raise ModelMissingError(
-            "The shipped lite sync scorer is not available in this installation (core/scorers/lite.py could not be "
-            f"imported: {exc}); put syncnet_v2.model in the models folder or reinstall LipDub Studio.") from exc
-    return LiteScorer.load(path) if path is not None else LiteScorer.load()
-
-
-def get_scorer(name_or_path: Union[str, Path] = "auto", models_dir=None, device: str = "cpu") -> SyncScorer:
-    """'auto' (syncnet_v2 if its file is in the models folder, else the shipped lite scorer), 'syncnet_v2',
-    'lipsync_expert', 'lite' / 'sync_lite', or a model file: syncnet_v2.model / lipsync_expert.pth layouts are
-    recognised from their keys, anything else is handed to the lite scorer's loader."""
-    from .errors import ModelCorruptError
-    from .models import registry
-    from .models.checkpoint import detect_layout, read_state_dict
-
-    name = str(name_or_path)
-    if name == "auto":
-        if not registry.is_available("syncnet_v2", models_dir):
-            return _lite()
-        name = "syncnet_v2"
-    if name in ("lite", "sync_lite"):
-        return _lite()
-    spec = registry.get_spec(name) if not isinstance(name_or_path, Path) else None
-    if spec is not None:
-        if spec.kind in ("syncnet_v2", "syncnet_color"):
-            return _wrap(registry.resolve_model(name, models_dir=models_dir), device)
-        raise ModelMissingError(f"'{name}' is not a sync scorer: use auto, lite, syncnet_v2, lipsync_expert "
-                                f"or the path of a scorer model file.")
-    path = registry.resolve_model(name_or_path, models_dir=models_dir)
-    try:
-        layout = detect_layout(read_state_dict(path))
-    except ModelCorruptError:
-        layout = None
-    if layout in ("syncnet_v2", "syncnet_color"):
-        return _wrap(path, device)
-    if layout is not None:
-        from .models.checkpoint import LAYOUT_TITLES
-
-        raise ModelCorruptError(f"{path} holds a {LAYOUT_TITLES[layout]}, not a sync scorer: choose "
-                                f"syncnet_v2.model, lipsync_expert.pth or a lite scorer file.")
-    return _lite(path)
-
-
-def _wrap(path, device: str) -> SyncScorer:
-    from .models import load_syncnet
-
-    model = load_syncnet(path, device=device)
-    if model.layout == "syncnet_v2":
-        from .scorers.syncnet_v2 import SyncNetV2Scorer
-
-        return SyncNetV2Scorer(model, device=device)
-    from .scorers.color_expert import ColorExpertScorer
-
-    return ColorExpertScorer(model, device=device)

@@ -29,6 +29,9 @@ class LengthPolicy(str, Enum):
             raise ValueError(f"unknown length policy {value!r}; use one of {names}") from None
 
 
+LENGTH_POLICIES = tuple(p.value for p in LengthPolicy)
+
+
 def voice_frames(num_samples: int, fps: float, sr: int = SAMPLE_RATE) -> int:
     """Video frames covered by `num_samples` of audio (rounded up: a partial frame still has voice in it)."""
     if fps <= 0:

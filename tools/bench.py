@@ -23,12 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
+
+from core.engines import registry as engines  # noqa: E402  (after the sys.path line, for `python tools/bench.py`)
 
 
 def peak_rss_mb() -> float:
@@ -186,8 +188,6 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", nargs="?")
     ap.add_argument("--audio", help="voice track (default: the bundled voice sample)")
-    ap.add_argument("--engine", default="classic", choices=["classic", "wav2lip"])
-    ap.add_argument("--checkpoint")
     ap.add_argument("--length", default="shortest")
     ap.add_argument("--crf", type=int, default=18)
     ap.add_argument("--preset", default="medium")
@@ -197,7 +197,9 @@ def main() -> int:
     ap.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help="only make a clip of KIND into OUT")
     ap.add_argument("--seconds", type=float, help="length of the made clip (default: the kind's)")
     ap.add_argument("--max-rss-mb", type=float, default=MAX_RSS_MB)
+    engines.add_arguments(ap)
     a = ap.parse_args()
+    a.engine = a.engine or engines.DEFAULT_ENGINE
     if a.make:
         if a.make[0] not in CLIP_KINDS:
             ap.error(f"--make: KIND is one of {', '.join(sorted(CLIP_KINDS))}")
@@ -219,12 +221,13 @@ def main() -> int:
     voice = a.audio or str(ROOT / "resources" / "samples" / "voice_sample.wav")
     info = media.probe(a.clip)
     with tempfile.TemporaryDirectory() as d:
-        ckpt = a.checkpoint
-        if a.engine == "wav2lip" and not ckpt:
+        options = engines.options_from_args(a)
+        if a.engine == "wav2lip" and not a.checkpoint:   # no weights given: random ones in the official format
             ckpt = str(Path(d) / "wav2lip_random.pth")
-            fill_rule_checkpoint(Path(ckpt))
+            options["wav2lip"] = replace(engines.options_for("wav2lip"), checkpoint=ckpt)
+            fill_rule_checkpoint(Path(options["wav2lip"].checkpoint))
         out = str(Path(d) / "dub.mp4")
-        settings = DubSettings(video=a.clip, audio=voice, output=out, engine=a.engine, checkpoint=ckpt,
+        settings = DubSettings(video=a.clip, audio=voice, output=out, engine=a.engine, engine_options=options,
                                length_policy=a.length, crf=a.crf, preset=a.preset,
                                track_cache_dir=str(Path(d) / "tracks"), adapt=not a.no_adapt,
                                adapt_cache_dir=str(Path(d) / "adapt"))

@@ -81,6 +81,7 @@ def main() -> int:
 
     from core import audio as audio_mod
     from core import mouth_shape as ms
+    from core.engines.classic import ClassicOptions
     from core.pipeline import DubSettings, run_dub
     from core.scoring import get_scorer, score_clip
     from tools.grid_cache import load_clip
@@ -108,7 +109,8 @@ def main() -> int:
             out = tmp / f"{x}_{y}_{cond}.mp4"
             opts = {}
             if disp is not None:
-                opts["target_landmarks"] = ms.target_landmarks(cx["landmarks"], cx["present"], disp)
+                opts["classic"] = ClassicOptions(
+                    target_landmarks=ms.target_landmarks(cx["landmarks"], cx["present"], disp))
             t0 = time.perf_counter()
             run_dub(DubSettings(video=str(vx), audio=str(vy), output=str(out), engine_options=opts,
                                 track_cache_dir=str(tmp / "tracks")))

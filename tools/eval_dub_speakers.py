@@ -56,9 +56,10 @@ def concat(paths, out: Path) -> Path:
 
 
 def dub(video, voice, out, model, adapt: bool, tmp: Path):
+    from core.engines.classic import ClassicOptions
     from core.pipeline import DubSettings, run_dub
 
-    opts = {"mouth_model": str(model)} if model else {}
+    opts = {"classic": ClassicOptions(mouth_model=str(model))} if model else {}
     res = run_dub(DubSettings(video=str(video), audio=str(voice), output=str(out), engine_options=opts, adapt=adapt,
                               track_cache_dir=str(tmp / "tracks"), adapt_cache_dir=str(tmp / "adapt")), score=False)
     return res

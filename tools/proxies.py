@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PROXY_FPS = "30000/1001"
-SAMPLE_RATE = 16000
+from core.audio import SAMPLE_RATE  # noqa: E402
 
 
 def proxy_video_args(src: Path, dst: Path) -> list[str]:

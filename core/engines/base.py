@@ -1,6 +1,7 @@
 """One interface for every lip-sync engine (classic retrieval engine, Wav2Lip generator).
 
 Life cycle, driven by `core.pipeline`:
+    engine = core.engines.registry.create(name, engine_options, models_dir=..., device=...)
     engine.precheck()                 # cheap: models present? raises ModelMissingError with a clear message
     engine.prepare(ctx, progress, cancel)   # per clip: audio features, mouth shapes, texture library...
     for each batch of output frames:
@@ -53,7 +54,9 @@ class DubContext:
     device: str = "cpu"
     batch_size: int = 16
     mouth_head: Optional[object] = None  # core.mouth_shape.MouthHead adapted to this actor (core.adapt), or None
-    extra: dict = field(default_factory=dict)  # engine-specific options (e.g. checkpoint path)
+    teeth_frame: Optional[int] = None         # source frame for the teeth proxy (None: suggested)
+    teeth_strength: float = 1.0
+    force_closed: Optional[np.ndarray] = None  # (N_out,) bool: the editor forced a closed mouth here
 
 
 @dataclass
@@ -68,6 +71,8 @@ class RenderedPatch:
 
 
 class Engine(ABC):
+    """Constructed by its plug-in (`core.engines.registry`) with its typed options."""
+
     name: str = "engine"
 
     def precheck(self) -> None:

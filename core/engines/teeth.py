@@ -16,7 +16,8 @@ from typing import Iterable, List, Optional, Union
 import cv2
 import numpy as np
 
-from ..faces.geometry import inter_ocular, mouth_opening
+from ..faces.geometry import eye_centres, eye_to_mouth, inter_ocular, mouth_opening
+from ..media import iter_frames
 
 INNER = np.arange(60, 68)
 OUTER = np.arange(48, 60)
@@ -27,12 +28,10 @@ OPEN_HI = 0.10   # opening at which the proxy detail reaches full strength
 
 
 def _axes(lm: np.ndarray):
-    eyes_r, eyes_l = lm[36:42].mean(0), lm[42:48].mean(0)
+    """(angle of the eye line, unit eye-to-mouth vector)."""
+    eyes_r, eyes_l = eye_centres(lm)
     v = eyes_l - eyes_r
-    ang = float(np.arctan2(v[1], v[0]))
-    down = lm[48:68].mean(0) - (eyes_r + eyes_l) / 2.0
-    n = np.linalg.norm(down)
-    return ang, (down / n if n > 1e-9 else np.array([0.0, 1.0]))
+    return float(np.arctan2(v[1], v[0])), eye_to_mouth(lm)[0]
 
 
 def _poly_mask(shape_hw, pts: np.ndarray, grow: float = 0.0) -> np.ndarray:
@@ -106,22 +105,7 @@ def teeth_score(frame: np.ndarray, landmarks: np.ndarray) -> float:
 
 def _iter_frames(frames: Union[str, Path, Iterable[np.ndarray]]):
     if isinstance(frames, (str, Path)):
-        try:
-            from ..media import iter_frames
-        except ImportError:   # media helper not available: plain OpenCV decoding
-            iter_frames = None
-        if iter_frames is not None:
-            yield from iter_frames(str(frames))
-            return
-        cap = cv2.VideoCapture(str(frames))
-        try:
-            while True:
-                ok, f = cap.read()
-                if not ok:
-                    break
-                yield f
-        finally:
-            cap.release()
+        yield from iter_frames(str(frames))
     else:
         yield from frames
 

@@ -42,17 +42,10 @@ def topology_points(lm: np.ndarray) -> np.ndarray:
     iod = float(geo.inter_ocular(p))
     gap = 0.06 * iod
     centre = (p[UPPER_INNER] + p[LOWER_INNER]) / 2.0
-    down, _ = _down_vector(p)
+    down, _ = geo.eye_to_mouth(p)
     p[UPPER_INNER] = centre - down * gap / 2
     p[LOWER_INNER] = centre + down * gap / 2
     return p
-
-
-def _down_vector(lm: np.ndarray):
-    eyes = (lm[36:42].mean(0) + lm[42:48].mean(0)) / 2.0
-    d = lm[48:68].mean(0) - eyes
-    n = np.linalg.norm(d)
-    return (d / n if n > 1e-9 else np.array([0.0, 1.0])), eyes
 
 
 def triangulate(points: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,9 @@ def cache_file(path: Union[str, Path], settings: dict, cache_dir=None) -> Path:
     return default_cache_dir(cache_dir) / f"{stem}-{cache_key(path, settings)[:24]}.npz"
 
 
-def load(path, settings: dict, cache_dir=None):
-    """The cached TrackSet for this clip and settings, or None (missing, unreadable, or another version)."""
-    from .track import TrackSet
-
+def load(path, settings: dict, read: Callable[[Path], Any], cache_dir=None):
+    """The cached result for this clip and settings as `read(file)` gives it (`TrackSet.load`), or None (missing,
+    unreadable, or another version)."""
     try:
         f = cache_file(path, settings, cache_dir)
     except OSError as e:
@@ -64,7 +63,7 @@ def load(path, settings: dict, cache_dir=None):
     if not f.is_file():
         return None
     try:
-        ts = TrackSet.load(f)
+        ts = read(f)
     except Exception as e:  # a damaged cache entry is just a miss
         log.warning("track cache: ignoring unreadable %s (%s)", f, e)
         try:

@@ -91,6 +91,9 @@ def load_network(path: Path, build, device: str = "cpu", what: str = "network"):
     """A torch module from `path`: a TorchScript archive as is, else a state dict loaded into `build(state)`."""
     import torch
 
+    from ..models.registry import resolve_model
+
+    path = resolve_model(Path(path))   # the one place model files are checked
     try:
         if _is_torchscript(path):
             net = torch.jit.load(str(path), map_location=device)

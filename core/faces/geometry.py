@@ -20,6 +20,17 @@ def eye_centres(lm: np.ndarray):
     return lm[..., RIGHT_EYE, :].mean(axis=-2), lm[..., LEFT_EYE, :].mean(axis=-2)
 
 
+def eye_to_mouth(lm: np.ndarray):
+    """(unit vector from the eye midpoint to the mouth centre: the face's "down", the eye midpoint) of one
+    (68, 2) landmark set; straight down when the two coincide."""
+    lm = np.asarray(lm, np.float64)
+    r, l = eye_centres(lm)
+    eyes = (r + l) / 2.0
+    d = lm[MOUTH].mean(0) - eyes
+    n = np.linalg.norm(d)
+    return (d / n if n > 1e-9 else np.array([0.0, 1.0])), eyes
+
+
 def inter_ocular(lm: np.ndarray) -> np.ndarray:
     """Distance between the eye centres (pixels); works on (68,2) or (N,68,2)."""
     r, l = eye_centres(lm)

@@ -31,6 +31,7 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from .. import media
 from ..atomic import atomic_write
 from ..errors import MediaError, NoFaceError
 from ..progress import CancelToken, ProgressFn, check, report
@@ -544,40 +545,15 @@ def settings_key(st: TrackerSettings, backend=None) -> dict:
 
 
 def _open_video(path):
-    """(fps, num_frames, width, height, frame iterator, decoder name) via core.media, or OpenCV as a fallback."""
+    """(fps, num_frames, width, height, frame iterator, decoder name) of a video file, through core.media."""
     p = Path(path)
     if not p.is_file():
         raise MediaError(f"The video file does not exist: {p}.")
-    try:
-        from .. import media
-    except ImportError:
-        media = None
-    if media is not None and hasattr(media, "iter_frames") and hasattr(media, "probe"):
-        info = media.probe(str(p))
-        if not info.has_video:
-            raise MediaError(f"{p} has no video stream: choose a video file with a visible face.")
-        return (float(info.fps), int(info.num_frames), int(info.width), int(info.height),
-                media.iter_frames(str(p), info), "core.media")
-    import cv2
-
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        raise MediaError(f"Cannot open the video {p}: unsupported or damaged file.")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-
-    def frames() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, f = cap.read()
-                if not ok:
-                    break
-                yield f
-        finally:
-            cap.release()
-
-    return float(fps), n, w, h, frames(), "cv2"
+    info = media.probe(str(p))
+    if not info.has_video:
+        raise MediaError(f"{p} has no video stream: choose a video file with a visible face.")
+    return (float(info.fps), int(info.num_frames), int(info.width), int(info.height),
+            media.iter_frames(str(p), info), "core.media")
 
 
 class _Failure:
@@ -650,7 +626,7 @@ def track_video(path, *, backend=None, detect_every: Optional[int] = None, progr
     key = settings_key(st, backend)
     key["decoder"] = decoder
     if use_cache:
-        hit = cache.load(path, key, cache_dir)
+        hit = cache.load(path, key, TrackSet.load, cache_dir)
         if hit is not None:
             report(progress, "track", hit.num_frames, hit.num_frames)
             if hasattr(frames, "close"):

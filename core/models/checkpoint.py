@@ -22,7 +22,8 @@ from typing import Dict, Optional, Union
 
 import torch
 
-from ..errors import ModelCorruptError, ModelMissingError
+from ..errors import ModelCorruptError
+from .registry import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,13 @@ def _torch_load(path: Path, trusted_fallback: bool):
 def read_state_dict(path: PathLike, *, trusted_fallback: bool = True) -> Dict[str, torch.Tensor]:
     """Read a checkpoint file -> flat `{key: tensor}` (wrapper and `module.` prefixes removed), file order kept."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelMissingError(f"Model file not found: {path}")
-    with open(path, "rb") as fh:
-        head = fh.read(256).lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
-        raise ModelCorruptError(f"{path} is a web page, not a model file (the download saved an HTML page): "
-                                f"download the file again from its official link.")
+    if path.is_file():   # the most likely mistake first, with its own message
+        with open(path, "rb") as fh:
+            head = fh.read(256).lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+            raise ModelCorruptError(f"{path} is a web page, not a model file (the download saved an HTML page): "
+                                    f"download the file again from its official link.")
+    path = resolve_model(path)   # exists, and matches its registry entry or JSON description
     obj = _torch_load(path, trusted_fallback)
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()

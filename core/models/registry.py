@@ -85,18 +85,23 @@ def shipped_models_dir() -> Path:
     return resources_dir() / "models"
 
 
+def _spec_from_json(meta: Path) -> ModelSpec:
+    """A shipped model's description (`NAME.json` beside its weights); OSError/ValueError/KeyError/TypeError if bad."""
+    d = json.loads(meta.read_text(encoding="utf-8"))
+    return ModelSpec(name=str(d["name"]), filename=str(d["file"]), kind=str(d.get("kind", "")),
+                     sha256=(str(d["sha256"]).lower() if d.get("sha256") else None),
+                     source=str(d.get("source", "shipped with LipDub Studio")),
+                     licence=str(d.get("licence", "")), shipped=True,
+                     title=str(d.get("title", d["name"])), metrics=d.get("metrics"))
+
+
 def _scan_shipped(folder: Path) -> Dict[str, ModelSpec]:
     specs: Dict[str, ModelSpec] = {}
     if not folder.is_dir():
         return specs
     for meta in sorted(folder.glob("*.json")):
         try:
-            d = json.loads(meta.read_text(encoding="utf-8"))
-            spec = ModelSpec(name=str(d["name"]), filename=str(d["file"]), kind=str(d.get("kind", "")),
-                             sha256=(str(d["sha256"]).lower() if d.get("sha256") else None),
-                             source=str(d.get("source", "shipped with LipDub Studio")),
-                             licence=str(d.get("licence", "")), shipped=True,
-                             title=str(d.get("title", d["name"])), metrics=d.get("metrics"))
+            spec = _spec_from_json(meta)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("Ignoring unreadable shipped model description %s: %s", meta, exc)
             continue
@@ -231,7 +236,15 @@ def verify_file(path: Path, spec: ModelSpec) -> None:
             f"{spec.min_bytes / 1e6:.1f} MB: the download is incomplete; {_where_from(spec)}.")
 
 
-def _spec_for_filename(path: Path) -> Optional[ModelSpec]:
+def _spec_for_file(path: Path) -> Optional[ModelSpec]:
+    """What a direct file path must match: the description beside it (`NAME.json`, as shipped models and copies
+    of them carry), else the user-supplied registry entry of the same file name."""
+    meta = path.with_suffix(".json")
+    if meta.is_file():
+        try:
+            return _spec_from_json(meta)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelCorruptError(f"{meta} (the description of {path.name}) is unreadable ({exc}).") from exc
     for spec in REGISTRY.values():
         if not spec.shipped and spec.filename == path.name:
             return spec
@@ -242,8 +255,9 @@ def resolve_model(name_or_path: Union[str, Path], models_dir: Union[str, Path, N
                   verify: bool = True) -> Path:
     """Registry name or file path -> existing, verified file path.
 
-    Shipped models are always verified (SHA-256, cached). A direct path whose file name is a registry file name
-    (e.g. `.../wav2lip.pth`) is verified against that entry; other paths are only checked to exist
+    This is the one place model files are checked. Shipped models are always verified (SHA-256, cached). A direct
+    path is verified against the `NAME.json` description beside it (a copy of a shipped model) or else against
+    the registry entry of the same file name (e.g. `.../wav2lip.pth`); other paths are only checked to exist
     (their layout is checked when loaded).
     """
     folder_override = models_dir
@@ -268,9 +282,10 @@ def resolve_model(name_or_path: Union[str, Path], models_dir: Union[str, Path, N
         return path
     path = Path(name).expanduser()
     if path.is_file():
-        guess = _spec_for_filename(path)
-        if verify and guess is not None:
-            verify_file(path, guess)
+        if verify:
+            guess = _spec_for_file(path)
+            if guess is not None:
+                verify_file(path, guess)
         return path
     if path.exists():
         raise ModelMissingError(f"{path} is a folder, not a model file: give the path of the file itself.")

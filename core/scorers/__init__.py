@@ -1,4 +1,4 @@
-"""Sync scorers for `core.scoring` (all `core.scoring.SyncScorer`s):
+"""Sync scorers for `core.scoring` (each a `core.scorers.base.SyncScorer`, registered in `core.scorers.registry`):
 
 - `syncnet_v2.SyncNetV2Scorer`: syncnet_python's SyncNet (user-supplied syncnet_v2.model), the LSE reference;
 - `color_expert.ColorExpertScorer`: Wav2Lip's lip-sync expert (user-supplied lipsync_expert.pth);

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scoring import SyncScorer
+from .base import SyncScorer
+from .registry import ScorerPlugin, network_loader
 
 FACE_SIZE = 96
 
@@ -89,3 +90,7 @@ class ColorExpertScorer(SyncScorer):
                 emb = self.model.audio_encoder(torch.from_numpy(mels[s:s + 256]).to(self.device))
                 out.append(torch.nn.functional.normalize(emb.flatten(1), p=2, dim=1).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
+
+
+PLUGIN = ScorerPlugin(name="lipsync_expert", model="lipsync_expert", layouts=("syncnet_color",),
+                      load=network_loader(ColorExpertScorer, "syncnet_color"), aliases=("color_expert",))

@@ -21,32 +21,24 @@ interchangeable with SyncNet's: compare LSE values of one scorer only.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..errors import MediaError, ModelCorruptError, ModelError, ModelMissingError
+from ..errors import MediaError, ModelError
 from ..models import lite_sync_net as L
-from ..models.registry import shipped_models_dir
-from ..scoring import SyncScorer
+from ..models.registry import resolve_model, shipped_models_dir
+from .base import SyncScorer
+from .registry import ScorerPlugin
 
 log = logging.getLogger(__name__)
 
 DIST_SCALE = 10.0
-DEFAULT_PATH = shipped_models_dir() / "sync_lite.pt"   # resources/models (inside the bundle when frozen)
+MODEL_NAME = "sync_lite"
+DEFAULT_PATH = shipped_models_dir() / f"{MODEL_NAME}.pt"   # resources/models (inside the bundle when frozen)
 BATCH = 256
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class LiteScorer(SyncScorer):
@@ -67,26 +59,11 @@ class LiteScorer(SyncScorer):
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path=None, device: str = "cpu") -> "LiteScorer":
-        """Load weights (None: the shipped resources/models/sync_lite.pt) after checking the SHA-256 recorded in
-        the JSON beside the file (`NAME.json`, key "sha256"; required for the shipped file)."""
+        """Load weights (None: the shipped resources/models/sync_lite.pt), checked by `core.models.registry`
+        (the SHA-256 recorded in the JSON beside the file, `NAME.json`)."""
         import torch
 
-        p = Path(path) if path is not None else DEFAULT_PATH
-        if not p.is_file():
-            raise ModelMissingError(f"Sync scorer weights not found: {p}. Reinstall LipDub Studio or pass a valid "
-                                    f"file.")
-        meta = p.with_suffix(".json")
-        if meta.is_file():
-            try:
-                expected = json.loads(meta.read_text()).get("sha256")
-            except (OSError, ValueError) as exc:
-                raise ModelCorruptError(f"Cannot read the model description {meta}: {exc}. Reinstall LipDub "
-                                        f"Studio.") from exc
-            if expected and _sha256(p) != expected:
-                raise ModelCorruptError(f"The sync scorer file {p} is corrupt (SHA-256 does not match {meta.name}). "
-                                        f"Reinstall LipDub Studio or restore the file.")
-        elif path is None:
-            raise ModelCorruptError(f"{meta} is missing, so {p} cannot be verified. Reinstall LipDub Studio.")
+        p = resolve_model(MODEL_NAME if path is None else Path(path))
         try:
             payload = torch.load(p, map_location=device, weights_only=True)
             cfg = dict(payload.get("config", {}))
@@ -164,3 +141,7 @@ class LiteScorer(SyncScorer):
                 x = torch.from_numpy(get(slice(s, min(n, s + BATCH)))).to(self.device, torch.float32)
                 out.append(f(x).float().cpu().numpy())
         return np.concatenate(out).astype(np.float32)
+
+
+PLUGIN = ScorerPlugin(name="lite", model=MODEL_NAME, load=lambda path, device: LiteScorer.load(path, device),
+                      aliases=(MODEL_NAME,), auto_rank=1, other_files=True)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..scoring import SyncScorer
+from ..audio import SAMPLE_RATE
+from .base import SyncScorer
+from .registry import ScorerPlugin, network_loader
 
 MFCC_PER_FRAME = 4        # 100 MFCC frames/s at 25 video frames/s
 MFCC_WINDOW = 20          # 0.2 s
@@ -28,7 +30,7 @@ CROP_SCALE = 0.4
 PAD_VALUE = 110
 
 
-def mfcc(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def mfcc(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(13, T) float64 MFCC exactly as SyncNetInstance (input float in [-1, 1]; rescaled to int16 units)."""
     import python_speech_features
 
@@ -109,3 +111,7 @@ class SyncNetV2Scorer(SyncScorer):
 
     def num_windows(self, num_frames: int) -> int:
         return max(0, num_frames - self.window)  # syncnet_python: lastframe = min_length - 5
+
+
+PLUGIN = ScorerPlugin(name="syncnet_v2", model="syncnet_v2", layouts=("syncnet_v2",),
+                      load=network_loader(SyncNetV2Scorer, "syncnet_v2"), auto_rank=0)   # the LSE reference

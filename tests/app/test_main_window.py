@@ -11,6 +11,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from core import media
+from core.engines.wav2lip import Wav2LipOptions
+from core.project import SCHEMA_VERSION
 
 from tests.app.media_helpers import ffmpeg, ffprobe_json
 
@@ -205,7 +207,8 @@ def test_cancel_export_leaves_no_output(qtbot, make_window, grid_pair, tmp_path,
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
-    win.session.project.engine, win.session.project.checkpoint = "wav2lip", w2l_checkpoint
+    win.session.project.engine = "wav2lip"
+    win.session.project.engine_options["wav2lip"] = Wav2LipOptions(checkpoint=w2l_checkpoint)
     outdir = tmp_path / "exports"
     outdir.mkdir()
     out = outdir / "cancelled.mp4"
@@ -247,7 +250,7 @@ def test_save_and_reopen_project(qtbot, make_window, grid_pair, sample_voice, tm
     assert win.project_io.save_to(str(path))
     assert not win.session.dirty and "dub" in win.windowTitle()
     doc = json.loads(path.read_text())
-    assert doc["version"] == 1 and doc["range"] == [5, 50] and doc["playhead"] == 33
+    assert doc["version"] == SCHEMA_VERSION and doc["range"] == [5, 50] and doc["playhead"] == 33
     assert not os.path.isabs(doc["video"])                   # stored relative to the project file
 
     win2 = make_window(auto_analyze=False, settings_file=tmp_path / "s2.ini")
@@ -377,10 +380,13 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     from core.models.registry import REGISTRY
 
     win = make_window(auto_analyze=False)
+    assert win.device_label.text().startswith("Device: auto")    # the default, resolved once torch is loaded
     win.show_settings()
     dlg = win.settings_dialog
     assert isinstance(dlg, SettingsDialog) and dlg.isVisible()
-    assert dlg.engine_combo.currentData() == "classic" and not dlg.weights_combo.isEnabled()
+    weights = dlg.option_widget("wav2lip", "checkpoint")
+    assert dlg.engine_combo.currentData() == "classic" and not weights.isVisibleTo(dlg)
+    assert dlg.option_widget("classic", "k").value() == 12      # the classic engine's options, from its plug-in
     # every registry model is listed with its licence
     rows = {dlg.models_table.topLevelItem(i).data(0, Qt.UserRole): dlg.models_table.topLevelItem(i)
             for i in range(dlg.models_table.topLevelItemCount())}
@@ -391,19 +397,23 @@ def test_engine_and_model_settings(qtbot, make_window, tmp_path):
     gen = [n for n, s in REGISTRY.items() if s.kind == "wav2lip"]
     assert gen
     dlg.models_table.itemClicked.emit(rows[gen[-1]], 0)
-    assert dlg.engine_combo.currentData() == "wav2lip" and dlg.weights_combo.isEnabled()
-    assert dlg.weights_combo.currentData() == gen[-1]
+    assert dlg.engine_combo.currentData() == "wav2lip" and weights.isVisibleTo(dlg)
+    assert weights.currentData() == gen[-1]
     assert REGISTRY[gen[-1]].licence in dlg.licence_label.text()
     mdir = tmp_path / "models"
     mdir.mkdir()
     (mdir / REGISTRY[gen[-1]].filename).write_bytes(b"x")
     dlg.models_edit.setText(str(mdir))
     dlg.models_edit.editingFinished.emit()
-    assert "(present)" in dlg.weights_combo.currentText()
+    assert "(present)" in weights.currentText()
+    assert dlg.device_combo.currentData() == "auto"       # the default device
     dlg.device_combo.setCurrentIndex(dlg.device_combo.findData("cpu"))
     dlg.accept()
     p = win.session.project
-    assert (p.engine, p.checkpoint, p.device, p.models_dir) == ("wav2lip", gen[-1], "cpu", str(mdir))
+    assert (p.engine, p.engine_options["wav2lip"].checkpoint, p.device, p.models_dir) == \
+        ("wav2lip", gen[-1], "cpu", str(mdir))
+    assert "classic" not in p.engine_options        # untouched options stay the engine's defaults
+    assert win.device_label.text().lower() == "device: cpu"
     assert win.session.dirty
 
 
@@ -465,7 +475,8 @@ def test_render_and_play_dubbed_range(qtbot, make_window, grid_pair, w2l_checkpo
     video, voice = grid_pair
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
-    win.session.project.engine, win.session.project.checkpoint = "wav2lip", w2l_checkpoint
+    win.session.project.engine = "wav2lip"
+    win.session.project.engine_options["wav2lip"] = Wav2LipOptions(checkpoint=w2l_checkpoint)
     win.timeline.set_range((20, 35))
     win.actions_table["render_play"].trigger()
     (path,) = wait_for(qtbot, win, win.playback.previewFileReady, LONG * 2)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core import batch, media
+from core.cli import main
 from core.errors import LipDubError, ProjectError
 from data_paths import ROOT
 
@@ -54,7 +55,7 @@ def test_three_rows_two_ok_one_missing_video(tmp_path, capsys, monkeypatch):
     ])
     monkeypatch.chdir(tmp_path)   # relative paths must resolve against the manifest's folder, not the cwd
     summary = tmp_path / "summary.csv"
-    rc = batch.main([str(manifest), "--out-summary", str(summary), "--range", "0", "8", "--crf", "30",
+    rc = main(["batch", str(manifest), "--out-summary", str(summary), "--range", "0", "8", "--crf", "30",
                      "--preset", "ultrafast", "--quiet"])
     err = capsys.readouterr().err
     assert rc == batch.EXIT_SOME_FAILED == 9
@@ -113,7 +114,7 @@ def test_ctrl_c_in_a_subprocess(tmp_path):
         "media/grid_s1_sample.mp4,media/voice_sample.wav,out/b.mp4",
     ])
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "core.batch", str(manifest), "--batch-size", "4", "--no-score"],
+    proc = subprocess.Popen([sys.executable, "main.py", "batch", str(manifest), "--batch-size", "4", "--no-score"],
                             cwd=str(ROOT), env=env, stderr=subprocess.PIPE, text=True)
     lines = []
     t0 = time.time()
@@ -150,7 +151,7 @@ def test_unusable_manifest_is_one_clear_error(tmp_path, capsys, case, expect):
         m.write_text("video,audio,output\na.mp4,b.wav,c.mp4\n")
     elif case == "binary":
         m.write_bytes(b"\xff\xfe\x00\x81video")
-    rc = batch.main([str(m), "--quiet"])
+    rc = main(["batch", str(m), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == batch.EXIT_BAD_MANIFEST == 2
     assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0] and "m.csv" in err[0]
@@ -230,8 +231,12 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
     from core.project import Project
 
     job, _ = make_job(tmp_path, [])
-    proj = Project(video=str(job / "media" / VIDEO.name), engine="wav2lip", checkpoint=str(tmp_path / "wav2lip.pth"),
-                   length_policy="loop", range=(5, 30), teeth_strength=0.5, face_track=0)
+    from core.engines.wav2lip import Wav2LipOptions
+
+    ckpt = str(tmp_path / "wav2lip.pth")
+    proj = Project(video=str(job / "media" / VIDEO.name), engine="wav2lip",
+                   engine_options={"wav2lip": Wav2LipOptions(checkpoint=ckpt)}, length_policy="loop",
+                   range=(5, 30), teeth_strength=0.5, face_track=0)
     proj.add_voice(str(job / "media" / VOICE.name))
     proj.mask.feather = 0.4
     proj.export.crf = 23
@@ -245,14 +250,15 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
     items = batch.read_manifest(job / "m.csv")
     s = batch.item_settings(items[0])
     assert (s.video, s.audio, s.output) == (proj.video, proj.voice.path, str(job / "proj_out.mp4"))
-    assert (s.engine, s.checkpoint, s.length_policy, s.frame_range, s.crf, s.teeth_strength, s.face_track) == \
-        ("wav2lip", str(tmp_path / "wav2lip.pth"), "loop", (5, 30), 23, 0.5, 0)
+    assert (s.engine, s.engine_options["wav2lip"].checkpoint, s.length_policy, s.frame_range, s.crf,
+            s.teeth_strength, s.face_track) == ("wav2lip", ckpt, "loop", (5, 30), 23, 0.5, 0)
     assert s.mask.feather == pytest.approx(0.4) and s.edits is not None and s.edits.voice_offset == 3
 
     a = batch.add_parser(__import__("argparse").ArgumentParser().add_subparsers()).parse_args(
-        ["m.csv", "--crf", "30", "--range", "0", "10", "--mask-feather", "0.2"])
+        ["m.csv", "--crf", "30", "--range", "0", "10", "--mask-feather", "0.2", "--checkpoint", "wav2lip_gan"])
     ov, mask = batch.overrides_from_args(a)
-    s2 = batch.item_settings(items[1], ov, mask)
+    s2 = batch.item_settings(items[1], ov, mask, a)
+    assert s2.engine_options["wav2lip"].checkpoint == "wav2lip_gan"   # engine options given explicitly win too
     assert s2.output == str(job / "out" / "override.mp4")
     assert (s2.crf, s2.frame_range, s2.engine, s2.length_policy) == (30, (0, 10), "wav2lip", "loop")
     assert s2.mask.feather == pytest.approx(0.2) and s2.mask.dilation == pytest.approx(proj.mask.dilation)
@@ -271,10 +277,10 @@ def test_project_row_takes_the_project_settings_and_options_override_them(tmp_pa
 
 def test_bad_option_values_are_rejected_before_any_work(tmp_path, capsys):
     _, manifest = make_job(tmp_path, ["media/grid_s1_sample.mp4,media/voice_sample.wav,out/a.mp4"])
-    assert batch.main([str(manifest), "--range", "10", "5", "--quiet"]) == 2
+    assert main(["batch", str(manifest), "--range", "10", "5", "--quiet"]) == 2
     assert "--range 10 5 is empty" in capsys.readouterr().err
-    assert batch.main([str(manifest), "--mask-feather", "-1", "--quiet"]) == 2
-    assert batch.main([str(manifest), "--out-summary", str(tmp_path / "nope" / "s.csv"), "--quiet"]) == 2
+    assert main(["batch", str(manifest), "--mask-feather", "-1", "--quiet"]) == 2
+    assert main(["batch", str(manifest), "--out-summary", str(tmp_path / "nope" / "s.csv"), "--quiet"]) == 2
     assert "summary folder does not exist" in capsys.readouterr().err
     assert not (tmp_path / "job" / "out").exists()
     assert issubclass(batch.ManifestError, LipDubError)

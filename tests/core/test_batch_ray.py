@@ -10,7 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from core import batch, batch_ray, media
+from core import batch
+from core import batch_ray, media
+from core.cli import main as cli_main
 from core.pipeline import DubSettings, run_dub
 from data_paths import GRID_S1, heldout_names, read_frames
 
@@ -50,7 +52,7 @@ def test_four_rows_one_missing_file_on_ray(tmp_path, capsys):
                         f"{CLIPS[1]},{CLIPS[2]},out/b.mp4,\n"
                         f"missing.mp4,{CLIPS[2]},out/c.mp4,\n"
                         ",,,d.lipdub\n")
-    rc = batch.main([str(manifest), "--ray", "--range", "0", "20", "--json", *FAST])
+    rc = cli_main(["batch", str(manifest), "--ray", "--range", "0", "20", "--json", *FAST])
     assert rc == batch.EXIT_SOME_FAILED == 9
     captured = capsys.readouterr()
     import json
@@ -113,7 +115,7 @@ def test_split_shots_on_ray_is_frame_exact(tmp_path, cut_clip):
     one = tmp_path / "one.mp4"
     run_dub(DubSettings(video=str(cut_clip), audio=str(cut_clip), output=str(one), crf=0, preset="ultrafast"))
     manifest = write_manifest(tmp_path / "m.csv", [(cut_clip, cut_clip, tmp_path / "split.mp4")])
-    rc = batch.main([str(manifest), "--ray", "--split-shots", "--min-shot-seconds", "0.8", "--crf", "0", *FAST])
+    rc = cli_main(["batch", str(manifest), "--ray", "--split-shots", "--min-shot-seconds", "0.8", "--crf", "0", *FAST])
     assert rc == 0
     from core.faces.track import track_video
 
@@ -153,7 +155,7 @@ def test_without_ray_installed_the_option_says_how_to_add_it(tmp_path):
 ])
 def test_bad_ray_options_are_one_line_errors_before_any_work(tmp_path, capsys, args, expect):
     manifest = write_manifest(tmp_path / "m.csv", [(CLIPS[0], CLIPS[1], tmp_path / "a.mp4")])
-    assert batch.main([str(manifest), *args, "--quiet"]) == 2
+    assert cli_main(["batch", str(manifest), *args, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]

@@ -10,8 +10,9 @@ import pytest
 from core.compose import composite, lower_face_mask
 from core.engines import retrieval, warp
 from core.engines.base import DubContext, MaskSettings
-from core.engines.classic import (ClassicEngine, mask_landmarks_for, predicted_targets, silence_weights,
-                                  transfer_mouth_shapes)
+from core.engines.classic import ClassicOptions
+from core.engines.classic.engine import (ClassicEngine, mask_landmarks_for, predicted_targets, silence_weights,
+                                         transfer_mouth_shapes)
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
 from data_paths import GRID_S1, heldout_names, read_frames
@@ -209,14 +210,13 @@ def _video(name):
     return p if p.exists() else GRID_S1.parent / "grid_others" / f"{name}.mpg"
 
 
-def _ctx(name, d, targets=None, vad=None):
+def _ctx(name, d, vad=None):
     n = len(d["present"])
-    extra = {} if targets is None else {"target_landmarks": targets}
     return DubContext(video_path=str(_video(name)), fps=float(d["fps"]), width=360,
                       height=288, num_output_frames=n, source_index=np.arange(n),
                       wav=np.zeros(int(16000 * n / 25), np.float32), mel=np.zeros((80, 10), np.float32),
                       voice_active=np.ones(n, bool) if vad is None else vad, boxes=d["boxes"],
-                      landmarks=d["landmarks"], present=d["present"], extra=extra)
+                      landmarks=d["landmarks"], present=d["present"])
 
 
 def _frames(name):
@@ -250,10 +250,10 @@ def test_oracle_cross_dub_follows_the_other_clips_mouth(x_name):
     present = dx["present"].copy()
     present[[3, 40]] = False                       # two frames "without a face": must be left untouched
     dx_mod = dict(dx, present=present)
-    ctx = _ctx(x, dx_mod, targets)
+    ctx = _ctx(x, dx_mod)
 
     t0 = time.process_time()
-    eng = ClassicEngine()
+    eng = ClassicEngine(ClassicOptions(target_landmarks=targets))
     eng.prepare(ctx)
     frames = _frames(x)
     out = []
@@ -290,10 +290,11 @@ def test_prepare_honours_teeth_frame_and_cancel():
 
     name = heldout_names()[0]
     d = load_clip(name)
-    ctx = _ctx(name, d, targets=d["landmarks"].copy())
-    ctx.extra.update(teeth_frame=12, teeth_strength=0.5)
+    ctx = _ctx(name, d)
+    ctx.teeth_frame, ctx.teeth_strength = 12, 0.5
     stages = []
-    eng = ClassicEngine()
+    identity = ClassicOptions(target_landmarks=d["landmarks"].copy())
+    eng = ClassicEngine(identity)
     eng.prepare(ctx, progress=lambda st, a, b: stages.append(st))
     assert eng.teeth_frame == 12 and eng.teeth_proxy.frame_index == 12 and eng.teeth_strength == 0.5
     assert "library" in stages
@@ -315,5 +316,5 @@ def test_prepare_honours_teeth_frame_and_cancel():
     tok = CancelToken()
     tok.cancel()
     with pytest.raises(CancelledError):
-        ClassicEngine().prepare(_ctx(name, d, targets=d["landmarks"].copy()), cancel=tok)
+        ClassicEngine(identity).prepare(_ctx(name, d), cancel=tok)
 

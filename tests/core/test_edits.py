@@ -7,6 +7,7 @@ import pytest
 from core import media
 from core.edits import EditHistory, Edits, MaskPolygon, shift_voice
 from core.engines.base import MaskSettings
+from core.engines.wav2lip import Wav2LipOptions
 from core.errors import ProjectError
 from core.pipeline import DubSettings, run_dub
 from data_paths import ROOT
@@ -92,7 +93,8 @@ def test_keep_original_range_is_source_and_mask_edits_apply(tmp_path):
     h = EditHistory()
     h.add_override(20, 35, "keep_original")
     out = tmp_path / "edited.mp4"
-    run_dub(DubSettings(video=str(VIDEO), audio=str(VOICE), output=str(out), engine="wav2lip", checkpoint=str(ckpt),
+    run_dub(DubSettings(video=str(VIDEO), audio=str(VOICE), output=str(out), engine="wav2lip",
+                        engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(ckpt))},
                         edits=h.edits, frame_range=(0, 50), track_cache_dir=str(tmp_path / "t")))
     src = np.stack(list(media.iter_frames(str(VIDEO), stop=50))).astype(np.int16)
     dub = np.stack(list(media.iter_frames(str(out)))).astype(np.int16)
@@ -106,7 +108,8 @@ def test_keep_original_range_is_source_and_mask_edits_apply(tmp_path):
     h.set_mask_keyframe(0, MaskSettings(dilation=0.0, feather=0.02))
     narrow = tmp_path / "narrow.mp4"
     run_dub(DubSettings(video=str(VIDEO), audio=str(VOICE), output=str(narrow), engine="wav2lip",
-                        checkpoint=str(ckpt), edits=h.edits, frame_range=(0, 20),
+                        engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(ckpt))}, edits=h.edits,
+                        frame_range=(0, 20),
                         track_cache_dir=str(tmp_path / "t")))
     nar = np.stack(list(media.iter_frames(str(narrow)))).astype(np.int16)
     changed_px = (np.abs(src[:20] - dub[:20]).max(-1) > 12).mean()

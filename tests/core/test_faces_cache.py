@@ -87,9 +87,9 @@ def test_env_override_and_damaged_entry(clip, tmp_path, monkeypatch):
     ts = TrackSet(3, 10, 10, 25.0, [FaceTrack(0, np.zeros((3, 4), np.float32), np.zeros((3, 68, 2), np.float32),
                                               np.ones(3, bool))])
     f = cache.store(ts, clip, {"k": 1})
-    assert f.parent == tmp_path / "tracks" and cache.load(clip, {"k": 1}).ids == [0]
+    assert f.parent == tmp_path / "tracks" and cache.load(clip, {"k": 1}, TrackSet.load).ids == [0]
     f.write_bytes(b"not a zip")
-    assert cache.load(clip, {"k": 1}) is None and not f.exists()         # a damaged entry is a miss
+    assert cache.load(clip, {"k": 1}, TrackSet.load) is None and not f.exists()         # a damaged entry is a miss
 
 
 def test_trackset_roundtrip_keeps_nan_ids_and_metadata(tmp_path):

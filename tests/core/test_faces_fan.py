@@ -95,7 +95,8 @@ def test_s3fd_decoding_of_one_anchor():
 
 def test_get_backend_by_name(tmp_path, monkeypatch, no_network):
     from core.errors import ModelError
-    from core.faces.detect import DlibBackend, get_backend
+    from core.faces.backends import get_backend
+    from core.faces.detect import DlibBackend
 
     monkeypatch.delenv("LIPDUB_FAN_DIR", raising=False)
     with pytest.raises(ModelMissingError, match="LIPDUB_FAN_DIR"):

@@ -163,7 +163,8 @@ def model():
 def test_shipped_model_is_described_and_verified(model, tmp_path):
     meta = json.loads((ms.shipped_model_path().with_suffix(".json")).read_text())
     assert meta["name"] == "mouth_shape" and meta["kind"] == "audio_to_mouth" and "CC BY 4.0" in meta["licence"]
-    assert ms._sha256(ms.shipped_model_path()) == meta["sha256"]
+    from core.models.registry import sha256_file
+    assert sha256_file(ms.shipped_model_path()) == meta["sha256"]
     assert ms.shipped_model_path().stat().st_size < 5e6
     # loads with weights_only=True (plain tensors and values)
     import torch

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core import media
+from core.engines.wav2lip import Wav2LipOptions
 from core.errors import CancelledError, NoFaceError
 from core.pipeline import DubSettings, SourceFrames, run_dub
 from core.progress import CancelToken
@@ -100,7 +101,7 @@ def test_wav2lip_dub_keeps_format_and_passes_faceless_frames(tmp_path, w2l_check
            "-c:v", "libx264", "-crf", "12", "-c:a", "copy", clip)
     out = tmp_path / "dub.mp4"
     res = run_dub(DubSettings(video=str(clip), audio=str(VOICE), output=str(out), engine="wav2lip",
-                              checkpoint=str(w2l_checkpoint), track_cache_dir=track_cache))
+                              engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(w2l_checkpoint))}, track_cache_dir=track_cache))
     info_in, info_out = media.probe(str(clip)), media.probe(str(out))
     assert (info_out.width, info_out.height) == (info_in.width, info_in.height)
     assert abs(info_out.fps - info_in.fps) < 1e-6
@@ -148,7 +149,7 @@ def test_cancel_midway_leaves_no_partial_and_keeps_existing(tmp_path, w2l_checkp
 
     with pytest.raises(CancelledError):
         run_dub(DubSettings(video=str(VIDEO), audio=str(VOICE), output=str(out), engine="wav2lip",
-                            checkpoint=str(w2l_checkpoint), track_cache_dir=track_cache), progress, token)
+                            engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(w2l_checkpoint))}, track_cache_dir=track_cache), progress, token)
     assert out.read_bytes() == b"previous good file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
 
@@ -175,7 +176,7 @@ def test_loop_policy_output_follows_voice_length(tmp_path, w2l_checkpoint, track
     ffmpeg("-i", VOICE, "-i", VOICE, "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", voice)
     out = tmp_path / "loop.mp4"
     res = run_dub(DubSettings(video=str(VIDEO), audio=str(voice), output=str(out), engine="wav2lip",
-                              checkpoint=str(w2l_checkpoint), length_policy="loop", track_cache_dir=track_cache))
+                              engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(w2l_checkpoint))}, length_policy="loop", track_cache_dir=track_cache))
     info = media.probe(str(out))
     assert info.num_frames == res.num_frames == 150
     assert abs(info.duration - 6.0) < 0.15

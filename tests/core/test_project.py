@@ -104,6 +104,9 @@ def test_missing_media_listed_not_fatal(tmp_path, media):
     ('{"format": "lipdub-project", "version": 1, "mask": {"feather": "wide"}}', "mask.feather"),
     ('{"format": "lipdub-project", "version": 1, "export": {"crf": 99}}', "export.crf"),
     ('[1, 2, 3]', "not a LipDub Studio project"),
+    ('{"format": "lipdub-project", "version": 2, "engine_options": {"classic": {"k": "many"}}}',
+     "engine_options.classic.k"),
+    ('{"format": "lipdub-project", "version": 2, "engine_options": []}', "'engine_options'"),
     ('{"format": "lipdub-project", "version": 1, "edits": {"edits": {"overrides": [{"start": 5, "end": 2}]}}}',
      "must not be empty"),
 ])
@@ -114,6 +117,25 @@ def test_bad_files_raise_project_error_naming_the_file(tmp_path, content, fragme
         Project.load(str(path))
     assert fragment in str(ei.value)
     assert "bad.lipdub" in str(ei.value)
+
+
+def test_version_1_files_still_load(tmp_path, media):
+    """Before engine plug-ins the Wav2Lip generator was a top-level "checkpoint" and the CPU the default."""
+    v, a, _ = media
+    path = tmp_path / "old.lipdub"
+    path.write_text(json.dumps({"format": "lipdub-project", "version": 1, "video": str(v),
+                                "voices": [{"path": str(a), "name": ""}], "engine": "wav2lip",
+                                "checkpoint": "weights/wav2lip_gan.pth"}))
+    p = Project.load(str(path))
+    assert p.engine == "wav2lip" and p.device == "cpu"
+    assert p.engine_options["wav2lip"].checkpoint == str((tmp_path / "weights" / "wav2lip_gan.pth").resolve())
+    assert p.to_dub_settings().engine_options["wav2lip"].checkpoint == p.engine_options["wav2lip"].checkpoint
+    p.save()
+    doc = json.loads(path.read_text())
+    assert doc["version"] == SCHEMA_VERSION and "checkpoint" not in doc
+    assert doc["engine_options"]["wav2lip"] == {"checkpoint": "weights/wav2lip_gan.pth"}   # relative again
+    assert Project.load(str(path)).engine_options == p.engine_options
+    assert Project().device == "auto"          # new projects compute on the GPU when there is one
 
 
 def test_missing_file_raises_project_error(tmp_path):

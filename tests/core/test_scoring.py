@@ -288,11 +288,17 @@ def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
 
     folder, _ = syncnet_v2_scorer
     sentinel = object()
-    monkeypatch.setattr(scoring, "_lite", lambda path=None: (sentinel, path))
+    from dataclasses import replace
+
+    from core.scorers import registry
+    from core.scorers.lite import DEFAULT_PATH
+
+    lite = registry.find("lite")
+    monkeypatch.setitem(registry._REGISTRY._plugins, "lite", replace(lite, load=lambda path, device: (sentinel, path)))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert scoring.get_scorer("auto", models_dir=empty) == (sentinel, None)
-    assert scoring.get_scorer("lite") == (sentinel, None)
+    assert scoring.get_scorer("auto", models_dir=empty) == (sentinel, DEFAULT_PATH)
+    assert scoring.get_scorer("lite") == (sentinel, DEFAULT_PATH)
     assert isinstance(scoring.get_scorer("syncnet_v2", models_dir=folder), SyncNetV2Scorer)
     assert isinstance(scoring.get_scorer(str(folder / "syncnet_v2.model")), SyncNetV2Scorer)
     expert = save_wav2lip_style(tmp_path / "lipsync_expert.pth", "syncnet_color")

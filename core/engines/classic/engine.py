@@ -3,7 +3,7 @@
 Follows "Synthesizing Obama" (Suwajanakorn, Seitz, Kemelmacher-Shlizerman 2017), without any neural renderer:
 1. Desired mouth shape per output frame: `core.mouth_shape.AudioToMouth` predicts a displacement from the
    speaker's neutral mouth; silent stretches of the voice (ctx.voice_active False) fade to the neutral, closed
-   mouth over a few frames whatever the original video did. `ctx.extra["target_landmarks"]` ((N_out, 68, 2)
+   mouth over a few frames whatever the original video did. `ClassicOptions.target_landmarks` ((N_out, 68, 2)
    frame coordinates) overrides the prediction (oracle tests, manual edits).
 2. Texture library: one streaming pass over the source video keeps only canonical-aligned lower-face crops
    (`warp.CanonicalCrop`, ~1 IOD = 24..64 px) and their canonical landmarks.
@@ -23,19 +23,22 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from ..compose import color_match, face_axes, mask_roi, ring_weights
-from ..errors import LipDubError, ModelMissingError, NoFaceError
-from ..faces import geometry as geo
-from ..progress import CancelToken, ProgressFn, check, report
-from . import retrieval, warp
-from .base import DubContext, Engine, RenderedPatch
+from ... import mouth_shape as ms
+from ...compose import JAW_OUTLINE, NOSE_BOTTOM, color_match, face_axes, mask_roi, ring_weights
+from ...errors import LipDubError, MediaError, NoFaceError
+from ...faces import geometry as geo
+from ...media import iter_frames
+from ...progress import CancelToken, ProgressFn, check, report
+from .. import retrieval, warp
+from ..base import DubContext, Engine, RenderedPatch
+from ..teeth import OPEN_LO, TeethProxy, teeth_score
+from .options import ClassicOptions
 
 log = logging.getLogger(__name__)
 
 # Points whose target the mouth model may move (mouth + lower jaw); all others stay where the tracker put them.
-SHAPE_POINTS = np.concatenate([np.arange(3, 14), np.arange(48, 68)])   # = core.mouth_shape.SHAPE_POINTS
+SHAPE_POINTS = ms.SHAPE_POINTS
 INNER_JAW = np.arange(3, 14)
-NOSE_BOTTOM = np.array([35, 34, 33, 32, 31])
 TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
 
 
@@ -109,14 +112,10 @@ def transfer_mouth_shapes(x_landmarks: np.ndarray, x_present: np.ndarray, y_land
     return out
 
 
-def predicted_targets(ctx: DubContext) -> np.ndarray:
-    """Desired frame-space landmarks (N_out, 68, 2) from the voice through the shipped audio->mouth model."""
-    try:
-        from .. import mouth_shape as ms
-    except ImportError as exc:
-        raise ModelMissingError("The classic engine needs the mouth-shape model (core.mouth_shape), which is "
-                                f"not installed: {exc}. Reinstall LipDub Studio.") from exc
-    model = ms.AudioToMouth.load(ctx.extra.get("mouth_model"))
+def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None) -> np.ndarray:
+    """Desired frame-space landmarks (N_out, 68, 2) from the voice through the audio->mouth model
+    (`mouth_model`: a file; None: the shipped one)."""
+    model = ms.AudioToMouth.load(mouth_model)
     n = ctx.num_output_frames
     disp = np.asarray(model.predict(ctx.wav, ctx.fps, n, head=ctx.mouth_head), np.float32)
     voiced = np.asarray(ctx.voice_active, bool)[:n]
@@ -132,33 +131,7 @@ def predicted_targets(ctx: DubContext) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# source frames
-
-def iter_source_frames(path: str, num_frames: Optional[int] = None):
-    """Stream the clip's frames (core.media when available, else OpenCV)."""
-    try:
-        from ..media import iter_frames
-    except ImportError:
-        iter_frames = None
-    if iter_frames is not None:
-        yield from iter_frames(path, stop=num_frames)
-        return
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        from ..errors import MediaError
-
-        raise MediaError(f"Could not open the video {path}")
-    try:
-        i = 0
-        while num_frames is None or i < num_frames:
-            ok, f = cap.read()
-            if not ok:
-                break
-            yield f
-            i += 1
-    finally:
-        cap.release()
-
+# patches
 
 def mask_landmarks_for(target: np.ndarray, original: np.ndarray) -> np.ndarray:
     """Target landmarks whose jaw points (2..14) are pushed to the lower of target/original along the face's
@@ -178,18 +151,9 @@ class ClassicEngine(Engine):
 
     name = "classic"
 
-    def __init__(self, *, k: int = 12, blend: int = 5, jump: float = 1.0, sigma: float = 0.03,
-                 max_library: int = 3000, ppi: Optional[float] = None, ppi_scale: float = 1.5,
-                 max_ppi: float = 96.0, max_library_mb: float = 300.0):
-        self.k = k
-        self.blend = blend
-        self.jump = jump
-        self.sigma = sigma
-        self.max_library = max_library
-        self.ppi = ppi
-        self.ppi_scale = ppi_scale
-        self.max_ppi = max_ppi
-        self.max_library_mb = max_library_mb
+    def __init__(self, options: Optional[ClassicOptions] = None, *, models_dir: Optional[str] = None,
+                 device: str = "cpu"):
+        self.options = options or ClassicOptions()
         self.ctx: Optional[DubContext] = None
         self.teeth_proxy = None
         self.teeth_frame: Optional[int] = None
@@ -198,16 +162,8 @@ class ClassicEngine(Engine):
         self._textures: dict = {}           # output frame -> JPEG of its retrieved texture (see warm)
 
     def precheck(self) -> None:
-        """The audio->mouth model must be there (checked before any tracking; loaded in prepare)."""
-        try:
-            from .. import mouth_shape as ms
-        except ImportError as exc:
-            raise ModelMissingError("The classic engine needs the mouth-shape model (core.mouth_shape), which "
-                                    f"is not installed: {exc}. Reinstall LipDub Studio.") from exc
-        path = ms.shipped_model_path()
-        if not path.is_file():
-            raise ModelMissingError(f"The mouth-shape model {path} is missing: reinstall LipDub Studio "
-                                    "(or train it with tools/train_mouth.py).")
+        """The audio->mouth model must be there and intact (checked before any tracking; loaded in prepare)."""
+        ms.resolve_mouth_model(self.options.mouth_model)
 
     # -- prepare ---------------------------------------------------------------------------------------------
     def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
@@ -222,8 +178,9 @@ class ClassicEngine(Engine):
         src = np.asarray(ctx.source_index, np.int64)[:n_out]
 
         report(progress, "mouth", 0, 1)
-        override = ctx.extra.get("target_landmarks") if ctx.extra else None
-        targets = np.asarray(override, np.float32) if override is not None else predicted_targets(ctx)
+        opts = self.options
+        targets = (np.asarray(opts.target_landmarks, np.float32) if opts.target_landmarks is not None
+                   else predicted_targets(ctx, opts.mouth_model))
         if targets.shape != (n_out, 68, 2):
             raise LipDubError(f"Mouth targets have shape {targets.shape}, expected ({n_out}, 68, 2).")
         self.targets = targets
@@ -231,7 +188,7 @@ class ClassicEngine(Engine):
         check(cancel)
 
         iods = geo.inter_ocular(lms[self.pres])
-        ppi = float(self.ppi or np.clip(self.ppi_scale * np.median(iods), 24.0, self.max_ppi))
+        ppi = float(opts.ppi or np.clip(opts.ppi_scale * np.median(iods), 24.0, opts.max_ppi))
         self.crop = warp.CanonicalCrop(ppi=ppi)
         self._build_library(ctx, progress, cancel)
 
@@ -245,8 +202,8 @@ class ClassicEngine(Engine):
                 valid[o] = True
         self.valid = valid
         self.target_canon = tcan
-        self.selection = retrieval.select(self.lib, tcan, valid, k=self.k, blend=self.blend, sigma=self.sigma,
-                                          jump=self.jump)
+        self.selection = retrieval.select(self.lib, tcan, valid, k=opts.k, blend=opts.blend, sigma=opts.sigma,
+                                          jump=opts.jump)
         # fixed triangulation of the canonical crop (template with the mouth slightly open + crop border)
         w, h = self.crop.size
         self._cborder = warp.boundary_points(-1.0, -1.0, float(w), float(h), per_side=3)
@@ -261,9 +218,7 @@ class ClassicEngine(Engine):
     def _warp_rect(self, ctx: DubContext, src: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Border points (canonical units) of the region the jaw correction may change: the lower-face outline
         of the template, every target and every original, grown by the mask's dilation, feather and extents."""
-        from ..compose import JAW_OUTLINE, NOSE_BOTTOM as NB
-
-        outline = np.concatenate([JAW_OUTLINE, NB])
+        outline = np.concatenate([JAW_OUTLINE, NOSE_BOTTOM])
         pts = [self.template[outline]]
         pts.append(self.target_canon[valid][:, outline].reshape(-1, 2))
         pts.append(self.canon[src[valid]][:, outline].reshape(-1, 2))
@@ -280,21 +235,20 @@ class ClassicEngine(Engine):
         n_src = len(self.pres)
         idx = np.flatnonzero(self.pres)
         w, h = self.crop.size
-        cap = min(self.max_library, max(64, int(self.max_library_mb * 2 ** 20 // (w * h * 3))))
+        cap = min(self.options.max_library, max(64, int(self.options.max_library_mb * 2 ** 20 // (w * h * 3))))
         stride = max(1, int(np.ceil(len(idx) / float(cap))))   # long clips: every stride-th face frame
         keep = np.zeros(n_src, bool)
         keep[idx[::stride]] = True
         self.lib = retrieval.TextureLibrary(self.crop, capacity=int(keep.sum()))
-        want_teeth = ctx.extra.get("teeth_frame") if ctx.extra else None
+        want_teeth = ctx.teeth_frame
         if want_teeth is not None and not (0 <= int(want_teeth) < n_src and self.pres[int(want_teeth)]):
             log.warning("Teeth frame %s has no tracked face: choosing one automatically.", want_teeth)
             want_teeth = None
         best_score, best = -1.0, None
-        from .teeth import OPEN_LO, teeth_score
 
         open_iod = geo.mouth_opening(self.canon)      # canonical: already in IOD units
         n = 0
-        for i, frame in enumerate(iter_source_frames(ctx.video_path, n_src)):
+        for i, frame in enumerate(iter_frames(ctx.video_path, stop=n_src)):
             if keep[i]:
                 self.lib.add(i, self.crop.extract(frame, self.sims[i]), self.canon[i])
             if self.pres[i]:
@@ -311,17 +265,12 @@ class ClassicEngine(Engine):
                 check(cancel)
         report(progress, "library", n_src, n_src)
         if n == 0:
-            from ..errors import MediaError
-
             raise MediaError(f"Could not decode any frame of {ctx.video_path}")
         self.lib.finish()
         self._teeth_source = best
 
     def _setup_teeth(self, ctx: DubContext) -> None:
-        from .teeth import TeethProxy
-
-        strength = ctx.extra.get("teeth_strength") if ctx.extra else None
-        self.teeth_strength = 1.0 if strength is None else max(0.0, float(strength))
+        self.teeth_strength = max(0.0, float(ctx.teeth_strength))
         self.teeth_proxy = None
         if self._teeth_source is not None:
             i, frame = self._teeth_source

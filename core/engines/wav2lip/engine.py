@@ -12,10 +12,14 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from .. import audio as audio_mod
-from ..errors import ModelMissingError
-from ..progress import CancelToken, ProgressFn
-from .base import DubContext, Engine, RenderedPatch
+from ... import audio as audio_mod
+from ...device import resolve_device
+from ...errors import ModelMissingError
+from ...faces.geometry import inter_ocular, mouth_opening
+from ...models.registry import resolve_model
+from ...progress import CancelToken, ProgressFn
+from ..base import DubContext, Engine, RenderedPatch
+from .options import Wav2LipOptions
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +50,6 @@ def generator_input(crops: np.ndarray) -> np.ndarray:
 
 
 def mouth_opening_iod(landmarks: np.ndarray) -> float:
-    from ..faces.geometry import inter_ocular, mouth_opening
-
     iod = float(inter_ocular(landmarks))
     return float(mouth_opening(landmarks)) / iod if iod > 0 else 0.0
 
@@ -55,8 +57,9 @@ def mouth_opening_iod(landmarks: np.ndarray) -> float:
 class Wav2LipEngine(Engine):
     name = "wav2lip"
 
-    def __init__(self, checkpoint: Optional[str] = None, models_dir: Optional[str] = None, device: str = "cpu"):
-        self.checkpoint = checkpoint
+    def __init__(self, options: Optional[Wav2LipOptions] = None, *, models_dir: Optional[str] = None,
+                 device: str = "cpu"):
+        self.options = options or Wav2LipOptions()
         self.models_dir = models_dir
         self.device = device
         self.model = None
@@ -64,9 +67,7 @@ class Wav2LipEngine(Engine):
         self.chunks: Optional[np.ndarray] = None
 
     def _resolve(self):
-        from ..models.registry import resolve_model
-
-        return resolve_model(self.checkpoint or "wav2lip", models_dir=self.models_dir)
+        return resolve_model(self.options.checkpoint or "wav2lip", models_dir=self.models_dir)
 
     def precheck(self) -> None:
         self._path = self._resolve()  # ModelMissingError / ModelCorruptError with a clear message
@@ -75,13 +76,10 @@ class Wav2LipEngine(Engine):
                 cancel: Optional[CancelToken] = None) -> None:
         import torch
 
-        from ..models import load_wav2lip
+        from ...models import load_wav2lip
 
         self.ctx = ctx
-        device = ctx.device or self.device
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            log.warning("CUDA was requested but is not available: running on the CPU in float32.")
-            device = "cpu"
+        device = resolve_device(ctx.device or self.device)
         self.device = device
         self.model = load_wav2lip(str(getattr(self, "_path", None) or self._resolve()), device=device)
         self.half = device.startswith("cuda")  # fp16 on CUDA; fp32 on CPU (bf16 is fast only on some CPUs)
@@ -127,7 +125,7 @@ class Wav2LipEngine(Engine):
 
     def _chunk(self, out_index: int) -> np.ndarray:
         """The mel window of an output frame; the silence floor where the editor forced a closed mouth."""
-        closed = self.ctx.extra.get("force_closed")
+        closed = self.ctx.force_closed
         if closed is not None and out_index < len(closed) and closed[out_index]:
             return np.full_like(self.chunks[out_index], SILENT_MEL)
         return self.chunks[out_index]
