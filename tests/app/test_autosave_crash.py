@@ -49,8 +49,9 @@ def test_autosave_killed_mid_write_keeps_the_last_copy_and_is_offered_on_next_st
 
     win = make_window(auto_analyze=False, autosave_dir=autosave_dir)
     offered = []
-    win.ask_recover = lambda rec: offered.append(rec) or True
-    assert win.check_recovery()                                 # what app.main does at start-up
+    win.project_io.ask_recover = lambda rec: offered.append(rec) or True
+    assert win.project_io.check_recovery()                      # what app.main does at start-up
     assert [Path(rec.autosave) for rec in offered] == [good.resolve()]
-    assert win.project.video == str(video.resolve()) and win.project.voice.path == str(voice.resolve())
-    assert tuple(win.project.range) == (0, 10) and win.dirty
+    project = win.session.project
+    assert project.video == str(video.resolve()) and project.voice.path == str(voice.resolve())
+    assert tuple(project.range) == (0, 10) and win.session.dirty

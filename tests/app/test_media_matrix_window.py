@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import core_bridge
+from core import media
 from tests.app.test_main_window import LONG, open_media, wait_for
 
 
@@ -16,23 +16,23 @@ def test_window_opens_matrix_media(qtbot, make_window, matrix_media, video_case,
     video, voice = str(matrix_media.video(video_case)), str(matrix_media.voice(voice_case))
     win = make_window(auto_analyze=False)
     open_media(qtbot, win, video, voice)
-    info = core_bridge.probe(video)
-    assert win.timeline.num_frames == info.num_frames and win.last_error is None
-    qtbot.waitUntil(lambda: win.face_view.painted_index == 0 and win.face_exact, timeout=30_000)
-    reader = core_bridge.frame_reader(video)
+    info = media.probe(video)
+    assert win.timeline.num_frames == info.num_frames and win.messages.last_error is None
+    qtbot.waitUntil(lambda: win.face_view.painted_index == 0 and win.frames.exact, timeout=30_000)
+    reader = media.FrameReader(video)
     try:
         first = reader.read(0)
     finally:
         reader.close()
     assert first.shape == (info.height, info.width, 3)            # upright, display size
-    assert np.array_equal(win.face_view._arr, first)              # the exact decoded frame is on screen
-    data = next(iter(win.audio.values()))
+    assert np.array_equal(win.face_view.array, first)             # the exact decoded frame is on screen
+    data = next(iter(win.session.audio.values()))
     assert data.wav.dtype == np.float32 and abs(len(data.wav) / 16000 - 1.6) < 0.05
 
 
 def test_window_tracks_and_scores_with_a_16k_mono_aac_voice(qtbot, make_window, matrix_media):
     video, voice = str(matrix_media.video("h264_mp4")), str(matrix_media.voice("m4a_16k_mono"))
     win = make_window(auto_analyze=True)
-    win.open_paths([video, voice])
-    assert wait_for(qtbot, win, win.scoringFinished, LONG * 2) == ("before",)
-    assert win.chosen_track().present.sum() >= 28 and win.last_error is None
+    win.project_io.open_paths([video, voice])
+    assert wait_for(qtbot, win, win.analysis.scoringFinished, LONG * 2) == ("before",)
+    assert win.session.chosen_track().present.sum() >= 28 and win.messages.last_error is None
