@@ -105,6 +105,7 @@ class AnalysisController(QObject):
             return
         key, video, voice = s.report_key(), s.project.video, s.project.voice.path
         cached, fps, n, offset = s.audio.get(voice), s.fps, s.num_frames, s.project.edits.voice_offset
+        info = s.info
         models_dir, device, adapt = self.win.models_dir(), s.project.device, s.project.adapt
 
         def work(progress, cancel):
@@ -113,7 +114,7 @@ class AnalysisController(QObject):
             wav = cached.wav if cached is not None else load_audio(voice)
             if offset:
                 wav = shift_voice(wav, offset, fps, SAMPLE_RATE)
-            return core_bridge.score(video, core_bridge.fit_voice(wav, n, fps), track, adapt=adapt,
+            return core_bridge.score(video, info, core_bridge.fit_voice(wav, n, fps), track, adapt=adapt,
                                      models_dir=models_dir, device=device, progress=progress, cancel=cancel)
 
         s.score_failed.discard(key)

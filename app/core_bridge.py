@@ -31,16 +31,15 @@ def fit_voice(wav: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
     return np.concatenate([wav, np.zeros(n - len(wav), np.float32)])
 
 
-def score(video: str, wav: np.ndarray, track, *, adapt: bool = True, models_dir=None, device="cpu", progress=None,
-          cancel=None):
+def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, models_dir=None, device="cpu",
+          progress=None, cancel=None):
     """The sync report of `wav` against the video's face. With `adapt`, the clip's own voice first teaches the
     lane this face's threshold and the mouth model this actor (core.adapt, cached per clip, so the dub later
     finds it ready); the report's `adaptation` says what was learnt."""
-    from core import media
     from core.adapt import adapt_clip
 
     scorer = scoring.get_scorer("auto", models_dir=models_dir, device=device)
-    adaptation = adapt_clip(video, media.probe(video), track, scorer=scorer, progress=progress,
+    adaptation = adapt_clip(video, info, track, scorer=scorer, progress=progress,
                             cancel=cancel) if adapt else None
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel,
                                 low_threshold=None if adaptation is None else adaptation.low_threshold)

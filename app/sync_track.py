@@ -101,7 +101,7 @@ class SyncTrack(FrameLane):
     def _low(self, y: np.ndarray, offset: int) -> np.ndarray:
         """core.sync_lane.low_frames of the shown curve: a voiced frame with a confidence below the threshold
         (frames the scorer could not judge are NaN in the curve)."""
-        return np.isfinite(y) & (y < self.threshold) & self._voiced(len(y), offset)
+        return sync_lane.low_frames(y, self._voiced(len(y), offset), np.isfinite(y), self.threshold)
 
     def _update_low(self) -> None:
         c = self.curves.get(self.shown)

@@ -204,7 +204,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     t0 = time.perf_counter()
     model = model or ms.AudioToMouth.load()
     model_sha = model.sha256 or str(model.source)
-    scorer = scorer or get_scorer("lite")
+    scorer = scorer or get_scorer("auto")   # the sync lane's scorer
     settings = cache_settings(track, getattr(scorer, "name", "scorer"), model_sha)
     cfile = None
     if use_cache:

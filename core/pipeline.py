@@ -188,7 +188,8 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         from .scoring import get_scorer
 
         model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
-        scorer = get_scorer("auto", models_dir=settings.models_dir, device=settings.device)  # the lane's scorer
+        # the lane's scorer, as score_output will use it
+        scorer = get_scorer("auto", models_dir=settings.models_dir, device=resolve_device(settings.device))
         adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
         timer.add("adapt", time.perf_counter() - t0, info.num_frames)
