@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -55,7 +55,6 @@ class Adaptation:
     seconds: float = 0.0
     message: str = ""
     cache: str = "miss"
-    stats: dict = field(default_factory=dict)
 
     @property
     def adapted(self) -> bool:
