@@ -114,6 +114,13 @@ class RangePlayer(QObject):
             return None
         return self._player.position() / 1000.0 * self.fps
 
+    def device_name(self) -> str:
+        """The audio output device's description ("none" when there is no audio output)."""
+        if self._audio_out is None:
+            return "none"
+        dev = self._audio_out.device()
+        return dev.description() if not dev.isNull() else "none"
+
     def current_frame(self) -> int:
         """The wall clock, kept locked to the audio position: the audio position only moves in steps (its
         buffer size), the wall clock is smooth; each new audio position pulls the wall clock's offset towards

@@ -211,12 +211,14 @@ def main(argv=None) -> int:
 
 def measure_live(work: Path, seconds: float) -> int:
     """Play a 720p 29.97 fps clip dubbed live (its own audio as the voice) from the first frame to the last."""
-    from tools.bench import make_720p
+    from PySide6.QtCore import Qt, QTimer
+
+    from tools.bench import CLIP_KINDS, make_clip
 
     work.mkdir(parents=True, exist_ok=True)
     clip = work / f"clip720_{int(seconds)}s.mp4"
     if not clip.is_file():
-        make_720p(str(clip), seconds)
+        make_clip(str(clip), CLIP_KINDS["720p"], seconds)
     app, wait, win = open_window(work)
     win.project_io.open_paths([str(clip), str(clip)])           # the clip's own audio as the voice
     wait(lambda: win.session.info is not None and win.session.voice_data() is not None)
@@ -234,26 +236,49 @@ def measure_live(work: Path, seconds: float) -> int:
     wait(lambda: all(win.jobs.get(n) is None for n in ("thumbs", "prefetch", "live-prepare")), 900)
     print(f"live: textures warmed (and frame cache filled) in {time.perf_counter() - t0:.1f} s more")
     live = win.playback.live
-    drift = []
-    live.frame.connect(lambda i, o, d: drift.append((i, live.audio_frame())))
+    shown = [None]
+    live.frame.connect(lambda i, o, d: shown.__setitem__(0, i))
+    # A/V error sampled when the audio position moves: the position only advances in steps (the output's
+    # buffer), so between steps it lags the sound; at a step it is exact. Error = frame shown - frame heard.
+    errors, last_pos, stamps = [], [None], []
+
+    def sample():
+        a = live.audio_frame()
+        if a is not None and shown[0] is not None and a != last_pos[0]:
+            last_pos[0] = a
+            errors.append((shown[0], shown[0] - int(a)))
+            stamps.append((time.perf_counter(), a))
+    sampler = QTimer()
+    sampler.setTimerType(Qt.PreciseTimer)
+    sampler.timeout.connect(sample)
+    sampler.start(1)
     done = []
     win.playback.livePlaybackFinished.connect(done.append)
     win.actions_table["play"].trigger()
     assert live.playing, "Play did not start live dubbed playback"
     wait(lambda: done, seconds * 3 + 60)
     st = done[0]
-    audio = [(i, a) for i, a in drift if a is not None]
-    tail = [abs(i - a) for i, a in audio if i >= audio[-1][0] - 30] if audio else []
-    clock = "audio position" if audio else "wall clock (no audio output device: the drift is not measurable)"
+    sampler.stop()
+    end = errors[-1][0] if errors else 0
+    head = [e for i, e in errors if i < errors[0][0] + 30] if errors else []
+    tail = [e for i, e in errors if i >= end - 30]
+    clock = "audio position" if errors else "wall clock (no audio output: the drift is not measurable)"
     first = "none" if st.first_frame_ms is None else f"{st.first_frame_ms:.0f} ms"
     print(f"live: shown {st.shown} frames at {st.shown_per_second():.2f} f/s, dropped {st.dropped} "
           f"({st.dropped_share * 100:.1f}%), first dubbed frame {first} after Play; error: {win.messages.last_error}")
     print(f"live: render of one frame: {live.last_render_seconds * 1000:.0f} ms wall, {live.last_render_cpu * 1000:.1f} "
           f"ms CPU (thread time; {2 / max(live.last_render_cpu, 1e-6):.0f} f/s on 2 free cores, GUI thread aside)")
     print(f"live: machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if len(stamps) > 1:
+        (t0, a0), (t1, a1) = stamps[0], stamps[-1]
+        print(f"live: the audio output's clock played {(a1 - a0) / win.session.fps:.2f} s of sound in {t1 - t0:.2f} s "
+              f"of wall time: {st.shown_per_second() * (t1 - t0) * win.session.fps / (a1 - a0):.2f} frames shown "
+              f"per second of sound")
     if tail:
-        print(f"live: A/V drift over the last second: mean {np.mean(tail):.2f}, max {np.max(tail):.2f} frames "
-              f"(clock: {clock})")
+        print(f"live: A/V error (frame shown - frame heard, at {len(errors)} audio position steps): first second "
+              f"mean {np.mean(head):+.2f}, last second mean {np.mean(tail):+.2f} (drift "
+              f"{np.mean(tail) - np.mean(head):+.2f}), max |error| in the last second {np.max(np.abs(tail)):.0f} "
+              f"frames; audio device: {win.playback.live.clock.device_name()}")
     else:
         print(f"live: clock: {clock}")
     win.session.dirty = False
