@@ -3,10 +3,17 @@
 A failed or cancelled write leaves the old file (or none) at the target, never half a file. The finished file
 gets the permissions of the file it replaces, else the usual ones for a new file (0666 minus the umask), not the
 0600 of a temporary file.
+
+Temporaries are hidden and named after their owner (`.{stem}.{host}-{pid}.XXXX{suffix}`): a process killed
+mid-write (kill -9, power cut) cannot remove its own, so the next write of the same target removes those whose
+owner no longer runs on this host. Another host's temporaries (a shared folder) are never touched.
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +31,50 @@ def new_file_mode(target: Path) -> int:
     return 0o666 & ~mask
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _running(pid: int) -> bool:
+    if os.name != "posix":
+        return True                 # (no signal-0 probe elsewhere: their temporaries are kept)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True                 # another user's live process
+    return True
+
+
+def remove_stale_temporaries(target) -> list:
+    """Remove the temporaries of `target` left by processes of this host that no longer run. Returns them."""
+    target = Path(target)
+    folder = target.resolve().parent
+    host = socket.gethostname()
+    own = re.compile(rf"^\.{re.escape(target.stem)}\.{re.escape(host)}-(\d+)\.")
+    removed = []
+    for name in glob.glob(glob.escape(str(folder / f".{target.stem}.{host}-")) + "*"):
+        m = own.match(Path(name).name)
+        if m and not _running(int(m.group(1))):
+            try:
+                Path(name).unlink()
+                removed.append(Path(name))
+            except OSError:
+                pass                # (gone already, or not ours to remove: left alone)
+    return removed
+
+
+def temporary_beside(target, suffix: str) -> Path:
+    """A new empty hidden file in `target`'s folder to write `target` through (see the module's naming); the
+    stale temporaries of `target` are removed first."""
+    target = Path(target)
+    remove_stale_temporaries(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.{_owner()}.", suffix=suffix, dir=str(target.resolve().parent))
+    os.close(fd)
+    return Path(name)
+
+
 @contextmanager
 def atomic_write(target, mode: str = "w", encoding: Optional[str] = None, newline: Optional[str] = None,
                  fsync: bool = False) -> Iterator[IO]:
@@ -31,10 +82,10 @@ def atomic_write(target, mode: str = "w", encoding: Optional[str] = None, newlin
     target = Path(target)
     if "b" not in mode and encoding is None:
         encoding = "utf-8"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+    tmp = temporary_beside(target, target.suffix + ".tmp")
     try:
         perms = new_file_mode(target)
-        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
+        with open(tmp, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             if fsync:
                 fh.flush()

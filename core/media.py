@@ -29,7 +29,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .atomic import new_file_mode
+from .atomic import new_file_mode, temporary_beside
 from .errors import AudioError, FFmpegMissingError, MediaError, OutputError
 
 log = logging.getLogger(__name__)
@@ -1079,10 +1078,7 @@ def mux_audio(video_path: PathLike, audio, out_path: PathLike, duration: float, 
             wav = np.nan_to_num(np.asarray(audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
             if wav.size == 0:
                 wav = np.zeros(1, np.float32)
-            fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".part.wav",
-                                        dir=str(Path(out_path).resolve().parent))
-            os.close(fd)
-            wav_tmp = audio_path = Path(name)
+            wav_tmp = audio_path = temporary_beside(Path(out_path).resolve().parent / target.name, ".part.wav")
             sf.write(str(audio_path), wav, int(sample_rate), subtype="FLOAT", format="WAV")
             stream, rate = None, 48000
         elif audio is not None:
@@ -1116,9 +1112,7 @@ def join_video_parts(parts: Sequence[PathLike], out_path: PathLike, num_frames: 
     tmp: List[Path] = []
 
     def scratch(suffix: str) -> Path:
-        fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".part" + suffix, dir=str(out.resolve().parent))
-        os.close(fd)
-        tmp.append(Path(name))
+        tmp.append(temporary_beside(out, ".part" + suffix))
         return tmp[-1]
 
     try:
@@ -1218,10 +1212,7 @@ class VideoWriter:
             raise
 
     def _make_tmp(self, suffix: str) -> Path:
-        fd, name = tempfile.mkstemp(prefix=f".{self.out_path.stem}.", suffix=".part" + suffix,
-                                    dir=str(self.out_path.resolve().parent))
-        os.close(fd)
-        p = Path(name)
+        p = temporary_beside(self.out_path, ".part" + suffix)
         self._tmp.append(p)
         return p
 

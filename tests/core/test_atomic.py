@@ -38,3 +38,28 @@ def test_binary_mode(tmp_path):
     with atomic_write(tmp_path / "t.npz", "wb") as fh:
         fh.write(b"\x00\x01")
     assert (tmp_path / "t.npz").read_bytes() == b"\x00\x01"
+
+
+def test_the_next_write_removes_what_a_killed_writer_left_and_nothing_else(tmp_path):
+    """A process killed mid-write cannot remove its temporary; the next write of the same target removes those
+    of dead processes on this host, and keeps live owners', other hosts' and other targets' temporaries."""
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    host = socket.gethostname()
+    target = tmp_path / "dub.mp4"
+    target.write_bytes(b"earlier")
+    torn = [tmp_path / f".dub.{host}-{dead_pid}.a1b2c3.part.video.mp4", tmp_path / f".dub.{host}-{dead_pid}.x.mp4.tmp"]
+    kept = [tmp_path / f".dub.{host}-{os.getppid()}.zz.part.video.mp4",      # a live writer of the same target
+            tmp_path / f".dub.other-host-{dead_pid}.q.part.video.mp4",       # another machine's (shared folder)
+            tmp_path / f".dubbed.{host}-{dead_pid}.q.part.video.mp4"]        # another target's
+    for p in torn + kept:
+        p.write_bytes(b"half")
+    with atomic_write(target, "wb") as fh:
+        fh.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name] + [p.name for p in kept])

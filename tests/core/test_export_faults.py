@@ -79,11 +79,13 @@ def test_kill_9_mid_export_keeps_the_earlier_output(tmp_path, heavy_clip):
     assert out.read_bytes() == PREVIOUS
     visible = sorted(f.name for f in tmp_path.iterdir() if not f.name.startswith("."))
     assert visible == ["dub.mp4"]                     # only hidden temporary files may remain
+    assert list(tmp_path.glob(".dub.*.part*"))
     # the next export to the same name succeeds and replaces it
     rc, _, stderr = run_cli("dub", "--video", heavy_clip, "--audio", VOICE, "-o", out, "--quiet", "--no-score",
                             "--preset", "ultrafast", "--range", "0", "10")
     assert rc == 0, stderr
     assert media.probe(out).num_frames == 10
+    assert [f.name for f in tmp_path.iterdir()] == ["dub.mp4"]   # ... and removes what the killed one left
 
 
 # ------------------------------------------------------------------------------------------------ full disk
