@@ -37,12 +37,15 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
     lane this face's threshold and the mouth model this actor (core.adapt, cached per clip, so the dub later
     finds it ready); the report's `adaptation` says what was learnt."""
     from core.adapt import adapt_clip
+    from core.mouth_shape import AudioToMouth
 
     scorer = scoring.get_scorer("auto", models_dir=models_dir, device=device)
-    adaptation = adapt_clip(video, info, track, scorer=scorer, progress=progress,
+    witness = AudioToMouth.load()           # the offset's second witness (core.av_offset)
+    adaptation = adapt_clip(video, info, track, model=witness, scorer=scorer, progress=progress,
                             cancel=cancel) if adapt else None
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel,
-                                low_threshold=None if adaptation is None else adaptation.low_threshold)
+                                low_threshold=None if adaptation is None else adaptation.low_threshold,
+                                offset_model=witness)
     report.adaptation = adaptation
     return report
 

@@ -32,9 +32,9 @@ def cuda_available() -> Optional[bool]:
 
 
 def registry_specs(kinds=None):
-    from core.models.registry import REGISTRY
+    from core.model_catalog import known_models
 
-    specs = list(REGISTRY.values())
+    specs = list(known_models().values())
     if kinds:
         specs = [s for s in specs if getattr(s, "kind", "") in kinds]
     return specs

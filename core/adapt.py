@@ -35,7 +35,7 @@ from .progress import CancelToken, ProgressFn, check, report
 
 log = logging.getLogger(__name__)
 
-ADAPT_VERSION = 1
+ADAPT_VERSION = 2
 RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
 MIN_VOICED_FRAMES = 75   # at least 3 s of the actor's tracked speech (a single GRID sentence did not help, FINDINGS)
 MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
@@ -168,16 +168,19 @@ def own_voice(video: str, info) -> Optional[np.ndarray]:
     return wav
 
 
-def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None):
-    """(offset, level) of the clip's own voice: its A/V offset and the median calibrated confidence at that
-    offset over the voiced windows (core.sync_lane.own_level)."""
+def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None,
+                    offset_model=None):
+    """(offset, level) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
+    witness: core.av_offset) and the median calibrated confidence at that offset over the voiced windows
+    (core.sync_lane.own_level)."""
     from .scoring import score_clip
     from .sync_lane import own_level
 
-    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps)
+    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model)
     m = len(rep.dists)
     voiced = rep.voiced[rep.window // 2:rep.window // 2 + m] if rep.voiced is not None else None
-    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, rep.offset_native, voiced)
+    native = int(round(rep.offset_frames * float(rep.scorer_fps or fps) / fps))
+    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced)
 
 
 def cache_settings(track, scorer_name: str, model_sha: str) -> dict:
@@ -217,7 +220,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
         except OSError as exc:
             log.warning("adaptation cache: cannot identify %s: %s", video, exc)
     report(progress, "adapt", 0, 2)
-    lane = lane_adaptation(video, info, track, scorer, cancel=cancel)
+    lane = lane_adaptation(video, info, track, scorer, cancel=cancel, offset_model=model)
     report(progress, "adapt", 1, 2)
     if not lane.own_voice_fits:
         result = not_adapted(lane.message + ": dubbing with the general mouth model", own_offset=lane.own_offset,
@@ -255,14 +258,17 @@ class LaneAdaptation:
         return face_threshold(self.own_offset, self.own_confidence)
 
 
-def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None) -> LaneAdaptation:
-    """Score the clip against its own sound: its A/V offset and how confident this face gets when in sync."""
+def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
+                    offset_model=None) -> LaneAdaptation:
+    """Score the clip against its own sound: its A/V offset (`offset_model`: the audio->mouth model as a second
+    witness, core.av_offset) and how confident this face gets when in sync."""
     wav = own_voice(video, info)
     if wav is None:
         return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
                                       "actor from")
     check(cancel)
-    offset, level = find_own_offset(video, wav, track, scorer, float(info.fps), cancel=cancel)
+    offset, level = find_own_offset(video, wav, track, scorer, float(info.fps), cancel=cancel,
+                                    offset_model=offset_model)
     lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav)
     if lane.own_voice_fits:
         lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "

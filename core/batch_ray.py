@@ -19,6 +19,7 @@ Ctrl-C cancels: running rows are interrupted (status `cancelled`, no output) and
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -121,7 +122,7 @@ def _tasks():
     @ray.remote(num_cpus=1)
     def row_task(item: BatchItem, final: Optional[str], overrides, mask_overrides, score: bool,
                  skip_existing: bool, split_shots: bool, min_shot_seconds: float, retries: int,
-                 board) -> ItemResult:
+                 board, engine_args) -> ItemResult:
         single_threaded()
         if board is not None:
             board.started.remote(item.row, os.getpid())
@@ -135,7 +136,8 @@ def _tasks():
 
             runner = partial(run_dub_split, min_shot_seconds=min_shot_seconds,
                              render_many=partial(render_segments_on_ray, retries=retries))
-        return run_item(item, overrides, mask_overrides, score=score, skip_existing=skip_existing, runner=runner)
+        return run_item(item, overrides, mask_overrides, score=score, skip_existing=skip_existing, runner=runner,
+                        engine_args=engine_args)
 
     @ray.remote(num_cpus=1)
     def segment_task(job, start: int, stop: int, path: str):
@@ -165,14 +167,14 @@ class RayBatchResult(BatchResult):
         self.attempts: Dict[int, int] = {}
 
 
-def plan_outputs(items: List[BatchItem], overrides, mask_overrides) -> Dict[int, object]:
+def plan_outputs(items: List[BatchItem], overrides, mask_overrides, engine_args=None) -> Dict[int, object]:
     """Per row: its resolved output path, or the ItemResult of a row that fails before any work (bad project,
     empty cells, an output another row also writes). The rest is checked again by the row task."""
     plan: Dict[int, object] = {}
     claimed: Dict[str, int] = {}
     for item in items:
         try:
-            final = Path(item_settings(item, overrides, mask_overrides).output).resolve()
+            final = Path(item_settings(item, overrides, mask_overrides, engine_args).output).resolve()
             owner = claimed.setdefault(str(final), item.row)
             if owner != item.row:
                 raise LipDubError(f"Row {item.row}: the output {final} is also the output of row {owner}: "
@@ -190,8 +192,10 @@ def run_batch_ray(items: List[BatchItem], overrides: Optional[dict] = None, mask
                   retries: int = DEFAULT_RETRIES, cancel: Optional[CancelToken] = None,
                   on_done: Optional[Callable[[int, ItemResult], None]] = None,
                   on_progress: Optional[Callable[[int, int, int, int], None]] = None,
-                  on_start: Optional[Callable[[int, int], None]] = None) -> RayBatchResult:
+                  on_start: Optional[Callable[[int, int], None]] = None,
+                  engine_args: Optional[argparse.Namespace] = None) -> RayBatchResult:
     """Render every row as a Ray task. Never raises for a row problem or a cancel (like `batch.run_batch`).
+    `engine_args`: the parsed command line whose engine options override each row's (as in `batch.run_item`).
     Callbacks (on the driver): on_done(k, result) as each row finishes; on_progress(done, failed, running, total)
     about twice a second; on_start(row, pid) when a row's attempt starts on a worker process."""
     ray = require_ray()
@@ -204,7 +208,7 @@ def run_batch_ray(items: List[BatchItem], overrides: Optional[dict] = None, mask
         tasks = _tasks()
         board = tasks["Board"].remote()
         row_task = tasks["row_task"].options(max_retries=max(0, int(retries)), retry_exceptions=False)
-        plan = plan_outputs(items, overrides, mask_overrides)
+        plan = plan_outputs(items, overrides, mask_overrides, engine_args)
         pending: Dict[object, BatchItem] = {}
         for item in items:
             planned = plan[item.row]
@@ -212,7 +216,7 @@ def run_batch_ray(items: List[BatchItem], overrides: Optional[dict] = None, mask
                 results[item.row] = planned
                 continue
             ref = row_task.remote(item, str(planned), overrides, mask_overrides, score, skip_existing,
-                                  split_shots, min_shot_seconds, max(0, int(retries)), board)
+                                  split_shots, min_shot_seconds, max(0, int(retries)), board, engine_args)
             pending[ref] = item
         for row, r in sorted(results.items()):
             if on_done:
@@ -326,6 +330,11 @@ def add_arguments(b) -> None:
                         f"{DEFAULT_MIN_SHOT_SECONDS:g})")
 
 
+def engine_arguments(a: argparse.Namespace) -> argparse.Namespace:
+    """The command line's values without its handlers (functions stay on the driver; values travel to workers)."""
+    return argparse.Namespace(**{k: v for k, v in vars(a).items() if not callable(v)})
+
+
 def run_from_args(a, items: List[BatchItem], overrides: dict, mask: dict, summary: Path,
                   cancel: Optional[CancelToken] = None) -> RayBatchResult:
     """`batch --ray`: the rows on Ray with one overall progress bar; the summary rewritten as rows finish."""
@@ -355,6 +364,6 @@ def run_from_args(a, items: List[BatchItem], overrides: dict, mask: dict, summar
         return run_batch_ray(items, overrides, mask, address=a.ray or None, num_cpus=a.ray_cpus,
                              score=not a.no_score, skip_existing=a.skip_existing, split_shots=a.split_shots,
                              min_shot_seconds=a.min_shot_seconds, retries=a.retries, cancel=cancel,
-                             on_done=on_done, on_progress=bar)
+                             on_done=on_done, on_progress=bar, engine_args=engine_arguments(a))
     finally:
         bar.close()

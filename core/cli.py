@@ -199,6 +199,7 @@ def cmd_score(a, bars, cancel) -> int:
     from . import media
     from .errors import NoFaceError
     from .faces.track import track_video
+    from .mouth_shape import AudioToMouth
     from .scoring import get_scorer, score_clip
 
     info = media.probe(a.video, need_video=True)
@@ -209,15 +210,17 @@ def cmd_score(a, bars, cancel) -> int:
         raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
     track = tracks.primary() if a.face is None else tracks.get(a.face)
     scorer = get_scorer(a.scorer, models_dir=a.models_dir, device=a.device)
+    witness = AudioToMouth.load()          # the offset's second witness (core.av_offset)
     threshold = None
     if a.adapt:
         from .adapt import lane_adaptation
 
-        lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel)
+        lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel, offset_model=witness)
         threshold = lane.low_threshold
         if not a.json:
             print(f"low-sync threshold {threshold:.2f} ({lane.message})", file=sys.stderr)
-    report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, low_threshold=threshold)
+    report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, low_threshold=threshold,
+                        offset_model=witness)
     bars.close()
     if a.csv:
         write_csv(a.csv, report, info.fps)
@@ -230,12 +233,12 @@ def cmd_score(a, bars, cancel) -> int:
 
 def cmd_models(a) -> int:
     from .errors import ModelCorruptError, ModelMissingError
-    from .models.registry import REGISTRY, models_dir, resolve_model
+    from .model_catalog import known_models, users_of
+    from .models.registry import models_dir, resolve_model
 
     folder = models_dir(a.models_dir)
     print(f"models folder: {folder}")
-    engine_of = {m: p.name for p in engines.plugins() for m in p.models}
-    for name, spec in REGISTRY.items():
+    for name, spec in known_models().items():
         try:
             resolve_model(name, models_dir=a.models_dir)
             status = "ok"
@@ -243,8 +246,8 @@ def cmd_models(a) -> int:
             status = "missing"
         except ModelCorruptError:
             status = "CORRUPT"
-        used = f"engine {engine_of[name]}" if name in engine_of else ""
-        print(f"  {name:<16} {spec.filename:<22} {status:<8} {used:<15} {spec.licence}")
+        used = ", ".join(users_of(name))
+        print(f"  {name:<16} {spec.filename:<22} {status:<8} {used:<22} {spec.licence}")
     return 0
 
 

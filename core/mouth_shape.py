@@ -16,6 +16,7 @@ mouth, through a PCA basis fitted on the training clips.
 from __future__ import annotations
 
 import functools
+import threading
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -379,6 +380,13 @@ class MouthHead:
         return MouthHead(weight=self.weight * gain, bias=gain * self.bias + (1.0 - gain) * np.asarray(centre))
 
 
+# Loaded models by (file, size, mtime, verified): a dub loads the model for the adaptation and again in the engine,
+# the window on every setting change. A model is never changed after loading (adapted heads are separate objects).
+_LOADED: dict = {}
+_LOADED_LOCK = threading.Lock()
+LOADED_KEPT = 2
+
+
 class AudioToMouth:
     """The shipped audio -> mouth-shape model: features -> MouthNet -> PCA coefficients -> (N,K,2) displacement."""
 
@@ -421,6 +429,11 @@ class AudioToMouth:
         from .models.registry import cached_sha256
 
         p = resolve_mouth_model(path, verify=verify)
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, verify)
+        with _LOADED_LOCK:
+            if key in _LOADED:
+                return _LOADED[key]
         try:
             payload = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle/zip errors of many kinds
@@ -430,6 +443,10 @@ class AudioToMouth:
             raise ModelCorruptError(f"{p} is not a mouth-shape model: reinstall LipDub Studio.")
         model = cls(payload, source=str(p))
         model.sha256 = cached_sha256(p)     # identifies the weights in caches (core.adapt)
+        with _LOADED_LOCK:
+            _LOADED[key] = model
+            while len(_LOADED) > LOADED_KEPT:
+                _LOADED.pop(next(iter(_LOADED)))
         return model
 
     @property

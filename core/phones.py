@@ -10,7 +10,10 @@ also sees the mel spectrum, which is language-independent).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -34,11 +37,32 @@ def _decoder():
                    dict=None, lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
 
 
+_DECODED: "OrderedDict[bytes, list]" = OrderedDict()     # content digest -> segments, most recent last
+_DECODED_LOCK = threading.Lock()
+DECODED_KEPT = 4            # voices whose phones are kept: a dub decodes its voice in adaptation and again in
+                            # prediction, and the window re-dubs the same voice after every setting change
+
+
 def decode_phones(wav: np.ndarray) -> list:
-    """[(phone, start_s, end_s)] of a 16 kHz mono voice (noise and fillers count as silence)."""
+    """[(phone, start_s, end_s)] of a 16 kHz mono voice (noise and fillers count as silence). The last few voices'
+    results are kept (decoding is deterministic: a new decoder per voice)."""
     x = np.nan_to_num(np.asarray(wav, np.float32).reshape(-1))
     if x.size == 0:
         return []
+    key = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+    with _DECODED_LOCK:
+        if key in _DECODED:
+            _DECODED.move_to_end(key)
+            return list(_DECODED[key])
+    out = _decode(x)
+    with _DECODED_LOCK:
+        _DECODED[key] = out
+        while len(_DECODED) > DECODED_KEPT:
+            _DECODED.popitem(last=False)
+    return list(out)
+
+
+def _decode(x: np.ndarray) -> list:
     peak = float(np.abs(x).max())
     if peak > 0:
         x = x * (0.7 / peak)            # the decoder's front end expects a healthy 16-bit level

@@ -72,6 +72,9 @@ class SyncReport:
     low: Optional[np.ndarray] = None       # (N,) bool: voiced frame whose calibrated confidence is low
     low_threshold: Optional[float] = None  # in the calibrated confidence's units
     voiced: Optional[np.ndarray] = None    # (N,) bool: the voice is active
+    # when the mouth model was a second witness of the offset (core.av_offset): the scorer's own offset (video
+    # frames); `offset_frames` is then the offset both agree on
+    offset_scorer: Optional[int] = None
 
     @property
     def num_windows(self) -> int:
@@ -90,6 +93,7 @@ class SyncReport:
             "low": None if self.low is None else [bool(v) for v in self.low],
             "voiced": None if self.voiced is None else [bool(v) for v in self.voiced],
             "per_frame_syncnet": None if self.per_frame_syncnet is None else _json_floats(self.per_frame_syncnet),
+            "offset_scorer": None if self.offset_scorer is None else int(self.offset_scorer),
         }
         if include_dists:
             out["dists"] = [_json_floats(row) for row in np.asarray(self.dists)]
@@ -112,7 +116,7 @@ class SyncReport:
                    fps=d.get("fps"), scorer_fps=d.get("scorer_fps"), window=int(d.get("window", 5)),
                    per_frame_syncnet=None if d.get("per_frame_syncnet") is None else arr("per_frame_syncnet"),
                    low=None if d.get("low") is None else np.asarray(d["low"], bool),
-                   low_threshold=d.get("low_threshold"),
+                   low_threshold=d.get("low_threshold"), offset_scorer=d.get("offset_scorer"),
                    voiced=None if d.get("voiced") is None else np.asarray(d["voiced"], bool))
 
 
@@ -205,9 +209,11 @@ def resample_indices(num_frames: int, fps: float, target_fps: Optional[float]) -
 # ============================================================================================ score_clip
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
-               low_threshold: Optional[float] = None) -> SyncReport:
+               low_threshold: Optional[float] = None, offset_model=None) -> SyncReport:
     """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
     `low_threshold`: the sync lane's threshold for this face (core.adapt), else core.sync_lane.LOW_THRESHOLD.
+    `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.av_offset:
+    for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
 
     Frames are streamed (memory stays bounded by one batch of crops); frames without a detection use a box
     interpolated/held from the neighbouring detections and are marked invalid in `report.valid`.
@@ -291,4 +297,10 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     rep.fps = fps
     rep.scorer_fps = s_fps
     rep.offset_frames = int(round(rep.offset_native * fps / s_fps))
+    if offset_model is not None:
+        from .av_offset import fused_offset
+
+        both = fused_offset(rep, offset_model, wav, track.landmarks, track.present)
+        if both is not None:
+            rep.offset_scorer, rep.offset_frames = rep.offset_frames, both
     return rep

@@ -2,7 +2,7 @@
 
 An engine is one package `core/engines/<name>/` whose `__init__.py` defines `PLUGIN = EnginePlugin(...)`:
 its typed options dataclass, a factory that imports the engine itself lazily, its command-line arguments, the
-model files it loads (names in `core.models.registry`, where their licence and hashes live) and a declarative
+model files it loads (shipped ones by name; the specs, licence and size of files the user supplies) and a declarative
 description of its settings (`OptionField`s, plain data rendered by the app's settings dialog). Packages are
 discovered on first use; `register()` adds an engine defined anywhere else (a test, an extension).
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 from ..errors import LipDubError
+from ..models.registry import ModelSpec, declare
 from ..plugins import PluginRegistry
 from .base import Engine
 
@@ -58,14 +59,24 @@ class EnginePlugin:
     # (the same object when none was given)
     add_arguments: Callable[[Any], None] = _no_arguments
     options_from_args: Callable[[argparse.Namespace, Any], Any] = _unchanged
-    models: Tuple[str, ...] = ()                # core.models.registry names of the files it may load
+    # the model files it may load: a shipped model's name (described by its card in resources/models), or the
+    # spec of a file the user supplies (its source, licence and size: declared to core.models.registry)
+    models: Tuple[Union[str, ModelSpec], ...] = ()
     # engines driven by the audio -> mouth model (which core.adapt fits to each clip first): the model file their
     # options name (None: the shipped one); None for the others
     mouth_model: Optional[Callable[[Any], Optional[str]]] = None
     fields: Tuple[OptionField, ...] = ()        # what the settings dialog shows
 
+    @property
+    def model_names(self) -> Tuple[str, ...]:
+        return tuple(m.name if isinstance(m, ModelSpec) else m for m in self.models)
 
-_REGISTRY = PluginRegistry(__package__, EnginePlugin, "engine", packages_only=True)
+
+def _declare_models(plugin: EnginePlugin) -> None:
+    declare(*(m for m in plugin.models if isinstance(m, ModelSpec)))
+
+
+_REGISTRY = PluginRegistry(__package__, EnginePlugin, "engine", packages_only=True, on_add=_declare_models)
 unregister = _REGISTRY.unregister
 
 

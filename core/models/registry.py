@@ -10,8 +10,10 @@ Two kinds of entry:
 ModelMissingError / ModelCorruptError with one actionable line. Hashes of verified files are cached by
 (path, size, mtime) in the user cache dir, so a 400 MB checkpoint is hashed once, not on every start.
 
-No SHA-256 is published by the Wav2Lip or syncnet_python authors; these entries have `sha256=None` and are checked
-by size here (a truncated download is caught) and by layout when loaded (`core.models.load_*`).
+User-supplied files are declared by the plug-ins that load them (`core/engines/wav2lip`, `core/scorers/*`) through
+`declare()`, when their registry discovers them (`core.model_catalog` lists everything). No SHA-256 is published by
+the Wav2Lip or syncnet_python authors; those entries have `sha256=None` and are checked by size here (a truncated
+download is caught) and by layout when loaded (`core.models.load_*`).
 """
 from __future__ import annotations
 
@@ -33,11 +35,6 @@ log = logging.getLogger(__name__)
 
 ENV_MODELS_DIR = "LIPDUB_MODELS_DIR"
 
-WAV2LIP_README = "https://github.com/Rudrabha/Wav2Lip (README, section 'Getting the weights')"
-WAV2LIP_LICENCE = ("Wav2Lip weights: non-commercial research/academic use only (Wav2Lip licence); "
-                   "commercial use needs the authors' permission")
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -55,22 +52,16 @@ class ModelSpec:
         return self.title or self.name
 
 
-_BUILTIN = (
-    ModelSpec("wav2lip", "wav2lip.pth", "wav2lip", None,
-              f"{WAV2LIP_README}: the 'Wav2Lip' checkpoint", WAV2LIP_LICENCE, False,
-              title="Wav2Lip generator (accurate sync)", min_bytes=36_298_035 * 4),
-    ModelSpec("wav2lip_gan", "wav2lip_gan.pth", "wav2lip", None,
-              f"{WAV2LIP_README}: the 'Wav2Lip + GAN' checkpoint", WAV2LIP_LICENCE, False,
-              title="Wav2Lip + GAN generator (sharper)", min_bytes=36_298_035 * 4),
-    ModelSpec("lipsync_expert", "lipsync_expert.pth", "syncnet_color", None,
-              f"{WAV2LIP_README}: the 'Expert Discriminator' checkpoint", WAV2LIP_LICENCE, False,
-              title="Wav2Lip lip-sync expert (SyncNet_color)", min_bytes=16_435_072 * 4),
-    ModelSpec("syncnet_v2", "syncnet_v2.model", "syncnet_v2", None,
-              "syncnet_python's download_model.sh (https://github.com/joonson/syncnet_python): "
-              "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
-              "syncnet_python (VGG, University of Oxford; code MIT licence): check the authors' terms for the weights",
-              False, title="SyncNet v2 (syncnet_python, the LSE-D/LSE-C reference)", min_bytes=13_631_616 * 4),
-)
+_DECLARED: Dict[str, ModelSpec] = {}    # user-supplied files, declared by the engine and scorer plug-ins
+
+
+def declare(*specs: ModelSpec) -> None:
+    """Add the model files a plug-in may load that are not shipped (their source, licence and size live with the
+    plug-in that loads them)."""
+    for spec in specs:
+        _DECLARED[spec.name] = spec
+        if not (spec.name in REGISTRY and REGISTRY[spec.name].shipped):
+            REGISTRY[spec.name] = spec
 
 
 def resources_dir() -> Path:
@@ -110,10 +101,10 @@ def _scan_shipped(folder: Path) -> Dict[str, ModelSpec]:
 
 
 def build_registry(shipped_folder: Optional[Path] = None) -> Dict[str, ModelSpec]:
-    reg = {s.name: s for s in _BUILTIN}
+    reg = dict(_DECLARED)
     for name, spec in _scan_shipped(shipped_folder or shipped_models_dir()).items():
         if name in reg and not reg[name].shipped:
-            log.warning("Shipped model %s shadows a built-in entry; keeping the built-in one.", name)
+            log.warning("Shipped model %s shadows a plug-in's model file; keeping the plug-in's.", name)
             continue
         reg[name] = spec
     return reg

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engines.wav2lip import WAV2LIP_LICENCE, WAV2LIP_README
+from ..models.registry import ModelSpec
 from .base import SyncScorer
 from .registry import ScorerPlugin, network_loader
 
@@ -92,5 +94,9 @@ class ColorExpertScorer(SyncScorer):
         return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
 
 
-PLUGIN = ScorerPlugin(name="lipsync_expert", model="lipsync_expert", layouts=("syncnet_color",),
+MODEL = ModelSpec("lipsync_expert", "lipsync_expert.pth", "syncnet_color", None,
+                  f"{WAV2LIP_README}: the 'Expert Discriminator' checkpoint", WAV2LIP_LICENCE, False,
+                  title="Wav2Lip lip-sync expert (SyncNet_color)", min_bytes=16_435_072 * 4)
+
+PLUGIN = ScorerPlugin(name="lipsync_expert", model=MODEL, layouts=("syncnet_color",),
                       load=network_loader(ColorExpertScorer, "syncnet_color"), aliases=("color_expert",))

@@ -1,7 +1,8 @@
 """Scorers as plug-ins: one registry; `get_scorer(name_or_path)` picks a scorer by name or by a model file's layout.
 
 Each scorer module in `core/scorers/` defines `PLUGIN = ScorerPlugin(...)`: the name `--scorer` accepts, the
-`core.models.registry` entry of its weights (where the one SHA-256 / size check happens), the checkpoint layouts
+weights it loads (a shipped model's name, or the spec of the file the user supplies, declared to
+`core.models.registry`, where the one SHA-256 / size check happens), the checkpoint layouts
 (`core.models.checkpoint`) it recognises in a file, and a loader. Modules are discovered on first use;
 `register()` adds one defined elsewhere. torch is only imported when a scorer is loaded.
 """
@@ -13,6 +14,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 from ..device import AUTO, resolve_device
 from ..errors import ModelCorruptError, ModelMissingError
+from ..models.registry import ModelSpec, declare
 from ..plugins import PluginRegistry
 from .base import SyncScorer
 
@@ -22,25 +24,34 @@ AUTO_SCORER = "auto"
 @dataclass(frozen=True)
 class ScorerPlugin:
     name: str                                   # what `score --scorer` accepts
-    model: str                                  # core.models.registry name of its weights
+    model: Union[str, ModelSpec]                # its weights: a shipped model's name, or the spec of a user's file
     load: Callable[[Path, str], SyncScorer]     # (verified model file, device) -> scorer
     layouts: Tuple[str, ...] = ()               # checkpoint layouts of its files (core.models.checkpoint)
     aliases: Tuple[str, ...] = ()
     auto_rank: Optional[int] = None             # "auto": the lowest rank whose model file is present
     other_files: bool = False                   # takes files of no known layout (our own format)
 
+    @property
+    def model_name(self) -> str:
+        return self.model.name if isinstance(self.model, ModelSpec) else self.model
+
 
 def network_loader(scorer_class, layout: str) -> Callable[[Path, str], SyncScorer]:
     """The loader of a scorer wrapping one official network of checkpoint `layout` (strictly that layout)."""
     def load(path: Path, device: str) -> SyncScorer:
-        from ..models import load_model
+        from ..models.load import load_model
 
         return scorer_class(load_model(path, layout, device), device=device)
 
     return load
 
 
-_REGISTRY = PluginRegistry(__package__, ScorerPlugin, "scorer")
+def _declare_model(plugin: ScorerPlugin) -> None:
+    if isinstance(plugin.model, ModelSpec):
+        declare(plugin.model)
+
+
+_REGISTRY = PluginRegistry(__package__, ScorerPlugin, "scorer", on_add=_declare_model)
 register, unregister, plugins = _REGISTRY.register, _REGISTRY.unregister, _REGISTRY.all
 
 
@@ -57,7 +68,7 @@ def _auto(models_dir) -> ScorerPlugin:
 
     ranked = sorted((p for p in plugins() if p.auto_rank is not None), key=lambda p: p.auto_rank)
     for plugin in ranked:
-        if is_available(plugin.model, models_dir):
+        if is_available(plugin.model_name, models_dir):
             return plugin
     raise ModelMissingError("No sync scorer model is available: reinstall LipDub Studio (it ships one).")
 
@@ -73,7 +84,7 @@ def get_scorer(name_or_path: Union[str, Path] = AUTO_SCORER, models_dir=None, de
         name = str(name_or_path)
         plugin = _auto(models_dir) if name == AUTO_SCORER else find(name)
         if plugin is not None:
-            return plugin.load(resolve_model(plugin.model, models_dir=models_dir), device)
+            return plugin.load(resolve_model(plugin.model_name, models_dir=models_dir), device)
         if get_spec(name) is not None:
             raise ModelMissingError(f"'{name}' is not a sync scorer: use {', '.join(names())} "
                                     f"or the path of a scorer model file.")

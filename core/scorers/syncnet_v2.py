@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..models.registry import ModelSpec
 from .base import SyncScorer
 from .registry import ScorerPlugin, network_loader
 
@@ -113,5 +114,12 @@ class SyncNetV2Scorer(SyncScorer):
         return max(0, num_frames - self.window)  # syncnet_python: lastframe = min_length - 5
 
 
-PLUGIN = ScorerPlugin(name="syncnet_v2", model="syncnet_v2", layouts=("syncnet_v2",),
+MODEL = ModelSpec("syncnet_v2", "syncnet_v2.model", "syncnet_v2", None,
+                  "syncnet_python's download_model.sh (https://github.com/joonson/syncnet_python): "
+                  "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+                  "syncnet_python (VGG, University of Oxford; code MIT licence): check the authors' terms for the "
+                  "weights", False, title="SyncNet v2 (syncnet_python, the LSE-D/LSE-C reference)",
+                  min_bytes=13_631_616 * 4)
+
+PLUGIN = ScorerPlugin(name="syncnet_v2", model=MODEL, layouts=("syncnet_v2",),
                       load=network_loader(SyncNetV2Scorer, "syncnet_v2"), auto_rank=0)   # the LSE reference

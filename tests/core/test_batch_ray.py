@@ -71,6 +71,18 @@ def test_four_rows_one_missing_file_on_ray(tmp_path, capsys):
     assert captured.err.strip().splitlines()[-1].startswith("batch: 3 ok, 1 failed of 4 rows")
 
 
+def test_engine_options_of_the_command_line_reach_the_workers(tmp_path, capsys):
+    """An engine's own option (here the classic engine's --mouth-model) applies to the rows run on Ray: a model
+    file that is not there fails the row, naming it, instead of being silently dropped."""
+    manifest = write_manifest(tmp_path / "m.csv", [(CLIPS[0], CLIPS[1], "out/a.mp4")])
+    missing = tmp_path / "no_such_mouth_model.pt"
+    rc = cli_main(["batch", str(manifest), "--ray", "--range", "0", "10", "--mouth-model", str(missing), *FAST])
+    capsys.readouterr()
+    assert rc == batch.EXIT_SOME_FAILED
+    rows = list(__import__("csv").DictReader(open(tmp_path / "m_summary.csv", encoding="utf-8")))
+    assert rows[0]["status"] == "failed" and "no_such_mouth_model.pt" in rows[0]["error"], rows
+
+
 def test_a_killed_worker_reruns_its_row(tmp_path):
     out = tmp_path / "out"
     items = batch.read_manifest(write_manifest(tmp_path / "m.csv", [(CLIPS[3], CLIPS[4], out / "k.mp4")]))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.errors import ModelCorruptError, ModelMissingError
-from core.models import (SyncNetColor, SyncNetV2, Wav2Lip, Wav2LipDiscQual, load_model, load_syncnet,
+from core.models.load import (SyncNetColor, SyncNetV2, Wav2Lip, Wav2LipDiscQual, load_model, load_syncnet,
                          load_wav2lip, read_state_dict)
 from models_helper import REFERENCE, filled, layout, ref, save_flat, save_wav2lip_style, tensors
 

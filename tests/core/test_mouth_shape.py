@@ -6,6 +6,7 @@ resources/models/mouth_shape.md) minus a margin for the small sample used here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -182,6 +183,17 @@ def test_shipped_model_is_described_and_verified(model, tmp_path):
         ms.AudioToMouth.load(bad)
     with pytest.raises(ModelMissingError):
         ms.AudioToMouth.load(tmp_path / "nothing.pt")
+
+
+def test_a_model_file_is_loaded_once_until_it_changes(model, tmp_path):
+    assert ms.AudioToMouth.load() is ms.AudioToMouth.load()
+    copy = tmp_path / "mine.pt"
+    shutil.copy(ms.shipped_model_path(), copy)
+    mine = ms.AudioToMouth.load(copy)
+    assert mine is not ms.AudioToMouth.load() and ms.AudioToMouth.load(copy) is mine
+    copy.write_bytes(copy.read_bytes())                  # rewritten (same content, new time): read again
+    os.utime(copy, ns=(copy.stat().st_mtime_ns + 10**9,) * 2)
+    assert ms.AudioToMouth.load(copy) is not mine
 
 
 def _load_audio(path):

@@ -1,14 +1,38 @@
 """PocketSphinx phone decoding: the same voice always decodes the same, whatever the process decoded before
-(a dub must not depend on which clips a window, a batch or a Ray worker handled earlier)."""
+(a dub must not depend on which clips a window, a batch or a Ray worker handled earlier), and a voice decoded
+moments ago is not decoded again."""
+import numpy as np
+
 from core import phones
 from core.audio import load_audio
 from data_paths import GRID_S1, heldout_names
 
 
-def test_a_voice_decodes_the_same_whatever_came_before():
+def test_a_voice_decodes_the_same_whatever_came_before(monkeypatch):
+    monkeypatch.setattr(phones, "DECODED_KEPT", 0)          # every call decodes
     a, b = (load_audio(GRID_S1 / "video" / f"{n}.mp4") for n in heldout_names()[:2])
     first = phones.decode_phones(a)
     assert first and {p for p, _, _ in first} - {"SIL"}          # real phones, not only silence
     phones.decode_phones(b)
     assert phones.decode_phones(a) == first
     assert phones.decode_phones(a) == first
+
+
+def test_recent_voices_are_decoded_once(monkeypatch):
+    calls = []
+    real = phones._decode
+    monkeypatch.setattr(phones, "_decode", lambda x: calls.append(len(x)) or real(x))
+    monkeypatch.setattr(phones, "_DECODED", type(phones._DECODED)())
+    a, b = (load_audio(GRID_S1 / "video" / f"{n}.mp4") for n in heldout_names()[2:4])
+    first = phones.decode_phones(a)
+    first.append(("AA", 0.0, 0.1))                      # a caller changing its list changes nothing kept
+    assert phones.decode_phones(a.copy()) == first[:-1] and len(calls) == 1
+    phones.decode_phones(b)
+    assert len(calls) == 2
+    louder = np.clip(a * 1.5, -1, 1)                   # other samples: decoded
+    phones.decode_phones(louder)
+    assert len(calls) == 3
+    for k in range(phones.DECODED_KEPT):                # pushed out by newer voices: decoded again
+        phones.decode_phones(a[: len(a) - 160 * (k + 1)])
+    phones.decode_phones(a)
+    assert len(calls) == 4 + phones.DECODED_KEPT

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from core.errors import ModelCorruptError, ModelMissingError
+from core.model_catalog import known_models, users_of
 from core.models import registry
 from core.models.registry import REGISTRY, ModelSpec, models_dir, resolve_model
+
+known_models()      # the plug-ins declare the user-supplied files
 
 
 @pytest.fixture(autouse=True)
@@ -22,14 +25,16 @@ def _isolated(tmp_path, monkeypatch):
     registry.clear_hash_cache()
 
 
-def test_builtin_entries():
-    expect = {"wav2lip": ("wav2lip.pth", "wav2lip"), "wav2lip_gan": ("wav2lip_gan.pth", "wav2lip"),
-              "lipsync_expert": ("lipsync_expert.pth", "syncnet_color"),
-              "syncnet_v2": ("syncnet_v2.model", "syncnet_v2")}
-    for name, (filename, kind) in expect.items():
+def test_plug_ins_declare_the_files_users_supply():
+    expect = {"wav2lip": ("wav2lip.pth", "wav2lip", "engine wav2lip"),
+              "wav2lip_gan": ("wav2lip_gan.pth", "wav2lip", "engine wav2lip"),
+              "lipsync_expert": ("lipsync_expert.pth", "syncnet_color", "scorer lipsync_expert"),
+              "syncnet_v2": ("syncnet_v2.model", "syncnet_v2", "scorer syncnet_v2")}
+    for name, (filename, kind, user) in expect.items():
         spec = REGISTRY[name]
         assert (spec.filename, spec.kind, spec.shipped) == (filename, kind, False)
-        assert spec.source and spec.licence
+        assert spec.source and spec.licence and users_of(name) == [user]
+    assert users_of("mouth_shape") == ["engine classic"] and users_of("sync_lite") == ["scorer lite"]
     for name in ("wav2lip", "wav2lip_gan", "lipsync_expert"):
         assert "non-commercial" in REGISTRY[name].licence
         assert "github.com/Rudrabha/Wav2Lip" in REGISTRY[name].source

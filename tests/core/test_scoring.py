@@ -317,7 +317,7 @@ def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
 # ------------------------------------------------------------------------------------------- colour expert
 @pytest.fixture(scope="module")
 def expert_scorer():
-    from core.models import SyncNetColor
+    from core.models.load import SyncNetColor
     from core.scorers.color_expert import ColorExpertScorer
 
     net = SyncNetColor()

@@ -5,10 +5,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from ...models.registry import ModelSpec
 from ..registry import EnginePlugin, OptionField
 from .options import Wav2LipOptions
 
 GENERATOR_KIND = "wav2lip"   # core.models.registry kind of the generator files
+WAV2LIP_README = "https://github.com/Rudrabha/Wav2Lip (README, section 'Getting the weights')"
+WAV2LIP_LICENCE = ("Wav2Lip weights: non-commercial research/academic use only (Wav2Lip licence); "
+                   "commercial use needs the authors' permission")
+GENERATOR_BYTES = 36_298_035 * 4       # float32 weights alone; smaller = a truncated download
+GENERATORS = (
+    ModelSpec("wav2lip", "wav2lip.pth", GENERATOR_KIND, None, f"{WAV2LIP_README}: the 'Wav2Lip' checkpoint",
+              WAV2LIP_LICENCE, False, title="Wav2Lip generator (accurate sync)", min_bytes=GENERATOR_BYTES),
+    ModelSpec("wav2lip_gan", "wav2lip_gan.pth", GENERATOR_KIND, None,
+              f"{WAV2LIP_README}: the 'Wav2Lip + GAN' checkpoint", WAV2LIP_LICENCE, False,
+              title="Wav2Lip + GAN generator (sharper)", min_bytes=GENERATOR_BYTES),
+)
 
 
 def create(options: Wav2LipOptions, *, models_dir: Optional[str] = None, device: str = "cpu"):
@@ -32,7 +44,7 @@ PLUGIN = EnginePlugin(
     label="Wav2Lip",
     title="Wav2Lip (neural generator: needs a Wav2Lip weight file you supply)",
     options=Wav2LipOptions, create=create, add_arguments=add_arguments, options_from_args=options_from_args,
-    models=("wav2lip", "wav2lip_gan"),
+    models=GENERATORS,
     fields=(OptionField("checkpoint", "Wav2Lip weights", "model", model_kinds=(GENERATOR_KIND,),
                         tip="The generator file (the official weights are for non-commercial research only)"),),
 )

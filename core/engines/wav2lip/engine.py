@@ -76,7 +76,7 @@ class Wav2LipEngine(Engine):
                 cancel: Optional[CancelToken] = None) -> None:
         import torch
 
-        from ...models import load_wav2lip
+        from ...models.load import load_wav2lip
 
         self.ctx = ctx
         device = resolve_device(ctx.device or self.device)

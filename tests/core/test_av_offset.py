@@ -1,0 +1,54 @@
+"""The offset from two witnesses (core.av_offset): the scorer's distance curve and the mouth model's opening.
+On speakers neither model was trained on (grid_others), injected delays are found within one frame, and the LSE
+figures stay the scorer's own."""
+import numpy as np
+import pytest
+
+from core import av_offset
+from core.audio import load_audio
+from core.faces.track import track_video
+from core.mouth_shape import AudioToMouth
+from core.scoring import get_scorer, score_clip
+from data_paths import GRID_OTHERS
+
+SPF = 640   # 16 kHz samples per 25 fps frame
+
+
+def delayed(wav, k):
+    """The voice k frames late (k < 0: early), same length."""
+    s = abs(k) * SPF
+    return np.concatenate([np.zeros(s, np.float32), wav])[:len(wav)] if k >= 0 else \
+        np.concatenate([wav[s:], np.zeros(s, np.float32)])
+
+
+def test_robust_z_is_in_units_of_spread_and_zero_for_a_flat_curve():
+    z = av_offset.robust_z(np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    assert z[2] == 0.0 and z[4] > 50 and np.all(np.diff(z) > 0)
+    assert np.all(av_offset.robust_z(np.full(7, 3.0)) == 0)
+
+
+@pytest.fixture(scope="module")
+def unseen():
+    clips = sorted(GRID_OTHERS.glob("*.mpg"))[:3]
+    return [(str(p), load_audio(p), track_video(str(p)).primary()) for p in clips]
+
+
+def test_unseen_speakers_delays_are_found_within_one_frame(unseen):
+    scorer, model = get_scorer("lite"), AudioToMouth.load()
+    hits = []
+    for path, wav, track in unseen:
+        for k in (-6, -3, 3, 6):
+            rep = score_clip(path, delayed(wav, k), track, scorer, fps=25.0, offset_model=model)
+            plain = score_clip(path, delayed(wav, k), track, scorer, fps=25.0)
+            assert rep.offset_scorer == plain.offset_frames          # the scorer's own answer is kept beside it
+            assert (rep.lse_d, rep.lse_c) == (plain.lse_d, plain.lse_c)
+            hits.append(abs(rep.offset_frames + k) <= 1)
+    assert all(hits), hits
+
+
+def test_a_still_face_leaves_the_scorer_alone(unseen):
+    """No movement to correlate: the mouth curve is flat, the fused offset is the scorer's."""
+    path, wav, track = unseen[0]
+    still = np.repeat(track.landmarks[:1], len(track.landmarks), axis=0)
+    r = av_offset.mouth_curve(AudioToMouth.load(), wav, 25.0, still, track.present, np.arange(-15, 16))
+    assert np.all(r == 0)
