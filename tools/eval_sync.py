@@ -117,13 +117,21 @@ def adapted_threshold(rec):
     """Per-clip threshold learnt from the first half of the clip's own voice (core.sync_lane.clip_threshold);
     the lane is then measured on the second half only, never on what it adapted on."""
     from core.audio import voice_activity
+    from core.av_offset import best_candidate, mouth_curve
+    from core.mouth_shape import AudioToMouth
     from core.sync_lane import clip_threshold, own_level
 
     r, wav = rec["lane"]["own"]
-    half = rec["frames"] // 2
-    voiced = voice_activity(wav, rec["fps"], rec["frames"])[2:2 + len(r.dists)]   # window i's centre frame
+    half, fps = rec["frames"] // 2, rec["fps"]
+    voiced = voice_activity(wav, fps, rec["frames"])[2:2 + len(r.dists)]   # window i's centre frame
     first = np.arange(len(r.dists)) < half - 2
-    offset = r.vshift - int(r.dists[first].mean(0).argmin())      # the own offset, from the first half too
+    # the own offset from the first half too, with both witnesses as core.adapt finds it (core.av_offset)
+    md = r.dists[first].mean(0)
+    offsets = r.vshift - np.arange(len(md))
+    track = clip_track(rec["name"], None)
+    mouth = mouth_curve(AudioToMouth.load(), wav[:int(half * 16000 / fps)], fps, track["landmarks"][:half],
+                        track["present"][:half], offsets)
+    offset = int(offsets[best_candidate(md, mouth)])
     level = own_level(r.dists[first], r.vshift, offset, voiced[first])
     return clip_threshold(level), slice(half, None)
 
