@@ -300,7 +300,10 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     if offset_model is not None:
         from .av_offset import fused_offset
 
+        check(cancel)
+        report(progress, "offset", 0, 1)
         both = fused_offset(rep, offset_model, wav, track.landmarks, track.present)
+        report(progress, "offset", 1, 1)
         if both is not None:
             rep.offset_scorer, rep.offset_frames = rep.offset_frames, both
     return rep

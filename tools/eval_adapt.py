@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 def opening_metrics(model, clip, wav, head=None):
     from core import mouth_shape as ms
-    from core.adapt import _pearson
+    from tools.train_mouth import pearson
 
     n = len(clip["disp"])
     m = clip["valid"]
     pred = model.predict(wav, clip["fps"], n, head=head)
     po = ms.shape_opening(clip["neutral"][None] + pred)[m]
     to = ms.shape_opening(clip["neutral"][None] + clip["disp"])[m]
-    return _pearson(po, to), float(np.std(po) / max(np.std(to), 1e-9))
+    return pearson(po, to), float(np.std(po) / max(np.std(to), 1e-9))
 
 
 def adapt_on(model, clips, voices, ridge):
