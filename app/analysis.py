@@ -10,6 +10,8 @@ from PySide6.QtCore import QObject, Signal
 from core.audio import SAMPLE_RATE
 from core.edits import shift_voice
 from core.faces.fixes import apply_box_fixes
+from core.faces.track import track_video
+from core.timing import fit_wav
 
 from . import core_bridge
 
@@ -40,7 +42,7 @@ class AnalysisController(QObject):
         path, cache = s.project.video, self.win.track_cache_dir
         self.win.sync_track.clear_curves()
         self.jobs.start("track", "Tracking faces",
-                        lambda progress, cancel: core_bridge.track_video(path, progress, cancel, cache),
+                        lambda progress, cancel: track_video(path, progress=progress, cancel=cancel, cache_dir=cache),
                         lambda ts, p=path: self._tracking_ready(p, ts))
 
     def _tracking_ready(self, path: str, track_set) -> None:
@@ -114,7 +116,7 @@ class AnalysisController(QObject):
             wav = cached.wav if cached is not None else load_audio(voice)
             if offset:
                 wav = shift_voice(wav, offset, fps, SAMPLE_RATE)
-            return core_bridge.score(video, info, core_bridge.fit_voice(wav, n, fps), track, adapt=adapt,
+            return core_bridge.score(video, info, fit_wav(wav, n, fps), track, adapt=adapt,
                                      models_dir=models_dir, device=device, progress=progress, cancel=cancel)
 
         s.score_failed.discard(key)

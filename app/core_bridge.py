@@ -12,23 +12,8 @@ import cv2
 import numpy as np
 
 from core import compose, scoring, sync_lane
-from core.audio import SAMPLE_RATE
-from core.faces.track import track_video as _track_video
 
 log = logging.getLogger(__name__)
-
-
-def track_video(path: str, progress=None, cancel=None, cache_dir=None):
-    kw = {} if cache_dir is None else {"cache_dir": cache_dir}
-    return _track_video(path, progress=progress, cancel=cancel, **kw)
-
-
-def fit_voice(wav: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
-    """The voice cut or zero-padded to `num_frames` video frames (what scoring against the video needs)."""
-    n = int(round(num_frames * SAMPLE_RATE / fps))
-    if len(wav) >= n:
-        return wav[:n]
-    return np.concatenate([wav, np.zeros(n - len(wav), np.float32)])
 
 
 def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, models_dir=None, device="cpu",
@@ -43,7 +28,7 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
     witness = AudioToMouth.load()           # the offset's second witness (core.av_offset)
     adaptation = adapt_clip(video, info, track, model=witness, scorer=scorer, progress=progress,
                             cancel=cancel) if adapt else None
-    report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel,
+    report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=float(info.fps),
                                 low_threshold=None if adaptation is None else adaptation.low_threshold,
                                 offset_model=witness)
     report.adaptation = adaptation

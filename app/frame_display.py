@@ -26,7 +26,6 @@ class FrameDisplay(QObject):
         self.scrub = ScrubCache()
         self.source = FrameSource(self.scrub)
         self.exact = True                      # the frame on screen is the exact decode (not a scrub copy)
-        self.last_seconds = 0.0
         self._request = None
         self._exact_timer = QTimer(self)
         self._exact_timer.setSingleShot(True)
@@ -79,8 +78,7 @@ class FrameDisplay(QObject):
     def _on_frame(self, index: int, result) -> None:
         if self.win.jobs.closing or self.session.info is None:
             return
-        frame, outline, secs, exact = result
-        self.last_seconds = secs
+        frame, outline, _, exact = result
         playing = self.win.playback.playing
         if index != self.session.playhead and not playing and self.view.frame_index >= 0:
             return       # a stale frame: a newer one is on its way

@@ -178,8 +178,10 @@ def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, prog
 
     rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model)
     m = len(rep.dists)
-    voiced = rep.voiced[rep.window // 2:rep.window // 2 + m] if rep.voiced is not None else None
-    native = int(round(rep.offset_frames * float(rep.scorer_fps or fps) / fps))
+    s_fps = float(rep.scorer_fps or fps)
+    # speech per window, on the scorer's frame grid (a resampling scorer's windows are not video frames)
+    voiced = audio_mod.voice_activity(wav, s_fps, m + rep.window)[rep.window // 2:rep.window // 2 + m]
+    native = int(round(rep.offset_frames * s_fps / fps))
     return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced)
 
 
@@ -219,8 +221,13 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
                 return cached
         except OSError as exc:
             log.warning("adaptation cache: cannot identify %s: %s", video, exc)
+    def scoring_progress(stage: str, done: int, total: int) -> None:
+        """Scoring the own voice is the first half of the "adapt" stage (its stage names belong to other jobs)."""
+        if stage == "score":
+            report(progress, "adapt", done, 2 * max(1, total))
+
     report(progress, "adapt", 0, 2)
-    lane = lane_adaptation(video, info, track, scorer, cancel=cancel, offset_model=model)
+    lane = lane_adaptation(video, info, track, scorer, cancel=cancel, offset_model=model, progress=scoring_progress)
     report(progress, "adapt", 1, 2)
     if not lane.own_voice_fits:
         result = not_adapted(lane.message + ": dubbing with the general mouth model", own_offset=lane.own_offset,
@@ -259,7 +266,7 @@ class LaneAdaptation:
 
 
 def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
-                    offset_model=None) -> LaneAdaptation:
+                    offset_model=None, progress: Optional[ProgressFn] = None) -> LaneAdaptation:
     """Score the clip against its own sound: its A/V offset (`offset_model`: the audio->mouth model as a second
     witness, core.av_offset) and how confident this face gets when in sync."""
     wav = own_voice(video, info)
@@ -267,7 +274,7 @@ def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToke
         return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
                                       "actor from")
     check(cancel)
-    offset, level = find_own_offset(video, wav, track, scorer, float(info.fps), cancel=cancel,
+    offset, level = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
                                     offset_model=offset_model)
     lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav)
     if lane.own_voice_fits:

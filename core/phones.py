@@ -39,8 +39,8 @@ def _decoder():
 
 _DECODED: "OrderedDict[bytes, list]" = OrderedDict()     # content digest -> segments, most recent last
 _DECODED_LOCK = threading.Lock()
-DECODED_KEPT = 4            # voices whose phones are kept: a dub decodes its voice in adaptation and again in
-                            # prediction, and the window re-dubs the same voice after every setting change
+DECODED_KEPT = 4            # voices whose phones are kept: the window re-dubs the same voice after every setting
+                            # change (a voice padded or shifted is other samples: decoded again)
 
 
 def decode_phones(wav: np.ndarray) -> list:

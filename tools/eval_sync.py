@@ -92,13 +92,6 @@ def clip_inputs(scorer, path, name):
     return np.stack([scorer.face_input(frames[i], boxes[i], lms[i]) for i in range(n)])
 
 
-def score_clip(scorer, vfeat, wav, n, fps=25.0):
-    from core.scoring import lse_from_features
-
-    afeat = scorer.audio_features(wav, fps, n)
-    return lse_from_features(vfeat, afeat, scorer.vshift)
-
-
 def lane_low_share(report, wav, fps, n, span, threshold, frames=slice(None)):
     """Share of voiced frames (among `frames`) the calibrated sync lane marks low (core.sync_lane), and the
     voiced count."""
@@ -114,26 +107,35 @@ def lane_low_share(report, wav, fps, n, span, threshold, frames=slice(None)):
 
 
 def adapted_threshold(rec):
-    """Per-clip threshold learnt from the first half of the clip's own voice (core.sync_lane.clip_threshold);
-    the lane is then measured on the second half only, never on what it adapted on."""
+    """Per-clip threshold learnt from the first half of the clip's own voice, as core.adapt sets it
+    (`face_threshold`: the own offset found by both witnesses, core.av_offset, and the level there); the lane is
+    then measured on the second half only, never on what it adapted on. The offset and level are found once per
+    clip; the threshold is derived at each call (`--tune` varies sync_lane.OWN_SHARE)."""
+    from core.adapt import face_threshold
+
+    if "own_fit" not in rec:
+        rec["own_fit"] = own_fit_first_half(rec)
+    return face_threshold(*rec["own_fit"]), slice(rec["frames"] // 2, None)
+
+
+def own_fit_first_half(rec):
+    """(own offset, own level) from the first half of the clip's own voice."""
     from core.audio import voice_activity
     from core.av_offset import best_candidate, mouth_curve
     from core.mouth_shape import AudioToMouth
-    from core.sync_lane import clip_threshold, own_level
+    from core.sync_lane import own_level
 
     r, wav = rec["lane"]["own"]
     half, fps = rec["frames"] // 2, rec["fps"]
     voiced = voice_activity(wav, fps, rec["frames"])[2:2 + len(r.dists)]   # window i's centre frame
     first = np.arange(len(r.dists)) < half - 2
-    # the own offset from the first half too, with both witnesses as core.adapt finds it (core.av_offset)
     md = r.dists[first].mean(0)
     offsets = r.vshift - np.arange(len(md))
     track = clip_track(rec["name"], None)
     mouth = mouth_curve(AudioToMouth.load(), wav[:int(half * 16000 / fps)], fps, track["landmarks"][:half],
                         track["present"][:half], offsets)
     offset = int(offsets[best_candidate(md, mouth)])
-    level = own_level(r.dists[first], r.vshift, offset, voiced[first])
-    return clip_threshold(level), slice(half, None)
+    return offset, own_level(r.dists[first], r.vshift, offset, voiced[first])
 
 
 LANE_CASES = {"own": 0, "late8": 8}
@@ -174,10 +176,10 @@ def evaluate_set(scorer, items, desc):
     for i, rec in enumerate(out):
         vfeat, n, fps = feats[rec["name"]]
         other = np.resize(items[(i + 1) % len(items)][2], len(items[i][2]))
-        r = score_clip(scorer, vfeat, other, n, fps)
+        rec["other_audio"] = scorer.audio_features(other, fps, n)
+        r = lse_from_features(vfeat, rec["other_audio"], scorer.vshift)
         rec["mismatch"] = {"lse_d": r.lse_d, "lse_c": r.lse_c, "offset": r.offset_frames}
         rec["lane"]["other"] = (r, other)
-        rec["other_audio"] = scorer.audio_features(other, fps, n)
     return out
 
 

@@ -28,7 +28,6 @@ class Emitter:
     def __init__(self, name: str):
         self.name = name
         self._callbacks: List[Callable[[Event], None]] = []
-        self.blocked = False
 
     def connect(self, callback: Callable[[Event], None]) -> Callable[[Event], None]:
         if callback not in self._callbacks:
@@ -41,9 +40,8 @@ class Emitter:
 
     def __call__(self, **info) -> Event:
         event = Event(self.name, info)
-        if not self.blocked:
-            for cb in list(self._callbacks):
-                cb(event)
+        for cb in list(self._callbacks):
+            cb(event)
         return event
 
 
@@ -51,7 +49,6 @@ class EmitterGroup:
     """One attribute per event name: `group.tracks.connect(cb)`, `group.tracks(reason="auto")`."""
 
     def __init__(self, *names: str):
-        self.names = names
         for n in names:
             setattr(self, n, Emitter(n))
 
