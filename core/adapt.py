@@ -170,9 +170,9 @@ def own_voice(video: str, info) -> Optional[np.ndarray]:
 
 def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None,
                     offset_model=None):
-    """(offset, level) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
+    """(offset, level, report) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
     witness: core.av_offset) and the median calibrated confidence at that offset over the voiced windows
-    (core.sync_lane.own_level)."""
+    (core.sync_lane.own_level), and the own voice's SyncReport."""
     from .scoring import score_clip
     from .sync_lane import own_level
 
@@ -182,7 +182,7 @@ def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, prog
     # speech per window, on the scorer's frame grid (a resampling scorer's windows are not video frames)
     voiced = audio_mod.voice_activity(wav, s_fps, m + rep.window)[rep.window // 2:rep.window // 2 + m]
     native = int(round(rep.offset_frames * s_fps / fps))
-    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced)
+    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced), rep
 
 
 def cache_settings(track, scorer_name: str, model_sha: str) -> dict:
@@ -255,6 +255,7 @@ class LaneAdaptation:
     own_confidence: float = float("nan")
     message: str = ""
     wav: Optional[np.ndarray] = None
+    report: object = None           # the own voice's SyncReport (core.scoring), judged by the default threshold
 
     @property
     def own_voice_fits(self) -> bool:
@@ -274,9 +275,9 @@ def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToke
         return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
                                       "actor from")
     check(cancel)
-    offset, level = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
+    offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
                                     offset_model=offset_model)
-    lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav)
+    lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
     if lane.own_voice_fits:
         lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "
                         f"{offset:+d} frames)")

@@ -106,11 +106,11 @@ def _load_soundfile(p: Path, sr: int) -> Optional[np.ndarray]:
     try:
         import soundfile as sf
 
+        if sf.info(str(p)).channels > MAX_AVERAGED_CHANNELS:
+            return None                     # surround: ffmpeg's downmix keeps the dialogue (read it once, there)
         x, sr_in = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception as e:  # unsupported subtype, damaged header...: let ffmpeg try
         log.debug("soundfile cannot read %s (%s); using ffmpeg", p, e)
-        return None
-    if x.shape[1] > MAX_AVERAGED_CHANNELS:
         return None
     return _finish(x, sr_in, sr, p)
 

@@ -200,27 +200,30 @@ def cmd_score(a, bars, cancel) -> int:
     from .errors import NoFaceError
     from .faces.track import track_video
     from .mouth_shape import AudioToMouth
-    from .scoring import get_scorer, score_clip
+    from .scoring import get_scorer, judge_low, score_clip
 
     info = media.probe(a.video, need_video=True)
-    src = a.audio or a.video
-    wav = audio_mod.load_audio(src)
     tracks = track_video(a.video, progress=bars, cancel=cancel)
     if not tracks.tracks:
         raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
     track = tracks.primary() if a.face is None else tracks.get(a.face)
     scorer = get_scorer(a.scorer, models_dir=a.models_dir, device=a.device)
     witness = AudioToMouth.load()          # the offset's second witness (core.av_offset)
-    threshold = None
+    threshold = own = None
     if a.adapt:
         from .adapt import lane_adaptation
 
-        lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel, offset_model=witness)
+        lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel, offset_model=witness, progress=bars)
         threshold = lane.low_threshold
+        own = lane.report
         if not a.json:
             print(f"low-sync threshold {threshold:.2f} ({lane.message})", file=sys.stderr)
-    report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, low_threshold=threshold,
-                        offset_model=witness)
+    if a.audio is None and own is not None:
+        report = judge_low(own, threshold)        # the clip's own sound: the adaptation has just scored it
+    else:
+        wav = audio_mod.load_audio(a.audio or a.video)
+        report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, fps=float(info.fps),
+                            low_threshold=threshold, offset_model=witness)
     bars.close()
     if a.csv:
         write_csv(a.csv, report, info.fps)

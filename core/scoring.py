@@ -207,6 +207,14 @@ def resample_indices(num_frames: int, fps: float, target_fps: Optional[float]) -
 
 
 # ============================================================================================ score_clip
+def judge_low(report: SyncReport, low_threshold: Optional[float] = None) -> SyncReport:
+    """Set the report's `low` frames against `low_threshold` (None: core.sync_lane.LOW_THRESHOLD): the one step of
+    scoring that depends on the threshold, so a report can be judged again by a threshold learnt after it."""
+    report.low_threshold = float(sync_lane.LOW_THRESHOLD if low_threshold is None else low_threshold)
+    report.low = sync_lane.low_frames(report.per_frame, report.voiced, report.valid, report.low_threshold)
+    return report
+
+
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
                low_threshold: Optional[float] = None, offset_model=None) -> SyncReport:
@@ -292,8 +300,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     rep.per_frame = sync_lane.calibrate(rep.dists, rep.vshift).confidence[wi]
     rep.valid = detected & in_range
     rep.voiced = audio_mod.voice_activity(wav, fps, n_video)
-    rep.low_threshold = float(sync_lane.LOW_THRESHOLD if low_threshold is None else low_threshold)
-    rep.low = sync_lane.low_frames(rep.per_frame, rep.voiced, rep.valid, rep.low_threshold)
+    judge_low(rep, low_threshold)
     rep.fps = fps
     rep.scorer_fps = s_fps
     rep.offset_frames = int(round(rep.offset_native * fps / s_fps))

@@ -91,7 +91,9 @@ class Engine(ABC):
     def warm(self, out_indices: Sequence[int], progress: Optional[ProgressFn] = None,
              cancel: Optional[CancelToken] = None) -> None:
         """Optionally precompute what rendering `out_indices` needs, for frames rendered again and again
-        (live playback in the window). Rendering must give the same frames with or without it."""
+        (live playback in the window). Rendering must give the same frames with or without it, up to what a
+        compact cache costs (the classic engine keeps warmed textures as quality-95 JPEG: live frames may differ
+        from the export by a few grey levels inside the mouth)."""
 
     def close(self) -> None:
         pass

@@ -94,3 +94,19 @@ def test_score_json_reports_low_and_its_threshold(held_clip, tmp_path):
     rows = (tmp_path / "f.csv").read_text().splitlines()
     assert rows[0].split(",")[:4] == ["frame", "time_s", "confidence", "low"]
     assert [int(r.split(",")[3]) for r in rows[1:]] == low.astype(int).tolist()
+
+
+def test_score_of_the_clips_own_sound_scores_it_once(held_clip, monkeypatch, capsys):
+    """The adaptation scores the clip's own voice to learn the threshold; `score` without --audio reuses that
+    report, judged by the learnt threshold, instead of decoding and scoring the video a second time."""
+    from core import scoring
+    from core.cli import main as cli_main
+
+    calls = []
+    real = scoring.score_clip
+    monkeypatch.setattr(scoring, "score_clip", lambda *a, **k: calls.append(k) or real(*a, **k))
+    assert cli_main(["score", "--video", str(held_clip[0]), "--json", "--quiet", "--scorer", "lite"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(calls) == 1 and len(doc["low"]) == 75
+    np.testing.assert_array_equal(np.array(doc["low"]), np.array(doc["voiced"]) & np.array(doc["valid"])
+                                  & (np.array(doc["per_frame"], float) < doc["low_threshold"]))
