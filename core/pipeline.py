@@ -120,6 +120,7 @@ class PreparedClip:
     track_set: object
     track: object
     adaptation: object = None          # core.adapt.Adaptation, when adaptation ran
+    scorer: object = None              # the sync lane's scorer, when adaptation loaded it (score_output reuses it)
     edits: Edits = field(default_factory=Edits)
 
 
@@ -178,7 +179,8 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
-    adaptation = None
+    adaptation = scorer = None
+    device = resolve_device(settings.device)
     plugin = engines.get(settings.engine)
     if settings.adapt and plugin.mouth_model is not None:
         from .adapt import adapt_clip
@@ -189,7 +191,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
         # the lane's scorer, as score_output will use it
-        scorer = get_scorer("auto", models_dir=settings.models_dir, device=resolve_device(settings.device))
+        scorer = get_scorer("auto", models_dir=settings.models_dir, device=device)
         adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
         timer.add("adapt", time.perf_counter() - t0, info.num_frames)
@@ -206,12 +208,12 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         video_path=str(settings.video), fps=fps, width=info.width, height=info.height,
         num_output_frames=num_out, source_index=np.asarray(schedule, np.int64), wav=wav_out, mel=mel,
         voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
-        mask=settings.mask, pads=tuple(settings.pads), device=resolve_device(settings.device),
+        mask=settings.mask, pads=tuple(settings.pads), device=device,
         batch_size=settings.batch_size, teeth_frame=settings.teeth_frame, teeth_strength=settings.teeth_strength,
         force_closed=force_closed, mouth_head=adaptation.head if adaptation is not None else None,
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
-                        track_set=track_set, track=track, edits=edits, adaptation=adaptation)
+                        track_set=track_set, track=track, edits=edits, adaptation=adaptation, scorer=scorer)
 
 
 class SourceFrames:
@@ -541,10 +543,11 @@ def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.nd
     source track (remapped through the schedule) locates the face in the output without re-detecting."""
     from .scoring import get_scorer, score_clip
 
-    scorer = get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
+    scorer = prep.scorer or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
     track = remap_track(prep.track, prep.ctx.source_index[out_idx])
     threshold = prep.adaptation.low_threshold if prep.adaptation is not None else None
-    return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, low_threshold=threshold)
+    return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=prep.ctx.fps,
+                      low_threshold=threshold)
 
 
 class DubSession:
