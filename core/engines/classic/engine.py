@@ -157,6 +157,7 @@ class ClassicEngine(Engine):
         self.ctx: Optional[DubContext] = None
         self.teeth_proxy = None
         self.teeth_frame: Optional[int] = None
+        self.teeth_strength: float = 1.0
         self.lib: Optional[retrieval.TextureLibrary] = None
         self._textures: dict = {}           # output frame -> JPEG of its retrieved texture (see warm)
 
@@ -269,6 +270,7 @@ class ClassicEngine(Engine):
         self._teeth_source = best
 
     def _setup_teeth(self, ctx: DubContext) -> None:
+        self.teeth_strength = max(0.0, float(ctx.teeth_strength))
         self.teeth_proxy = None
         if self._teeth_source is not None:
             i, frame = self._teeth_source
