@@ -112,10 +112,11 @@ def _pearson(a, b) -> float:
 
 
 def adapt_mouth(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, present: np.ndarray,
-                voiced: Optional[np.ndarray] = None, ridge: float = RIDGE) -> Adaptation:
+                voiced: Optional[np.ndarray] = None, ridge: float = RIDGE, phone_segments=None) -> Adaptation:
     """Fit `model`'s output layer to the clip whose tracked `landmarks` go with `wav` (already aligned).
     `voiced` (N,) marks the frames with speech (all frames when None); silent frames are fitted too (they teach
-    the closed mouth) but at least MIN_VOICED_FRAMES voiced frames with a face are required."""
+    the closed mouth) but at least MIN_VOICED_FRAMES voiced frames with a face are required. `phone_segments`:
+    the aligned voice's phones when already decoded."""
     from . import mouth_shape as ms
 
     lm = np.asarray(landmarks, np.float32)
@@ -130,7 +131,7 @@ def adapt_mouth(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, prese
                            frames_used=n_voiced)
     neutral = ms.clip_neutral(canon, valid)
     disp = canon[:, ms.SHAPE_POINTS] - neutral[None]
-    hidden = model.hidden(wav, fps, n)[valid]
+    hidden = model.hidden(wav, fps, n, phone_segments)[valid]
     targets = model.to_coefficients(disp[valid])
 
     def opening(h):
@@ -237,7 +238,8 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
         fps = float(info.fps)
         aligned = align_own_voice(lane.wav, lane.own_offset, fps)
         voiced = audio_mod.voice_activity(aligned, fps, len(track.present))
-        result = adapt_mouth(model, aligned, fps, track.landmarks, track.present, voiced)
+        result = adapt_mouth(model, aligned, fps, track.landmarks, track.present, voiced,
+                             phone_segments=aligned_phones(model, lane.wav, lane.own_offset, fps))
         result.own_offset, result.own_confidence = lane.own_offset, lane.own_confidence
         if result.adapted:
             result.message += f" (its own A/V offset: {lane.own_offset:+d} frames)"
@@ -292,6 +294,18 @@ def align_own_voice(wav: np.ndarray, offset: int, fps: float) -> np.ndarray:
     from .edits import shift_voice
 
     return shift_voice(wav, int(offset), fps, audio_mod.SAMPLE_RATE)
+
+
+def aligned_phones(model, wav: np.ndarray, offset: int, fps: float) -> Optional[list]:
+    """The phones of `align_own_voice(wav, offset, fps)`: the own voice's (decoded once, when its offset was
+    found) moved by the same amount. None for a model without phone inputs."""
+    if not model.uses_phones:
+        return None
+    from .edits import shift_samples
+    from .phones import decode_phones, shift_segments
+
+    return shift_segments(decode_phones(wav), shift_samples(int(offset), fps, audio_mod.SAMPLE_RATE)
+                          / audio_mod.SAMPLE_RATE)
 
 
 # --------------------------------------------------------------------------------------------- cache

@@ -368,9 +368,15 @@ def shifted_length(num_samples: int, offset_frames: int, fps: float, sample_rate
     return int(num_samples)
 
 
+def shift_samples(offset_frames: int, fps: float, sample_rate: int) -> int:
+    """How many samples `shift_voice` puts in front of the voice (negative: cuts from its start)."""
+    n = int(round(abs(offset_frames) * sample_rate / fps))
+    return n if offset_frames >= 0 else -n
+
+
 def shift_voice(wav: np.ndarray, offset_frames: int, fps: float, sample_rate: int) -> np.ndarray:
     """Voice delayed by `offset_frames` (positive: later, silence in front; negative: its start cut off)."""
-    n = int(round(abs(offset_frames) * sample_rate / fps))
+    n = abs(shift_samples(offset_frames, fps, sample_rate))
     if offset_frames > 0:
         return np.concatenate([np.zeros(n, wav.dtype), wav])
     if offset_frames < 0:

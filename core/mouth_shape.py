@@ -459,9 +459,10 @@ class AudioToMouth:
         out = self.net.out
         return MouthHead(weight=out.weight.double().numpy().copy(), bias=out.bias.double().numpy().copy())
 
-    def hidden(self, wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
+    def hidden(self, wav: np.ndarray, fps: float, num_frames: int, phone_segments=None) -> np.ndarray:
         """(num_frames, hidden) float64: the network's last hidden layer at each video frame's centre. The network
-        runs on a 25 Hz grid; for other frame rates its output is interpolated at the frame centres."""
+        runs on a 25 Hz grid; for other frame rates its output is interpolated at the frame centres.
+        `phone_segments`: the voice's phones when already decoded (core.phones), else they are decoded here."""
         n = int(num_frames)
         if n <= 0:
             return np.zeros((0, self.net.out.in_features))
@@ -469,9 +470,9 @@ class AudioToMouth:
             raise ValueError(f"fps must be positive, got {fps}")
         fps = float(fps)
         if abs(fps - self.model_fps) < 1e-6:
-            return self._hidden(model_inputs(wav, fps, n, self.uses_phones))
+            return self._hidden(model_inputs(wav, fps, n, self.uses_phones, phone_segments))
         m = int(np.ceil(n / fps * self.model_fps)) + 1
-        h = self._hidden(model_inputs(wav, self.model_fps, m, self.uses_phones))
+        h = self._hidden(model_inputs(wav, self.model_fps, m, self.uses_phones, phone_segments))
         return _interp_rows(h, frame_centres(fps, n) * self.model_fps - 0.5)
 
     def _hidden(self, feats: np.ndarray) -> np.ndarray:
@@ -490,13 +491,13 @@ class AudioToMouth:
         return (d - self.pca_mean) @ self.pca_basis.T / self.coef_scale
 
     def predict(self, wav: np.ndarray, fps: float, num_frames: int,
-                head: Optional["MouthHead"] = None) -> np.ndarray:
+                head: Optional["MouthHead"] = None, phone_segments=None) -> np.ndarray:
         """(num_frames, K, 2) float32 displacement of SHAPE_POINTS from the neutral mouth, canonical (IOD) units.
         `head`: an output layer adapted to this speaker (core.adapt), else the network's own."""
         n = int(num_frames)
         if n <= 0:
             return np.zeros((0, len(self.shape_points), 2), np.float32)
-        h = self.hidden(wav, fps, n)
+        h = self.hidden(wav, fps, n, phone_segments)
         return self.from_coefficients((head or self.head).apply(h) * self.coef_scale)
 
     def baseline_mean(self, num_frames: int) -> np.ndarray:

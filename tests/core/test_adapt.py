@@ -95,13 +95,19 @@ def test_adaptation_on_a_real_clip_improves_other_sentences(actor_clip, tmp_path
     assert r1 >= r0 - 0.05, (r0, r1)
 
 
-def test_second_run_is_a_cache_hit(actor_clip, tmp_path):
-    from core import media
+def test_second_run_is_a_cache_hit(actor_clip, tmp_path, monkeypatch):
+    """... and the clip's own voice is decoded by PocketSphinx once (its offset search and the refit share it)."""
+    from core import media, phones
     from core.faces.track import track_video
 
     info = media.probe(actor_clip)
     track = track_video(actor_clip).primary()
+    decoded = []
+    real = phones._decode
+    monkeypatch.setattr(phones, "_decode", lambda x: decoded.append(len(x)) or real(x))
+    monkeypatch.setattr(phones, "_DECODED", type(phones._DECODED)())
     first = adapt.adapt_clip(str(actor_clip), info, track, cache_dir=tmp_path)
+    assert first.adapted and len(decoded) == 1, decoded
     second = adapt.adapt_clip(str(actor_clip), info, track, cache_dir=tmp_path)
     assert first.cache == "miss" and second.cache == "hit"
     np.testing.assert_array_equal(first.head.weight, second.head.weight)

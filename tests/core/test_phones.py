@@ -2,6 +2,7 @@
 (a dub must not depend on which clips a window, a batch or a Ray worker handled earlier), and a voice decoded
 moments ago is not decoded again."""
 import numpy as np
+import pytest
 
 from core import phones
 from core.audio import load_audio
@@ -36,3 +37,24 @@ def test_recent_voices_are_decoded_once(monkeypatch):
         phones.decode_phones(a[: len(a) - 160 * (k + 1)])
     phones.decode_phones(a)
     assert len(calls) == 4 + phones.DECODED_KEPT
+
+
+def test_moved_phones_match_the_moved_voice_decoded():
+    """`shift_segments` stands in for decoding a voice again after silence is put in front of it (the A/V offset
+    search and the adaptation move the clip's own voice): the phone of most frames must be the same."""
+    wav = load_audio(GRID_S1 / "video" / f"{heldout_names()[4]}.mp4")
+    seconds = 7 * 640 / 16000                              # 7 frames at 25 fps
+    padded = np.concatenate([np.zeros(7 * 640, np.float32), wav])
+    n = int(len(padded) / 640)
+    moved = phones.phone_features(padded, 25.0, n, phones.shift_segments(phones.decode_phones(wav), seconds))
+    decoded = phones.phone_features(padded, 25.0, n)
+    assert moved[:7, phones.PHONE_INDEX["SIL"]].min() == 1.0      # the silence put in front
+    agree = (moved.argmax(1) == decoded.argmax(1)).mean()
+    assert agree >= 0.8, agree
+
+
+def test_moving_phones_earlier_cuts_what_falls_before_the_start():
+    segs = [("SIL", 0.0, 0.1), ("AA", 0.1, 0.3), ("B", 0.3, 0.5)]
+    assert phones.shift_segments(segs, -0.2) == [("AA", 0.0, pytest.approx(0.1)), ("B", pytest.approx(0.1),
+                                                                                   pytest.approx(0.3))]
+    assert phones.shift_segments(segs, 0.5)[0] == ("SIL", 0.5, 0.6)
