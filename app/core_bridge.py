@@ -20,7 +20,7 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
           progress=None, cancel=None):
     """The sync report of `wav` against the video's face. With `adapt`, the clip's own voice first teaches the
     lane this face's threshold and the mouth model this actor (core.adapt, cached per clip, so the dub later
-    finds it ready); the report's `adaptation` says what was learnt."""
+    finds it ready; the video is read once for both voices); the report's `adaptation` says what was learnt."""
     from core.adapt import adapt_clip
     from core.mouth_shape import AudioToMouth
 
@@ -30,7 +30,7 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
                             cancel=cancel) if adapt else None
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=float(info.fps),
                                 low_threshold=None if adaptation is None else adaptation.low_threshold,
-                                offset_model=witness)
+                                offset_model=witness, face=None if adaptation is None else adaptation.face)
     report.adaptation = adaptation
     return report
 

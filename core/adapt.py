@@ -55,6 +55,7 @@ class Adaptation:
     seconds: float = 0.0
     message: str = ""
     cache: str = "miss"
+    face: Optional[object] = None         # core.scoring.FaceWindows the own voice was scored on (not cached)
 
     @property
     def adapted(self) -> bool:
@@ -244,6 +245,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
         if result.adapted:
             result.message += f" (its own A/V offset: {lane.own_offset:+d} frames)"
     report(progress, "adapt", 2, 2)
+    result.face = lane.report.face if lane.report is not None else None
     result.seconds = time.perf_counter() - t0
     if cfile is not None:
         store_adaptation(result, cfile)

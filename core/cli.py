@@ -223,7 +223,7 @@ def cmd_score(a, bars, cancel) -> int:
     else:
         wav = audio_mod.load_audio(a.audio or a.video)
         report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, fps=float(info.fps),
-                            low_threshold=threshold, offset_model=witness)
+                            low_threshold=threshold, offset_model=witness, face=own.face if own else None)
     bars.close()
     if a.csv:
         write_csv(a.csv, report, info.fps)

@@ -75,6 +75,7 @@ class SyncReport:
     # when the mouth model was a second witness of the offset (core.av_offset): the scorer's own offset (video
     # frames); `offset_frames` is then the offset both agree on
     offset_scorer: Optional[int] = None
+    face: Optional["FaceWindows"] = field(default=None, repr=False)   # the picture's features (score_clip's face=)
 
     @property
     def num_windows(self) -> int:
@@ -215,29 +216,42 @@ def judge_low(report: SyncReport, low_threshold: Optional[float] = None) -> Sync
     return report
 
 
-def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
-               low_threshold: Optional[float] = None, offset_model=None) -> SyncReport:
-    """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
-    `low_threshold`: the sync lane's threshold for this face (core.adapt), else core.sync_lane.LOW_THRESHOLD.
-    `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.av_offset:
-    for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
+@dataclass
+class FaceWindows:
+    """What scoring takes from the picture: the scorer's video features, window by window. Computed once per face
+    and scorer, they can be compared with any number of voices (the window scores the clip's own voice for the
+    adaptation, then the new voice)."""
+    scorer: str
+    features: np.ndarray         # (M, D) float32: window i covers scorer frames i .. i + window - 1
+    frames: int                  # scorer frames read (fewer than `requested` when the video ended early)
+    requested: int               # scorer frames asked for ...
+    available: int               # ... of the scorer frames the video has
+    scorer_fps: float
+    resampled: bool              # the scorer works at its own frame rate (scorer frames are not video frames)
+    detected: np.ndarray         # (N,) bool per video frame: a face was detected there
 
-    Frames are streamed (memory stays bounded by one batch of crops); frames without a detection use a box
-    interpolated/held from the neighbouring detections and are marked invalid in `report.valid`.
-    """
-    fps = float(fps) if fps else float(media.probe(video_path).fps)
-    if not fps or fps <= 0:
-        raise MediaError(f"The video {video_path} has no usable frame rate: it cannot be scored.")
+    def covers(self, scorer: SyncScorer, frames: int) -> bool:
+        """Do these windows hold everything a voice of `frames` scorer frames is compared with?"""
+        return self.scorer == scorer.name and self.requested >= min(int(frames), self.available)
+
+
+def scorer_frame_rate(scorer: SyncScorer, fps: float) -> tuple[float, bool]:
+    """(frame rate the scorer works at, whether the clip's frames are resampled to it)."""
+    resampled = bool(scorer.native_fps) and abs(fps - float(scorer.native_fps)) >= 1e-3
+    return (float(scorer.native_fps) if resampled else fps), resampled
+
+
+def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: Optional[int] = None, *,
+                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> FaceWindows:
+    """Stream the video's frames, crop the tracked face and embed it window by window (memory stays bounded by one
+    batch of crops); `max_frames`: stop after this many scorer frames (the voice ends there). Frames without a
+    detection use a box interpolated/held from the neighbouring detections."""
     boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
     n_video = len(detected)
-    wav = np.asarray(wav, np.float32).reshape(-1)
-
-    resampled = bool(scorer.native_fps) and abs(fps - float(scorer.native_fps)) >= 1e-3
-    s_fps = float(scorer.native_fps) if resampled else fps
+    s_fps, resampled = scorer_frame_rate(scorer, fps)
     src = resample_indices(n_video, fps, s_fps)
-    n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
-    k_total = min(len(src), n_audio)
+    available = len(src)
+    k_total = available if max_frames is None else min(available, int(max_frames))
     if scorer.num_windows(k_total) < 1:
         raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
                          f"{scorer.window + 1} frames ({(scorer.window + 1) / s_fps:.2f} s) of video with voice.")
@@ -274,19 +288,51 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     if len(buffer) >= win:
         feats.append(np.asarray(scorer.video_features(np.stack(buffer)), np.float32))
     check(cancel)
-    k_done = done
-    if k_done < k_total:
-        log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, k_done, k_total)
-    m = scorer.num_windows(k_done)
+    if done < k_total:
+        log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, done, k_total)
+    m = scorer.num_windows(done)
     if m < 1 or not feats:
-        raise MediaError(f"{Path(str(video_path)).name} yielded too few frames to score ({k_done}).")
-    vfeat = np.concatenate(feats, 0)[:m]
+        raise MediaError(f"{Path(str(video_path)).name} yielded too few frames to score ({done}).")
+    report(progress, "score", k_total, k_total)
+    return FaceWindows(scorer=scorer.name, features=np.concatenate(feats, 0)[:m], frames=done, requested=k_total,
+                       available=available, scorer_fps=s_fps, resampled=resampled, detected=detected)
+
+
+def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
+               cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
+               low_threshold: Optional[float] = None, offset_model=None,
+               face: Optional[FaceWindows] = None) -> SyncReport:
+    """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
+    `low_threshold`: the sync lane's threshold for this face (core.adapt), else core.sync_lane.LOW_THRESHOLD.
+    `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.av_offset:
+    for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
+    `face`: this video's `face_windows` from an earlier report (`report.face`), used when they cover this voice.
+
+    Frames without a detection are marked invalid in `report.valid`.
+    """
+    fps = float(fps) if fps else float(media.probe(video_path).fps)
+    if not fps or fps <= 0:
+        raise MediaError(f"The video {video_path} has no usable frame rate: it cannot be scored.")
+    wav = np.asarray(wav, np.float32).reshape(-1)
+    s_fps, resampled = scorer_frame_rate(scorer, fps)
+    n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
+    if face is None or not face.covers(scorer, n_audio):
+        face = face_windows(video_path, track, scorer, fps, n_audio, progress=progress, cancel=cancel)
+    detected = face.detected
+    n_video = len(detected)
+    win = scorer.window
+    k_done = min(face.frames, n_audio)
+    m = scorer.num_windows(k_done)
+    if m < 1:
+        raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
+                         f"{scorer.window + 1} frames ({(scorer.window + 1) / s_fps:.2f} s) of video with voice.")
+    vfeat = face.features[:m]
     afeat = np.asarray(scorer.audio_features(wav, s_fps, k_done), np.float32)[:m]
     if len(vfeat) < m or len(afeat) < m:
         raise LipDubError(f"The {scorer.name} scorer returned {len(vfeat)} video / {len(afeat)} audio features for "
                           f"{m} windows: the scorer is broken.")
     rep = lse_from_features(vfeat, afeat, scorer.vshift, scorer=scorer.name, window=win, num_frames=k_done)
-    report(progress, "score", k_total, k_total)
+    rep.face = face
 
     # map scorer frames back to video frames (nearest in time)
     if not resampled:

@@ -254,6 +254,54 @@ def test_score_clip_missing_faces_short_audio_cancel_and_progress(grid):
     assert done == sorted(done) and done[-1] < 74
 
 
+class VoiceToy(ToyScorer):
+    """ToyScorer whose audio features follow the voice (loudness of the window's 5 frames)."""
+
+    def audio_features(self, wav, fps, num_frames):
+        spf = int(round(16000 / fps))
+        loud = np.array([np.sqrt(np.mean(np.square(wav[i * spf:(i + 1) * spf])) + 1e-9) for i in range(num_frames)])
+        win = np.stack([loud[i:i + 5] for i in range(num_frames - 4)]).astype(np.float32)
+        return np.repeat(win, 3, axis=1) * 100.0
+
+
+def test_a_picture_is_read_once_for_several_voices(grid, monkeypatch):
+    """The window scores the clip's own voice, then the new one: the second reuses the picture's windows
+    (`report.face`) and gives exactly what scoring from scratch gives; a voice the windows do not cover, or another
+    scorer, reads the video again."""
+    video, wav, track = grid
+    own = score_clip(video, wav, track, VoiceToy(), fps=25.0)
+    reads = []
+    real = scoring.media.iter_frames
+    monkeypatch.setattr(scoring.media, "iter_frames", lambda *a, **k: reads.append(1) or real(*a, **k))
+    other = np.ascontiguousarray(wav[::-1])
+    for voice in (other, other[:16000 * 2]):                                # same length, shorter
+        again = score_clip(video, voice, track, VoiceToy(), fps=25.0, face=own.face)
+        assert not reads
+        fresh = score_clip(video, voice, track, VoiceToy(), fps=25.0)
+        assert len(reads) == 1
+        reads.clear()
+        np.testing.assert_array_equal(again.dists, fresh.dists)
+        np.testing.assert_array_equal(again.per_frame, fresh.per_frame)
+        assert again.offset_frames == fresh.offset_frames and np.array_equal(again.valid, fresh.valid)
+    assert not np.array_equal(fresh.dists[:10], own.dists[:10])        # the voices do differ
+    # the own voice (2.995 s) stopped short of the picture's last frame, a longer voice is compared with it: read
+    score_clip(video, np.concatenate([other, other]), track, VoiceToy(), fps=25.0, face=own.face)
+    assert len(reads) == 1
+    longer = score_clip(video, np.concatenate([wav, wav]), track, VoiceToy(), fps=25.0)   # all 75 frames read
+    reads.clear()
+    score_clip(video, np.concatenate([other, other, other]), track, VoiceToy(), fps=25.0, face=longer.face)
+    assert not reads
+    short = score_clip(video, wav[:16000 * 2], track, VoiceToy(), fps=25.0)
+    score_clip(video, wav, track, VoiceToy(), fps=25.0, face=short.face)      # covers 2 s of 3: read again
+    assert len(reads) == 2
+
+    class Other(VoiceToy):
+        name = "other"
+
+    score_clip(video, wav, track, Other(), fps=25.0, face=own.face)
+    assert len(reads) == 3
+
+
 @pytest.fixture(scope="module")
 def syncnet_v2_scorer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
