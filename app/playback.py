@@ -112,7 +112,8 @@ class PlaybackController(QObject):
         if not rng and start >= s.num_frames - 1:
             start = 0
         settings = self.win.dub_settings() if s.has_voice and s.chosen_track() is not None else None
-        dub = self.preview_ctrl.prepare(settings) if settings is not None else None
+        # the live renderers patch the corrections in before their first frame (live_playback.FrameAhead)
+        dub = self.preview_ctrl.prepare(settings, patch=False) if settings is not None else None
         if dub is not None:
             self._play_live(dub, start, stop, settings)
             return
@@ -141,8 +142,10 @@ class PlaybackController(QObject):
             return
         stop, start = self._want_live, self.session.playhead + 1
         settings = self.win.dub_settings()
-        dub = self.preview_ctrl.prepare(settings) if settings is not None else None
-        if dub is not None and start < stop:
+        if settings is None or start >= stop:
+            return
+        dub = self.preview_ctrl.prepare(settings, patch=False)
+        if dub is not None:
             self._want_live = None
             self.player.stopped.disconnect(self._on_stopped)
             self.player.stop()

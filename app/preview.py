@@ -154,12 +154,16 @@ class PreviewController(QObject):
             self.statusChanged.emit(f"Rendering frame {index}…")
             self.worker.request(index, session)
 
-    def prepare(self, settings):
+    def prepare(self, settings, patch: bool = True):
         """The session for `settings` when it is ready (corrections patched in), else None: it is being prepared
-        in the background and `ready` follows."""
+        in the background and `ready` follows. `patch=False`: the caller patches the corrections in itself
+        (Play's renderers do, before their first frame: patching here too would race with them)."""
         key = _settings_key(settings)
         if self.session is not None and key == self.settings_key:
-            self._sync_live(settings)
+            if patch:
+                self._sync_live(settings)
+            else:
+                self._live_mask, self._live_edits = _live_keys(settings)
             return self.session
         if self._job is not None and self._job.running and key == self.settings_key:
             return None
@@ -182,13 +186,11 @@ class PreviewController(QObject):
         """Changes that need no new session (mask, mask keyframes/areas, keep-original/engine ranges, teeth
         shots) are patched into the live session on the render thread, before the next render."""
         session = self.session
-        m = settings.mask
-        mask_key = (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match)
+        m, edits = settings.mask, getattr(settings, "edits", None)
+        mask_key, ej = _live_keys(settings)
         if mask_key != self._live_mask:
             self._live_mask = mask_key
             self.worker.call_soon(lambda: setattr(session.prep.ctx, "mask", m))
-        edits = getattr(settings, "edits", None)
-        ej = edits.to_json() if edits is not None else None
         if ej != self._live_edits and hasattr(session, "set_edits"):
             self._live_edits = ej
             self.worker.call_soon(lambda: session.set_edits(edits))
@@ -212,10 +214,7 @@ class PreviewController(QObject):
             return
         self.session = session
         self._job = None
-        m = session.settings.mask
-        self._live_mask = (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match)
-        e = getattr(session.settings, "edits", None)
-        self._live_edits = e.to_json() if e is not None else None
+        self._live_mask, self._live_edits = _live_keys(session.settings)
         self.statusChanged.emit("")
         self.ready.emit()
         if self.enabled and self.pending_index is not None:
@@ -256,6 +255,13 @@ class PreviewController(QObject):
             raise LipDubError(f"Frame {index} is past the end of the dub ({n} frames: the voice is shorter "
                               "than the video). Move the playhead back or choose another length policy.")
         return session.render_frame(int(index))
+
+
+def _live_keys(settings) -> tuple:
+    """What a live session must be patched with when it changes: the mask's settings and the corrections."""
+    m, edits = settings.mask, getattr(settings, "edits", None)
+    return (m.dilation, m.feather, m.extent_up, m.extent_down, m.color_match), \
+        (edits.to_json() if edits is not None else None)
 
 
 def _settings_key(s):

@@ -1,6 +1,8 @@
 """Corrections in the real window: range overrides, voice offset, mask keyframes, drawn mask areas, face-box
 fixes; undo/redo with the keyboard; all saved with the project."""
 
+import threading
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -216,6 +218,25 @@ def test_preview_and_live_playback_follow_corrections(qtbot, tracked):
     assert all(np.array_equal(o, d) for o, d in inside)         # kept original
     assert sum(_dubbed(p) for p in outside) >= 0.8 * len(outside)
     assert ctrl.session is session
+    # an edit the prepared dub has not been patched with yet (no preview, no background warm-up) reaches it
+    # through Play's renderers only: once, on their own thread (the preview's worker patching it as well would race
+    # with them)
+    win.actions_table["preview"].setChecked(False)
+    win.auto_analyze = False
+    win.timeline.set_range((22, 26))
+    show(qtbot, win, 23)
+    win.corrections.keep_button.click()
+    patched = []
+    real_set_edits = session.set_edits
+    session.set_edits = lambda e: patched.append(threading.current_thread().name) or real_set_edits(e)
+    shown, _ = _play_live(qtbot, win, (18, 30))
+    qtbot.wait(200)
+    assert patched == ["live-render-0"], patched
+    assert all(np.array_equal(o, d) for i, (o, d) in shown.items() if 22 <= i < 26)
+    del session.set_edits
+    win.undo()
+    win.auto_analyze = True
+    win.actions_table["preview"].setChecked(True)
     show(qtbot, win, 15)
     win.undo()
     qtbot.waitUntil(lambda: got.count(15) >= 2 and not np.array_equal(win.preview.dubbed, win.preview.original),
