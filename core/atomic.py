@@ -6,7 +6,8 @@ gets the permissions of the file it replaces, else the usual ones for a new file
 
 Temporaries are hidden and named after their owner (`.{stem}.{host}-{pid}.XXXX{suffix}`): a process killed
 mid-write (kill -9, power cut) cannot remove its own, so the next write of the same target removes those whose
-owner no longer runs on this host. Another host's temporaries (a shared folder) are never touched.
+owner no longer runs on this host, and the temporaries written through them (`..{stem}.{host}-{pid}.…`: a batch
+row's output is written through its own temporary). Another host's temporaries (a shared folder) are never touched.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def new_file_mode(target: Path) -> int:
     return 0o666 & ~mask
 
 
-def _owner() -> str:
+def owner() -> str:
+    """This process's part of its temporaries' names: `{host}-{pid}`."""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -52,9 +54,10 @@ def remove_stale_temporaries(target) -> list:
     target = Path(target)
     folder = target.resolve().parent
     host = socket.gethostname()
-    own = re.compile(rf"^\.{re.escape(target.stem)}\.{re.escape(host)}-(\d+)\.")
+    own = re.compile(rf"^\.\.?{re.escape(target.stem)}\.{re.escape(host)}-(\d+)\.")
     removed = []
-    for name in glob.glob(glob.escape(str(folder / f".{target.stem}.{host}-")) + "*"):
+    names = [n for dots in (".", "..") for n in glob.glob(glob.escape(str(folder / f"{dots}{target.stem}.{host}-")) + "*")]
+    for name in names:
         m = own.match(Path(name).name)
         if m and not _running(int(m.group(1))):
             try:
@@ -70,9 +73,20 @@ def temporary_beside(target, suffix: str) -> Path:
     stale temporaries of `target` are removed first."""
     target = Path(target)
     remove_stale_temporaries(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.{_owner()}.", suffix=suffix, dir=str(target.resolve().parent))
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.{owner()}.", suffix=suffix, dir=str(target.resolve().parent))
     os.close(fd)
     return Path(name)
+
+
+def name_beside(target, suffix: str, tag: str) -> Path:
+    """A new owner-named path in `target`'s folder (`.{stem}.{host}-{pid}.{tag}-XXXX{suffix}`), not created: for a
+    writer that makes the file itself, with its normal permissions. The stale temporaries of `target` are removed
+    first."""
+    import secrets
+
+    target = Path(target)
+    remove_stale_temporaries(target)
+    return target.resolve().parent / f".{target.stem}.{owner()}.{tag}-{secrets.token_hex(4)}{suffix}"
 
 
 @contextmanager

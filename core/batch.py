@@ -221,10 +221,14 @@ def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overri
 
 
 def _temp_output(final: Path) -> Path:
-    """A fresh name beside the target (not created: the writer gives the file its normal permissions)."""
-    import secrets
+    """A fresh owner-named name beside the target (core.atomic: what a killed run left is removed by the next run
+    of the row), not created: the writer gives the file its normal permissions."""
+    from .atomic import name_beside
 
-    return final.with_name(f".{final.stem}.batch-{os.getpid()}-{secrets.token_hex(4)}{final.suffix or '.mp4'}")
+    return name_beside(final, final.suffix or ".mp4", tag=BATCH_TAG)
+
+
+BATCH_TAG = "batch"     # in a row's temporary output's name (core.batch_ray sweeps a dead attempt's by it)
 
 
 def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,

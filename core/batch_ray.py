@@ -85,15 +85,20 @@ def single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-def sweep_attempt_leftovers(final: Path) -> None:
-    """Delete the hidden temporary files a killed attempt of this row left beside its output: the row's
-    temporary output (`batch._temp_output`) and the encoder's and segments' files derived from its name."""
-    for pattern in (f".{final.stem}.batch-*", f"..{final.stem}.batch-*"):
-        for p in final.parent.glob(pattern):
-            try:
-                p.unlink()
-            except OSError:
-                pass
+def sweep_attempt_leftovers(final: Path, owners) -> None:
+    """Delete the hidden temporary files the dead attempts of this row (`owners`: their core.atomic owner names,
+    `{host}-{pid}`) left beside its output: the row's temporary output and the files written through it. Ray
+    retries a row only once its attempt died, so this covers another host's attempt too (core.atomic's own sweep
+    keeps those: it cannot tell a dead process of another host from a live one)."""
+    import glob
+
+    for who in owners:
+        for dots in (".", ".."):
+            for name in glob.glob(glob.escape(str(final.parent / f"{dots}{final.stem}.{who}.")) + "*"):
+                try:
+                    Path(name).unlink()
+                except OSError:
+                    pass
 
 
 # --------------------------------------------------------------------------------------------- Ray tasks
@@ -112,9 +117,14 @@ def _tasks():
 
         def __init__(self):
             self.starts: Dict[int, List[int]] = {}
+            self.owners: Dict[int, List[str]] = {}
 
-        def started(self, row: int, pid: int) -> None:
+        def started(self, row: int, pid: int, owner: str) -> List[str]:
+            """Note an attempt; -> the owners (core.atomic.owner) of the row's earlier, dead attempts."""
             self.starts.setdefault(row, []).append(pid)
+            earlier = list(self.owners.get(row, []))
+            self.owners.setdefault(row, []).append(owner)
+            return earlier
 
         def snapshot(self) -> Dict[int, List[int]]:
             return self.starts
@@ -125,9 +135,11 @@ def _tasks():
                  board, engine_args) -> ItemResult:
         single_threaded()
         if board is not None:
-            board.started.remote(item.row, os.getpid())
-        if final:
-            sweep_attempt_leftovers(Path(final))
+            from .atomic import owner
+
+            earlier = ray.get(board.started.remote(item.row, os.getpid(), owner()))
+            if final:
+                sweep_attempt_leftovers(Path(final), earlier)
         runner = None
         if split_shots:
             from functools import partial

@@ -53,7 +53,8 @@ def test_the_next_write_removes_what_a_killed_writer_left_and_nothing_else(tmp_p
     host = socket.gethostname()
     target = tmp_path / "dub.mp4"
     target.write_bytes(b"earlier")
-    torn = [tmp_path / f".dub.{host}-{dead_pid}.a1b2c3.part.video.mp4", tmp_path / f".dub.{host}-{dead_pid}.x.mp4.tmp"]
+    torn = [tmp_path / f".dub.{host}-{dead_pid}.a1b2c3.part.video.mp4", tmp_path / f".dub.{host}-{dead_pid}.x.mp4.tmp",
+            tmp_path / f"..dub.{host}-{dead_pid}.batch-0a.{host}-{dead_pid}.y.mp4"]   # written through a temporary
     kept = [tmp_path / f".dub.{host}-{os.getppid()}.zz.part.video.mp4",      # a live writer of the same target
             tmp_path / f".dub.other-host-{dead_pid}.q.part.video.mp4",       # another machine's (shared folder)
             tmp_path / f".dubbed.{host}-{dead_pid}.q.part.video.mp4"]        # another target's

@@ -227,6 +227,35 @@ def test_skip_existing_and_all_ok_exit_zero(tmp_path):
     assert res.total_line().startswith("batch: 1 ok, 0 failed, 1 skipped of 2 rows")
 
 
+def _dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+
+
+def test_the_next_run_of_a_row_removes_what_a_killed_run_left(tmp_path):
+    """A batch killed mid-row (kill -9) leaves its temporary output and the encoder's files written through it;
+    the next run of that row removes them (core.atomic: their owner no longer runs), not a live run's."""
+    import socket
+
+    job, manifest = make_job(tmp_path, ["media/grid_s1_sample.mp4,media/voice_sample.wav,out/a.mp4"])
+    out = job / "out"
+    out.mkdir()
+    host, dead = socket.gethostname(), _dead_pid()
+    torn = [f".a.{host}-{dead}.batch-0a1b2c3d.mp4", f"..a.{host}-{dead}.batch-0a1b2c3d.{host}-{dead}.x1.part.mp4"]
+    live = f".a.{host}-{os.getppid()}.batch-99999999.mp4"
+    for name in torn + [live]:
+        (out / name).write_bytes(b"half")
+
+    def runner(settings, progress=None, cancel=None, score=True):
+        assert Path(settings.output).name.startswith(f".a.{host}-{os.getpid()}.batch-")
+        Path(settings.output).write_bytes(b"video")
+        return FakeResult(3)
+
+    res = batch.run_batch(batch.read_manifest(manifest), runner=runner)
+    assert [r.status for r in res.items] == ["ok"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.mp4", live])
+
+
 def test_project_row_takes_the_project_settings_and_options_override_them(tmp_path):
     from core.project import Project
 

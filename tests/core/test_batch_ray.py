@@ -171,3 +171,19 @@ def test_bad_ray_options_are_one_line_errors_before_any_work(tmp_path, capsys, a
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_a_retry_sweeps_its_dead_attempts_files_from_any_host(tmp_path):
+    """Ray retries a row only after its attempt died: that attempt's temporary output and the files written through
+    it go, whichever host ran it; other rows' files, a live writer's, and files that are not a batch row's stay."""
+    final = tmp_path / "a.mp4"
+    dead = ["node-7.cluster-412", "here-5"]
+    gone = [".a.node-7.cluster-412.batch-0a1b2c3d.mp4", "..a.node-7.cluster-412.batch-0a1b2c3d.node-7.cluster-412.q.mp4",
+            ".a.here-5.batch-ffffffff.mp4"]
+    kept = [".a.b.here-5.batch-ffffffff.mp4",          # the temporary of a.b.mp4, another row's output
+            ".a.here-6.batch-ffffffff.mp4",            # a live attempt's
+            "a.mp4"]
+    for name in gone + kept:
+        (tmp_path / name).write_bytes(b"x")
+    batch_ray.sweep_attempt_leftovers(final, dead)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
