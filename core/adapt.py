@@ -215,8 +215,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     cfile = None
     if use_cache:
         try:
-            cfile = cache_mod.default_cache_dir(cache_dir, kind="adapt") / (
-                cache_mod.cache_file(video, settings).stem + ".npz")
+            cfile = cache_mod.cache_file(video, settings, cache_dir, kind="adapt")
             cached = load_adaptation(cfile)
             if cached is not None:
                 cached.cache = "hit"

@@ -47,9 +47,10 @@ def cache_key(path: Union[str, Path], settings: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cache_file(path: Union[str, Path], settings: dict, cache_dir=None) -> Path:
+def cache_file(path: Union[str, Path], settings: dict, cache_dir=None, kind: str = "tracks") -> Path:
+    """The file of this clip's KIND result (tracks; adapt: core.adapt) for these settings."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)[:40] or "clip"
-    return default_cache_dir(cache_dir) / f"{stem}-{cache_key(path, settings)[:24]}.npz"
+    return default_cache_dir(cache_dir, kind) / f"{stem}-{cache_key(path, settings)[:24]}.npz"
 
 
 def load(path, settings: dict, read: Callable[[Path], Any], cache_dir=None):
