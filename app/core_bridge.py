@@ -61,9 +61,4 @@ def mask_outline(frame_hw, landmarks: np.ndarray, mask_settings, polygons=()) ->
 def default_models_dir() -> str:
     from core.models import registry
 
-    try:
-        return str(registry.models_dir())
-    except Exception:  # noqa: BLE001 - a bad env var must not break the settings dialog
-        import platformdirs
-
-        return str(platformdirs.user_data_dir("lipdub")) + "/models"
+    return str(registry.models_dir())

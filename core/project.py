@@ -389,20 +389,31 @@ def autosave_path(project_path: str) -> str:
 
 
 def default_autosave_dir() -> str:
+    """$LIPDUB_AUTOSAVE_DIR, else `autosave` in the application's user data folder (core.paths)."""
     env = os.environ.get("LIPDUB_AUTOSAVE_DIR")
     if env:
         return env
+    from .paths import user_data_dir
+
+    return str(user_data_dir("autosave"))
+
+
+def earlier_autosave_dir() -> Path:
+    """Where versions before 2026-11-30 kept untitled autosaves (a data folder named "lipdub"): still searched for
+    copies to recover, never written."""
     import platformdirs
 
-    return str(Path(platformdirs.user_data_dir("lipdub")) / "autosave")
+    return Path(platformdirs.user_data_dir("lipdub")) / "autosave"
 
 
 def find_recoverable(autosave_dir: Optional[str] = None, project_paths=()) -> List[Recoverable]:
     """Autosave copies left by a session that did not end cleanly: untitled ones in `autosave_dir`, and the
     ones next to each of `project_paths` that are newer than the project file itself."""
     out = []
-    d = Path(autosave_dir or default_autosave_dir())
-    candidates = list(d.glob(f"*{EXTENSION}{AUTOSAVE_SUFFIX}")) if d.is_dir() else []
+    folders = [Path(autosave_dir or default_autosave_dir())]
+    if autosave_dir is None and not os.environ.get("LIPDUB_AUTOSAVE_DIR"):
+        folders.append(earlier_autosave_dir())
+    candidates = [a for d in folders if d.is_dir() for a in d.glob(f"*{EXTENSION}{AUTOSAVE_SUFFIX}")]
     for pp in project_paths:
         a = Path(autosave_path(pp))
         if a.is_file():

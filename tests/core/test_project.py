@@ -185,6 +185,26 @@ def test_autosave_and_recovery_of_a_saved_project(tmp_path, media):
     assert find_recoverable(str(tmp_path / "autosave"), [str(path)]) == []
 
 
+def test_untitled_autosaves_live_in_the_app_data_folder_and_earlier_ones_are_still_found(tmp_path, media,
+                                                                                         monkeypatch):
+    """The autosave folder is the application's data folder (core.paths, like the models folder); a crash copy
+    an earlier version left in its old folder is still offered for recovery."""
+    from core import project as project_mod
+
+    monkeypatch.delenv("LIPDUB_AUTOSAVE_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Path(project_mod.default_autosave_dir()) == tmp_path / "data" / "LipDubStudio" / "autosave"
+    p = make_project(media)
+    old = project_mod.earlier_autosave_dir()
+    assert old == tmp_path / "data" / "lipdub" / "autosave"
+    a = Path(p.write_autosave(str(old)))
+    a.rename(old / "untitled-999999999.lipdub.autosave")
+    found = find_recoverable()
+    assert [Path(r.autosave).parent for r in found] == [old]
+    assert find_recoverable(str(tmp_path / "elsewhere")) == []     # an explicit folder is the only one searched
+
+
 def test_autosave_of_an_untitled_project_from_a_dead_session(tmp_path, media):
     p = make_project(media)
     d = tmp_path / "autosave"
