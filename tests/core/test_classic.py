@@ -11,8 +11,8 @@ from core.compose import composite, lower_face_mask
 from core.engines import retrieval, warp
 from core.engines.base import DubContext, MaskSettings
 from core.engines.classic import ClassicOptions
-from core.engines.classic.engine import (ClassicEngine, mask_landmarks_for, predicted_targets, silence_weights,
-                                         transfer_mouth_shapes)
+from core.engines.classic.engine import (ANTICIPATION_S, ClassicEngine, mask_landmarks_for, predicted_targets,
+                                         silence_weights, transfer_mouth_shapes)
 from core.faces import geometry as geo
 from tools.grid_cache import load_clip
 from data_paths import GRID_S1, heldout_names, read_frames
@@ -179,11 +179,29 @@ def test_predicted_targets_close_the_mouth_in_silence(monkeypatch):
     tg = predicted_targets(ctx)
     op = geo.mouth_opening(tg) / geo.inter_ocular(tg)
     assert tg.shape == (n, 68, 2)
+    lead = round(ANTICIPATION_S * 25)               # frames before the onset that take the predicted shape
+    assert lead >= 3
     assert np.all(op[25:45] > 0.2)                 # voiced: open wide whatever the original did
-    assert np.all(op[:15] < 0.06) and np.all(op[56:] < 0.06)   # silent: closed (neutral)
+    assert np.all(op[20 - lead:20] > 0.2)          # ... and just before the sound starts (anticipation)
+    assert np.all(op[:20 - lead - 4] < 0.06) and np.all(op[56:] < 0.06)   # silent: closed (neutral)
     assert np.all(np.abs(np.diff(op)) < 0.1)        # smooth transitions
     # points outside the shape set stay where the tracker put them
     assert np.allclose(tg[:, 36:48], d["landmarks"][:, 36:48], atol=1e-3)
+    # a range the editor closed stays closed, up to the onset and in the ramps
+    closed = np.zeros(n, bool)
+    closed[10:20] = closed[50:56] = True
+    ctx.force_closed = closed
+    op = geo.mouth_opening(predicted_targets(ctx)) / geo.inter_ocular(tg)
+    assert np.all(op[10:20] < 0.06) and np.all(op[50:56] < 0.06) and np.all(op[25:45] > 0.2)
+
+
+def test_silence_weights_lead_keeps_the_shape_before_each_onset_only():
+    v = np.array([0] * 10 + [1] * 5 + [0] * 10, bool)
+    w = silence_weights(v, ramp=2, lead=4)
+    assert np.all(w[6:15] == 1)                    # 4 frames of lead, then the voice
+    assert 0 < w[4] < w[5] < 1 and np.all(w[:4] == 0)
+    assert w[15] < 1 and np.all(w[18:] == 0)         # after the voice: the ramp only
+    np.testing.assert_array_equal(silence_weights(v, ramp=2), silence_weights(v, ramp=2, lead=0))
 
 
 def test_mask_landmarks_cover_a_lower_original_chin():

@@ -3,7 +3,8 @@
 Follows "Synthesizing Obama" (Suwajanakorn, Seitz, Kemelmacher-Shlizerman 2017), without any neural renderer:
 1. Desired mouth shape per output frame: `core.mouth_shape.AudioToMouth` predicts a displacement from the
    speaker's neutral mouth; silent stretches of the voice (ctx.voice_active False) fade to the neutral, closed
-   mouth over a few frames whatever the original video did. `ClassicOptions.target_landmarks` ((N_out, 68, 2)
+   mouth over a few frames whatever the original video did, except just before speech starts (`ANTICIPATION_S`:
+   the lips move before the sound) and never inside a range the editor closed (ctx.force_closed). `ClassicOptions.target_landmarks` ((N_out, 68, 2)
    frame coordinates) overrides the prediction (oracle tests, manual edits).
 2. Texture library: one streaming pass over the source video keeps only canonical-aligned lower-face crops
    (`warp.CanonicalCrop`, ~1 IOD = 24..64 px) and their canonical landmarks.
@@ -39,30 +40,35 @@ log = logging.getLogger(__name__)
 # Points whose target the mouth model may move (mouth + lower jaw); all others stay where the tracker put them.
 SHAPE_POINTS = ms.SHAPE_POINTS
 INNER_JAW = np.arange(3, 14)
+# The lips take their shape before the sound starts (and speakers often open the mouth before speaking): the model's
+# prediction is kept this long before each onset. Set a priori to the model's look-ahead (5 frames at 25 fps, see
+# resources/models/mouth_shape.md), not tuned; measured in docs/MEASUREMENTS.md (cross-dub r 0.835 -> 0.857).
+ANTICIPATION_S = 0.2
 TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # desired shapes
 
-def silence_weights(voice_active: np.ndarray, ramp: int = 3) -> np.ndarray:
+def silence_weights(voice_active: np.ndarray, ramp: int = 3, lead: int = 0) -> np.ndarray:
     """(N,) in [0, 1]: 1 while the voice is active, 0 in silence, with linear ramps of `ramp` frames on each
-    side of every transition (the mouth starts to open just before the sound and closes just after)."""
+    side of every transition (the mouth starts to open just before the sound and closes just after). `lead`: the
+    frames before each onset that keep full weight too (the lips take their shape before the sound starts)."""
     v = np.asarray(voice_active, bool)
     n = len(v)
     if n == 0:
         return np.zeros(0, np.float32)
-    if ramp <= 0:
-        return v.astype(np.float32)
-    # distance (in frames) to the nearest active frame
     idx = np.flatnonzero(v)
     if len(idx) == 0:
         return np.zeros(n, np.float32)
+    # frames to the last active frame before / the next active frame after each frame (inf where there is none)
     pos = np.arange(n)
     j = np.searchsorted(idx, pos)
-    left = np.abs(pos - idx[np.clip(j - 1, 0, len(idx) - 1)])
-    right = np.abs(idx[np.clip(j, 0, len(idx) - 1)] - pos)
-    dist = np.minimum(left, right)
+    since = np.where(j > 0, pos - idx[np.clip(j - 1, 0, len(idx) - 1)], np.inf)
+    until = np.where(j < len(idx), idx[np.clip(j, 0, len(idx) - 1)] - pos, np.inf)
+    dist = np.minimum(since, np.maximum(until - max(0, int(lead)), 0))
+    if ramp <= 0:
+        return (dist == 0).astype(np.float32)
     return np.clip(1.0 - dist / float(ramp + 1), 0.0, 1.0).astype(np.float32)
 
 
@@ -126,7 +132,10 @@ def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None) -> np.
     neutral = ms.clip_neutral(canon, present)
     disp, gain = ms.match_articulation(disp, neutral, canon, present & np.isfinite(canon).all(axis=(1, 2)), voiced)
     log.debug("articulation gain %.2f", gain)
-    disp = disp * silence_weights(voiced)[:len(disp), None, None]
+    weights = silence_weights(voiced, lead=int(round(ANTICIPATION_S * ctx.fps)))
+    if ctx.force_closed is not None:                 # the editor's closed ranges stay closed, lead and ramps too
+        weights = weights * ~np.asarray(ctx.force_closed, bool)[:len(weights)]
+    disp = disp * weights[:len(disp), None, None]
     return np.asarray(ms.target_landmarks(ctx.landmarks[src], ctx.present[src], disp, neutral=neutral), np.float32)
 
 
