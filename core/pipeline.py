@@ -436,12 +436,13 @@ def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
     return ctx.wav[int(round(a * spf)):int(round(b * spf))]
 
 
-def render_file(path, renderer: FrameRenderer, video: str, info, source_index: np.ndarray, out_idx: np.ndarray, *,
+def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
                 audio: Optional[np.ndarray], crf: int, preset: str, batch_size: int, timer: _Timer,
                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
-    """Render output frames `out_idx` (ascending) in batches and encode them to `path` (atomically, with `audio`
-    muxed when given). Returns how many frames had a dubbed face."""
-    source = SourceFrames(video, info, source_index)
+    """Render output frames `out_idx` (ascending) of `renderer`'s clip in batches and encode them to `path`
+    (atomically, with `audio` muxed when given). Returns how many frames had a dubbed face."""
+    info = renderer.info
+    source = SourceFrames(renderer.video_path, info, renderer.ctx.source_index)
     writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=audio, crf=crf,
                                preset=preset, sar=info.sar, sample_rate=audio_mod.SAMPLE_RATE)
     total, done, dubbed = len(out_idx), 0, 0
@@ -498,9 +499,9 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
     prep = dub.prep
     ctx, out_idx = prep.ctx, prep.out_indices
     try:
-        dubbed = render_file(settings.output, dub.renderer, settings.video, prep.info, ctx.source_index, out_idx,
-                             audio=voice_for(ctx, out_idx), crf=settings.crf, preset=settings.preset,
-                             batch_size=settings.batch_size, timer=timer, progress=progress, cancel=cancel)
+        dubbed = render_file(settings.output, dub.renderer, out_idx, audio=voice_for(ctx, out_idx), crf=settings.crf,
+                             preset=settings.preset, batch_size=settings.batch_size, timer=timer, progress=progress,
+                             cancel=cancel)
     finally:
         dub.close()
     return dub_result(settings, prep, out_idx, dubbed, timer, t_all, score, progress, cancel)

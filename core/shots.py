@@ -34,12 +34,10 @@ DEFAULT_MIN_SHOT_SECONDS = 2.0   # shorter shots join their neighbour: a segment
 
 @dataclass
 class ClipRender:
-    """What a segment render needs: the whole-clip renderer and how to decode and encode the clip."""
+    """What a segment render needs: the whole-clip renderer (it knows the clip and its schedule) and how to
+    encode."""
 
     renderer: FrameRenderer
-    video: str
-    info: object                 # media.MediaInfo
-    source_index: np.ndarray     # source frame per output frame
     crf: int
     preset: str
     batch_size: int
@@ -71,7 +69,7 @@ def render_segment(job: ClipRender, start: int, stop: int, path: str,
                    cancel: Optional[CancelToken] = None) -> PartResult:
     """Render output frames [start, stop) of the clip to a video-only file (written atomically)."""
     timer = _Timer()
-    dubbed = render_file(path, job.renderer, job.video, job.info, job.source_index, np.arange(start, stop),
+    dubbed = render_file(path, job.renderer, np.arange(start, stop),
                          audio=None, crf=job.crf, preset=job.preset, batch_size=job.batch_size, timer=timer,
                          cancel=cancel)
     return dubbed, dict(timer.seconds)
@@ -102,8 +100,7 @@ def run_dub_split(settings: DubSettings, progress: Optional[ProgressFn] = None,
     out = Path(settings.output)
     # hidden names beside the output (shared storage: every worker and the join see them)
     parts = [(a, b, str(out.with_name(f".{out.stem}.shot{k:04d}{out.suffix}"))) for k, (a, b) in enumerate(spans)]
-    job = ClipRender(dub.renderer, str(settings.video), info, np.asarray(ctx.source_index), settings.crf,
-                     settings.preset, settings.batch_size)
+    job = ClipRender(dub.renderer, settings.crf, settings.preset, settings.batch_size)
     try:
         check(cancel)
         if render_many is None:
