@@ -2,7 +2,8 @@
 
     python -m tools.eval_crossdub [--pairs 12] [--json out/crossdub.json]
 
-For pairs (X, Y) of *held-out* s1 clips with different sentences, dub video X with the audio of Y and
+For pairs (X, Y) of *held-out* s1 clips (`--split val`: of the mouth model's validation clips, for choosing engine
+settings) with different sentences, dub video X with the audio of Y and
 1. track the output's mouth (fresh dlib detection, no cache) and compare it with Y's real tracked mouth:
    LMD (mouth points, inter-ocular units, each clip's own neutral mouth removed) and Pearson r of the inner-mouth
    opening; against (a) the undubbed X, (b) the engine driven by the mean shape, (c) the engine driven by
@@ -31,12 +32,20 @@ def sentence(name: str) -> str:
     return " ".join(w for w in words if w not in ("sil", "sp"))
 
 
-def pick_pairs(n: int):
-    held = (S1 / "heldout.txt").read_text().split()
+def split_names(split: str) -> list:
+    """'heldout' (evaluation) or 'val' (the mouth model's validation clips: where engine settings may be chosen)."""
+    if split == "val":
+        from tools.train_mouth import training_split
+        return training_split()[1]
+    return (S1 / "heldout.txt").read_text().split()
+
+
+def pick_pairs(n: int, split: str = "heldout"):
+    names = split_names(split)
     rng = np.random.default_rng(0)
     pairs = []
     while len(pairs) < n:
-        x, y = rng.choice(held, 2, replace=False)
+        x, y = rng.choice(names, 2, replace=False)
         if sentence(x).split()[0] != sentence(y).split()[0]:   # different command word: clearly different
             pairs.append((str(x), str(y)))
     return pairs
@@ -74,6 +83,9 @@ def track_fresh(path: str):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=12)
+    ap.add_argument("--split", choices=("heldout", "val"), default="heldout",
+                    help="pairs of held-out clips (evaluation) or of the mouth model's validation clips (selection)")
+    ap.add_argument("--model-only", action="store_true", help="skip the two baselines (faster, for selection)")
     ap.add_argument("--json")
     a = ap.parse_args()
 
@@ -92,7 +104,7 @@ def main() -> int:
     rows = []
     t_dub, n_dub = 0.0, 0
     tmp = Path(tempfile.mkdtemp(prefix="crossdub_"))
-    for x, y in pick_pairs(a.pairs):
+    for x, y in pick_pairs(a.pairs, a.split):
         vx, vy = S1 / "video" / f"{x}.mp4", S1 / "video" / f"{y}.mp4"
         cx, cy = load_clip(x), load_clip(y)
         wav_y = audio_mod.load_audio(str(vy))
@@ -105,6 +117,8 @@ def main() -> int:
             "mean_shape": model.baseline_mean(n),
             "loudness": model.baseline_loudness(wav_y, 25.0, n),
         }
+        if a.model_only:
+            conditions = {"model": None}
         for cond, disp in conditions.items():
             out = tmp / f"{x}_{y}_{cond}.mp4"
             opts = {}
@@ -130,16 +144,18 @@ def main() -> int:
         row["sync_own_audio_dub"], row["offset_own_audio_dub"] = rep.lse_c, rep.offset_frames
         row["sync_original_own"] = score_clip(str(vx), wav_x, _cached_track(cx), scorer).lse_c
         rows.append(row)
-        print(f"{x}<-{y}: r model {row['model'][1]:.2f} mean {row['mean_shape'][1]:.2f} loud {row['loudness'][1]:.2f} "
-              f"undubbed {row['undubbed'][1]:.2f} | LSE-C dubbed {row['sync_dubbed']:.2f} vs mismatched "
-              f"{row['sync_original_mismatched']:.2f} (real {row['sync_real_y']:.2f})", flush=True)
+        base = "".join(f" {c} {row[c][1]:.2f}" for c in ("mean_shape", "loudness") if c in row)
+        print(f"{x}<-{y}: r model {row['model'][1]:.2f}{base} undubbed {row['undubbed'][1]:.2f} | LSE-C dubbed "
+              f"{row['sync_dubbed']:.2f} vs mismatched {row['sync_original_mismatched']:.2f} "
+              f"(real {row['sync_real_y']:.2f})", flush=True)
 
     def agg(key, i):
         return float(np.mean([r[key][i] for r in rows]))
 
     summary = {"pairs": len(rows), "dub_fps": n_dub / t_dub if t_dub else None}
     for cond in ("model", "mean_shape", "loudness", "undubbed"):
-        summary[cond] = {"lmd": agg(cond, 0), "opening_r": agg(cond, 1)}
+        if cond in rows[0]:
+            summary[cond] = {"lmd": agg(cond, 0), "opening_r": agg(cond, 1)}
     for key in ("sync_dubbed", "sync_original_mismatched", "sync_real_y", "sync_own_audio_dub", "sync_original_own"):
         summary[key] = float(np.mean([r[key] for r in rows]))
     for key in ("offset_dubbed", "offset_own_audio_dub"):   # share of dubs found in sync within +-1 frame
