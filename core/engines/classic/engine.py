@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 SHAPE_POINTS = ms.SHAPE_POINTS
 INNER_JAW = np.arange(3, 14)
 # The lips take their shape before the sound starts (and speakers often open the mouth before speaking): the model's
-# prediction is kept this long before each onset. Set a priori to the model's look-ahead (5 frames at 25 fps, see
-# resources/models/mouth_shape.md), not tuned; measured in docs/MEASUREMENTS.md (cross-dub r 0.835 -> 0.857).
-ANTICIPATION_S = 0.2
+# prediction is kept this long before each onset. Chosen on cross-dubs of the mouth model's s1 validation clips
+# (`tools.eval_crossdub --split val`: r 0.80 / 0.83 / 0.86 / 0.88 / 0.89 / 0.88 for 0-0.5 s): the shortest lead on
+# the plateau; held-out and unseen-speaker figures in docs/MEASUREMENTS.md.
+ANTICIPATION_S = 0.3
 TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
 
 
