@@ -30,13 +30,11 @@ def clip_curves(scorer, model, name, path, wav, fps):
     """(candidate offsets, {k: (scorer mean distances, mouth r, scorer's own offset)})."""
     from core.av_offset import mouth_curve
     from core.scoring import lse_from_features
-    from tools.eval_sync import clip_inputs, clip_track, delay
+    from tools.eval_sync import clip_track, delay, embed_shifts
 
     reach = max(abs(k) for k in SHIFTS)
-    fin = clip_inputs(scorer, path, name)
-    vfeat = scorer.project_video(scorer.video_trunk(fin))
-    n, m = len(fin), len(vfeat)
-    every = scorer.audio_features(wav, fps, n + 2 * reach, first_window=-reach)
+    _, vfeat, every, n = embed_shifts(scorer, path, name, wav, fps, reach)
+    m = len(vfeat)
     track = clip_track(name, path)
     offsets = scorer.vshift - np.arange(2 * scorer.vshift + 1)        # mean_dists[j] <-> offset vshift - j
     out = {}

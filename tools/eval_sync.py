@@ -141,10 +141,20 @@ def own_fit_first_half(rec):
 LANE_CASES = {"own": 0, "late8": 8}
 
 
+def embed_shifts(scorer, path, name, wav, fps, reach):
+    """A clip's video embedded once and its voice at every window position a delay of up to `reach` frames needs
+    (a delay of k frames moves the audio by exactly k windows): (trunk, video features, every audio window,
+    frames). The audio of delay k is `every[reach - k:reach - k + len(video features)]`."""
+    fin = clip_inputs(scorer, path, name)
+    trunk = scorer.video_trunk(fin)
+    n = len(fin)
+    every = scorer.audio_features(wav, fps, n + 2 * reach, first_window=-reach)
+    return trunk, scorer.project_video(trunk), every, n
+
+
 def evaluate_set(scorer, items, desc):
     """items: list of (name, video path, wav, fps). Returns per-clip raw results; `lane` keeps the reports and
-    voices of the own voice, the voice 8 frames late and another clip's voice. The voice's windows are embedded
-    once at every position the shifts need (a delay of k frames moves the audio by exactly k windows)."""
+    voices of the own voice, the voice 8 frames late and another clip's voice (`embed_shifts`)."""
     from core.scoring import lse_from_features
     from tqdm import tqdm
 
@@ -152,13 +162,9 @@ def evaluate_set(scorer, items, desc):
     out = []
     feats = {}
     for name, path, wav, fps in tqdm(items, desc=desc, dynamic_ncols=True):
-        fin = clip_inputs(scorer, path, name)
-        trunk = scorer.video_trunk(fin)
-        vfeat = scorer.project_video(trunk)
-        n = len(fin)
+        trunk, vfeat, every, n = embed_shifts(scorer, path, name, wav, fps, reach)
         m = len(vfeat)
         feats[name] = (vfeat, n, fps)
-        every = scorer.audio_features(wav, fps, n + 2 * reach, first_window=-reach)
         rec = {"name": name, "shift": {}, "lane": {}, "fps": fps, "frames": n, "trunk": trunk, "every": every,
                "wav": wav}
         for k in SHIFTS + FAR:
