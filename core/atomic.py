@@ -49,15 +49,22 @@ def _running(pid: int) -> bool:
     return True
 
 
+def temporaries_of(target, owner_prefix: str = "") -> list:
+    """Paths of `target`'s temporaries whose owner part starts with `owner_prefix`, and of the temporaries written
+    through them (one more leading dot)."""
+    target = Path(target)
+    folder = target.resolve().parent
+    return [n for dots in (".", "..")
+            for n in glob.glob(glob.escape(str(folder / f"{dots}{target.stem}.{owner_prefix}")) + "*")]
+
+
 def remove_stale_temporaries(target) -> list:
     """Remove the temporaries of `target` left by processes of this host that no longer run. Returns them."""
     target = Path(target)
-    folder = target.resolve().parent
     host = socket.gethostname()
     own = re.compile(rf"^\.\.?{re.escape(target.stem)}\.{re.escape(host)}-(\d+)\.")
     removed = []
-    names = [n for dots in (".", "..") for n in glob.glob(glob.escape(str(folder / f"{dots}{target.stem}.{host}-")) + "*")]
-    for name in names:
+    for name in temporaries_of(target, f"{host}-"):
         m = own.match(Path(name).name)
         if m and not _running(int(m.group(1))):
             try:

@@ -225,10 +225,8 @@ def _temp_output(final: Path) -> Path:
     of the row), not created: the writer gives the file its normal permissions."""
     from .atomic import name_beside
 
-    return name_beside(final, final.suffix or ".mp4", tag=BATCH_TAG)
+    return name_beside(final, final.suffix or ".mp4", tag="batch")
 
-
-BATCH_TAG = "batch"     # in a row's temporary output's name (core.batch_ray sweeps a dead attempt's by it)
 
 
 def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,

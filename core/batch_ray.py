@@ -90,15 +90,14 @@ def sweep_attempt_leftovers(final: Path, owners) -> None:
     `{host}-{pid}`) left beside its output: the row's temporary output and the files written through it. Ray
     retries a row only once its attempt died, so this covers another host's attempt too (core.atomic's own sweep
     keeps those: it cannot tell a dead process of another host from a live one)."""
-    import glob
+    from .atomic import temporaries_of
 
     for who in owners:
-        for dots in (".", ".."):
-            for name in glob.glob(glob.escape(str(final.parent / f"{dots}{final.stem}.{who}.")) + "*"):
-                try:
-                    Path(name).unlink()
-                except OSError:
-                    pass
+        for name in temporaries_of(final, f"{who}."):
+            try:
+                Path(name).unlink()
+            except OSError:
+                pass
 
 
 # --------------------------------------------------------------------------------------------- Ray tasks

@@ -16,8 +16,8 @@ mouth, through a PCA basis fitted on the training clips.
 from __future__ import annotations
 
 import functools
-import threading
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union

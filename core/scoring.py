@@ -226,8 +226,6 @@ class FaceWindows:
     frames: int                  # scorer frames read (fewer than `requested` when the video ended early)
     requested: int               # scorer frames asked for ...
     available: int               # ... of the scorer frames the video has
-    scorer_fps: float
-    resampled: bool              # the scorer works at its own frame rate (scorer frames are not video frames)
     detected: np.ndarray         # (N,) bool per video frame: a face was detected there
 
     def covers(self, scorer: SyncScorer, frames: int) -> bool:
@@ -239,6 +237,11 @@ def scorer_frame_rate(scorer: SyncScorer, fps: float) -> tuple[float, bool]:
     """(frame rate the scorer works at, whether the clip's frames are resampled to it)."""
     resampled = bool(scorer.native_fps) and abs(fps - float(scorer.native_fps)) >= 1e-3
     return (float(scorer.native_fps) if resampled else fps), resampled
+
+
+def _too_short(video_path, scorer: SyncScorer, s_fps: float) -> MediaError:
+    return MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
+                      f"{scorer.window + 1} frames ({(scorer.window + 1) / s_fps:.2f} s) of video with voice.")
 
 
 def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: Optional[int] = None, *,
@@ -253,8 +256,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     available = len(src)
     k_total = available if max_frames is None else min(available, int(max_frames))
     if scorer.num_windows(k_total) < 1:
-        raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
-                         f"{scorer.window + 1} frames ({(scorer.window + 1) / s_fps:.2f} s) of video with voice.")
+        raise _too_short(video_path, scorer, s_fps)
     src = src[:k_total]
     need = np.bincount(src, minlength=n_video)  # how many scorer frames each video frame feeds
 
@@ -295,7 +297,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         raise MediaError(f"{Path(str(video_path)).name} yielded too few frames to score ({done}).")
     report(progress, "score", k_total, k_total)
     return FaceWindows(scorer=scorer.name, features=np.concatenate(feats, 0)[:m], frames=done, requested=k_total,
-                       available=available, scorer_fps=s_fps, resampled=resampled, detected=detected)
+                       available=available, detected=detected)
 
 
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
@@ -324,8 +326,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     k_done = min(face.frames, n_audio)
     m = scorer.num_windows(k_done)
     if m < 1:
-        raise MediaError(f"{Path(str(video_path)).name} is too short to score: {scorer.name} needs at least "
-                         f"{scorer.window + 1} frames ({(scorer.window + 1) / s_fps:.2f} s) of video with voice.")
+        raise _too_short(video_path, scorer, s_fps)
     vfeat = face.features[:m]
     afeat = np.asarray(scorer.audio_features(wav, s_fps, k_done), np.float32)[:m]
     if len(vfeat) < m or len(afeat) < m:

@@ -4,8 +4,9 @@ Follows "Synthesizing Obama" (Suwajanakorn, Seitz, Kemelmacher-Shlizerman 2017),
 1. Desired mouth shape per output frame: `core.mouth_shape.AudioToMouth` predicts a displacement from the
    speaker's neutral mouth; silent stretches of the voice (ctx.voice_active False) fade to the neutral, closed
    mouth over a few frames whatever the original video did, except just before speech starts (`ANTICIPATION_S`:
-   the lips move before the sound) and never inside a range the editor closed (ctx.force_closed). `ClassicOptions.target_landmarks` ((N_out, 68, 2)
-   frame coordinates) overrides the prediction (oracle tests, manual edits).
+   the lips move before the sound) and never inside a range the editor closed (ctx.force_closed).
+   `ClassicOptions.target_landmarks` ((N_out, 68, 2) frame coordinates) overrides the prediction (oracle tests,
+   manual edits).
 2. Texture library: one streaming pass over the source video keeps only canonical-aligned lower-face crops
    (`warp.CanonicalCrop`, ~1 IOD = 24..64 px) and their canonical landmarks.
 3. Retrieval (`retrieval.select`): k nearest mouths, Viterbi for coherent runs, weighted-median blend.
