@@ -170,12 +170,13 @@ def load_cached(names):
 class Sampler:
     """Builds one training batch: video windows, audio windows and their clip/position labels."""
 
-    def __init__(self, clips, rng: np.random.Generator, runs=2, run=8, fps_aug=0.3):
+    def __init__(self, clips, rng: np.random.Generator, runs=2, run=8, fps_aug=0.3, room_aug=0.0):
         self.clips = clips
         self.rng = rng
         self.runs = runs
         self.run = run
         self.fps_aug = fps_aug
+        self.room_aug = room_aug
 
     def batch(self, clip_ids):
         vids, mels, v_meta, a_meta = [], [], [], []
@@ -193,7 +194,8 @@ class Sampler:
             pos = np.unique(np.concatenate(runs))
             apos = pos
             starts = L.audio_window_starts(fps, nw)
-            mw = L.mel_windows(c["mel"], starts[apos])
+            mel = room_mel(c["mel"], self.rng) if self.rng.random() < self.room_aug else c["mel"]
+            mw = L.mel_windows(mel, starts[apos])
             for i in pos:
                 vids.append(c["crops"][src_idx[i:i + L.NUM_FRAMES]])
                 v_meta.append((ci, i))
@@ -203,6 +205,46 @@ class Sampler:
 
 
 # ------------------------------------------------------------------------------------------------ augmentation
+ROOM_RT60 = (0.2, 0.9)       # s: reverberation time of the simulated room
+ROOM_DRR_DB = (-3.0, 12.0)   # direct-to-reverberant energy ratio
+ROOM_SNR_DB = (8.0, 35.0)    # speech (voiced columns) to noise
+ROOM_TILT_DB = 8.0           # +- EQ tilt from the lowest to the highest band
+
+
+def room_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A whole clip's (80, T) Wav2Lip mel as if recorded in a room: the clip's own voice on real footage is
+    reverberant and noisy, the training voices are studio-clean. Done on the whole clip before windows are cut,
+    so a window carries the reverberant tail of what came before it. In band power (the mel magnitude squared):
+    an exponentially decaying tail per band (60 dB over RT60, shorter in the high bands) at a random
+    direct-to-reverberant ratio, an EQ tilt, and stationary pink-ish noise with Gamma-distributed power at a
+    random SNR. All in the mel domain, as the crop cache holds mel only (tools.proxies degrades evaluation voices
+    on the waveform, with its own impulse responses)."""
+    from scipy.signal import lfilter
+
+    from core.audio import MAX_ABS_VALUE, MIN_LEVEL_DB, REF_LEVEL_DB
+
+    m = np.asarray(mel, np.float64)
+    bands, _ = m.shape
+    db = (m + MAX_ABS_VALUE) / (2 * MAX_ABS_VALUE) * (-MIN_LEVEL_DB) + MIN_LEVEL_DB + REF_LEVEL_DB
+    power = 10.0 ** (db / 10.0)
+    frac = np.linspace(0.0, 1.0, bands)[:, None]
+    rt60 = rng.uniform(*ROOM_RT60) * (1.0 - 0.4 * frac)                  # (bands, 1)
+    decay = np.exp(-13.8 / (rt60 * L.MEL_PER_SECOND))                     # per column, power
+    tail_gain = 10.0 ** (-rng.uniform(*ROOM_DRR_DB) / 10.0) * (1.0 - decay)   # tail energy / direct energy
+    wet = np.empty_like(power)
+    for b in range(bands):
+        wet[b] = lfilter([0.0, tail_gain[b, 0]], [1.0, -decay[b, 0]], power[b])
+    power = (power + wet) * 10.0 ** (rng.uniform(-1, 1) * ROOM_TILT_DB * (frac - 0.5) / 10.0)
+    loud = power.sum(0)
+    speech = loud[loud >= np.percentile(loud, 50)].mean() / bands
+    shape = 1.0 / (1.0 + 8.0 * frac)                                    # more noise power in the low bands
+    shape = shape / shape.mean()
+    noise = speech * 10.0 ** (-rng.uniform(*ROOM_SNR_DB) / 10.0) * shape * rng.gamma(4.0, 0.25, power.shape)
+    db = 10.0 * np.log10(np.maximum(power + noise, 1e-30)) - REF_LEVEL_DB
+    out = (2 * MAX_ABS_VALUE) * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS_VALUE
+    return np.clip(out, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+
+
 def augment_video(x, gen, train=True):
     """(B, 5, 64, 88) uint8 tensor -> (B, 5, 48, 64) float32 0..255; identity = central crop when train=False."""
     import torch
@@ -424,9 +466,9 @@ def cmd_train(a):
     from tqdm import tqdm
 
     torch.set_num_threads(a.threads)
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(SEED)
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     train_names, val_names = split_names()
@@ -443,8 +485,8 @@ def cmd_train(a):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=total, pct_start=0.15)
     state = {"epoch": 0, "history": [], "best": -1.0, "wall": 0.0}
     ck = out / "last.pt"
-    rng = np.random.default_rng(SEED)
-    gen = torch.Generator().manual_seed(SEED)
+    rng = np.random.default_rng(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
     if ck.exists():
         s = torch.load(ck, weights_only=False)
         model.load_state_dict(s["model"])
@@ -454,7 +496,7 @@ def cmd_train(a):
         rng.bit_generator.state = s["rng"]
         gen.set_state(s["gen"])
         print(f"resumed after epoch {state['epoch']} ({state['wall']:.0f} s so far)")
-    sampler = Sampler(tr, rng, runs=a.runs, run=a.run)
+    sampler = Sampler(tr, rng, runs=a.runs, run=a.run, room_aug=a.room)
     for epoch in range(state["epoch"], a.epochs):
         t0 = time.time()
         model.train()
@@ -548,6 +590,8 @@ def main():
     t.add_argument("--threads", type=int, default=1, help="1 is faster than 2 on a busy 2-core machine")
     t.add_argument("--limit", type=int, default=0, help="use only the first N training clips (pilot)")
     t.add_argument("--s4-repeat", type=int, default=6, help="times each s4 training clip appears per epoch")
+    t.add_argument("--seed", type=int, default=SEED, help="another seed measures run-to-run spread")
+    t.add_argument("--room", type=float, default=0.0, help="share of clips whose voice gets a simulated room (room_mel)")
     e = sub.add_parser("export")
     e.add_argument("--out", default=str(user_cache_dir("sync_train")))
     e.add_argument("--dest", default=str(ROOT / "resources" / "models"))
