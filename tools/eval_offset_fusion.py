@@ -8,7 +8,7 @@ offset (sync_lite, -15..+15) and `core.av_offset.mouth_curve` for the delayed vo
 `core.av_offset.best_candidate`. The shipped weight (MOUTH_WEIGHT) was set a priori (equal say); s1_val, the
 selection set, is the only set it may be judged on; every other set is evaluation.
 
-    LIPDUB_DATA_CACHE=... python -m tools.eval_offset_fusion [--sets s1_val others s4_eval proxies] [--json OUT]
+    LIPDUB_DATA_CACHE=... python -m tools.eval_offset_fusion [--sets s1_val others s4_eval proxies] [--weights W] [--json OUT]
 """
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--sets", nargs="+", default=["s1_val", "others", "s4_eval", "proxies"])
     ap.add_argument("--limit", type=int, default=100, help="first N clips of s1 sets")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--weights", default=None, help="sync_lite weights (default: the shipped ones)")
     a = ap.parse_args()
 
     import torch
@@ -60,7 +61,7 @@ def main():
     from tools.eval_sync import load_sets
 
     torch.set_num_threads(1)
-    scorer = LiteScorer.load(None)
+    scorer = LiteScorer.load(a.weights)
     model = ms.AudioToMouth.load()
     results = {}
     for label, items in load_sets(a.sets, a.limit):

@@ -2,7 +2,10 @@
 
     python -m tools.eval_sync [--weights resources/models/sync_lite.pt] [--json OUT] [--limit N] [--update-meta]
 
-Sets: GRID s1 held-out (grid_s1/heldout.txt, 250 clips) and grid_others (10 speakers, one clip each).
+Sets: GRID s1 held-out (grid_s1/heldout.txt, 250 clips), s4's evaluation half (s4_eval), grid_others (10
+speakers, one clip each), `proxies` (grid_others as 1080p head-motion CRF 30 proxies with degraded voices,
+tools.proxies), and `others_room` / `s4_eval_room` (the clips' own video, their voices degraded as the proxies',
+to separate the voice's share of the loss from the picture's); s1_val (the scorer's validation split) for tuning.
 Everything goes through the shipped inference path: `face_input` on the decoded frames with the cached dlib
 landmarks (tools.grid_cache), `audio_features` on the 16 kHz wav, `core.scoring.lse_from_features` (syncnet_python's
 offset search over +-15 frames).
@@ -383,9 +386,9 @@ def load_sets(names, limit):
             clips = split_names()[1]
         elif label == "s1_heldout":
             clips = grid_splits.s1_heldout_names()
-        elif label == "s4_eval":
+        elif label in ("s4_eval", "s4_eval_room"):
             clips = grid_splits.s4_eval_names()
-        elif label in ("others", "proxies"):
+        elif label in ("others", "others_room", "proxies"):
             clips = grid_splits.others_names()
         else:
             raise SystemExit(f"unknown set {label}")
@@ -397,6 +400,8 @@ def load_sets(names, limit):
             if label == "proxies":
                 hd = proxies.make_proxy(src, proxy_dir() / f"{n}_hd.mp4")
                 items.append((f"{n}_hd", hd, proxies.degrade_voice(load_wav(src), seed=len(items)), 30000 / 1001))
+            elif label.endswith("_room"):     # the clip's own video, its voice as the proxies degrade it
+                items.append((n, src, proxies.degrade_voice(load_wav(src), seed=len(items)), 25.0))
             else:
                 items.append((n, src, load_wav(src), 25.0))
         sets.append((label, items))
