@@ -8,8 +8,8 @@
 Each curve is put in units of its own spread over the candidates (median and MAD) and they are added, the mouth
 curve with weight MOUTH_WEIGHT. The scorer alone, on faces it never saw, sometimes prefers a wrong peak; the mouth
 model alone is broad and less precise; together they agree on the right one. Measured by `tools.eval_offset_fusion`
-(injected delays -8..+8, within one frame): unseen GRID speakers 0.918 -> 1.000, HD re-encoded proxies with a
-degraded voice 0.688 -> 0.847; s1 validation (the selection set) 0.980 either way.
+(injected delays -8..+8, within one frame, scorer alone -> both): unseen GRID speakers 0.929 -> 1.000, HD
+re-encoded proxies with a degraded voice 0.900 -> 0.965; s1 validation (the selection set) 0.980 either way.
 
 Used where a voice is judged against an original picture (the `score` command, the window's analysis, the clip's own
 offset in `core.adapt`), not for scoring a dub: its mouths were made by the same model, so that witness would vouch
