@@ -8,7 +8,8 @@ offset (sync_lite, -15..+15) and `core.av_offset.mouth_curve` for the delayed vo
 `core.av_offset.best_candidate`. The shipped weight (MOUTH_WEIGHT) was set a priori (equal say); s1_val, the
 selection set, is the only set it may be judged on; every other set is evaluation.
 
-    LIPDUB_DATA_CACHE=... python -m tools.eval_offset_fusion [--sets s1_val others s4_eval proxies] [--weights W] [--json OUT]
+    LIPDUB_DATA_CACHE=... python -m tools.eval_offset_fusion [--sets s1_val others s4_eval proxies] [--weights W]
+        [--json OUT]
 """
 from __future__ import annotations
 

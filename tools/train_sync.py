@@ -19,7 +19,8 @@ InfoNCE term (softmax over all audio windows of the batch, the aligned one is th
 similarity warp (scale, rotation, shift) + per-frame jitter, mirror, static blotches, gamma, lighting ramp,
 blur, noise; mel gain,
 mel band shift, noise floor, band masks; random frame rate (23-31 fps resampling of the 25 fps clip, with the audio
-window aligned as at inference).
+window aligned as at inference); a simulated room (reverberant tail, EQ tilt, noise: `room_mel`) on half the clips'
+voices, as the clip's own voice on real footage is room sound.
 """
 from __future__ import annotations
 
@@ -194,7 +195,8 @@ class Sampler:
             pos = np.unique(np.concatenate(runs))
             apos = pos
             starts = L.audio_window_starts(fps, nw)
-            mel = room_mel(c["mel"], self.rng) if self.rng.random() < self.room_aug else c["mel"]
+            room = self.room_aug > 0 and self.rng.random() < self.room_aug   # no draw at 0: the old stream
+            mel = room_mel(c["mel"], self.rng) if room else c["mel"]
             mw = L.mel_windows(mel, starts[apos])
             for i in pos:
                 vids.append(c["crops"][src_idx[i:i + L.NUM_FRAMES]])
@@ -207,7 +209,7 @@ class Sampler:
 # ------------------------------------------------------------------------------------------------ augmentation
 ROOM_RT60 = (0.2, 0.9)       # s: reverberation time of the simulated room
 ROOM_DRR_DB = (-3.0, 12.0)   # direct-to-reverberant energy ratio
-ROOM_SNR_DB = (8.0, 35.0)    # speech (voiced columns) to noise
+ROOM_SNR_DB = (8.0, 35.0)    # speech (the louder half of the columns) to noise, per band on average
 ROOM_TILT_DB = 8.0           # +- EQ tilt from the lowest to the highest band
 
 
@@ -591,7 +593,8 @@ def main():
     t.add_argument("--limit", type=int, default=0, help="use only the first N training clips (pilot)")
     t.add_argument("--s4-repeat", type=int, default=6, help="times each s4 training clip appears per epoch")
     t.add_argument("--seed", type=int, default=SEED, help="another seed measures run-to-run spread")
-    t.add_argument("--room", type=float, default=0.0, help="share of clips whose voice gets a simulated room (room_mel)")
+    t.add_argument("--room", type=float, default=0.5,
+                   help="share of clips whose voice gets a simulated room (room_mel); 0.5 is the shipped recipe")
     e = sub.add_parser("export")
     e.add_argument("--out", default=str(user_cache_dir("sync_train")))
     e.add_argument("--dest", default=str(ROOT / "resources" / "models"))
