@@ -262,10 +262,22 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
         block = frames[a:a + MEL_BLOCK] * window
         mag = np.abs(np.fft.rfft(block, n=N_FFT, axis=1))        # (b, 401) float64
         mel = np.dot(basis, mag.T)                               # float32 basis x float64 -> float64
-        db = 20.0 * np.log10(np.maximum(AMP_FLOOR, mel)) - REF_LEVEL_DB
-        norm = (2 * MAX_ABS_VALUE) * ((db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB)) - MAX_ABS_VALUE
-        out[:, a:a + MEL_BLOCK] = np.clip(norm, -MAX_ABS_VALUE, MAX_ABS_VALUE)
+        out[:, a:a + MEL_BLOCK] = mel_units(20.0 * np.log10(np.maximum(AMP_FLOOR, mel)))
     return out
+
+
+def mel_units(level_db: np.ndarray) -> np.ndarray:
+    """Mel band levels in dB (20 log10 of the band magnitude) -> Wav2Lip's normalised units, clipped to
+    [-MAX_ABS_VALUE, MAX_ABS_VALUE]."""
+    db = np.asarray(level_db) - REF_LEVEL_DB
+    return np.clip((2 * MAX_ABS_VALUE) * ((db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB)) - MAX_ABS_VALUE,
+                   -MAX_ABS_VALUE, MAX_ABS_VALUE)
+
+
+def mel_level_db(units: np.ndarray) -> np.ndarray:
+    """The inverse of `mel_units` (inside its clipping range): normalised mel -> band level in dB."""
+    m = np.asarray(units, np.float64)
+    return (m + MAX_ABS_VALUE) / (2 * MAX_ABS_VALUE) * (-MIN_LEVEL_DB) + MIN_LEVEL_DB + REF_LEVEL_DB
 
 
 def mel_chunk_starts(num_mel_frames: int, fps: float, num_video_frames: int) -> np.ndarray:

@@ -21,6 +21,7 @@ continuity with earlier figures.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -45,19 +46,22 @@ def opening_vs(out_track, real_lm, real_present, fps_ratio: float = 1.0):
     return float(np.corrcoef(a, b)[0, 1]), float(np.std(a) / max(np.std(b), 1e-9))
 
 
-_real_tracks: dict = {}
+@functools.lru_cache(maxsize=None)
+def real_track(name: str):
+    """GRID clip `name` re-tracked by the product's tracker, as the dubs are (once per clip per run)."""
+    from tools import grid_splits
+    from tools.eval_crossdub import track_fresh
+
+    return track_fresh(str(grid_splits.video_path(name)))
 
 
 def versus_real(out_path, name: str, fps_ratio: float = 1.0) -> dict:
     """The dub re-tracked against GRID clip `name`'s real mouth, re-tracked by the same tracker (r, amplitude)
     and, for continuity, against its raw grid-cache track (amplitude_raw)."""
-    from tools import grid_splits
     from tools.eval_crossdub import track_fresh
     from tools.grid_cache import load_clip
 
-    if name not in _real_tracks:
-        _real_tracks[name] = track_fresh(str(grid_splits.video_path(name)))
-    real = _real_tracks[name]
+    real = real_track(name)
     out = track_fresh(str(out_path))
     r, amp = opening_vs(out, real.landmarks, real.present, fps_ratio)
     c = load_clip(name)

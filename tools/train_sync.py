@@ -223,12 +223,10 @@ def room_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     on the waveform, with its own impulse responses)."""
     from scipy.signal import lfilter
 
-    from core.audio import MAX_ABS_VALUE, MIN_LEVEL_DB, REF_LEVEL_DB
+    from core.audio import mel_level_db, mel_units
 
-    m = np.asarray(mel, np.float64)
-    bands, _ = m.shape
-    db = (m + MAX_ABS_VALUE) / (2 * MAX_ABS_VALUE) * (-MIN_LEVEL_DB) + MIN_LEVEL_DB + REF_LEVEL_DB
-    power = 10.0 ** (db / 10.0)
+    power = 10.0 ** (mel_level_db(mel) / 10.0)
+    bands = len(power)
     frac = np.linspace(0.0, 1.0, bands)[:, None]
     rt60 = rng.uniform(*ROOM_RT60) * (1.0 - 0.4 * frac)                  # (bands, 1)
     decay = np.exp(-13.8 / (rt60 * L.MEL_PER_SECOND))                     # per column, power
@@ -242,9 +240,7 @@ def room_mel(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     shape = 1.0 / (1.0 + 8.0 * frac)                                    # more noise power in the low bands
     shape = shape / shape.mean()
     noise = speech * 10.0 ** (-rng.uniform(*ROOM_SNR_DB) / 10.0) * shape * rng.gamma(4.0, 0.25, power.shape)
-    db = 10.0 * np.log10(np.maximum(power + noise, 1e-30)) - REF_LEVEL_DB
-    out = (2 * MAX_ABS_VALUE) * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS_VALUE
-    return np.clip(out, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
+    return mel_units(10.0 * np.log10(np.maximum(power + noise, 1e-30))).astype(np.float32)
 
 
 def augment_video(x, gen, train=True):
