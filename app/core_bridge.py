@@ -11,7 +11,9 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from core import compose, scoring, sync_lane
+from core import compose
+from core.sync import lane as sync_lane
+from core.sync import scoring
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
     from core.mouth_shape import AudioToMouth
 
     scorer = scoring.get_scorer("auto", models_dir=models_dir, device=device)
-    witness = AudioToMouth.load()           # the offset's second witness (core.av_offset)
+    witness = AudioToMouth.load()           # the offset's second witness (core.sync.av_offset)
     adaptation = adapt_clip(video, info, track, model=witness, scorer=scorer, progress=progress,
                             cancel=cancel) if adapt else None
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=float(info.fps),
@@ -36,7 +38,7 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
 
 
 def low_threshold(report) -> float:
-    """The threshold the report's `low` frames were judged by (core.sync_lane)."""
+    """The threshold the report's `low` frames were judged by (core.sync.lane)."""
     value = getattr(report, "low_threshold", None)
     return float(sync_lane.LOW_THRESHOLD if value is None else value)
 

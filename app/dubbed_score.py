@@ -13,7 +13,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from core.scoring import MEDFILT_KERNEL, SyncScorer
+from core.sync.scoring import MEDFILT_KERNEL, SyncScorer
 
 REACH = SyncScorer.window // 2 + MEDFILT_KERNEL // 2   # 2 + 4 = 6: window half-width + median half-width
 CONTEXT = 8   # extra frames rendered on each side so the replaced scores see whole windows

@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel
 
-from core import sync_lane
+from core.sync import lane as sync_lane
 
 from .frame_lane import FrameLane
 from .timeline import runs
@@ -99,7 +99,7 @@ class SyncTrack(FrameLane):
         return v
 
     def _low(self, y: np.ndarray, offset: int) -> np.ndarray:
-        """core.sync_lane.low_frames of the shown curve: a voiced frame with a confidence below the threshold
+        """core.sync.lane.low_frames of the shown curve: a voiced frame with a confidence below the threshold
         (frames the scorer could not judge are NaN in the curve)."""
         return sync_lane.low_frames(y, self._voiced(len(y), offset), np.isfinite(y), self.threshold)
 

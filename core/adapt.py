@@ -12,7 +12,8 @@ this recording. Before dubbing, `adapt_clip`:
 3. records how well the adapted model explains the clip (in-clip r of the inner-lip opening, before and after).
 
 The sync lane learns from the same pair: the confidence this face reaches with its own voice sets the clip's
-low threshold (`core.sync_lane.clip_threshold`), since an unfamiliar face gives weaker evidence even in sync.
+low threshold (`core.sync.lane.clip_threshold`), since an unfamiliar face gives weaker evidence even in sync.
+Step 1 and that threshold are the lane adaptation (`core.sync.lane_adapt`); this module is the mouth-model refit.
 
 Results are cached per clip (content identity + face + model and scorer versions + `ADAPT_VERSION`) under
 `$LIPDUB_CACHE_DIR/adapt` or the user cache folder. A clip without its own sound, with too little tracked
@@ -32,14 +33,13 @@ import numpy as np
 
 from . import audio as audio_mod
 from .progress import CancelToken, ProgressFn, check, report
+from .sync.lane_adapt import face_threshold, lane_adaptation
 
 log = logging.getLogger(__name__)
 
 ADAPT_VERSION = 2
 RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
 MIN_VOICED_FRAMES = 75   # at least 3 s of the actor's tracked speech (a single GRID sentence did not help, FINDINGS)
-MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
-MIN_OWN_CONFIDENCE = 1.2  # calibrated confidence (core.sync_lane units) the own voice must reach (median)
 
 
 @dataclass
@@ -55,7 +55,7 @@ class Adaptation:
     seconds: float = 0.0
     message: str = ""
     cache: str = "miss"
-    face: Optional[object] = None         # core.scoring.FaceWindows the own voice was scored on (not cached)
+    face: Optional[object] = None         # core.sync.scoring.FaceWindows the own voice was scored on (not cached)
 
     @property
     def adapted(self) -> bool:
@@ -70,18 +70,6 @@ class Adaptation:
                 "amplitude_after", "seconds", "message", "cache")
         return {k: (None if isinstance(getattr(self, k), float) and not np.isfinite(getattr(self, k))
                     else getattr(self, k)) for k in keys} | {"adapted": self.adapted}
-
-
-def voice_fits(own_offset: int, own_confidence: float) -> bool:
-    """Does the clip's own sound follow its lips well enough to learn from?"""
-    return abs(own_offset) <= MAX_OWN_OFFSET and own_confidence >= MIN_OWN_CONFIDENCE
-
-
-def face_threshold(own_offset: int, own_confidence: float) -> float:
-    """The sync lane's low threshold for this face: from its own level when its own voice fits, else the default."""
-    from .sync_lane import LOW_THRESHOLD, clip_threshold
-
-    return clip_threshold(own_confidence) if voice_fits(own_offset, own_confidence) else LOW_THRESHOLD
 
 
 def not_adapted(message: str, **kw) -> Adaptation:
@@ -160,33 +148,6 @@ def adapt_mouth(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, prese
 
 
 # --------------------------------------------------------------------------------------------- the clip
-def own_voice(video: str, info) -> Optional[np.ndarray]:
-    """The clip's own sound (16 kHz mono), or None when it has none or it is silent."""
-    if not getattr(info, "has_audio", False):
-        return None
-    wav = audio_mod.load_audio(video)
-    if wav.size == 0 or not np.isfinite(wav).all() or float(np.abs(wav).max()) < 1e-4:
-        return None
-    return wav
-
-
-def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None,
-                    offset_model=None):
-    """(offset, level, report) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
-    witness: core.av_offset) and the median calibrated confidence at that offset over the voiced windows
-    (core.sync_lane.own_level), and the own voice's SyncReport."""
-    from .scoring import score_clip
-    from .sync_lane import own_level
-
-    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model)
-    m = len(rep.dists)
-    s_fps = float(rep.scorer_fps or fps)
-    # speech per window, on the scorer's frame grid (a resampling scorer's windows are not video frames)
-    voiced = audio_mod.voice_activity(wav, s_fps, m + rep.window)[rep.window // 2:rep.window // 2 + m]
-    native = int(round(rep.offset_frames * s_fps / fps))
-    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced), rep
-
-
 def cache_settings(track, scorer_name: str, model_sha: str) -> dict:
     """What an adaptation depends on besides the clip itself: the face (its landmarks, after any box fixes),
     the models and this module's version."""
@@ -205,7 +166,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     be adapted: the returned Adaptation says why (`message`) and carries no head."""
     from . import mouth_shape as ms
     from .faces import cache as cache_mod
-    from .scoring import get_scorer
+    from .sync.scoring import get_scorer
 
     t0 = time.perf_counter()
     model = model or ms.AudioToMouth.load()
@@ -249,45 +210,6 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     if cfile is not None:
         store_adaptation(result, cfile)
     return result
-
-
-@dataclass
-class LaneAdaptation:
-    """What the clip's own voice says about the sync lane for this face."""
-    own_offset: int = 0
-    own_confidence: float = float("nan")
-    message: str = ""
-    wav: Optional[np.ndarray] = None
-    report: object = None           # the own voice's SyncReport (core.scoring), judged by the default threshold
-
-    @property
-    def own_voice_fits(self) -> bool:
-        return self.wav is not None and voice_fits(self.own_offset, self.own_confidence)
-
-    @property
-    def low_threshold(self) -> float:
-        return face_threshold(self.own_offset, self.own_confidence)
-
-
-def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
-                    offset_model=None, progress: Optional[ProgressFn] = None) -> LaneAdaptation:
-    """Score the clip against its own sound: its A/V offset (`offset_model`: the audio->mouth model as a second
-    witness, core.av_offset) and how confident this face gets when in sync."""
-    wav = own_voice(video, info)
-    if wav is None:
-        return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
-                                      "actor from")
-    check(cancel)
-    offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
-                                    offset_model=offset_model)
-    lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
-    if lane.own_voice_fits:
-        lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "
-                        f"{offset:+d} frames)")
-    else:
-        lane.message = (f"the clip's own sound does not follow its lips (offset {offset:+d} frames, confidence "
-                        f"{level:.1f})")
-    return lane
 
 
 def align_own_voice(wav: np.ndarray, offset: int, fps: float) -> np.ndarray:

@@ -200,7 +200,7 @@ def cmd_score(a, bars, cancel) -> int:
     from .errors import NoFaceError
     from .faces.track import track_video
     from .mouth_shape import AudioToMouth
-    from .scoring import get_scorer, judge_low, score_clip
+    from .sync.scoring import get_scorer, judge_low, score_clip
 
     info = media.probe(a.video, need_video=True)
     tracks = track_video(a.video, progress=bars, cancel=cancel)
@@ -208,10 +208,10 @@ def cmd_score(a, bars, cancel) -> int:
         raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
     track = tracks.primary() if a.face is None else tracks.get(a.face)
     scorer = get_scorer(a.scorer, models_dir=a.models_dir, device=a.device)
-    witness = AudioToMouth.load()          # the offset's second witness (core.av_offset)
+    witness = AudioToMouth.load()          # the offset's second witness (core.sync.av_offset)
     threshold = own = None
     if a.adapt:
-        from .adapt import lane_adaptation
+        from .sync.lane_adapt import lane_adaptation
 
         lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel, offset_model=witness, progress=bars)
         threshold = lane.low_threshold

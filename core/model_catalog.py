@@ -6,7 +6,7 @@ from typing import Dict, List
 
 from .engines import registry as engines
 from .models.registry import REGISTRY, ModelSpec
-from .scorers import registry as scorers
+from .sync.scorers import registry as scorers
 
 
 def known_models() -> Dict[str, ModelSpec]:

@@ -187,7 +187,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         t0 = time.perf_counter()
         from .mouth_shape import AudioToMouth
-        from .scoring import get_scorer
+        from .sync.scoring import get_scorer
 
         model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
         # the lane's scorer, as score_output will use it
@@ -542,7 +542,7 @@ def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.nd
                  settings: DubSettings, progress=None, cancel=None):
     """Sync report of a rendered output against its voice. Dubbing pastes into the same geometry, so the
     source track (remapped through the schedule) locates the face in the output without re-detecting."""
-    from .scoring import get_scorer, score_clip
+    from .sync.scoring import get_scorer, score_clip
 
     scorer = prep.scorer or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
     track = remap_track(prep.track, prep.ctx.source_index[out_idx])

@@ -134,7 +134,7 @@ def test_nothing_the_app_imports_is_excluded_from_the_bundle():
         f"sys.path[:0] = [{str(ROOT)!r}, {str(PACKAGING)!r}]\n"
         "import spec_helpers as H\n"
         "import torch, core.cli, core.batch, core.pipeline, core.engines.wav2lip, core.engines.classic, "
-        "core.engines.teeth, core.engines.warp, core.compose, core.scoring, core.faces.track, core.faces.detect, "
+        "core.engines.teeth, core.engines.warp, core.compose, core.sync.scoring, core.faces.track, core.faces.detect, "
         "core.project, core.models.registry, core.mouth_shape\n"
         "import scipy.spatial, scipy.signal, scipy.fft, dlib, cv2, soundfile, soxr\n"
         "import app.main, app.main_window\n"

@@ -95,7 +95,7 @@ def main() -> int:
     from core import mouth_shape as ms
     from core.engines.classic import ClassicOptions
     from core.pipeline import DubSettings, run_dub
-    from core.scoring import get_scorer, score_clip
+    from core.sync.scoring import get_scorer, score_clip
     from tools.grid_cache import load_clip
 
     torch.set_num_threads(2)

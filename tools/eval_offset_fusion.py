@@ -1,11 +1,11 @@
-"""The A/V offset from two witnesses (core.av_offset): the sync scorer's distance curve and the audio->mouth model's
-predicted opening correlated with the tracked opening. How often is an injected delay found within one frame, with
-the scorer alone, the mouth model alone, and both at several weights?
+"""The A/V offset from two witnesses (core.sync.av_offset): the sync scorer's distance curve and the audio->mouth
+model's predicted opening correlated with the tracked opening. How often is an injected delay found within one frame,
+with the scorer alone, the mouth model alone, and both at several weights?
 
 For every clip and every injected delay k = -8..+8 (as tools/eval_sync.py: a delay of k frames must give offset -k),
-exactly what `core.scoring.score_clip(..., offset_model=...)` computes: the scorer's mean distance per candidate
-offset (sync_lite, -15..+15) and `core.av_offset.mouth_curve` for the delayed voice, combined by
-`core.av_offset.best_candidate`. The shipped weight (MOUTH_WEIGHT) was set a priori (equal say); s1_val, the
+exactly what `core.sync.scoring.score_clip(..., offset_model=...)` computes: the scorer's mean distance per candidate
+offset (sync_lite, -15..+15) and `core.sync.av_offset.mouth_curve` for the delayed voice, combined by
+`core.sync.av_offset.best_candidate`. The shipped weight (MOUTH_WEIGHT) was set a priori (equal say); s1_val, the
 selection set, is the only set it may be judged on; every other set is evaluation.
 
     LIPDUB_DATA_CACHE=... python -m tools.eval_offset_fusion [--sets s1_val others s4_eval proxies] [--weights W]
@@ -29,8 +29,8 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 def clip_curves(scorer, model, name, path, wav, fps):
     """(candidate offsets, {k: (scorer mean distances, mouth r, scorer's own offset)})."""
-    from core.av_offset import mouth_curve
-    from core.scoring import lse_from_features
+    from core.sync.av_offset import mouth_curve
+    from core.sync.scoring import lse_from_features
     from tools.eval_sync import clip_track, delay, embed_shifts
 
     reach = max(abs(k) for k in SHIFTS)
@@ -57,8 +57,8 @@ def main():
     import torch
 
     from core import mouth_shape as ms
-    from core.av_offset import best_candidate
-    from core.scorers.lite import LiteScorer
+    from core.sync.av_offset import best_candidate
+    from core.sync.scorers.lite import LiteScorer
     from tools.eval_sync import load_sets
 
     torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""Evaluate the lite sync scorer (or any `core.scoring` scorer file) on data it was never trained on.
+"""Evaluate the lite sync scorer (or any `core.sync.scoring` scorer file) on data it was never trained on.
 
     python -m tools.eval_sync [--weights resources/models/sync_lite.pt] [--json OUT] [--limit N] [--update-meta]
 
@@ -7,8 +7,8 @@ speakers, one clip each), `proxies` (grid_others as 1080p head-motion CRF 30 pro
 tools.proxies), and `others_room` / `s4_eval_room` (the clips' own video, their voices degraded as the proxies',
 to separate the voice's share of the loss from the picture's); s1_val (the scorer's validation split) for tuning.
 Everything goes through the shipped inference path: `face_input` on the decoded frames with the cached dlib
-landmarks (tools.grid_cache), `audio_features` on the 16 kHz wav, `core.scoring.lse_from_features` (syncnet_python's
-offset search over +-15 frames).
+landmarks (tools.grid_cache), `audio_features` on the 16 kHz wav, `core.sync.scoring.lse_from_features`
+(syncnet_python's offset search over +-15 frames).
 
 Metrics per set (and per speaker for grid_others):
   * offset recovery: the wav is delayed by k frames (k = -8..+8; k > 0: k*640 samples of silence prepended, k < 0:
@@ -90,17 +90,17 @@ def clip_inputs(scorer, path, name):
     track = clip_track(name, path)
     frames = decode(path)
     n = min(len(frames), len(track["present"]))
-    from core.scoring import fill_track
+    from core.sync.scoring import fill_track
     boxes, lms, _ = fill_track(track["boxes"][:n], track["landmarks"][:n], track["present"][:n])
     return np.stack([scorer.face_input(frames[i], boxes[i], lms[i]) for i in range(n)])
 
 
 def lane_low_share(report, wav, fps, n, span, threshold, frames=slice(None)):
-    """Share of voiced frames (among `frames`) the calibrated sync lane marks low (core.sync_lane), and the
+    """Share of voiced frames (among `frames`) the calibrated sync lane marks low (core.sync.lane), and the
     voiced count."""
     from core.audio import voice_activity
-    from core.scoring import window_to_frame_index
-    from core.sync_lane import calibrate, low_frames
+    from core.sync.scoring import window_to_frame_index
+    from core.sync.lane import calibrate, low_frames
 
     cal = calibrate(report.dists, report.vshift, span=span)
     conf = cal.confidence[window_to_frame_index(n, len(cal.confidence))]
@@ -110,11 +110,11 @@ def lane_low_share(report, wav, fps, n, span, threshold, frames=slice(None)):
 
 
 def adapted_threshold(rec):
-    """Per-clip threshold learnt from the first half of the clip's own voice, as core.adapt sets it
-    (`face_threshold`: the own offset found by both witnesses, core.av_offset, and the level there); the lane is
+    """Per-clip threshold learnt from the first half of the clip's own voice, as core.sync.lane_adapt sets it
+    (`face_threshold`: the own offset found by both witnesses, core.sync.av_offset, and the level there); the lane is
     then measured on the second half only, never on what it adapted on. The offset and level are found once per
     clip; the threshold is derived at each call (`--tune` varies sync_lane.OWN_SHARE)."""
-    from core.adapt import face_threshold
+    from core.sync.lane_adapt import face_threshold
 
     if "own_fit" not in rec:
         rec["own_fit"] = own_fit_first_half(rec)
@@ -124,9 +124,9 @@ def adapted_threshold(rec):
 def own_fit_first_half(rec):
     """(own offset, own level) from the first half of the clip's own voice."""
     from core.audio import voice_activity
-    from core.av_offset import best_candidate, mouth_curve
+    from core.sync.av_offset import best_candidate, mouth_curve
     from core.mouth_shape import AudioToMouth
-    from core.sync_lane import own_level
+    from core.sync.lane import own_level
 
     r, wav = rec["lane"]["own"]
     half, fps = rec["frames"] // 2, rec["fps"]
@@ -158,7 +158,7 @@ def embed_shifts(scorer, path, name, wav, fps, reach):
 def evaluate_set(scorer, items, desc):
     """items: list of (name, video path, wav, fps). Returns per-clip raw results; `lane` keeps the reports and
     voices of the own voice, the voice 8 frames late and another clip's voice (`embed_shifts`)."""
-    from core.scoring import lse_from_features
+    from core.sync.scoring import lse_from_features
     from tqdm import tqdm
 
     reach = max(abs(k) for k in SHIFTS + FAR)
@@ -195,7 +195,7 @@ def evaluate_set(scorer, items, desc):
 # ------------------------------------------------------------------------------------------------ rejected experiment
 # Per-clip fine-tuning of the scorer's video projection (issue 8 suggested it). Measured with --scorer-adapt on the
 # first half / second half of grid_others clips, it made offsets and the lane worse (see docs/MEASUREMENTS.md), so
-# the product adapts only the lane's threshold (core.sync_lane.clip_threshold); the code stays here to re-measure.
+# the product adapts only the lane's threshold (core.sync.lane.clip_threshold); the code stays here to re-measure.
 SCORER_STEPS = 120        # full-batch Adam steps on the clip's windows
 SCORER_LR = 2e-3
 SCORER_RIDGE = 0.5        # pull of the projection towards the shipped one (relative squared distance)
@@ -246,7 +246,7 @@ def with_video_projection(scorer, weight, bias):
 
     import torch
 
-    from core.scorers.lite import LiteScorer
+    from core.sync.scorers.lite import LiteScorer
 
     model = copy.deepcopy(scorer.model)
     with torch.no_grad():
@@ -260,8 +260,8 @@ def scorer_adaptation_summary(scorer, recs, adapt_scorer=True):
     scorer's video projection), measure on the second half only: offset recovery of shifts -8..8 and the lane's
     low shares (own voice, 8 frames late, another clip's voice)."""
     from core.audio import voice_activity
-    from core.scoring import lse_from_features
-    from core.sync_lane import calibrate, clip_threshold, low_frames, own_level
+    from core.sync.scoring import lse_from_features
+    from core.sync.lane import calibrate, clip_threshold, low_frames, own_level
 
     reach = max(abs(k) for k in SHIFTS + FAR)
     v = 8                                      # offsets the adaptation contrasts (a half clip is short)
@@ -434,8 +434,8 @@ def main():
 
     import torch
 
-    from core import sync_lane
-    from core.scorers.lite import LiteScorer
+    from core.sync import lane as sync_lane
+    from core.sync.scorers.lite import LiteScorer
 
     torch.set_num_threads(a.threads)
     scorer = LiteScorer.load(a.weights)

@@ -46,7 +46,7 @@ from core.models import lite_sync_net as L  # noqa: E402
 from core.paths import user_cache_dir  # noqa: E402
 
 CANVAS_H, CANVAS_W = 64, 88          # cached crop (same centre/scale as the 48x64 scorer crop)
-DIST_SCALE = 10.0                    # must match core.scorers.lite.DIST_SCALE
+DIST_SCALE = 10.0                    # must match core.sync.scorers.lite.DIST_SCALE
 VSHIFT = 15
 SEED = 1234
 
@@ -382,9 +382,9 @@ def pair_loss(model, ev, ea, v_meta, a_meta, nce_weight=1.0):
 
 # ------------------------------------------------------------------------------------------------ validation
 def lse(video_feat, audio_feat, vshift=VSHIFT):
-    """syncnet_python's offset/confidence logic (core.scoring.lse_from_features when available)."""
+    """syncnet_python's offset/confidence logic (core.sync.scoring.lse_from_features when available)."""
     try:
-        from core.scoring import lse_from_features
+        from core.sync.scoring import lse_from_features
         r = lse_from_features(video_feat, audio_feat, vshift=vshift)
         return r.offset_frames, r.lse_d, r.lse_c, r.dists
     except ImportError:

@@ -5,9 +5,9 @@ Two conv towers map
   * 16 Wav2Lip mel columns (0.2 s at 80 columns/s), (B, 1, 80, 16), in Wav2Lip's [-4, 4] units,
 to L2-normalised embeddings of `EMB_DIM` values. In-sync pairs have a high cosine similarity.
 
-Also here, because training (tools/train_sync.py) and inference (core.scorers.lite) must share them exactly: the
+Also here, because training (tools/train_sync.py) and inference (core.sync.scorers.lite) must share them exactly: the
 crop geometry (`crop_affine`, `face_crop`) and the audio/video window alignment (`audio_window_starts`,
-`mel_windows`). No Qt, no file I/O; `core.scorers.lite` handles loading and hash checks.
+`mel_windows`). No Qt, no file I/O; `core.sync.scorers.lite` handles loading and hash checks.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ Two kinds of entry:
 ModelMissingError / ModelCorruptError with one actionable line. Hashes of verified files are cached by
 (path, size, mtime) in the user cache dir, so a 400 MB checkpoint is hashed once, not on every start.
 
-User-supplied files are declared by the plug-ins that load them (`core/engines/wav2lip`, `core/scorers/*`) through
+User-supplied files are declared by the plug-ins that load them (`core/engines/wav2lip`, `core/sync/scorers/*`) through
 `declare()`, when their registry discovers them (`core.model_catalog` lists everything). No SHA-256 is published by
 the Wav2Lip or syncnet_python authors; those entries have `sha256=None` and are checked by size here (a truncated
 download is caught) and by layout when loaded (`core.models.load_*`).

@@ -156,7 +156,7 @@ def test_track_score_preview_export(qtbot, make_window, grid_pair, tmp_path):
     assert win.sync_panel.text("before", "offset") == f"{rep.offset_frames:+d} frames"
     bx, by = win.sync_track.before_curve.getData()
     assert len(by) == 75
-    # the lane shades exactly the frames the report calls low (core.sync_lane), at the report's threshold
+    # the lane shades exactly the frames the report calls low (core.sync.lane), at the report's threshold
     np.testing.assert_array_equal(win.sync_track.low_mask(75), rep.low)
     assert win.sync_track.threshold == rep.low_threshold and rep.low.any() != rep.low.all()
     # preview: the dubbed frame differs from the original inside the mouth region only

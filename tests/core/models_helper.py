@@ -1,4 +1,4 @@
-"""Test helpers for core.models / core.scoring (owner: models helper).
+"""Test helpers for core.models / core.sync.scoring (owner: models helper).
 
 Builds official-format checkpoint files from the reference fill rule (seed 1234), so tests can exercise the real
 loading path without any released weights.

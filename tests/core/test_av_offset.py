@@ -1,14 +1,14 @@
-"""The offset from two witnesses (core.av_offset): the scorer's distance curve and the mouth model's opening.
+"""The offset from two witnesses (core.sync.av_offset): the scorer's distance curve and the mouth model's opening.
 On speakers neither model was trained on (grid_others), injected delays are found within one frame, and the LSE
 figures stay the scorer's own."""
 import numpy as np
 import pytest
 
-from core import av_offset
+from core.sync import av_offset
 from core.audio import load_audio
 from core.faces.track import track_video
 from core.mouth_shape import AudioToMouth
-from core.scoring import get_scorer, score_clip
+from core.sync.scoring import get_scorer, score_clip
 from data_paths import GRID_OTHERS
 
 SPF = 640   # 16 kHz samples per 25 fps frame

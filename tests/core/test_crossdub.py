@@ -11,7 +11,7 @@ PAIR = ("srwvzn", "pgak5a")     # held-out, different sentences; measured r 0.91
 def test_cross_dub_follows_the_new_voice_and_scores_in_sync(tmp_path):
     from core.audio import load_audio
     from core.pipeline import DubSettings, run_dub
-    from core.scoring import get_scorer, score_clip
+    from core.sync.scoring import get_scorer, score_clip
 
     x, y = PAIR
     held = set((GRID_S1 / "heldout.txt").read_text().split())

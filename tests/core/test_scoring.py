@@ -1,4 +1,4 @@
-"""core.scoring + core.scorers: syncnet_python's LSE on the reference fixtures, window->frame mapping, MFCC,
+"""core.sync.scoring + core.sync.scorers: syncnet_python's LSE on the reference fixtures, window->frame mapping, MFCC,
 crops, streaming score_clip on a real GRID clip (filled syncnet_v2), cancel/progress, get_scorer."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 
 from core.errors import CancelledError, MediaError, ModelCorruptError, NoFaceError
 from core.progress import CancelToken
-from core import scoring
-from core.scoring import (SyncReport, SyncScorer, fill_track, lse_from_features, resample_indices, score_clip,
-                          window_to_frame_index)
+from core.sync import scoring
+from core.sync.scoring import (SyncReport, SyncScorer, fill_track, lse_from_features, resample_indices, score_clip,
+                               window_to_frame_index)
 from models_helper import REFERENCE, ref, save_flat, save_wav2lip_style, tensors
 
 LSE = REFERENCE / "lse"
@@ -111,7 +111,7 @@ def test_resample_indices():
 def test_syncnet_mfcc_matches_reference():
     from scipy.io import wavfile
 
-    from core.scorers.syncnet_v2 import mfcc
+    from core.sync.scorers.syncnet_v2 import mfcc
 
     sr, pcm = wavfile.read(REFERENCE / "audio" / "speech16k.wav")
     assert sr == 16000 and pcm.dtype == np.int16
@@ -122,7 +122,7 @@ def test_syncnet_mfcc_matches_reference():
 
 
 def test_syncnet_crop_geometry():
-    from core.scorers.syncnet_v2 import syncnet_crop
+    from core.sync.scorers.syncnet_v2 import syncnet_crop
 
     h, w = 400, 500
     yy, xx = np.mgrid[0:h, 0:w]
@@ -138,7 +138,7 @@ def test_syncnet_crop_geometry():
 
 
 def test_syncnet_audio_windows_follow_syncnet_python():
-    from core.scorers.syncnet_v2 import SyncNetV2Scorer, mfcc
+    from core.sync.scorers.syncnet_v2 import SyncNetV2Scorer, mfcc
 
     wav = np.random.default_rng(2).standard_normal(16000).astype(np.float32) * 0.1
     sc = SyncNetV2Scorer(torch.nn.Identity())
@@ -311,7 +311,7 @@ def syncnet_v2_scorer(tmp_path_factory):
 
 
 def test_score_clip_grid_with_filled_syncnet_v2(grid, syncnet_v2_scorer):
-    from core.scorers.syncnet_v2 import SyncNetV2Scorer
+    from core.sync.scorers.syncnet_v2 import SyncNetV2Scorer
 
     video, wav, track = grid
     _, scorer = syncnet_v2_scorer
@@ -331,15 +331,15 @@ def test_score_clip_grid_with_filled_syncnet_v2(grid, syncnet_v2_scorer):
 
 # ------------------------------------------------------------------------------------------- get_scorer
 def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
-    from core.scorers.color_expert import ColorExpertScorer
-    from core.scorers.syncnet_v2 import SyncNetV2Scorer
+    from core.sync.scorers.color_expert import ColorExpertScorer
+    from core.sync.scorers.syncnet_v2 import SyncNetV2Scorer
 
     folder, _ = syncnet_v2_scorer
     sentinel = object()
     from dataclasses import replace
 
-    from core.scorers import registry
-    from core.scorers.lite import DEFAULT_PATH
+    from core.sync.scorers import registry
+    from core.sync.scorers.lite import DEFAULT_PATH
 
     lite = registry.find("lite")
     monkeypatch.setitem(registry._REGISTRY._plugins, "lite", replace(lite, load=lambda path, device: (sentinel, path)))
@@ -366,7 +366,7 @@ def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
 @pytest.fixture(scope="module")
 def expert_scorer():
     from core.models.load import SyncNetColor
-    from core.scorers.color_expert import ColorExpertScorer
+    from core.sync.scorers.color_expert import ColorExpertScorer
 
     net = SyncNetColor()
     net.load_state_dict(tensors("syncnet_color"))
@@ -375,7 +375,7 @@ def expert_scorer():
 
 def test_expert_inputs_follow_wav2lip(expert_scorer):
     from core import audio as audio_mod
-    from core.scorers.color_expert import expert_crop
+    from core.sync.scorers.color_expert import expert_crop
 
     frame = np.zeros((200, 300, 3), np.uint8)
     frame[:100] = (10, 20, 30)

@@ -1,4 +1,4 @@
-"""The calibrated sync lane (core.sync_lane) on synthetic distance tables and through score_clip on real clips:
+"""The calibrated sync lane (core.sync.lane) on synthetic distance tables and through score_clip on real clips:
 the clip's own voice is mostly not low, the same voice 8 frames late and another clip's voice mostly are, and
 `score --json` reports `low` exactly as the lane computes it."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from core import sync_lane
-from core.scoring import score_clip
+from core.sync import lane as sync_lane
+from core.sync.scoring import score_clip
 from data_paths import GRID_S1, ROOT, SHARED, heldout_names
 
 V = 15
@@ -65,7 +65,7 @@ def held_clip():
 
 
 def test_real_clip_own_voice_late_voice_and_other_voice(held_clip):
-    from core.scoring import get_scorer
+    from core.sync.scoring import get_scorer
 
     path, wav, other, track = held_clip
     scorer = get_scorer("lite")
@@ -99,7 +99,7 @@ def test_score_json_reports_low_and_its_threshold(held_clip, tmp_path):
 def test_score_of_the_clips_own_sound_scores_it_once(held_clip, monkeypatch, capsys):
     """The adaptation scores the clip's own voice to learn the threshold; `score` without --audio reuses that
     report, judged by the learnt threshold, instead of decoding and scoring the video a second time."""
-    from core import scoring
+    from core.sync import scoring
     from core.cli import main as cli_main
 
     calls = []

@@ -1,6 +1,6 @@
-"""The shipped lite sync scorer (core/scorers/lite.py + resources/models/sync_lite.pt) on held-out GRID data:
+"""The shipped lite sync scorer (core/sync/scorers/lite.py + resources/models/sync_lite.pt) on held-out GRID data:
 hash-checked loading, offset recovery of aligned and +-5-frame shifted audio, LSE-C of in-sync vs out-of-range /
-foreign audio, a 29.97 fps re-timed clip through core.scoring.score_clip, crop/window geometry."""
+foreign audio, a 29.97 fps re-timed clip through core.sync.scoring.score_clip, crop/window geometry."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,8 @@ import torch
 
 from core.errors import ModelCorruptError, ModelMissingError
 from core.models import lite_sync_net as L
-from core.scoring import lse_from_features, score_clip
-from core.scorers.lite import DEFAULT_PATH, LiteScorer
+from core.sync.scoring import lse_from_features, score_clip
+from core.sync.scorers.lite import DEFAULT_PATH, LiteScorer
 from data_paths import GRID_S1, read_frames
 
 SPF = 640  # samples per 25 fps frame at 16 kHz
@@ -132,7 +132,7 @@ class _Track:
 
 
 def test_29_97_fps_clip_through_score_clip(scorer, tmp_path):
-    """A held-out clip re-timed to 30000/1001 fps by ffmpeg (duplicated frames), scored by core.scoring.score_clip
+    """A held-out clip re-timed to 30000/1001 fps by ffmpeg (duplicated frames), scored by core.sync.scoring.score_clip
     with the audio aligned and delayed by 6 frames (0.2 s)."""
     from core.audio import load_audio
 

@@ -10,7 +10,7 @@
 - `SyncScorer`: one interface for syncnet_v2, Wav2Lip's colour expert and our shipped lite scorer.
 - `score_clip(video, wav, track, scorer)`: streams the frames, crops the tracked face, batches inference, and returns
   a `SyncReport` with one value per video frame: `per_frame`, the sync lane's confidence at offset 0 calibrated
-  against the clip's own null (`core.sync_lane`), `low` (voiced frames below `low_threshold`: what the window
+  against the clip's own null (`core.sync.lane`), `low` (voiced frames below `low_threshold`: what the window
   shades), and syncnet_python's own per-frame confidence in `per_frame_syncnet` / `per_frame_raw`.
 
 Window -> frame mapping: window i covers the scorer's frames i .. i+window-1 and is assigned to its centre frame
@@ -30,10 +30,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import audio as audio_mod
-from . import media, sync_lane
-from .errors import LipDubError, MediaError, NoFaceError
-from .progress import CancelToken, ProgressFn, check, report
+from .. import audio as audio_mod
+from .. import media
+from ..errors import LipDubError, MediaError, NoFaceError
+from ..progress import CancelToken, ProgressFn, check, report
+from . import lane
 from .scorers.base import DEFAULT_VSHIFT, SyncScorer  # noqa: F401  (SyncScorer: part of this module's interface)
 from .scorers.registry import get_scorer  # noqa: F401  (the scorer factory, re-exported for callers)
 
@@ -67,12 +68,12 @@ class SyncReport:
     fps: Optional[float] = None            # video frame rate of per_frame
     scorer_fps: Optional[float] = None     # frame rate the scorer worked at
     window: int = 5
-    # the calibrated sync lane (core.sync_lane), set by score_clip
+    # the calibrated sync lane (core.sync.lane), set by score_clip
     per_frame_syncnet: Optional[np.ndarray] = None   # (N,) syncnet_python's median-filtered confidence
     low: Optional[np.ndarray] = None       # (N,) bool: voiced frame whose calibrated confidence is low
     low_threshold: Optional[float] = None  # in the calibrated confidence's units
     voiced: Optional[np.ndarray] = None    # (N,) bool: the voice is active
-    # when the mouth model was a second witness of the offset (core.av_offset): the scorer's own offset (video
+    # when the mouth model was a second witness of the offset (core.sync.av_offset): the scorer's own offset (video
     # frames); `offset_frames` is then the offset both agree on
     offset_scorer: Optional[int] = None
     face: Optional["FaceWindows"] = field(default=None, repr=False)   # the picture's features (score_clip's face=)
@@ -209,10 +210,10 @@ def resample_indices(num_frames: int, fps: float, target_fps: Optional[float]) -
 
 # ============================================================================================ score_clip
 def judge_low(report: SyncReport, low_threshold: Optional[float] = None) -> SyncReport:
-    """Set the report's `low` frames against `low_threshold` (None: core.sync_lane.LOW_THRESHOLD): the one step of
+    """Set the report's `low` frames against `low_threshold` (None: core.sync.lane.LOW_THRESHOLD): the one step of
     scoring that depends on the threshold, so a report can be judged again by a threshold learnt after it."""
-    report.low_threshold = float(sync_lane.LOW_THRESHOLD if low_threshold is None else low_threshold)
-    report.low = sync_lane.low_frames(report.per_frame, report.voiced, report.valid, report.low_threshold)
+    report.low_threshold = float(lane.LOW_THRESHOLD if low_threshold is None else low_threshold)
+    report.low = lane.low_frames(report.per_frame, report.voiced, report.valid, report.low_threshold)
     return report
 
 
@@ -305,8 +306,8 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
                low_threshold: Optional[float] = None, offset_model=None,
                face: Optional[FaceWindows] = None) -> SyncReport:
     """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
-    `low_threshold`: the sync lane's threshold for this face (core.adapt), else core.sync_lane.LOW_THRESHOLD.
-    `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.av_offset:
+    `low_threshold`: the sync lane's threshold for this face (core.sync.lane_adapt), else core.sync.lane.LOW_THRESHOLD.
+    `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.sync.av_offset:
     for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
     `face`: this video's `face_windows` from an earlier report (`report.face`), used when they cover this voice.
 
@@ -344,7 +345,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     wi = np.clip(k_of_f - win // 2, 0, m - 1)
     rep.per_frame_syncnet = rep.window_conf[wi]
     rep.per_frame_raw = rep.window_conf_raw[wi]
-    rep.per_frame = sync_lane.calibrate(rep.dists, rep.vshift).confidence[wi]
+    rep.per_frame = lane.calibrate(rep.dists, rep.vshift).confidence[wi]
     rep.valid = detected & in_range
     rep.voiced = audio_mod.voice_activity(wav, fps, n_video)
     judge_low(rep, low_threshold)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines.wav2lip import WAV2LIP_LICENCE, WAV2LIP_README
-from ..models.registry import ModelSpec
+from ...engines.wav2lip import WAV2LIP_LICENCE, WAV2LIP_README
+from ...models.registry import ModelSpec
 from .base import SyncScorer
 from .registry import ScorerPlugin, network_loader
 
@@ -76,7 +76,7 @@ class ColorExpertScorer(SyncScorer):
 
     def mel_windows(self, wav: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
         """(num_frames - 4, 1, 80, 16) float32: the mel chunk of each window's first frame (Wav2Lip's pairing)."""
-        from .. import audio as audio_mod
+        from ... import audio as audio_mod
 
         mel = audio_mod.melspectrogram(np.asarray(wav, np.float32))
         n = max(0, num_frames - self.window + 1)

@@ -1,6 +1,6 @@
 """Scorers as plug-ins: one registry; `get_scorer(name_or_path)` picks a scorer by name or by a model file's layout.
 
-Each scorer module in `core/scorers/` defines `PLUGIN = ScorerPlugin(...)`: the name `--scorer` accepts, the
+Each scorer module in `core/sync/scorers/` defines `PLUGIN = ScorerPlugin(...)`: the name `--scorer` accepts, the
 weights it loads (a shipped model's name, or the spec of the file the user supplies, declared to
 `core.models.registry`, where the one SHA-256 / size check happens), the checkpoint layouts
 (`core.models.checkpoint`) it recognises in a file, and a loader. Modules are discovered on first use;
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple, Union
 
-from ..device import AUTO, resolve_device
-from ..errors import ModelCorruptError, ModelMissingError
-from ..models.registry import ModelSpec, declare
-from ..plugins import PluginRegistry
+from ...device import AUTO, resolve_device
+from ...errors import ModelCorruptError, ModelMissingError
+from ...models.registry import ModelSpec, declare
+from ...plugins import PluginRegistry
 from .base import SyncScorer
 
 AUTO_SCORER = "auto"
@@ -39,7 +39,7 @@ class ScorerPlugin:
 def network_loader(scorer_class, layout: str) -> Callable[[Path, str], SyncScorer]:
     """The loader of a scorer wrapping one official network of checkpoint `layout` (strictly that layout)."""
     def load(path: Path, device: str) -> SyncScorer:
-        from ..models.load import load_model
+        from ...models.load import load_model
 
         return scorer_class(load_model(path, layout, device), device=device)
 
@@ -64,7 +64,7 @@ def find(name: str) -> Optional[ScorerPlugin]:
 
 
 def _auto(models_dir) -> ScorerPlugin:
-    from ..models.registry import is_available
+    from ...models.registry import is_available
 
     ranked = sorted((p for p in plugins() if p.auto_rank is not None), key=lambda p: p.auto_rank)
     for plugin in ranked:
@@ -76,8 +76,8 @@ def _auto(models_dir) -> ScorerPlugin:
 def get_scorer(name_or_path: Union[str, Path] = AUTO_SCORER, models_dir=None, device: str = AUTO) -> SyncScorer:
     """'auto' (the best scorer whose model file is present: syncnet_v2 if you supplied it, else the shipped lite
     scorer), a scorer name, or a model file, whose layout says which scorer loads it."""
-    from ..models.checkpoint import LAYOUT_TITLES, detect_layout, read_state_dict
-    from ..models.registry import get_spec, resolve_model
+    from ...models.checkpoint import LAYOUT_TITLES, detect_layout, read_state_dict
+    from ...models.registry import get_spec, resolve_model
 
     device = resolve_device(device)
     if not isinstance(name_or_path, Path):

@@ -1,7 +1,7 @@
 """`LiteScorer`: our own SyncNet-style lip-sync scorer (LiteSyncNet, trained on GRID by tools/train_sync.py).
 
-It plugs into `core.scoring` like the official SyncNet: `video_features` / `audio_features` give one embedding per
-5-frame window and `core.scoring.lse_from_features` turns them into offset, LSE-D, LSE-C and per-frame confidence
+It plugs into `core.sync.scoring` like the official SyncNet: `video_features` / `audio_features` give one embedding per
+5-frame window and `core.sync.scoring.lse_from_features` turns them into offset, LSE-D, LSE-C and per-frame confidence
 with syncnet_python's exact logic (distances over +-15 offsets, zero padding, median filter).
 
 Inputs
@@ -27,9 +27,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import MediaError, ModelError
-from ..models import lite_sync_net as L
-from ..models.registry import resolve_model, shipped_models_dir
+from ...errors import MediaError, ModelError
+from ...models import lite_sync_net as L
+from ...models.registry import resolve_model, shipped_models_dir
 from .base import SyncScorer
 from .registry import ScorerPlugin
 
@@ -43,7 +43,7 @@ BATCH = 256
 
 class LiteScorer(SyncScorer):
     name = "sync_lite"
-    batch_size = 128   # windows per forward pass in core.scoring.score_clip
+    batch_size = 128   # windows per forward pass in core.sync.scoring.score_clip
 
     def __init__(self, model, device: str = "cpu", *, dist_scale: float = DIST_SCALE,
                  window_threshold: Optional[float] = None, clip_threshold: Optional[float] = None,
@@ -114,7 +114,7 @@ class LiteScorer(SyncScorer):
         """(num_frames-4, D) float32 for 16 kHz mono `wav` under a video of `num_frames` frames at `fps`.
         `first_window` starts the windows elsewhere (negative: before the video; evaluation embeds every shift
         of one voice at once this way)."""
-        from .. import audio as audio_mod
+        from ... import audio as audio_mod
 
         if not fps or not np.isfinite(fps) or fps <= 0:
             raise MediaError(f"Invalid video frame rate {fps!r}: cannot align the audio for sync scoring.")

@@ -18,7 +18,7 @@ A frame is `low` where the voice is active and its confidence is below the clip'
 voice is silent carry no sync evidence and are never marked low. The threshold is `LOW_THRESHOLD`, chosen on the
 scorer's training-side validation clips (tools/eval_sync.py), for a face the scorer knows. A face it never saw
 gives weaker evidence even when perfectly in sync, so when the clip's own voice is available (per-clip
-adaptation, core.adapt) the threshold becomes `clip_threshold(own level)`: `OWN_SHARE` of the confidence this
+adaptation, core.sync.lane_adapt) the threshold becomes `clip_threshold(own level)`: `OWN_SHARE` of the confidence this
 face reaches with its own voice, within [MIN_LOW_THRESHOLD, LOW_THRESHOLD].
 """
 from __future__ import annotations

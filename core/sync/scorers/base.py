@@ -1,4 +1,4 @@
-"""The interface every sync scorer implements (`core.scoring.score_clip` drives it)."""
+"""The interface every sync scorer implements (`core.sync.scoring.score_clip` drives it)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -12,8 +12,8 @@ model alone is broad and less precise; together they agree on the right one. Mea
 re-encoded proxies with a degraded voice 0.900 -> 0.965; s1 validation (the selection set) 0.980 either way.
 
 Used where a voice is judged against an original picture (the `score` command, the window's analysis, the clip's own
-offset in `core.adapt`), not for scoring a dub: its mouths were made by the same model, so that witness would vouch
-for itself. The LSE figures stay syncnet_python's (at the scorer's own best offset).
+offset in `core.sync.lane_adapt`), not for scoring a dub: its mouths were made by the same model, so that witness
+would vouch for itself. The LSE figures stay syncnet_python's (at the scorer's own best offset).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE
 
 MOUTH_WEIGHT = 1.0     # equal say, set a priori: s1 validation is flat from 0 to 2 (tools/eval_offset_fusion)
 
@@ -39,7 +39,7 @@ def mouth_curve(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, prese
     """Pearson r, for each candidate offset o (video frames; positive = the voice leads the picture), between the
     tracked opening at frame t and the opening predicted from the voice at frame t - o. Zeros when the face or
     the voice does not move (then only the scorer decides)."""
-    from . import mouth_shape as ms
+    from .. import mouth_shape as ms
 
     offsets = np.asarray(offsets, np.int64)
     n = len(present)
@@ -52,7 +52,7 @@ def mouth_curve(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, prese
     padded = np.concatenate([silence, np.asarray(wav, np.float32).reshape(-1)[:n * spf], silence])
     segments = None
     if model.uses_phones:   # the voice as given is decoded once: the adaptation (core.adapt) then reuses its phones
-        from .phones import decode_phones, shift_segments
+        from ..phones import decode_phones, shift_segments
         segments = shift_segments(decode_phones(wav), len(silence) / SAMPLE_RATE)
     disp = np.asarray(model.predict(padded, fps, n + 2 * pad, phone_segments=segments), np.float64)
     canon, _ = ms.normalize(np.asarray(landmarks, np.float32))

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
-from ..models.registry import ModelSpec
+from ...audio import SAMPLE_RATE
+from ...models.registry import ModelSpec
 from .base import SyncScorer
 from .registry import ScorerPlugin, network_loader
 

@@ -1,0 +1,97 @@
+"""Lane adaptation: what the clip's own, in-sync voice says about the sync lane for this face.
+
+The clip being dubbed usually carries its own voice. Scored against it (`lane_adaptation`), the clip gives its own
+A/V offset (the scorer's, with the audio->mouth model as a second witness: core.sync.av_offset) and the calibrated
+confidence this face reaches when in sync (core.sync.lane.own_level). When the own voice fits (`voice_fits`: a small
+offset, a high enough confidence), that level sets the face's low threshold (`face_threshold`,
+core.sync.lane.clip_threshold), since an unfamiliar face gives weaker evidence even in sync; the mouth-model refit
+(core.adapt) learns from the same aligned pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .. import audio as audio_mod
+from ..progress import CancelToken, ProgressFn, check
+from .lane import LOW_THRESHOLD, clip_threshold, own_level
+
+MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
+MIN_OWN_CONFIDENCE = 1.2  # calibrated confidence (core.sync.lane units) the own voice must reach (median)
+
+
+def voice_fits(own_offset: int, own_confidence: float) -> bool:
+    """Does the clip's own sound follow its lips well enough to learn from?"""
+    return abs(own_offset) <= MAX_OWN_OFFSET and own_confidence >= MIN_OWN_CONFIDENCE
+
+
+def face_threshold(own_offset: int, own_confidence: float) -> float:
+    """The sync lane's low threshold for this face: from its own level when its own voice fits, else the default."""
+    return clip_threshold(own_confidence) if voice_fits(own_offset, own_confidence) else LOW_THRESHOLD
+
+
+def own_voice(video: str, info) -> Optional[np.ndarray]:
+    """The clip's own sound (16 kHz mono), or None when it has none or it is silent."""
+    if not getattr(info, "has_audio", False):
+        return None
+    wav = audio_mod.load_audio(video)
+    if wav.size == 0 or not np.isfinite(wav).all() or float(np.abs(wav).max()) < 1e-4:
+        return None
+    return wav
+
+
+def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None,
+                    offset_model=None):
+    """(offset, level, report) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
+    witness: core.sync.av_offset) and the median calibrated confidence at that offset over the voiced windows
+    (core.sync.lane.own_level), and the own voice's SyncReport."""
+    from .scoring import score_clip
+
+    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model)
+    m = len(rep.dists)
+    s_fps = float(rep.scorer_fps or fps)
+    # speech per window, on the scorer's frame grid (a resampling scorer's windows are not video frames)
+    voiced = audio_mod.voice_activity(wav, s_fps, m + rep.window)[rep.window // 2:rep.window // 2 + m]
+    native = int(round(rep.offset_frames * s_fps / fps))
+    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced), rep
+
+
+@dataclass
+class LaneAdaptation:
+    """What the clip's own voice says about the sync lane for this face."""
+    own_offset: int = 0
+    own_confidence: float = float("nan")
+    message: str = ""
+    wav: Optional[np.ndarray] = None
+    report: object = None           # the own voice's SyncReport (core.sync.scoring), judged by the default threshold
+
+    @property
+    def own_voice_fits(self) -> bool:
+        return self.wav is not None and voice_fits(self.own_offset, self.own_confidence)
+
+    @property
+    def low_threshold(self) -> float:
+        return face_threshold(self.own_offset, self.own_confidence)
+
+
+def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
+                    offset_model=None, progress: Optional[ProgressFn] = None) -> LaneAdaptation:
+    """Score the clip against its own sound: its A/V offset (`offset_model`: the audio->mouth model as a second
+    witness, core.sync.av_offset) and how confident this face gets when in sync."""
+    wav = own_voice(video, info)
+    if wav is None:
+        return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
+                                      "actor from")
+    check(cancel)
+    offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
+                                    offset_model=offset_model)
+    lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
+    if lane.own_voice_fits:
+        lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "
+                        f"{offset:+d} frames)")
+    else:
+        lane.message = (f"the clip's own sound does not follow its lips (offset {offset:+d} frames, confidence "
+                        f"{level:.1f})")
+    return lane
