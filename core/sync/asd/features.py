@@ -1,0 +1,73 @@
+"""What the ASD networks read: the authors' face crop and their MFCCs, from our frames, tracks and voices.
+
+Face crop (the authors' recipe, computed directly at its final size): from a face box of half-size
+`bs = max(w, h) / 2` centred at (cx, cy), the authors take rows cy - bs .. cy + 1.8 bs and columns
+cx - 1.4 bs .. cx + 1.4 bs of the frame padded with grey 110, resize that to 224 x 224 and keep the centre
+112 x 112: rows cy - 0.3 bs .. cy + 1.1 bs, columns cx - 0.7 bs .. cx + 0.7 bs. Their box comes from a face
+detector that includes the forehead (S3FD); ours is made from the 68 landmarks to match it (`face_box`): the
+landmarks' extent, raised by `FOREHEAD` of its height, so the crop holds nose, mouth and chin as in their training.
+
+Audio: 13 MFCCs at 100 Hz from 16 kHz int16-scaled samples, exactly `python_speech_features.mfcc(x, 16000,
+numcep=13, winlen=0.025, winstep=0.010)`: four rows per 25 fps video frame.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...audio import SAMPLE_RATE
+
+CROP = 112            # pixels of the face crop fed to the networks
+FPS = 25.0            # the networks' frame rate
+MFCC_PER_FRAME = 4    # MFCC rows (10 ms) per video frame (40 ms)
+PAD_GREY = 110        # the authors' padding value
+FOREHEAD = 0.3        # share of the landmarks' height added above them (a detector box holds the forehead)
+
+
+def face_box(landmarks: Optional[np.ndarray], box: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """(x0, y0, x1, y1) of the face as an S3FD-style detector frames it: from the landmarks when they are all
+    finite, else the track's box; None when neither is usable."""
+    if landmarks is not None:
+        lm = np.asarray(landmarks, np.float32)
+        if lm.shape == (68, 2) and np.isfinite(lm).all():
+            x0, y0 = lm.min(0)
+            x1, y1 = lm.max(0)
+            return np.array([x0, y0 - FOREHEAD * (y1 - y0), x1, y1], np.float32)
+    if box is not None:
+        b = np.asarray(box, np.float32)
+        if b.shape == (4,) and np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]:
+            return b
+    return None
+
+
+def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
+    """(112, 112) uint8 grayscale crop of the face (see the module docstring); plain grey without a face."""
+    import cv2
+
+    b = face_box(landmarks, box)
+    if b is None:
+        return np.full((CROP, CROP), PAD_GREY, np.uint8)
+    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    bs = max(b[2] - b[0], b[3] - b[1]) / 2
+    side = 1.4 * bs                                  # the crop's side in frame pixels
+    scale = CROP / side
+    x0, y0 = cx - 0.7 * bs, cy - 0.3 * bs
+    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if scale < 1.0:                                  # shrink first (area average): no aliasing on HD faces
+        shrink = max(scale * 1.25, 1e-3)
+        gray = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        x0, y0, scale = x0 * shrink, y0 * shrink, scale / shrink
+    m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
+    return cv2.warpAffine(gray, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=PAD_GREY)
+
+
+def mfcc(wav: np.ndarray) -> np.ndarray:
+    """(R, 13) float32 MFCCs at 100 Hz of a float32 16 kHz voice in [-1, 1] (scaled to int16 units first)."""
+    from python_speech_features import mfcc as psf_mfcc
+
+    x = np.asarray(wav, np.float64).reshape(-1) * 32768.0
+    if len(x) < int(0.025 * SAMPLE_RATE):
+        return np.zeros((0, 13), np.float32)
+    return psf_mfcc(x, SAMPLE_RATE, numcep=13, winlen=0.025, winstep=0.010).astype(np.float32)

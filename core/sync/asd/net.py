@@ -1,0 +1,287 @@
+"""Light-ASD and LR-ASD, the two active-speaker-detection networks whose MIT-licensed weights were trained on
+AVA-ActiveSpeaker and TalkSet (thousands of faces): our own modules, written from the architectures' description,
+loading the authors' checkpoints exactly (checked against their outputs, tests/core/test_asd.py).
+
+Credit: J. Liao et al., "A Light Weight Model for Active Speaker Detection", CVPR 2023 (Light-ASD), and
+"LR-ASD: Lightweight and Robust Network for Active Speaker Detection", IJCV 2025; MIT licence
+(resources/models/light_asd.md).
+
+Inputs: `visual(faces)`: (B, T, 112, 112) uint8-valued grayscale face crops at 25 fps (`core.sync.asd.features`);
+`audio(mfcc)`: (B, 4T, 13) MFCCs at 100 Hz. Both give (B, T, 128). `backend(a, v)` -> (B, T, 128);
+`speaking_logit` / `visual_logit`: the audio-visual and visual-only heads' "speaking" logit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+BN_EPS = 1e-3
+FACE_MEAN, FACE_STD = 0.4161, 0.1688   # the authors' grayscale normalisation of x / 255
+EMBED = 128
+ARCHITECTURES = ("light_asd", "lr_asd")
+
+
+def _bn3(c):
+    return nn.BatchNorm3d(c, eps=BN_EPS)
+
+
+def _bn2(c):
+    return nn.BatchNorm2d(c, eps=BN_EPS)
+
+
+# ----------------------------------------------------------------------------------------------- Light-ASD blocks
+class LightVisualBlock(nn.Module):
+    """Two branches (k = 3, 5), each a spatial (1,k,k) then a temporal (k,1,1) conv, summed, then a 1x1 conv."""
+
+    def __init__(self, cin: int, cout: int, down: bool = False):
+        super().__init__()
+        stride = (1, 2, 2) if down else 1
+        for k in (3, 5):
+            setattr(self, f"s_{k}", nn.Conv3d(cin, cout, (1, k, k), stride=stride, padding=(0, k // 2, k // 2),
+                                              bias=False))
+            setattr(self, f"bn_s_{k}", _bn3(cout))
+            setattr(self, f"t_{k}", nn.Conv3d(cout, cout, (k, 1, 1), padding=(k // 2, 0, 0), bias=False))
+            setattr(self, f"bn_t_{k}", _bn3(cout))
+        self.last = nn.Conv3d(cout, cout, 1, bias=False)
+        self.bn_last = _bn3(cout)
+
+    def forward(self, x):
+        out = 0
+        for k in (3, 5):
+            y = F.relu(getattr(self, f"bn_s_{k}")(getattr(self, f"s_{k}")(x)))
+            out = out + F.relu(getattr(self, f"bn_t_{k}")(getattr(self, f"t_{k}")(y)))
+        return F.relu(self.bn_last(self.last(out)))
+
+
+class LightAudioBlock(nn.Module):
+    """The audio twin of LightVisualBlock on (B, C, MFCC, time): (k,1) over the MFCC axis, then (1,k) over time."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        for k in (3, 5):
+            setattr(self, f"m_{k}", nn.Conv2d(cin, cout, (k, 1), padding=(k // 2, 0), bias=False))
+            setattr(self, f"bn_m_{k}", _bn2(cout))
+            setattr(self, f"t_{k}", nn.Conv2d(cout, cout, (1, k), padding=(0, k // 2), bias=False))
+            setattr(self, f"bn_t_{k}", _bn2(cout))
+        self.last = nn.Conv2d(cout, cout, 1, bias=False)
+        self.bn_last = _bn2(cout)
+
+    def forward(self, x):
+        out = 0
+        for k in (3, 5):
+            y = F.relu(getattr(self, f"bn_m_{k}")(getattr(self, f"m_{k}")(x)))
+            out = out + F.relu(getattr(self, f"bn_t_{k}")(getattr(self, f"t_{k}")(y)))
+        return F.relu(self.bn_last(self.last(out)))
+
+
+# ----------------------------------------------------------------------------------------------- LR-ASD blocks
+class LRVisualBlock(nn.Module):
+    """One branch: spatial k=5 to half the channels, spatial k=3 to all, temporal k=5, temporal k=3."""
+
+    def __init__(self, cin: int, cout: int, down: bool = False):
+        super().__init__()
+        half = cout // 2
+        self.s_1 = nn.Conv3d(cin, half, (1, 5, 5), stride=(1, 2, 2) if down else 1, padding=(0, 2, 2), bias=False)
+        self.s_norm_1 = _bn3(half)
+        self.s_2 = nn.Conv3d(half, cout, (1, 3, 3), padding=(0, 1, 1), bias=False)
+        self.s_norm_2 = _bn3(cout)
+        self.t_1 = nn.Conv3d(cout, cout, (5, 1, 1), padding=(2, 0, 0), bias=False)
+        self.t_norm_1 = _bn3(cout)
+        self.t_2 = nn.Conv3d(cout, cout, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.t_norm_2 = _bn3(cout)
+
+    def forward(self, x):
+        x = F.relu(self.s_norm_1(self.s_1(x)))
+        x = F.relu(self.s_norm_2(self.s_2(x)))
+        x = F.relu(self.t_norm_1(self.t_1(x)))
+        return F.relu(self.t_norm_2(self.t_2(x)))
+
+
+class LRAudioBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        half = cout // 2
+        self.m_1 = nn.Conv2d(cin, half, (5, 1), padding=(2, 0), bias=False)
+        self.m_norm_1 = _bn2(half)
+        self.m_2 = nn.Conv2d(half, cout, (3, 1), padding=(1, 0), bias=False)
+        self.m_norm_2 = _bn2(cout)
+        self.t_1 = nn.Conv2d(cout, cout, (1, 5), padding=(0, 2), bias=False)
+        self.t_norm_1 = _bn2(cout)
+        self.t_2 = nn.Conv2d(cout, cout, (1, 3), padding=(0, 1), bias=False)
+        self.t_norm_2 = _bn2(cout)
+
+    def forward(self, x):
+        x = F.relu(self.m_norm_1(self.m_1(x)))
+        x = F.relu(self.m_norm_2(self.m_2(x)))
+        x = F.relu(self.t_norm_1(self.t_1(x)))
+        return F.relu(self.t_norm_2(self.t_2(x)))
+
+
+# ----------------------------------------------------------------------------------------------- encoders
+class VisualEncoder(nn.Module):
+    def __init__(self, block):
+        super().__init__()
+        self.block1 = block(1, 32, down=True)
+        self.block2 = block(32, 64)
+        self.block3 = block(64, 128)
+
+    @staticmethod
+    def pool(x):
+        return F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+
+    def stem(self, x):
+        """(B, 1, T, 112, 112) normalised -> (B, 64, T, 14, 14): everything before block3."""
+        return self.pool(self.block2(self.pool(self.block1(x))))
+
+    def head(self, x):
+        """block3 and the global spatial max: (B, 64, T, 14, 14) -> (B, T, 128)."""
+        return self.block3(x).amax(dim=(3, 4)).transpose(1, 2)
+
+    def forward(self, x):
+        return self.head(self.stem(x))
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, block):
+        super().__init__()
+        self.block1 = block(1, 32)
+        self.block2 = block(32, 64)
+        self.block3 = block(64, 128)
+
+    @staticmethod
+    def pool(x):   # over time only
+        return F.max_pool2d(x, (1, 3), stride=(1, 2), padding=(0, 1))
+
+    def forward(self, x):
+        x = self.pool(self.block1(x))
+        x = self.pool(self.block2(x))
+        return self.block3(x).mean(dim=2).transpose(1, 2)
+
+
+# ----------------------------------------------------------------------------------------------- back ends
+class LightBackend(nn.Module):
+    """Audio + visual added, a forward GRU, GELU, a second GRU over the reversed result (reversed back), GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru_forward = nn.GRU(EMBED, EMBED, batch_first=True)
+        self.gru_backward = nn.GRU(EMBED, EMBED, batch_first=True)
+
+    def forward(self, a, v):
+        x = F.gelu(self.gru_forward(a + v)[0])
+        x = self.gru_backward(x.flip(1))[0].flip(1)
+        return F.gelu(x)
+
+
+class Gate(nn.Module):
+    """x * sigmoid(BN(conv1x1(x))) over (B, T, C)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.attention = nn.Conv1d(c, c, 1, bias=False)
+        self.bn = nn.BatchNorm1d(c, eps=BN_EPS)
+
+    def forward(self, x):
+        xc = x.transpose(1, 2)
+        return (xc * torch.sigmoid(self.bn(self.attention(xc)))).transpose(1, 2)
+
+
+class LRDetector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru_forward = nn.GRU(2 * EMBED, EMBED // 2, batch_first=True)
+        self.gru_backward = nn.GRU(2 * EMBED, EMBED // 2, batch_first=True)
+        self.attention = Gate(EMBED)
+
+    def forward(self, x):
+        f = self.gru_forward(x)[0]
+        b = self.gru_backward(x.flip(1))[0].flip(1)
+        return self.attention(torch.cat([f, b], dim=2))
+
+
+class LRBackend(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fusion = Gate(2 * EMBED)
+        self.detector = LRDetector()
+
+    def forward(self, a, v):
+        return self.detector(self.fusion(torch.cat([a, v], dim=2)))
+
+
+# ----------------------------------------------------------------------------------------------- the model
+class ASDModel(nn.Module):
+    """One of the two networks with its audio-visual and visual-only heads (checkpoint keys as the authors')."""
+
+    def __init__(self, arch: str):
+        super().__init__()
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown ASD architecture {arch!r}: {ARCHITECTURES}")
+        self.arch = arch
+        light = arch == "light_asd"
+        self.visualEncoder = VisualEncoder(LightVisualBlock if light else LRVisualBlock)
+        self.audioEncoder = AudioEncoder(LightAudioBlock if light else LRAudioBlock)
+        self.backend_net = LightBackend() if light else LRBackend()
+        self.av_head = nn.Linear(EMBED, 2)
+        self.v_head = nn.Linear(EMBED, 2)
+
+    @staticmethod
+    def normalize(faces):
+        """(B, T, H, W) uint8-valued faces -> (B, 1, T, H, W) normalised as the authors'."""
+        return ((faces.float() / 255.0 - FACE_MEAN) / FACE_STD).unsqueeze(1)
+
+    def visual(self, faces):
+        return self.visualEncoder(self.normalize(faces))
+
+    def audio(self, mfcc):
+        return self.audioEncoder(mfcc.float().unsqueeze(1).transpose(2, 3))
+
+    def backend(self, a, v):
+        return self.backend_net(a, v)
+
+    def speaking_logit(self, a, v):
+        """(B, T) the audio-visual head's 'speaking' minus 'not speaking' logit."""
+        out = self.av_head(self.backend(a, v))
+        return out[..., 1] - out[..., 0]
+
+    def visual_logit(self, v):
+        out = self.v_head(v)
+        return out[..., 1] - out[..., 0]
+
+
+def _our_key(key: str, arch: str) -> str:
+    """The authors' checkpoint key -> ours (their GRU container is `GRU` / `detector`, heads `lossAV` / `lossV`)."""
+    key = key.replace("lossAV.FC.", "av_head.").replace("lossV.FC.", "v_head.")
+    if key.startswith("model."):
+        key = key[len("model."):]
+    if arch == "light_asd":
+        key = key.replace("GRU.", "backend_net.", 1)
+    else:
+        key = key.replace("fusion.", "backend_net.fusion.", 1).replace("detector.", "backend_net.detector.", 1)
+    return key
+
+
+def detect_architecture(state: Dict[str, torch.Tensor]) -> str:
+    if "model.GRU.gru_forward.weight_ih_l0" in state:
+        return "light_asd"
+    if "model.detector.gru_forward.weight_ih_l0" in state:
+        return "lr_asd"
+    raise ValueError("not a Light-ASD or LR-ASD checkpoint")
+
+
+def from_state_dict(state: Dict[str, torch.Tensor]) -> ASDModel:
+    """An ASDModel (eval mode, float32) from the authors' flat state dict, every key used exactly once."""
+    arch = detect_architecture(state)
+    model = ASDModel(arch)
+    model.load_state_dict({_our_key(k, arch): v for k, v in state.items()}, strict=True)
+    return model.float().eval()
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> ASDModel:
+    """Read an authors' checkpoint file (no hash check here: shipped files go through core.models.registry)."""
+    state = torch.load(Path(path), map_location=device, weights_only=True)
+    return from_state_dict(state).to(device)

@@ -1,0 +1,82 @@
+"""The ASD networks (core.sync.asd): our modules load the authors' checkpoints exactly (reference outputs of their
+own code on fixed inputs, ../shared/reference/asd/), and the crop and MFCCs are the authors'."""
+import numpy as np
+import pytest
+import torch
+
+from data_paths import REFERENCE, SHARED
+
+from core.sync.asd import features as AF
+from core.sync.asd.net import detect_architecture, from_state_dict, load_checkpoint
+
+ASD_REF = REFERENCE / "asd"
+CHECKPOINTS = [("light_asd", "finetuning_TalkSet"), ("light_asd", "pretrain_AVA_CVPR"),
+               ("lr_asd", "finetuning_TalkSet"), ("lr_asd", "pretrain_AVA")]
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    with np.load(ASD_REF / "inputs.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize("arch,weights", CHECKPOINTS)
+def test_networks_reproduce_the_authors_outputs(inputs, arch, weights):
+    torch.set_num_threads(1)
+    model = load_checkpoint(SHARED / "models" / "asd" / arch / f"{weights}.model")
+    assert model.arch == arch
+    with np.load(ASD_REF / f"{arch}_{weights}.npz") as z:
+        ref = {k: z[k] for k in z.files}
+    with torch.no_grad():
+        v = model.visual(torch.as_tensor(inputs["faces"])[None])
+        a = model.audio(torch.as_tensor(inputs["mfcc"])[None])
+        b = model.backend(a, v)
+        got = {"visual_embed": v, "audio_embed": a, "backend": b, "av_logits": model.av_head(b),
+               "v_logits": model.v_head(v)}
+        speak = model.speaking_logit(a, v)[0].numpy()
+    for key, value in got.items():
+        np.testing.assert_allclose(value[0].numpy(), ref[key], atol=1e-4, rtol=0, err_msg=key)
+    # the speaking logit is the head's index 1 minus index 0
+    np.testing.assert_allclose(speak, ref["av_logits"][:, 1] - ref["av_logits"][:, 0], atol=1e-4)
+
+
+def test_a_wrong_checkpoint_is_refused():
+    state = torch.load(SHARED / "models" / "asd" / "light_asd" / "finetuning_TalkSet.model", weights_only=True,
+                       map_location="cpu")
+    state.pop("lossV.FC.bias")
+    with pytest.raises(RuntimeError):
+        from_state_dict(state)
+    with pytest.raises(ValueError):
+        detect_architecture({"conv.weight": torch.zeros(1)})
+
+
+def test_shipped_light_asd_is_the_authors_file():
+    import hashlib
+
+    from core.models.registry import resolve_model
+
+    shipped = resolve_model("light_asd")
+    authors = SHARED / "models" / "asd" / "light_asd" / "finetuning_TalkSet.model"
+    assert hashlib.sha256(shipped.read_bytes()).digest() == hashlib.sha256(authors.read_bytes()).digest()
+
+
+def test_mfcc_is_python_speech_features_exactly(inputs):
+    got = AF.mfcc(inputs["audio_int16"].astype(np.float32) / 32768.0)
+    np.testing.assert_array_equal(got, inputs["mfcc"])
+
+
+def test_face_crop_follows_the_face():
+    """A bright square 'mouth' drawn at a known place lands where the authors' crop puts it, at any resolution."""
+    for scale in (1.0, 3.0):
+        frame = np.full((int(288 * scale), int(360 * scale), 3), 40, np.uint8)
+        box = np.array([100, 100, 200, 200], np.float32) * scale     # bs = 50: crop rows 135..205, cols 115..185
+        y0, x0 = int(170 * scale), int(140 * scale)
+        frame[y0:y0 + int(20 * scale), x0:x0 + int(20 * scale)] = 250
+        crop = AF.face_crop(frame, None, box)
+        assert crop.shape == (AF.CROP, AF.CROP) and crop.dtype == np.uint8
+        ys, xs = np.nonzero(crop > 150)
+        # (170 - 135) / 70 * 112 = 56 ... (190 - 135) / 70 * 112 = 88; columns (140 - 115) / 70 * 112 = 40 ... 72
+        assert abs(ys.min() - 56) <= 2 and abs(ys.max() - 88) <= 2
+        assert abs(xs.min() - 40) <= 2 and abs(xs.max() - 72) <= 2
+    blank = AF.face_crop(frame, None, None)
+    assert (blank == AF.PAD_GREY).all()
