@@ -37,7 +37,7 @@ from .sync.lane_adapt import face_threshold, lane_adaptation
 
 log = logging.getLogger(__name__)
 
-ADAPT_VERSION = 2
+ADAPT_VERSION = 3
 RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
 MIN_VOICED_FRAMES = 75   # at least 3 s of the actor's tracked speech (a single GRID sentence did not help, FINDINGS)
 
@@ -47,6 +47,7 @@ class Adaptation:
     head: Optional[object]                # core.mouth_shape.MouthHead fitted to this actor, or None (not adapted)
     own_offset: int = 0                   # the clip's own A/V offset, video frames (positive: audio leads)
     own_confidence: float = float("nan")  # median calibrated confidence of the own voice at that offset (voiced)
+    own_speaking: float = float("nan")    # the face's mean P(speaking) with its own sound (core.sync.asd.speaker)
     frames_used: int = 0                  # voiced frames with a face the fit used
     fit_r_before: float = float("nan")    # in-clip opening r of the shipped model ...
     fit_r_after: float = float("nan")     # ... and of the adapted one (on the frames it was fitted on)
@@ -63,11 +64,11 @@ class Adaptation:
 
     @property
     def low_threshold(self) -> float:
-        return face_threshold(self.own_offset, self.own_confidence)
+        return face_threshold(self.own_offset, self.own_confidence, self.own_speaking)
 
     def to_json(self) -> dict:
-        keys = ("own_offset", "own_confidence", "frames_used", "fit_r_before", "fit_r_after", "amplitude_before",
-                "amplitude_after", "seconds", "message", "cache")
+        keys = ("own_offset", "own_confidence", "own_speaking", "frames_used", "fit_r_before", "fit_r_after",
+                "amplitude_before", "amplitude_after", "seconds", "message", "cache")
         return {k: (None if isinstance(getattr(self, k), float) and not np.isfinite(getattr(self, k))
                     else getattr(self, k)) for k in keys} | {"adapted": self.adapted}
 
@@ -193,7 +194,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     report(progress, "adapt", 1, 2)
     if not lane.own_voice_fits:
         result = not_adapted(lane.message + ": dubbing with the general mouth model", own_offset=lane.own_offset,
-                             own_confidence=lane.own_confidence)
+                             own_confidence=lane.own_confidence, own_speaking=lane.own_speaking)
     else:
         check(cancel)
         fps = float(info.fps)
@@ -202,6 +203,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
         result = adapt_mouth(model, aligned, fps, track.landmarks, track.present, voiced,
                              phone_segments=aligned_phones(model, lane.wav, lane.own_offset, fps))
         result.own_offset, result.own_confidence = lane.own_offset, lane.own_confidence
+        result.own_speaking = lane.own_speaking
         if result.adapted:
             result.message += f" (its own A/V offset: {lane.own_offset:+d} frames)"
     report(progress, "adapt", 2, 2)

@@ -53,6 +53,7 @@ class DubSettings:
     edits: Optional[Edits] = None     # the editor's corrections (keyframed mask, overrides, offsets, fixes)
     adapt: bool = True                # learn this actor from the clip's own voice first (core.adapt)
     adapt_cache_dir: Optional[str] = None
+    speaker_cache_dir: Optional[str] = None   # core.sync.asd.speaker's cache (the default face per shot)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class PreparedClip:
     track: object
     adaptation: object = None          # core.adapt.Adaptation, when adaptation ran
     scorer: object = None              # the sync lane's scorer, when adaptation loaded it (score_output reuses it)
+    speaker: object = None             # core.sync.asd.speaker.FaceChoice, when the face was chosen by who speaks
     edits: Edits = field(default_factory=Edits)
 
 
@@ -173,14 +175,29 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
     timer.add("track", time.perf_counter() - t0, info.num_frames)
     if not track_set.tracks:
         raise NoFaceError(f"No face was found anywhere in {settings.video}: nothing to dub.")
-    track = track_set.primary() if settings.face_track is None else track_set.get(settings.face_track)
+    device = resolve_device(settings.device)
+    speaker = None
+    if settings.face_track is None:
+        # no face chosen: in each shot with several faces, the one that speaks the clip's own sound
+        from .sync.asd.speaker import default_face
+        from .sync.lane_adapt import own_voice
+
+        t0 = time.perf_counter()
+        own = own_voice(settings.video, info) if len(track_set.tracks) > 1 else None
+        speaker = default_face(settings.video, info, track_set, own, cache_dir=settings.speaker_cache_dir,
+                               models_dir=settings.models_dir, device=device, progress=progress, cancel=cancel)
+        timer.add("speaker", time.perf_counter() - t0, info.num_frames)
+        track = speaker.track
+        if speaker.message:
+            messages.append("Face: " + speaker.message)
+    else:
+        track = track_set.get(settings.face_track)
     if edits.box_fixes:
         from .faces.fixes import apply_box_fixes
 
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
     adaptation = scorer = None
-    device = resolve_device(settings.device)
     plugin = engines.get(settings.engine)
     if settings.adapt and plugin.mouth_model is not None:
         from .adapt import adapt_clip
@@ -213,7 +230,8 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         force_closed=force_closed, mouth_head=adaptation.head if adaptation is not None else None,
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
-                        track_set=track_set, track=track, edits=edits, adaptation=adaptation, scorer=scorer)
+                        track_set=track_set, track=track, edits=edits, adaptation=adaptation, scorer=scorer,
+                        speaker=speaker)
 
 
 class SourceFrames:

@@ -20,16 +20,24 @@ from .lane import LOW_THRESHOLD, clip_threshold, own_level
 
 MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
 MIN_OWN_CONFIDENCE = 1.2  # calibrated confidence (core.sync.lane units) the own voice must reach (median)
+MIN_OWN_SPEAKING = 0.5    # or: the face's mean P(speaking) with its own sound (core.sync.asd.speaker.own_speaking)
 
 
-def voice_fits(own_offset: int, own_confidence: float) -> bool:
-    """Does the clip's own sound follow its lips well enough to learn from?"""
-    return abs(own_offset) <= MAX_OWN_OFFSET and own_confidence >= MIN_OWN_CONFIDENCE
+def voice_fits(own_offset: int, own_confidence: float, own_speaking: float = float("nan")) -> bool:
+    """Does the clip's own sound follow its lips well enough to learn from? With `own_speaking` (the active-speaker
+    network's mean P(speaking) of this face over its voiced frames) the face must speak its sound and the offset be
+    small: the scorer's confidence floor, which refused in-sync faces it never learnt, no longer applies."""
+    if abs(own_offset) > MAX_OWN_OFFSET:
+        return False
+    if np.isfinite(own_speaking):
+        return own_speaking >= MIN_OWN_SPEAKING
+    return own_confidence >= MIN_OWN_CONFIDENCE
 
 
-def face_threshold(own_offset: int, own_confidence: float) -> float:
+def face_threshold(own_offset: int, own_confidence: float, own_speaking: float = float("nan")) -> float:
     """The sync lane's low threshold for this face: from its own level when its own voice fits, else the default."""
-    return clip_threshold(own_confidence) if voice_fits(own_offset, own_confidence) else LOW_THRESHOLD
+    return (clip_threshold(own_confidence) if voice_fits(own_offset, own_confidence, own_speaking)
+            else LOW_THRESHOLD)
 
 
 def own_voice(video: str, info) -> Optional[np.ndarray]:
@@ -66,20 +74,22 @@ class LaneAdaptation:
     message: str = ""
     wav: Optional[np.ndarray] = None
     report: object = None           # the own voice's SyncReport (core.sync.scoring), judged by the default threshold
+    own_speaking: float = float("nan")  # mean P(speaking) of the face with its own sound (NaN: not measured)
 
     @property
     def own_voice_fits(self) -> bool:
-        return self.wav is not None and voice_fits(self.own_offset, self.own_confidence)
+        return self.wav is not None and voice_fits(self.own_offset, self.own_confidence, self.own_speaking)
 
     @property
     def low_threshold(self) -> float:
-        return face_threshold(self.own_offset, self.own_confidence)
+        return face_threshold(self.own_offset, self.own_confidence, self.own_speaking)
 
 
 def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
-                    offset_model=None, progress: Optional[ProgressFn] = None) -> LaneAdaptation:
+                    offset_model=None, progress: Optional[ProgressFn] = None, speaking: bool = True) -> LaneAdaptation:
     """Score the clip against its own sound: its A/V offset (`offset_model`: the audio->mouth model as a second
-    witness, core.sync.av_offset) and how confident this face gets when in sync."""
+    witness, core.sync.av_offset), how confident this face gets when in sync and (`speaking`) whether the face
+    speaks that sound (core.sync.asd.speaker.own_speaking)."""
     wav = own_voice(video, info)
     if wav is None:
         return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
@@ -88,10 +98,15 @@ def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToke
     offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
                                     offset_model=offset_model)
     lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
+    if speaking and abs(offset) <= MAX_OWN_OFFSET:
+        from .asd.speaker import own_speaking
+
+        lane.own_speaking = own_speaking(video, info, track, wav, cancel=cancel)
+    said = "" if not np.isfinite(lane.own_speaking) else f", speaking {lane.own_speaking:.2f}"
     if lane.own_voice_fits:
         lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "
-                        f"{offset:+d} frames)")
+                        f"{offset:+d} frames{said})")
     else:
         lane.message = (f"the clip's own sound does not follow its lips (offset {offset:+d} frames, confidence "
-                        f"{level:.1f})")
+                        f"{level:.1f}{said})")
     return lane
