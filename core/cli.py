@@ -206,8 +206,15 @@ def cmd_score(a, bars, cancel) -> int:
     tracks = track_video(a.video, progress=bars, cancel=cancel)
     if not tracks.tracks:
         raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
-    track = tracks.primary() if a.face is None else tracks.get(a.face)
     scorer = get_scorer(a.scorer, models_dir=a.models_dir, device=a.device)
+    if a.face is None:   # as the dub: in shots with several faces, the one that speaks the clip's own sound
+        from .sync.asd.speaker import default_face
+        from .sync.lane_adapt import own_voice
+
+        own_sound = own_voice(a.video, info) if len(tracks.tracks) > 1 else None
+        track = default_face(a.video, info, tracks, own_sound, scorer=scorer, progress=bars, cancel=cancel).track
+    else:
+        track = tracks.get(a.face)
     witness = AudioToMouth.load()          # the offset's second witness (core.sync.av_offset)
     threshold = own = None
     if a.adapt:
@@ -220,6 +227,7 @@ def cmd_score(a, bars, cancel) -> int:
             print(f"low-sync threshold {threshold:.2f} ({lane.message})", file=sys.stderr)
     if a.audio is None and own is not None:
         report = judge_low(own, threshold)        # the clip's own sound: the adaptation has just scored it
+        wav = lane.wav
     else:
         wav = audio_mod.load_audio(a.audio or a.video)
         report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, fps=float(info.fps),
@@ -228,10 +236,27 @@ def cmd_score(a, bars, cancel) -> int:
     if a.csv:
         write_csv(a.csv, report, info.fps)
     if a.json:
-        print(json.dumps(report.to_json()))
+        out = report.to_json()
+        out["speaking"] = speaking_json(a.video, info, tracks, track, wav, bars, cancel)
+        print(json.dumps(out))
     else:
         print(_summary_line(report))
     return 0
+
+
+def speaking_json(video, info, tracks, track, wav, progress=None, cancel=None) -> list:
+    """Per video frame: P(speaking) of the scored face with the scored voice (core.sync.asd.speaker), rounded;
+    None where the face is absent or the voice silent (it is computed on the voiced frames, with context)."""
+    import math
+
+    from . import audio as audio_mod
+    from .sync.asd.speaker import cached_speaking_scores, grow
+
+    fps = float(info.fps)
+    frames = grow(audio_mod.voice_activity(wav, fps, tracks.num_frames), fps=fps)
+    prob = cached_speaking_scores(video, [track], wav, frames=frames, info=info, cuts=list(tracks.cuts),
+                                  progress=progress, cancel=cancel).of(track.track_id)
+    return [None if not math.isfinite(float(p)) else round(float(p), 3) for p in prob]
 
 
 def cmd_models(a) -> int:
