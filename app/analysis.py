@@ -1,5 +1,6 @@
-"""Analysis of the original clip: face tracking (and re-tracking from the editor's box fixes) and scoring the
-original against the active voice. Scoring starts by itself once video, faces and voice are all there."""
+"""Analysis of the original clip: face tracking (and re-tracking from the editor's box fixes), who speaks the clip's
+own sound (the speaking lane, and the default face per shot) and scoring the original against the active voice.
+Scoring starts by itself once video, faces and voice are all there."""
 from __future__ import annotations
 
 import copy
@@ -14,10 +15,12 @@ from core.faces.track import track_video
 from core.timing import fit_wav
 
 from . import core_bridge
+from .session.model import SpeakingResult
 
 
 class AnalysisController(QObject):
     trackingFinished = Signal()
+    speakingFinished = Signal()
     scoringFinished = Signal(str)        # 'before' (original vs voice) | 'after' (the dub, see RescoreController)
 
     def __init__(self, win):
@@ -53,6 +56,8 @@ class AnalysisController(QObject):
         if s.project.edits.box_fixes:
             self.refit_boxes()
         self.trackingFinished.emit()
+        if track_set.tracks:
+            self.start_speaking()
         if not track_set.tracks:
             self.messages.error(f"No face was found in {Path(path).name}: there is nothing to dub.", "Tracking")
             return
@@ -80,6 +85,44 @@ class AnalysisController(QObject):
             return ts
 
         self.jobs.start("refit", "Re-tracking from the fixed box", work, lambda ts: s.set_tracks(ts, auto=False))
+
+    # ---- who speaks ------------------------------------------------------------------------------------------
+    def start_speaking(self) -> None:
+        """P(speaking) of every tracked face with the clip's own sound, and the speaking face per shot (the
+        default face when none is chosen, as the pipeline picks it), in the background."""
+        s = self.session
+        ts, info, video = s.auto_track_set, s.info, s.project.video
+        if ts is None or not ts.tracks or info is None or not getattr(info, "has_audio", False):
+            return
+        models_dir, device = self.win.models_dir(), s.project.device
+        cache = getattr(self.win, "speaker_cache_dir", None)
+
+        def work(progress, cancel):
+            from core.audio import voice_activity
+            from core.device import resolve_device
+            from core.sync.asd.speaker import cached_speaking_scores, default_face
+            from core.sync.lane_adapt import own_voice
+
+            wav = own_voice(video, info)
+            if wav is None:
+                return None
+            dev = resolve_device(device)
+            choice = default_face(video, info, ts, wav, cache_dir=cache, models_dir=models_dir, device=dev,
+                                  progress=progress, cancel=cancel)
+            lane = cached_speaking_scores(video, ts, wav, info=info, cache_dir=cache, device=dev,
+                                          progress=progress, cancel=cancel)
+            return SpeakingResult(video, choice, lane, voice_activity(wav, float(info.fps), ts.num_frames))
+
+        self.jobs.start("speaker", "Finding who speaks", work, lambda res, t=ts: self._speaking_ready(t, res))
+
+    def _speaking_ready(self, track_set, result) -> None:
+        s = self.session
+        if result is None or track_set is not s.auto_track_set or result.video != s.project.video:
+            return
+        s.set_speaking(result)
+        if result.choice.message:
+            self.messages.info("Face: " + result.choice.message)
+        self.speakingFinished.emit()
 
     # ---- scoring the original -------------------------------------------------------------------------------
     def maybe_auto_score(self) -> None:

@@ -28,6 +28,7 @@ class FaceOverlay:
     box: Optional[np.ndarray]          # (4,) or None when absent at this frame
     landmarks: Optional[np.ndarray]    # (68, 2) or None
     chosen: bool = False
+    speaking: bool = False             # the face found speaking the clip's own sound in this shot
 
 
 @dataclass
@@ -184,7 +185,8 @@ class FaceView(ImageCanvas):
                 p.setBrush(Qt.NoBrush)
                 x0, y0, x1, y1 = (float(v) for v in face.box)
                 p.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-                labels.append((col, x0, y0, f"face {face.track_id}" + (" (dubbed)" if face.chosen else " – click to dub")))
+                labels.append((col, x0, y0, f"face {face.track_id}" + (" (dubbed)" if face.chosen else " – click to dub")
+                               + (" · speaks" if face.speaking else "")))
             if self.show_landmarks and face.landmarks is not None and np.all(np.isfinite(face.landmarks)):
                 pts = [QPointF(x, y) for x, y in face.landmarks.tolist()]
                 pen = QPen(QColor(col.red(), col.green(), col.blue(), 150), 1)

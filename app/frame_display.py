@@ -97,8 +97,10 @@ class FrameDisplay(QObject):
         if s.track_set is None:
             return OverlayState(message="" if self.win.jobs.get("track") is None else "tracking…")
         chosen = s.chosen_track()
-        faces = [FaceOverlay(t.track_id, t.boxes[index], t.landmarks[index],
-                             chosen is not None and t.track_id == chosen.track_id)
+        speaker = s.speaking.speaker_at(index) if s.speaking is not None else None
+        dubbed = self._dubbed_at(chosen, index)
+        faces = [FaceOverlay(t.track_id, t.boxes[index], t.landmarks[index], t.track_id == dubbed,
+                             speaking=t.track_id == speaker)
                  for t in s.track_set.tracks if index < len(t.present) and t.present[index]]
         msg, polygons = "", []
         edits = s.project.edits
@@ -114,6 +116,17 @@ class FrameDisplay(QObject):
         if ov is not None and not msg:
             msg = OVERRIDE_NOTES.get(ov.kind, f"engine: {ov.engine}")
         return OverlayState(faces=faces, mask_outline=outline, message=msg, polygons=polygons, fixed_box=fixed)
+
+    def _dubbed_at(self, chosen, index: int):
+        """The id of the tracked face the dub uses at frame `index` (the chosen face may follow the speaker shot
+        by shot: its own id is then only its most shown face's)."""
+        s = self.session
+        if chosen is None:
+            return None
+        if s.speaking_changes_face():
+            sp = s.speaking.speaker_at(index)
+            return sp if sp is not None else s.track_set.primary().track_id
+        return chosen.track_id
 
     def shutdown(self) -> None:
         self._exact_timer.stop()

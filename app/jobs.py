@@ -10,7 +10,7 @@ from .workers import Job, JobRunner
 
 # jobs "Cancel" in the status bar stops (export has its own dialog)
 BACKGROUND_JOBS = ("probe", "thumbs", "prefetch", "track", "score", "preview-prepare", "render-preview", "refit",
-                   "rescore", "live-prepare")
+                   "rescore", "live-prepare", "speaker")
 
 
 class Jobs(QObject):

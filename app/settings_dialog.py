@@ -309,7 +309,7 @@ class DubSettingsPanel(QWidget):
         f = QFormLayout(g)
         self.track_combo = QComboBox()
         self.track_combo.setToolTip("Which tracked face is dubbed (or click a face in the frame)")
-        self.track_combo.addItem("Main face (automatic)", None)
+        self.track_combo.addItem("Automatic (the face that speaks, per shot)", None)
         f.addRow("Dub", self.track_combo)
         self.tracks_label = QLabel("Not tracked yet")
         self.tracks_label.setWordWrap(True)
@@ -403,7 +403,7 @@ class DubSettingsPanel(QWidget):
         self._loading = True
         try:
             self.track_combo.clear()
-            self.track_combo.addItem("Main face (automatic)", None)
+            self.track_combo.addItem("Automatic (the face that speaks, per shot)", None)
             if track_set is None:
                 self.tracks_label.setText("Not tracked yet")
             else:

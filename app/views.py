@@ -18,6 +18,7 @@ class SessionViews:
         ev.connect_all(lambda e: self.show_voices(), "project", "voices")
         ev.connect_all(lambda e: self.show_voice_lanes(), "project", "media", "voices", "audio")
         ev.connect_all(lambda e: self.show_faces(), "project", "media", "tracks")
+        ev.connect_all(lambda e: self.show_speaking(), "project", "media", "tracks", "speaking")
         ev.connect_all(lambda e: self.show_reports(), "project", "media", "voices", "tracks", "reports")
         ev.connect_all(lambda e: self.show_edits(), "project", "edits")
         ev.connect_all(lambda e: self.show_title(), "project", "dirty")
@@ -89,6 +90,17 @@ class SessionViews:
         w.sync_track.set_no_face(missing)
         w.settings_panel.set_tracks(s.track_set, s.project.face_track)
 
+    def show_speaking(self) -> None:
+        w, s = self.win, self.s
+        sp = s.speaking if s.info is not None and s.speaking is not None and \
+            s.speaking.video == s.project.video else None
+        analysing = sp is None and w.jobs.get("speaker") is not None if hasattr(w, "jobs") else False
+        w.speaking_lane.set_result(sp, dubbed=s.project.face_track if s.project.face_track is not None
+                                   else (None if s.speaking_changes_face() else
+                                         getattr(s.chosen_track(), "track_id", None)), analysing=analysing)
+        w.speaking_lane.set_view(w.timeline.v0, w.timeline.v1)
+        w.speaking_lane.set_playhead(s.playhead)
+
     def show_reports(self) -> None:
         w, s = self.win, self.s
         rep, after = s.current_report(), s.after_report()
@@ -144,6 +156,9 @@ class SessionViews:
             i = frame - off
             if 0 <= i < len(y) and np.isfinite(y[i]):
                 parts.append(f"confidence {kind} {y[i]:.2f}")
+        speaking = w.speaking_lane.value_at(frame)
+        if speaking:
+            parts.append("speaking " + ", ".join(f"face {t} {p:.2f}" for t, p in sorted(speaking.items())))
         data = s.voice_data()
         if data is not None and data.vad is not None and frame < len(data.vad):
             parts.append("voice speaking" if data.vad[frame] else "voice silent")

@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preview", action="store_true", help="also render the dubbed preview (split view)")
     ap.add_argument("--dubbed", action="store_true",
                     help="also dub and score the whole clip, so the sync lane shows before and after")
+    ap.add_argument("--speaking", action="store_true",
+                    help="also wait for who speaks the clip's own sound (the speaking lane)")
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--size", default="1500x950")
     args = ap.parse_args(argv)
@@ -87,11 +89,19 @@ def main(argv=None) -> int:
         win.messages.errorShown.connect(errors.append)
         scored = []
         win.analysis.scoringFinished.connect(scored.append)
+        spoken = []
+        win.analysis.speakingFinished.connect(lambda: spoken.append(True))
         t0 = time.monotonic()
         win.project_io.open_paths([args.video, args.audio])
         ok = wait_for(app, lambda: bool(scored) or bool(errors), args.timeout)
         print(f"analysis {'done' if ok and scored else 'NOT done'} in {time.monotonic() - t0:.1f} s; "
               f"errors: {errors}")
+        if args.speaking:
+            ok = wait_for(app, lambda: bool(spoken) or len(errors) > 0, args.timeout)
+            print(f"speaking analysis {'done' if ok and spoken else 'NOT done'}; "
+                  f"{getattr(win.session.speaking, 'choice', None) and win.session.speaking.choice.message}")
+            scored.clear()     # the face may have followed the speaker: the original is scored again
+            wait_for(app, lambda: win.session.current_report() is not None or len(errors) > 0, args.timeout)
         win.messages.close_boxes()
         frame = args.frame
         if frame is None:

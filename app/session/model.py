@@ -12,6 +12,7 @@ Events (each an `Emitter` on `session.events`), with their payloads:
 - range(range): the in/out range
 - playhead(frame)
 - dirty(dirty): unsaved changes appeared or were saved
+- speaking(): who speaks in the original clip arrived or was dropped (`Session.speaking`)
 """
 from __future__ import annotations
 
@@ -35,6 +36,23 @@ class AudioData:
     vad_fps: float = 0.0
 
 
+@dataclass
+class SpeakingResult:
+    """Who speaks the original clip's own sound (core.sync.asd.speaker): the default face per shot as the
+    pipeline chooses it, and P(speaking) of every face on every frame where it is tracked (the speaking lane)."""
+    video: str
+    choice: object                        # core.sync.asd.speaker.FaceChoice
+    lane: object                          # core.sync.asd.speaker.SpeakingScores (all faces, all tracked frames)
+    voiced: Optional[np.ndarray] = None   # the original sound's voice activity per video frame
+
+    def speaker_at(self, frame: int) -> Optional[int]:
+        """The face that speaks in the shot of `frame` (None: nobody was found to speak there)."""
+        for shot in self.choice.shots:
+            if shot.start <= frame < shot.stop:
+                return shot.track_id
+        return None
+
+
 def sync_curve(report) -> np.ndarray:
     """Per-frame confidence with frames the scorer could not judge (no face, outside its windows) as NaN."""
     y = np.asarray(report.per_frame, np.float64).copy()
@@ -46,7 +64,7 @@ def sync_curve(report) -> np.ndarray:
 
 class Session:
     EVENTS = ("project", "media", "voices", "audio", "tracks", "reports", "edits", "settings", "range",
-              "playhead", "dirty")
+              "playhead", "dirty", "speaking")
 
     def __init__(self):
         self.events = EmitterGroup(*self.EVENTS)
@@ -60,6 +78,8 @@ class Session:
         self.reports: Dict[tuple, object] = {}        # (voice, track id, voice offset) -> SyncReport
         self.score_failed: set = set()                # report keys whose automatic scoring failed
         self.after = None                             # app.dubbed_score.DubbedScore of the active voice
+        self.speaking: Optional[SpeakingResult] = None   # who speaks the original's own sound
+        self._speaking_track = (None, None)           # (track set, composed track) cache of chosen_track
         self.playhead = 0
         self._edits_json = {}
         self._bind_history()
@@ -86,6 +106,8 @@ class Session:
         return self.audio.get(v.path) if v is not None else None
 
     def chosen_track(self):
+        """The face the dub uses: the user's choice, else (as core.pipeline) the speaking face shot by shot once
+        known, else the primary face."""
         ts = self.track_set
         if ts is None or not ts.tracks:
             return None
@@ -94,7 +116,21 @@ class Session:
                 return ts.get(self.project.face_track)
             except (KeyError, LipDubError, IndexError):
                 pass
+        if self.speaking_changes_face():
+            cached_ts, track = self._speaking_track
+            if cached_ts is not ts:
+                from core.sync.asd.speaker import speaking_track
+
+                track = speaking_track(ts, self.speaking.choice.shots, ts.primary())
+                self._speaking_track = (ts, track)
+            return track
         return ts.primary()
+
+    def speaking_changes_face(self) -> bool:
+        """Does the speaking face (no face chosen by the user) differ from the primary face in some shot?"""
+        sp = self.speaking
+        return (self.project.face_track is None and sp is not None and self.info is not None
+                and sp.video == self.project.video and bool(sp.choice.changed))
 
     def missing_face(self) -> Optional[np.ndarray]:
         """(num_frames,) bool: frames where the chosen face is absent (None before tracking)."""
@@ -110,6 +146,9 @@ class Session:
         v, t = self.project.voice, self.chosen_track()
         if v is None or t is None:
             return None
+        if self.speaking_changes_face():    # the face follows the speaker shot by shot
+            shots = tuple((sh.start, sh.track_id) for sh in self.speaking.choice.shots)
+            return (v.path, t.track_id, self.project.edits.voice_offset, shots)
         return (v.path, t.track_id, self.project.edits.voice_offset)
 
     def current_report(self):
@@ -151,6 +190,7 @@ class Session:
         self.after = None
         self.reports.clear()
         self.track_set = self.auto_track_set = None
+        self.speaking = None
         self.playhead = project.playhead
         self._bind_history()
         self.events.project()
@@ -167,6 +207,7 @@ class Session:
             if old != path:
                 self.touch()
         self.track_set = self.auto_track_set = None
+        self.speaking = None
         self.reports.clear()
         self.after = None
         self.orig_audio = None
@@ -209,8 +250,22 @@ class Session:
             ids = [t.track_id for t in track_set.tracks]
             if self.project.face_track is not None and self.project.face_track not in ids:
                 self.project.face_track = None
+            if self.speaking is not None:
+                self.speaking = None
+                self.events.speaking()
         self.track_set = track_set
         self.events.tracks(auto=auto)
+
+    def set_speaking(self, result: Optional[SpeakingResult]) -> None:
+        """Who speaks the original clip arrived: when no face is chosen and it changes the dubbed face, the face
+        (and what depends on it: scores, the dub) follows (a `tracks` event)."""
+        before = self.speaking_changes_face()
+        self.speaking = result
+        self._speaking_track = (None, None)
+        self.events.speaking()
+        if before or self.speaking_changes_face():
+            self.after = None
+            self.events.tracks(auto=False)
 
     def choose_track(self, track_id: Optional[int]) -> None:
         if track_id == self.project.face_track:
