@@ -5,7 +5,7 @@
 - `lane`: the calibrated per-frame sync lane (confidence against the clip's own null, low frames, threshold);
 - `av_offset`: the A/V offset from two witnesses (the scorer's distance curve and the mouth model's opening);
 - `lane_adapt`: the lane's threshold for this face, learnt from the clip's own voice;
-- soon `asd/`: the active-speaker models.
+- `asd/`: the active-speaker networks and `asd.speaker`: which face speaks (per frame, per shot).
 
 Kept light: importing `core.sync` imports none of its modules (torch and the scorers load on demand).
 """
