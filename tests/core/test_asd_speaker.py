@@ -55,6 +55,8 @@ def test_limit_frames_keeps_whole_runs_spread_over_the_clip():
     kept = [a for a, b in SP._runs(out)]
     assert kept[0] < 300 and kept[-1] > 600      # from the start to the end, not the first 120 frames
     assert SP.limit_frames(mask, 5000) is mask
+    first = SP.limit_frames(mask, 120, spread=False)        # the first runs: only the clip's start is decoded
+    assert first.sum() == 120 and np.flatnonzero(first)[-1] < 300
 
 
 def _scores(probs: dict, n: int) -> SP.SpeakingScores:

@@ -49,7 +49,8 @@ SPEAKER_MARGIN = 0.1      # ... and beats every other face of the shot by this m
 SYNC_MARGIN = 0.3         # else, among faces that all talk, the one whose lips follow the sound best (the sync
                           # lane's calibrated confidence at offset 0, core.sync.lane units) by at least this much
 MIN_VOICED_FRAMES = 5     # voiced frames with the face tracked a shot needs before anyone is said to speak there
-OWN_TEST_SECONDS = 10.0   # the own-voice test reads at most this much voiced picture (spread over the clip)
+OWN_TEST_SECONDS = 5.0    # the own-voice test reads at most this much voiced picture (the first voiced stretches:
+                          # only the start of the clip is decoded)
 
 
 # ============================================================================================ results
@@ -178,8 +179,9 @@ def grow(mask: np.ndarray, context: int = VOICED_CONTEXT, fps: float = ASD_FPS) 
     return grown
 
 
-def limit_frames(mask: np.ndarray, max_frames: int) -> np.ndarray:
-    """At most `max_frames` of `mask`'s frames, whole runs spread evenly over the clip (the last one cut short)."""
+def limit_frames(mask: np.ndarray, max_frames: int, spread: bool = True) -> np.ndarray:
+    """At most `max_frames` of `mask`'s frames: whole runs spread evenly over the clip (`spread`), else the first
+    runs (the last one cut short)."""
     mask = np.asarray(mask, bool)
     total = int(mask.sum())
     if total <= max_frames:
@@ -188,7 +190,8 @@ def limit_frames(mask: np.ndarray, max_frames: int) -> np.ndarray:
     kept = seen = 0
     for a, b in _runs(mask):
         seen += b - a
-        room = min(b - a, int(round(max_frames * seen / total)) - kept)
+        budget = int(round(max_frames * seen / total)) if spread else max_frames
+        room = min(b - a, budget - kept)
         if room >= min(b - a, MIN_VOICED_FRAMES):
             out[a:a + room] = True
             kept += room
@@ -494,7 +497,7 @@ def own_speaking(video, info, track, wav: np.ndarray, *, cuts: Sequence[int] = (
                  use_cache: bool = True, model=None, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None) -> float:
     """The adaptation's own-voice test (core.sync.lane_adapt): the face's mean P(speaking) with the clip's own sound
-    `wav` over its voiced frames (at most OWN_TEST_SECONDS of them, spread over the clip). NaN when there are too few
+    `wav` over its voiced frames (the first OWN_TEST_SECONDS of them). NaN when there are too few
     voiced frames with the face, or when the network cannot be used (logged; the scorer's test applies then)."""
     from ...errors import CancelledError, ModelError
 
@@ -504,7 +507,7 @@ def own_speaking(video, info, track, wav: np.ndarray, *, cuts: Sequence[int] = (
     voiced = audio_mod.voice_activity(wav, fps, n) & present
     if voiced.sum() < MIN_VOICED_FRAMES:
         return float("nan")
-    frames = limit_frames(grow(voiced, fps=fps), int(round(OWN_TEST_SECONDS * fps)))
+    frames = limit_frames(grow(voiced, fps=fps), int(round(OWN_TEST_SECONDS * fps)), spread=False)
     try:
         sc = cached_speaking_scores(video, [track], wav, frames=frames, info=info, cuts=list(cuts),
                                     cache_dir=cache_dir, use_cache=use_cache, model=model, progress=progress,
