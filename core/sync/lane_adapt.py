@@ -20,7 +20,8 @@ from .lane import LOW_THRESHOLD, clip_threshold, own_level
 
 MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
 MIN_OWN_CONFIDENCE = 1.2  # calibrated confidence (core.sync.lane units) the own voice must reach (median)
-MIN_OWN_SPEAKING = 0.5    # or: the face's mean P(speaking) with its own sound (core.sync.asd.speaker.own_speaking)
+MIN_OWN_SPEAKING = 0.8    # or: the face's mean P(speaking) with its own sound (core.sync.asd.speaker.own_speaking;
+                          # chosen on GRID s1/s4: own voices >= 0.89, a still face under its voice <= 0.71)
 
 
 def voice_fits(own_offset: int, own_confidence: float, own_speaking: float = float("nan")) -> bool:
