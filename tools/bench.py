@@ -184,6 +184,22 @@ def fill_rule_checkpoint(path: Path) -> None:
     torch.save({"state_dict": sd, "optimizer": None, "global_step": 0, "global_epoch": 0}, path)
 
 
+def score_seconds(clip: str, info, track_cache: str, scorer_name: str) -> dict:
+    """Wall time of scoring the clip against its own sound with the sync lane's scorer (what the window does on
+    opening a clip), the face track already computed (the dub cached it)."""
+    from core.audio import load_audio
+    from core.faces.track import track_video
+    from core.sync.scoring import get_scorer, score_clip
+
+    track = track_video(clip, cache_dir=track_cache).primary()
+    scorer = get_scorer(scorer_name)
+    wav = load_audio(clip)
+    t0 = time.perf_counter()
+    score_clip(clip, wav, track, scorer, fps=float(info.fps))
+    return {"scorer": scorer.name, "seconds": round(time.perf_counter() - t0, 2),
+            "seconds_of_video": round(info.num_frames / info.fps, 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clip", nargs="?")
@@ -197,6 +213,7 @@ def main() -> int:
     ap.add_argument("--make", nargs=2, metavar=("KIND", "OUT"), help="only make a clip of KIND into OUT")
     ap.add_argument("--seconds", type=float, help="length of the made clip (default: the kind's)")
     ap.add_argument("--max-rss-mb", type=float, default=MAX_RSS_MB)
+    ap.add_argument("--scorer", default="auto", help="the sync scorer timed on the clip (default: the lane's)")
     engines.add_arguments(ap)
     a = ap.parse_args()
     a.engine = a.engine or engines.DEFAULT_ENGINE
@@ -230,18 +247,19 @@ def main() -> int:
         settings = DubSettings(video=a.clip, audio=voice, output=out, engine=a.engine, engine_options=options,
                                length_policy=a.length, crf=a.crf, preset=a.preset,
                                track_cache_dir=str(Path(d) / "tracks"), adapt=not a.no_adapt,
-                               adapt_cache_dir=str(Path(d) / "adapt"))
+                               adapt_cache_dir=str(Path(d) / "adapt"), speaker_cache_dir=str(Path(d) / "speaker"))
         with ChildPeak() as children:
             t0 = time.perf_counter()
             res = run_dub(settings)
             total = time.perf_counter() - t0
         out_info = media.probe(out)
+        scoring = score_seconds(a.clip, info, str(Path(d) / "tracks"), a.scorer)
     self_mb, child_mb = peak_rss_mb(), children.mb
     plain = ffmpeg_transcode_seconds(a.clip, a.crf, a.preset)
     plain_frames = info.num_frames
 
     stages = {}
-    for stage in ("decode", "track", "adapt", "prepare", "generate", "composite", "encode"):
+    for stage in ("decode", "track", "speaker", "adapt", "prepare", "generate", "composite", "encode"):
         sec = res.timings.get(stage, 0.0)
         frames = res.stage_frames.get(stage, 0) or res.num_frames
         stages[stage] = {"seconds": round(sec, 3), "fps": round(frames / sec, 1) if sec > 0 else None}
@@ -252,6 +270,7 @@ def main() -> int:
         "peak_rss_mb_python": round(self_mb, 1), "peak_rss_mb_largest_child": round(child_mb, 1),
         "ffmpeg_transcode_seconds": round(plain, 2),
         "ratio_dub_to_transcode": round((total / res.num_frames) / (plain / plain_frames), 2),
+        "score": scoring,
     }
     print(f"{a.clip}  {figures['size']} @ {figures['fps']} fps, {res.num_frames} output frames, engine {a.engine}")
     for stage, v in stages.items():
@@ -259,6 +278,8 @@ def main() -> int:
         print(f"  {stage:<10}{fps}   ({v['seconds']:.2f} s)")
     print(f"  whole dub {figures['overall_fps']:.2f} f/s in {total:.1f} s; plain ffmpeg transcode {plain:.2f} s "
           f"-> ratio {figures['ratio_dub_to_transcode']:.1f}x (per frame)")
+    print(f"  scoring the clip with its own voice ({scoring['scorer']}, face track given): "
+          f"{scoring['seconds']:.1f} s for {scoring['seconds_of_video']:.0f} s of video")
     print(f"  peak memory: python {self_mb:.0f} MB, largest ffmpeg child {child_mb:.0f} MB (sampled)")
     if a.json:
         Path(a.json).write_text(json.dumps(figures, indent=1))
