@@ -1,6 +1,9 @@
-"""Evaluate the lite sync scorer (or any `core.sync.scoring` scorer file) on data it was never trained on.
+"""Evaluate a sync scorer (lite, sync_asd, or any scorer file) on data it was never trained on.
 
-    python -m tools.eval_sync [--weights resources/models/sync_lite.pt] [--json OUT] [--limit N] [--update-meta]
+    python -m tools.eval_sync [--scorer lite|sync_asd|FILE] [--json OUT] [--limit N] [--update-meta]
+
+A scorer with its own frame rate (`native_fps`: sync_asd works at 25 fps) sees each clip resampled to it, as
+core.sync.scoring does; its shifts ("8 frames late") are then in its own frames.
 
 Sets: GRID s1 held-out (grid_s1/heldout.txt, 250 clips), s4's evaluation half (s4_eval), grid_others (10
 speakers, one clip each), `proxies` (grid_others as 1080p head-motion CRF 30 proxies with degraded voices,
@@ -86,13 +89,22 @@ def clip_track(name, path):
             return {k: z[k] for k in z.files}
 
 
-def clip_inputs(scorer, path, name):
+def clip_inputs(scorer, path, name, fps):
+    """The scorer's face inputs of a clip, at the scorer's frame rate (`native_fps`: the nearest frame in time,
+    as core.sync.scoring does), and the source frame of each."""
+    from core.sync.scoring import fill_track, resample_indices
+
     track = clip_track(name, path)
     frames = decode(path)
     n = min(len(frames), len(track["present"]))
-    from core.sync.scoring import fill_track
     boxes, lms, _ = fill_track(track["boxes"][:n], track["landmarks"][:n], track["present"][:n])
-    return np.stack([scorer.face_input(frames[i], boxes[i], lms[i]) for i in range(n)])
+    src = resample_indices(n, fps, scorer.native_fps)
+    return np.stack([scorer.face_input(frames[i], boxes[i], lms[i]) for i in src]), src
+
+
+def scorer_fps(scorer, fps: float) -> float:
+    """The frame rate a clip at `fps` is scored at."""
+    return float(scorer.native_fps) if scorer.native_fps else float(fps)
 
 
 def lane_low_share(report, wav, fps, n, span, threshold, frames=slice(None)):
@@ -135,8 +147,9 @@ def own_fit_first_half(rec):
     md = r.dists[first].mean(0)
     offsets = r.vshift - np.arange(len(md))
     track = clip_track(rec["name"], None)
-    mouth = mouth_curve(AudioToMouth.load(), wav[:int(half * 16000 / fps)], fps, track["landmarks"][:half],
-                        track["present"][:half], offsets)
+    src = rec["src"][:half]
+    mouth = mouth_curve(AudioToMouth.load(), wav[:int(half * 16000 / fps)], fps, track["landmarks"][src],
+                        track["present"][src], offsets)
     offset = int(offsets[best_candidate(md, mouth)])
     return offset, own_level(r.dists[first], r.vshift, offset, voiced[first])
 
@@ -148,11 +161,11 @@ def embed_shifts(scorer, path, name, wav, fps, reach):
     """A clip's video embedded once and its voice at every window position a delay of up to `reach` frames needs
     (a delay of k frames moves the audio by exactly k windows): (trunk, video features, every audio window,
     frames). The audio of delay k is `every[reach - k:reach - k + len(video features)]`."""
-    fin = clip_inputs(scorer, path, name)
+    fin, src = clip_inputs(scorer, path, name, fps)
     trunk = scorer.video_trunk(fin)
     n = len(fin)
-    every = scorer.audio_features(wav, fps, n + 2 * reach, first_window=-reach)
-    return trunk, scorer.project_video(trunk), every, n
+    every = scorer.audio_features(wav, scorer_fps(scorer, fps), n + 2 * reach, first_window=-reach)
+    return trunk, scorer.project_video(trunk), every, n, src
 
 
 def evaluate_set(scorer, items, desc):
@@ -164,12 +177,13 @@ def evaluate_set(scorer, items, desc):
     reach = max(abs(k) for k in SHIFTS + FAR)
     out = []
     feats = {}
-    for name, path, wav, fps in tqdm(items, desc=desc, dynamic_ncols=True):
-        trunk, vfeat, every, n = embed_shifts(scorer, path, name, wav, fps, reach)
+    for name, path, wav, clip_fps in tqdm(items, desc=desc, dynamic_ncols=True):
+        trunk, vfeat, every, n, src = embed_shifts(scorer, path, name, wav, clip_fps, reach)
+        fps = scorer_fps(scorer, clip_fps)
         m = len(vfeat)
         feats[name] = (vfeat, n, fps)
         rec = {"name": name, "shift": {}, "lane": {}, "fps": fps, "frames": n, "trunk": trunk, "every": every,
-               "wav": wav}
+               "wav": wav, "src": src}
         for k in SHIFTS + FAR:
             r = lse_from_features(vfeat, every[reach - k:reach - k + m], scorer.vshift)
             for case, kk in LANE_CASES.items():
@@ -326,8 +340,11 @@ def summarise(recs, window_thr, clip_thr):
     w_off = np.concatenate([r["shift"][k]["win_conf0"] for r in recs for k in SHIFTS if abs(k) >= 3])
     c_in = np.array([r["shift"][0]["conf0"] for r in recs])
     c_off = np.array([r["shift"][k]["conf0"] for r in recs for k in SHIFTS if abs(k) >= 3])
-    tpr_w, tnr_w = float((w_in > window_thr).mean()), float((w_off <= window_thr).mean())
-    tpr_c, tnr_c = float((c_in > clip_thr).mean()), float((c_off <= clip_thr).mean())
+    nan = float("nan")
+    tpr_w, tnr_w = ((float((w_in > window_thr).mean()), float((w_off <= window_thr).mean()))
+                    if window_thr is not None else (nan, nan))
+    tpr_c, tnr_c = ((float((c_in > clip_thr).mean()), float((c_off <= clip_thr).mean()))
+                    if clip_thr is not None else (nan, nan))
     return {
         "clips": len(recs),
         "offset_recovery_pm1": float(np.mean(hits)), "offset_exact": float(np.mean(exact)),
@@ -419,7 +436,8 @@ THRESHOLDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", default=None, help="default: the shipped resources/models/sync_lite.pt")
+    ap.add_argument("--scorer", default="lite", help="a scorer name (lite, sync_asd, ...) or a scorer model file")
+    ap.add_argument("--weights", default=None, help="the weights file of --scorer (default: its shipped one)")
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
     ap.add_argument("--sets", nargs="+", default=["s1_heldout", "s4_eval", "others", "proxies"])
     ap.add_argument("--limit", type=int, default=0, help="only the first N s1 clips of s1_val / s1_heldout")
@@ -429,17 +447,22 @@ def main():
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--scorer-adapt", action="store_true",
                     help="also adapt on each clip's first half (threshold, then scorer projection), measure the rest")
-    ap.add_argument("--update-meta", action="store_true", help="write the metrics into resources/models/sync_lite.json")
+    ap.add_argument("--update-meta", action="store_true", help="write the metrics into the model's JSON beside its weights")
     a = ap.parse_args()
 
     import torch
 
     from core.sync import lane as sync_lane
-    from core.sync.scorers.lite import LiteScorer
+    from core.models.registry import resolve_model
+    from core.sync.scorers.registry import find, get_scorer
 
     torch.set_num_threads(a.threads)
-    scorer = LiteScorer.load(a.weights)
-    wt, ct = scorer.window_threshold, scorer.clip_threshold
+    if a.weights and find(a.scorer) is not None:     # a named scorer with another weights file
+        scorer = find(a.scorer).load(resolve_model(Path(a.weights)), "cpu")
+    else:
+        choice = a.weights or a.scorer
+        scorer = get_scorer(Path(choice) if Path(choice).suffix else choice, device="cpu")
+    wt, ct = getattr(scorer, "window_threshold", None), getattr(scorer, "clip_threshold", None)
     t0 = time.time()
     result = {"weights": str(scorer.path), "window_threshold": wt, "clip_threshold": ct,
               "lane": {"span": sync_lane.SPAN, "low_threshold": sync_lane.LOW_THRESHOLD}}
@@ -469,9 +492,15 @@ def main():
         result[label] = summary
         rows = [(label, summary)]
         if label in ("others", "proxies"):
-            per = {r["name"]: summarise([r], wt, ct) for r in recs}
+            per = {r["name"]: {**summarise([r], wt, ct),
+                               **lane_summary([r], sync_lane.SPAN, sync_lane.LOW_THRESHOLD),
+                               **lane_summary([r], sync_lane.SPAN, sync_lane.LOW_THRESHOLD, adaptive=True)}
+                   for r in recs}
             result[f"{label}_per_speaker"] = per
-            rows += [(k, {**v, **{c: np.nan for c in cols if c.startswith("low_")}}) for k, v in per.items()]
+            rows += list(per.items())
+            worst = max(per, key=lambda k: per[k]["low_own_adapted"])
+            result[f"{label}_worst_speaker"] = worst
+            print(f"worst own-voice face in {label}: {worst}")
         for lab, m in rows:
             print(f"{lab[:16]:<16}" + "".join(f"{m[c]:>9.0f}" if c == "clips" else f"{m[c]:>9.3f}" for c in cols))
     result["eval_wall_s"] = round(time.time() - t0, 1)
@@ -485,7 +514,7 @@ def main():
         a.json.write_text(json.dumps(result, indent=1))
         print(f"wrote {a.json}")
     if a.update_meta:
-        meta_path = ROOT / "resources" / "models" / "sync_lite.json"
+        meta_path = Path(str(scorer.path)).with_suffix(".json")
         meta = json.loads(meta_path.read_text())
         keep = ["offset_recovery_pm1", "offset_exact", "aligned_offset_pm1", "window_bal_acc", "clip_bal_acc",
                 "lse_d_sync", "lse_c_sync", "lse_c_shift_in_range", "lse_c_shift_20", "lse_c_other_audio",

@@ -35,12 +35,14 @@ LAYOUT_MARKERS = (
     ("wav2lip_disc_qual", "binary_pred.0.weight"),
     ("syncnet_color", "face_encoder.0.conv_block.0.weight"),
     ("syncnet_v2", "netcnnaud.0.weight"),
+    ("sync_asd", "video.net.0.weight"),
 )
 LAYOUT_TITLES = {
     "wav2lip": "Wav2Lip generator",
     "wav2lip_disc_qual": "Wav2Lip visual-quality discriminator",
     "syncnet_color": "Wav2Lip lip-sync expert (SyncNet_color)",
     "syncnet_v2": "syncnet_python SyncNet (syncnet_v2)",
+    "sync_asd": "LipDub Studio's face-general sync heads (sync_asd)",
 }
 
 
@@ -106,7 +108,7 @@ def read_state_dict(path: PathLike, *, trusted_fallback: bool = True) -> Dict[st
 
 
 def detect_layout(state: Dict[str, torch.Tensor]) -> Optional[str]:
-    """'wav2lip' | 'wav2lip_disc_qual' | 'syncnet_color' | 'syncnet_v2' | None, from marker keys."""
+    """'wav2lip' | 'wav2lip_disc_qual' | 'syncnet_color' | 'syncnet_v2' | 'sync_asd' | None, from marker keys."""
     for name, marker in LAYOUT_MARKERS:
         if marker in state:
             return name

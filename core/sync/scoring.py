@@ -72,6 +72,8 @@ class SyncReport:
     per_frame_syncnet: Optional[np.ndarray] = None   # (N,) syncnet_python's median-filtered confidence
     low: Optional[np.ndarray] = None       # (N,) bool: voiced frame whose calibrated confidence is low
     low_threshold: Optional[float] = None  # in the calibrated confidence's units
+    judgeable: bool = True                 # False: the scorer cannot read this face (core.sync.lane.judgeable);
+                                           # no frame is then marked low
     voiced: Optional[np.ndarray] = None    # (N,) bool: the voice is active
     # when the mouth model was a second witness of the offset (core.sync.av_offset): the scorer's own offset (video
     # frames); `offset_frames` is then the offset both agree on
@@ -96,6 +98,7 @@ class SyncReport:
             "voiced": None if self.voiced is None else [bool(v) for v in self.voiced],
             "per_frame_syncnet": None if self.per_frame_syncnet is None else _json_floats(self.per_frame_syncnet),
             "offset_scorer": None if self.offset_scorer is None else int(self.offset_scorer),
+            "judgeable": bool(self.judgeable),
         }
         if include_dists:
             out["dists"] = [_json_floats(row) for row in np.asarray(self.dists)]
@@ -119,6 +122,7 @@ class SyncReport:
                    per_frame_syncnet=None if d.get("per_frame_syncnet") is None else arr("per_frame_syncnet"),
                    low=None if d.get("low") is None else np.asarray(d["low"], bool),
                    low_threshold=d.get("low_threshold"), offset_scorer=d.get("offset_scorer"),
+                   judgeable=bool(d.get("judgeable", True)),
                    voiced=None if d.get("voiced") is None else np.asarray(d["voiced"], bool))
 
 
@@ -209,11 +213,16 @@ def resample_indices(num_frames: int, fps: float, target_fps: Optional[float]) -
 
 
 # ============================================================================================ score_clip
-def judge_low(report: SyncReport, low_threshold: Optional[float] = None) -> SyncReport:
+def judge_low(report: SyncReport, low_threshold: Optional[float] = None, judgeable: bool = True) -> SyncReport:
     """Set the report's `low` frames against `low_threshold` (None: core.sync.lane.LOW_THRESHOLD): the one step of
-    scoring that depends on the threshold, so a report can be judged again by a threshold learnt after it."""
+    scoring that depends on the threshold, so a report can be judged again by a threshold learnt after it. On a face
+    the scorer cannot read (`judgeable` False, core.sync.lane.judgeable) no frame is low: the lane says it cannot
+    judge rather than shading everything."""
     report.low_threshold = float(lane.LOW_THRESHOLD if low_threshold is None else low_threshold)
+    report.judgeable = bool(judgeable)
     report.low = lane.low_frames(report.per_frame, report.voiced, report.valid, report.low_threshold)
+    if not report.judgeable:
+        report.low = np.zeros_like(report.low)
     return report
 
 
@@ -228,6 +237,9 @@ class FaceWindows:
     requested: int               # scorer frames asked for ...
     available: int               # ... of the scorer frames the video has
     detected: np.ndarray         # (N,) bool per video frame: a face was detected there
+    trunk: Optional[np.ndarray] = None   # (M, C) what the scorer's video projection reads, window by window, for
+                                         # scorers that have one (`video_trunk` / `project_video`): per-clip
+                                         # refinement refits the projection without decoding the video again
 
     def covers(self, scorer: SyncScorer, frames: int) -> bool:
         """Do these windows hold everything a voice of `frames` scorer frames is compared with?"""
@@ -265,6 +277,18 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     chunk_frames = max(1, int(scorer.batch_size)) + win - 1
     buffer: List[np.ndarray] = []
     feats: List[np.ndarray] = []
+    trunks: List[np.ndarray] = []
+    split = callable(getattr(scorer, "video_trunk", None)) and callable(getattr(scorer, "project_video", None))
+
+    def embed(crops: List[np.ndarray]) -> None:
+        x = np.stack(crops)
+        if split:
+            t = np.asarray(scorer.video_trunk(x), np.float32)
+            trunks.append(t)
+            feats.append(np.asarray(scorer.project_video(t), np.float32))
+        else:
+            feats.append(np.asarray(scorer.video_features(x), np.float32))
+
     done = 0
     last_needed = int(src[-1])
     report(progress, "score", 0, k_total)
@@ -281,7 +305,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                 buffer.append(crop)
             done += int(need[i])
             if len(buffer) >= chunk_frames:
-                feats.append(np.asarray(scorer.video_features(np.stack(buffer)), np.float32))
+                embed(buffer)
                 buffer = buffer[len(buffer) - (win - 1):]
                 report(progress, "score", done, k_total)
     finally:
@@ -289,7 +313,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         if close is not None:
             close()
     if len(buffer) >= win:
-        feats.append(np.asarray(scorer.video_features(np.stack(buffer)), np.float32))
+        embed(buffer)
     check(cancel)
     if done < k_total:
         log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, done, k_total)
@@ -298,15 +322,17 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         raise MediaError(f"{Path(str(video_path)).name} yielded too few frames to score ({done}).")
     report(progress, "score", k_total, k_total)
     return FaceWindows(scorer=scorer.name, features=np.concatenate(feats, 0)[:m], frames=done, requested=k_total,
-                       available=available, detected=detected)
+                       available=available, detected=detected,
+                       trunk=np.concatenate(trunks, 0)[:m] if trunks else None)
 
 
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
                low_threshold: Optional[float] = None, offset_model=None,
-               face: Optional[FaceWindows] = None) -> SyncReport:
+               face: Optional[FaceWindows] = None, judgeable: bool = True) -> SyncReport:
     """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
-    `low_threshold`: the sync lane's threshold for this face (core.sync.lane_adapt), else core.sync.lane.LOW_THRESHOLD.
+    `low_threshold`: the sync lane's threshold for this face (core.sync.lane_adapt), else core.sync.lane.LOW_THRESHOLD;
+    `judgeable` False (core.sync.lane_adapt: the face's own voice did not lift it off the null): no frame is low.
     `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.sync.av_offset:
     for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
     `face`: this video's `face_windows` from an earlier report (`report.face`), used when they cover this voice.
@@ -348,7 +374,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     rep.per_frame = lane.calibrate(rep.dists, rep.vshift).confidence[wi]
     rep.valid = detected & in_range
     rep.voiced = audio_mod.voice_activity(wav, fps, n_video)
-    judge_low(rep, low_threshold)
+    judge_low(rep, low_threshold, judgeable)
     rep.fps = fps
     rep.scorer_fps = s_fps
     rep.offset_frames = int(round(rep.offset_native * fps / s_fps))

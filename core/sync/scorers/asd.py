@@ -1,0 +1,145 @@
+"""`AsdScorer` ("sync_asd"): the face-general sync scorer. Its picture side is Light-ASD's visual encoder, which
+learnt lip motion on thousands of faces (AVA-ActiveSpeaker, TalkSet; MIT, credit in resources/models/sync_asd.md),
+frozen and shared with active-speaker detection; its voice side is Light-ASD's audio encoder on MFCCs; two heads
+trained by tools/train_sync_asd.py on GRID map 5-frame windows of both into one space (core.sync.asd.head).
+
+Conventions as every scorer (core.sync.scorers.base): 25 fps (`native_fps`, the encoders' rate), window i covers
+frames i .. i+4, embeddings L2-normalised and scaled by `DIST_SCALE` (10), compared by Euclidean distance. Audio
+window i is the voice under frames i .. i+4 (four MFCC rows per frame, the encoders' own alignment).
+
+The visual encoder looks 6 frames either side (its temporal convolutions); `video_features` runs it on whole
+chunks (`batch_size` + 4 frames, `core.sync.scoring.face_windows`), so only the frames at a chunk's edge see its
+zero padding. Its embeddings are standardised over the chunk (`core.sync.asd.head.normalise_clip`, as in
+training): the heads see how the face moves, not what it looks like.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ...errors import MediaError, ModelError
+from ..asd import features as AF
+from .base import SyncScorer
+from .registry import ScorerPlugin
+
+MODEL_NAME = "sync_asd"
+DIST_SCALE = 10.0
+SILENCE_LEVEL = 1e-4      # the voice beyond its ends: faint noise (digital zeros would give MFCCs of log(eps))
+
+
+class AsdScorer(SyncScorer):
+    name = "sync_asd"
+    window = 5
+    native_fps = AF.FPS
+    batch_size = 256          # windows per chunk: long chunks keep the encoder's temporal context
+
+    def __init__(self, asd, heads, device: str = "cpu", path: Optional[Path] = None):
+        self.asd = asd.eval()
+        self.heads = heads.eval()
+        self.device = device
+        self.path = path
+
+    @classmethod
+    def load(cls, path=None, device: str = "cpu") -> "AsdScorer":
+        """The heads file (None: the shipped resources/models/sync_asd.pt, SHA-256 checked) over the shipped
+        Light-ASD encoders."""
+        import torch
+
+        from ...models.registry import resolve_model
+        from ..asd.head import SyncHeads
+        from ..asd.weights import load_asd
+
+        p = resolve_model(MODEL_NAME if path is None else Path(path))
+        try:
+            payload = torch.load(p, map_location=device, weights_only=True)
+            cfg = dict(payload.get("config", {}))
+            heads = SyncHeads(hidden=int(cfg.get("hidden", 512)), out=int(cfg.get("out", 128)))
+            heads.load_state_dict(payload["state_dict"], strict=True)
+        except Exception as exc:  # unpickling / layout errors all mean "not our heads file"
+            raise ModelError(f"{p} is not a sync_asd heads file ({type(exc).__name__}: {exc}).") from exc
+        return cls(load_asd(device), heads.to(device).float(), device, path=p)
+
+    # ------------------------------------------------------------------ SyncScorer
+    def face_input(self, frame: np.ndarray, box, landmarks) -> np.ndarray:
+        return AF.face_crop(frame, landmarks, box)
+
+    def video_trunk(self, face_inputs) -> np.ndarray:
+        """(N, 112, 112) crops -> (N - 4, 5 * 128) float32: each window's five per-frame visual embeddings (the
+        frozen encoder, run over the whole chunk), what the video head reads and per-clip refinement refits."""
+        import torch
+
+        x = np.asarray(face_inputs)
+        if len(x) < self.window:
+            return np.zeros((0, self.window * 128), np.float32)
+        from ..asd.head import normalise_clip
+
+        with torch.inference_mode():
+            per_frame = self.asd.visual(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
+            return self._stack(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
+
+    def project_video(self, trunk: np.ndarray) -> np.ndarray:
+        """(M, 5 * 128) window trunks -> (M, D) scaled unit embeddings through the (possibly refined) video head."""
+        return self._project(trunk, self.heads.video)
+
+    def video_features(self, face_inputs) -> np.ndarray:
+        return self.project_video(self.video_trunk(face_inputs))
+
+    def audio_trunk(self, wav, num_frames: int, first_frame: int = 0) -> np.ndarray:
+        """(num_frames, 128) per-frame audio embeddings of frames first_frame .. first_frame + num_frames - 1 of
+        the 25 fps timeline whose frame 0 starts at the voice's first sample (beyond the voice: faint noise)."""
+        import torch
+
+        spf = int(round(16000 / AF.FPS))
+        wav = np.asarray(wav, np.float32).reshape(-1)
+        before = max(0, -first_frame)
+        need = (first_frame + num_frames + 2) * spf           # +2 frames: the encoder's look-ahead at the end
+        after = max(0, need - len(wav))
+        if before or after:
+            rng = np.random.default_rng(0)
+            wav = np.concatenate([rng.normal(0, SILENCE_LEVEL, before * spf).astype(np.float32), wav,
+                                  rng.normal(0, SILENCE_LEVEL, after).astype(np.float32)])
+        start = max(0, first_frame) * spf
+        feats = AF.mfcc(wav[start:start + (num_frames + 2) * spf])
+        with torch.inference_mode():
+            a = self.asd.audio(torch.from_numpy(feats).to(self.device)[None])[0].float().cpu().numpy()
+        return a[:num_frames]
+
+    def audio_features(self, wav, fps: float, num_frames: int, first_window: int = 0) -> np.ndarray:
+        """(num_frames - 4, D) audio window embeddings (`first_window`: start elsewhere, negative = before)."""
+        import torch
+
+        if not fps or not np.isfinite(fps) or fps <= 0:
+            raise MediaError(f"Invalid video frame rate {fps!r}: cannot align the audio for sync scoring.")
+        n = int(num_frames)
+        if n < self.window:
+            return np.zeros((0, self.heads.audio.net[-1].out_features), np.float32)
+        trunk = self._stack(torch.as_tensor(self.audio_trunk(wav, n, int(first_window)))).flatten(1)
+        return self._project(trunk.numpy(), self.heads.audio)
+
+    # ------------------------------------------------------------------ helpers
+    def _stack(self, per_frame):
+        """(T, 128) tensor -> (T - 4, 5, 128): window i holds frames i .. i+4."""
+        from ..asd.head import windows
+
+        return windows(per_frame)
+
+    def _project(self, trunk: np.ndarray, head) -> np.ndarray:
+        import torch
+
+        from ..asd.head import EMBED
+
+        x = torch.as_tensor(np.asarray(trunk, np.float32)).to(self.device)
+        if len(x) == 0:
+            return np.zeros((0, head.net[-1].out_features), np.float32)
+        with torch.inference_mode():
+            return (DIST_SCALE * head(x.reshape(len(x), self.window, EMBED))).float().cpu().numpy()
+
+
+def _load(path: Path, device: str) -> SyncScorer:
+    return AsdScorer.load(path, device)
+
+
+PLUGIN = ScorerPlugin(name="sync_asd", model=MODEL_NAME, load=_load, layouts=("sync_asd",), aliases=("asd",),
+                      auto_rank=5)

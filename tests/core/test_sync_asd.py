@@ -1,0 +1,102 @@
+"""The face-general sync scorer (sync_asd: Light-ASD encoders + our heads), its fusion with sync_lite, and the
+lane's "cannot judge this face"."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_paths import GRID_OTHERS, ROOT
+
+from core.audio import load_audio
+from core.sync import lane as sync_lane
+from core.sync.lane_adapt import face_judgeable
+from core.sync.scoring import SyncReport, get_scorer, judge_low, lse_from_features, score_clip
+
+
+def test_judgeable_rule():
+    assert sync_lane.judgeable(float("nan"))                       # no own voice: nothing says otherwise
+    assert sync_lane.judgeable(sync_lane.MIN_LOW_THRESHOLD + 0.5)
+    assert not sync_lane.judgeable(sync_lane.MIN_LOW_THRESHOLD - 0.5)
+    # the face speaks its own sound at a small offset, yet its own voice scores like a wrong offset: cannot judge
+    assert not face_judgeable(0, 0.4, own_speaking=0.95)
+    # a sound that is not this face's voice says nothing about the face: the lane keeps judging
+    assert face_judgeable(12, 0.4, own_speaking=0.95)
+    assert face_judgeable(0, 0.4, own_speaking=0.2)
+
+
+def test_an_unjudgeable_face_has_no_low_frame_and_says_so_in_json():
+    rng = np.random.default_rng(0)
+    v, a = rng.normal(size=(60, 8)), rng.normal(size=(60, 8))
+    rep = lse_from_features(v, a, 15)
+    rep.per_frame = np.full(64, -1.0, np.float32)
+    rep.voiced = np.ones(64, bool)
+    rep.valid = np.ones(64, bool)
+    assert judge_low(rep, 1.0).low.all() and rep.to_json()["judgeable"] is True
+    judge_low(rep, 1.0, judgeable=False)
+    assert not rep.low.any()
+    doc = json.loads(json.dumps(rep.to_json()))
+    assert doc["judgeable"] is False and not any(doc["low"])
+    assert SyncReport.from_json(doc).judgeable is False
+
+
+@pytest.fixture(scope="module")
+def unseen_clip():
+    """A speaker no model was trained on (grid_others, evaluation only), tracked by the product."""
+    from core.faces.track import track_video
+
+    path = sorted(GRID_OTHERS.glob("*.mpg"))[0]
+    return path, load_audio(path), track_video(path).primary()
+
+
+def _late(wav, frames):
+    return np.concatenate([np.zeros(frames * 640, np.float32), wav])[:len(wav)]
+
+
+@pytest.mark.parametrize("name", ["sync_asd", "fused"])
+def test_lane_on_an_unseen_face_separates_own_voice_from_late(unseen_clip, name):
+    path, wav, track = unseen_clip
+    scorer = get_scorer(name)
+    assert scorer.native_fps == 25.0
+    own = score_clip(path, wav, track, scorer)
+    late = score_clip(path, _late(wav, 8), track, scorer, face=own.face)
+    assert own.face.trunk is not None                # kept for refinement: projects back to the features
+    np.testing.assert_allclose(scorer.project_video(own.face.trunk), own.face.features, atol=1e-4)
+    own_low = own.low.sum() / own.voiced.sum()
+    late_low = late.low.sum() / late.voiced.sum()
+    assert own_low <= 0.5 and late_low >= 0.8 and late_low - own_low >= 0.4, (own_low, late_low)
+    assert abs(own.offset_frames) <= 1
+    # a voice 4 frames late is found 4 frames late (syncnet's sign: negative = the audio lags)
+    shifted = score_clip(path, _late(wav, 4), track, scorer, face=own.face)
+    assert abs(shifted.offset_frames + 4) <= 1
+
+
+def test_fused_distance_is_both_scorers_distances_combined():
+    from core.sync.scorers.fused import LITE_WEIGHT
+
+    fused = get_scorer("fused")
+    lite, asd = fused.lite, fused.asd
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(9)]
+    box, lms = np.array([30, 20, 130, 110], np.float32), np.full((68, 2), np.nan, np.float32)
+    fin = np.stack([fused.face_input(f, box, lms) for f in frames])
+    ev = fused.video_features(fin)
+    wav = rng.normal(0, 0.1, 16000).astype(np.float32)
+    ea = fused.audio_features(wav, 25.0, 9)
+    lv = lite.video_features(np.stack([lite.face_input(f, box, lms) for f in frames]))
+    av = asd.video_features(np.stack([asd.face_input(f, box, lms) for f in frames]))
+    la, aa = lite.audio_features(wav, 25.0, 9), asd.audio_features(wav, 25.0, 9)
+    d = np.linalg.norm(ev - ea, axis=1)
+    expect = np.sqrt(LITE_WEIGHT ** 2 * np.linalg.norm(lv - la, axis=1) ** 2 + np.linalg.norm(av - aa, axis=1) ** 2)
+    np.testing.assert_allclose(d, expect, rtol=1e-4)
+
+
+def test_score_json_says_judgeable(tmp_path):
+    path = sorted(GRID_OTHERS.glob("*.mpg"))[0]
+    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "score", "--video", str(path), "--json",
+                          "--quiet", "--scorer", "sync_asd"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["judgeable"] is True and doc["scorer"] == "sync_asd"
+    assert len(doc["low"]) == 75

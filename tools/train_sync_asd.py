@@ -1,0 +1,450 @@
+"""Train the face-general sync scorer `sync_asd` (core/sync/scorers/asd.py) on GRID s1 + s4's training half.
+
+    python -m tools.train_sync_asd prep [--limit 200] [--part K --parts N]   # frozen ASD embeddings (cached)
+    python -m tools.train_sync_asd train [--steps 1500] [--s4 train|heldout] [--out FILE]
+    python -m tools.train_sync_asd export FILE        # -> resources/models/sync_asd.pt + .json
+
+The picture side is Light-ASD's visual encoder (TalkSet weights, trained on thousands of faces), frozen: what
+it learnt about lips on those faces is what makes the scorer hold on faces GRID does not have. The voice side is
+Light-ASD's audio encoder on MFCCs, frozen too. The picture's embeddings are standardised over each clip first
+(`normalise_clip`: what stays is how the face moves, not what it looks like). What we train is the two heads that map 5-frame windows of their
+128-d per-frame embeddings to a shared sync space (core.sync.asd.head.SyncHeads), with InfoNCE against the same
+clip's voice at wrong offsets (the hard negatives that teach timing) and other clips' voices.
+
+Data roles (tools/grid_splits.py, tools/train_sync.split_names): training is the s1 pool's training split (at most
+`--limit` clips) plus s4's even half; selection is s1_val and s4's evaluation half; grid_others, its HD proxies and
+s1's held-out clips are evaluation only and never read here.
+
+Augmentation (fixed families, set before any evaluation): each training clip's picture is embedded twice, as is and
+through a random camera chain (mirror, gain/gamma, blur or down-and-up scaling, a per-clip crop offset and scale
+and a small per-frame jitter, as head motion and re-framing); its voice four times, clean and through three
+random rooms (`room_wave`: RT60 0.15-0.9 s, direct-to-reverberant -3..12 dB, an EQ tilt, pink-ish noise at
+5-35 dB SNR, gain -12..+6 dB). The evaluation's degraded voices come from tools.proxies (a different impulse
+generator and a fixed chain).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SEED = 1234
+CAMERA_VARIANTS = 2      # as is + one random camera chain
+VOICE_VARIANTS = 4       # clean + three random rooms
+
+
+def prep_dir() -> Path:
+    from core.paths import user_cache_dir
+    return user_cache_dir("sync_asd_prep")
+
+
+# ------------------------------------------------------------------------------------------------ augmentation
+def room_wave(wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 16 kHz voice through a random simulated room and recording chain (same length)."""
+    from scipy.signal import fftconvolve, lfilter
+
+    sr = 16000
+    x = np.asarray(wav, np.float64)
+    rt60 = rng.uniform(0.15, 0.9)
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    # late reverberation: a few decaying noise bands, denser and darker with time
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail = lfilter([1.0], [1.0, -rng.uniform(0.0, 0.7)], tail)
+    tail[: int(rng.uniform(0.002, 0.012) * sr)] = 0.0
+    drr = 10 ** (rng.uniform(-3.0, 12.0) / 10)
+    tail *= np.sqrt(1.0 / (drr * (tail ** 2).sum() + 1e-12))
+    ir = tail
+    ir[0] = 1.0
+    y = fftconvolve(x, ir)[: len(x)]
+    a = rng.uniform(-0.8, 0.8)                          # EQ tilt: bright (a > 0) or dull (a < 0)
+    y = lfilter([1.0, -a], [1.0], y) if a > 0 else lfilter([1.0 + a], [1.0, a], y)
+    noise = lfilter([1.0], [1.0, -rng.uniform(0.5, 0.95)], rng.standard_normal(len(x)))
+    snr = rng.uniform(5.0, 35.0)
+    p_sig = np.mean(y ** 2) + 1e-12
+    noise *= np.sqrt(p_sig / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr / 10))
+    y = (y + noise) * 10 ** (rng.uniform(-12, 6) / 20)
+    peak = np.abs(y).max()
+    if peak > 0.99:
+        y *= 0.99 / peak
+    return y.astype(np.float32)
+
+
+def camera_chain(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(T, 112, 112) uint8 face crops through a random camera: mirror, gain/gamma, blur or resolution loss,
+    a per-clip re-framing (scale, offset) and per-frame jitter (head motion)."""
+    import cv2
+
+    t, h, w = crops.shape
+    out = np.empty_like(crops)
+    flip = rng.random() < 0.5
+    gain, gamma = rng.uniform(0.7, 1.3), rng.uniform(0.7, 1.4)
+    lut = np.clip(255 * (np.arange(256) / 255) ** gamma * gain, 0, 255).astype(np.uint8)
+    down = rng.uniform(0.3, 1.0) if rng.random() < 0.6 else 1.0
+    sigma = rng.uniform(0.0, 1.5)
+    scale = rng.uniform(0.9, 1.1)
+    dx, dy = rng.uniform(-6, 6, size=2)
+    walk = np.cumsum(rng.normal(0, 0.4, size=(t, 2)), 0)
+    walk -= walk.mean(0)
+    for i in range(t):
+        c = crops[i][:, ::-1] if flip else crops[i]
+        ox, oy = dx + walk[i, 0], dy + walk[i, 1]
+        m = np.array([[scale, 0, (1 - scale) * w / 2 + ox], [0, scale, (1 - scale) * h / 2 + oy]], np.float32)
+        c = cv2.warpAffine(np.ascontiguousarray(c), m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        if down < 1.0:
+            small = cv2.resize(c, (max(8, int(w * down)), max(8, int(h * down))), interpolation=cv2.INTER_AREA)
+            c = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if sigma > 0.3:
+            c = cv2.GaussianBlur(c, (0, 0), sigma)
+        out[i] = lut[c]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ prep
+def clip_crops(name: str) -> np.ndarray:
+    """(T, 112, 112) uint8 face crops of a GRID clip, from its cached dlib landmarks (tools.grid_cache)."""
+    import cv2
+
+    from core.sync.asd.features import face_crop
+    from core.sync.scoring import fill_track
+    from tools import grid_splits
+    from tools.grid_cache import load_clip
+
+    tr = load_clip(name)
+    boxes, lms, _ = fill_track(tr["boxes"], tr["landmarks"], tr["present"])
+    cap = cv2.VideoCapture(str(grid_splits.video_path(name)))
+    crops = []
+    while len(crops) < len(boxes):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        i = len(crops)
+        crops.append(face_crop(frame, lms[i], boxes[i]))
+    cap.release()
+    return np.stack(crops)
+
+
+def embed_clip(model, name: str, seed: int) -> dict:
+    import torch
+
+    from core.sync.asd.features import mfcc
+    from tools import grid_splits
+    from tools.train_sync import load_audio
+
+    rng = np.random.default_rng(seed)
+    crops = clip_crops(name)
+    variants = [crops] + [camera_chain(crops, rng) for _ in range(CAMERA_VARIANTS - 1)]
+    wav = np.asarray(load_audio(grid_splits.video_path(name)), np.float32)
+    voices = [wav] + [room_wave(wav, rng) for _ in range(VOICE_VARIANTS - 1)]
+    with torch.no_grad():
+        v = np.stack([model.visual(torch.as_tensor(c)[None])[0].numpy() for c in variants])
+        feats = [mfcc(w) for w in voices]
+        a = np.stack([model.audio(torch.as_tensor(f)[None])[0].numpy() for f in feats])
+    from core.audio import voice_activity
+
+    voiced = voice_activity(wav, 25.0, len(crops))
+    return {"v": v.astype(np.float16), "a": a.astype(np.float16), "frames": np.int32(len(crops)), "voiced": voiced}
+
+
+def cmd_prep(a):
+    import torch
+
+    from core.sync.asd.weights import load_asd
+    from tools.train_sync import split_names
+
+    torch.set_num_threads(1)
+    from tools import grid_splits
+
+    train, val = split_names()
+    pool = set(grid_splits.s1_pool())
+    s1 = [n for n in train if n in pool][: a.limit]
+    names = s1 + grid_splits.s4_train_names() + val[: a.val_limit] + grid_splits.s4_eval_names()
+    names = names[a.part::a.parts]
+    out = prep_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_asd()
+    t0 = time.time()
+    for i, name in enumerate(names):
+        f = out / f"{name}.npz"
+        if f.exists():
+            continue
+        data = embed_clip(model, name, seed=SEED + hash_name(name))
+        tmp = out / f"{name}.tmp.npz"
+        np.savez(tmp, **data)
+        tmp.replace(f)
+        if i % 10 == 0:
+            print(f"{i + 1}/{len(names)} {name} {time.time() - t0:.0f} s", flush=True)
+
+
+def hash_name(name: str) -> int:
+    import zlib
+    return zlib.crc32(name.encode()) % 100000
+
+
+# ------------------------------------------------------------------------------------------------ train
+TEMPERATURE = 10.0   # logit scale of the cosine
+MAX_SHIFT = 12       # same-clip negatives: the voice up to this many frames early or late (not +-1: 80% overlap)
+
+
+def load_prepped(names):
+    """{name: (v (C, T, 128), a (V, T, 128), voiced (T,))} of the prepped clips among `names`."""
+    from core.audio import voice_activity
+    from tools import grid_splits
+    from tools.train_sync import load_audio
+
+    out = {}
+    for n in names:
+        f = prep_dir() / f"{n}.npz"
+        if not f.exists():
+            continue
+        with np.load(f) as z:
+            v, a = z["v"].astype(np.float32), z["a"].astype(np.float32)
+            voiced = z["voiced"] if "voiced" in z.files else None
+        t = min(v.shape[1], a.shape[1])
+        if voiced is None:      # older prep files: add the clean voice's activity once
+            voiced = voice_activity(load_audio(grid_splits.video_path(n)), 25.0, t)
+            with np.load(f) as z:
+                data = {k: z[k] for k in z.files}
+            tmp = prep_dir() / f"{n}.tmp.npz"
+            np.savez(tmp, **data, voiced=voiced)
+            tmp.replace(f)
+        out[n] = (clip_normalised(v[:, :t]), a[:, :t], np.asarray(voiced[:t], bool))
+    return out
+
+
+def clip_normalised(v: np.ndarray) -> np.ndarray:
+    """(C, T, 128) camera variants of a clip's visual embeddings, each standardised over the clip
+    (core.sync.asd.head.normalise_clip, as the scorer does)."""
+    import torch
+
+    from core.sync.asd.head import normalise_clip
+
+    return np.stack([normalise_clip(torch.as_tensor(x)).numpy() for x in v])
+
+
+def batch_loss(heads, clips, names, rng, clips_per_batch=32, per_clip=6, train=True):
+    import torch
+    from torch.nn import functional as F
+
+    from core.sync.asd.head import WINDOW, windows
+
+    chosen = rng.choice(len(names), size=min(clips_per_batch, len(names)), replace=False)
+    vids, auds, owners, pos, weights = [], [], [], [], []
+    for ci, k in enumerate(chosen):
+        v, a, voiced = clips[names[k]]
+        cv = int(rng.integers(len(v))) if train else 0
+        ca = (0 if rng.random() < 0.5 else int(rng.integers(1, len(a)))) if train else 0
+        aw = windows(torch.as_tensor(a[ca]))                          # (M, 5, 128)
+        auds.append(aw)
+        m = len(aw)
+        ts = rng.choice(m, size=min(per_clip, m), replace=False)
+        vw = windows(torch.as_tensor(v[cv]))[ts]
+        vids.append(vw)
+        owners += [ci] * len(ts)
+        pos += list(ts)
+        act = np.array([voiced[t:t + WINDOW].mean() for t in ts])
+        weights += list(0.2 + 0.8 * act)                              # silent windows teach little about sync
+    ev = heads.video(torch.cat(vids))                                  # (B, D)
+    sizes = [len(x) for x in auds]
+    ea = heads.audio(torch.cat(auds))                                  # (sum M, D)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    owners, pos = np.array(owners), np.array(pos)
+    sims = TEMPERATURE * ev @ ea.T                                     # (B, sum M)
+    # candidates: the own clip's voice at shifts |s| <= MAX_SHIFT except +-1, and every window of other clips
+    cols = np.arange(ea.shape[0])
+    col_clip = np.repeat(np.arange(len(sizes)), sizes)
+    col_pos = cols - offsets[col_clip]
+    same = col_clip[None, :] == owners[:, None]
+    shift = col_pos[None, :] - pos[:, None]
+    keep = ~same | ((np.abs(shift) <= MAX_SHIFT) & (np.abs(shift) != 1))
+    sims = sims.masked_fill(torch.as_tensor(~keep), -1e4)
+    target = torch.as_tensor(offsets[owners] + pos)
+    w = torch.as_tensor(np.array(weights), dtype=torch.float32)
+    loss = (F.cross_entropy(sims, target, reduction="none") * w).sum() / w.sum()
+    acc = float((sims.argmax(1) == target).float().mean())
+    return loss, acc
+
+
+def standardise(heads, clips):
+    import torch
+
+    v = np.concatenate([c[0].reshape(-1, 128) for c in clips.values()])
+    a = np.concatenate([c[1].reshape(-1, 128) for c in clips.values()])
+    for head, x in ((heads.video, v), (heads.audio, a)):
+        head.mean.copy_(torch.as_tensor(x.mean(0)))
+        head.std.copy_(torch.as_tensor(x.std(0) + 1e-3))
+
+
+def selection_metrics(heads, clips):
+    """On selection clips (camera and voice as is): own offset found within +-1 of shifts -8..8 (the syncnet
+    search over +-15), and the lane's low shares (own voice, 8 late, another clip's voice) at the fixed threshold."""
+    import torch
+
+    from core.sync.asd.head import windows
+    from core.sync.lane import LOW_THRESHOLD, calibrate
+    from core.sync.scoring import lse_from_features
+
+    names = list(clips)
+    hits, low = [], {"own": [0, 0], "late8": [0, 0], "other": [0, 0]}
+    heads.eval()
+    with torch.no_grad():
+        emb = {}
+        for n in names:
+            v, a, voiced = clips[n]
+            emb[n] = (10 * heads.video(windows(torch.as_tensor(v[0]))).numpy(),
+                      10 * heads.audio(windows(torch.as_tensor(a[0]))).numpy(), voiced)
+    for i, n in enumerate(names):
+        ev, ea, voiced = emb[n]
+        m = min(len(ev), len(ea))
+        for k in range(-8, 9):
+            aa = np.zeros_like(ea[:m])
+            if k >= 0:
+                aa[k:] = ea[:m - k]
+            else:
+                aa[:k] = ea[-k:m]
+            r = lse_from_features(ev[:m], aa, 15)
+            hits.append(abs(r.offset_frames + k) <= 1)
+            if k in (0, 8):
+                conf = calibrate(r.dists, 15).confidence
+                vw = voiced[2:2 + m].astype(bool)
+                case = "own" if k == 0 else "late8"
+                low[case][0] += int(((conf < LOW_THRESHOLD) & vw).sum())
+                low[case][1] += int(vw.sum())
+        eo = emb[names[(i + 1) % len(names)]][1]
+        mo = min(m, len(eo))
+        r = lse_from_features(ev[:mo], eo[:mo], 15)
+        conf = calibrate(r.dists, 15).confidence
+        vw = voiced[2:2 + mo].astype(bool)
+        low["other"][0] += int(((conf < LOW_THRESHOLD) & vw).sum())
+        low["other"][1] += int(vw.sum())
+    heads.train()
+    out = {"offset_pm1": float(np.mean(hits))}
+    out.update({f"low_{c}": a / max(b, 1) for c, (a, b) in low.items()})
+    return out
+
+
+def save_heads(path: Path, heads, a, training: dict) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": heads.state_dict(),
+                "config": {"hidden": heads.video.net[0].out_features, "out": heads.video.net[-1].out_features},
+                "training": training}, tmp)
+    tmp.replace(path)
+
+
+def cmd_train(a):
+    import torch
+
+    from core.sync.asd.head import SyncHeads
+    from tools import grid_splits
+    from tools.train_sync import split_names
+
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    rng = np.random.default_rng(a.seed)
+    train, val = split_names()
+    sel = {"s1_val": load_prepped(val)}
+    if a.s4 == "heldout":       # s4 neither trained on nor selected on: a long unseen face for evaluation
+        s4 = set(grid_splits.s4_names())
+        train = [n for n in train if n not in s4]
+    else:
+        sel["s4_eval"] = load_prepped(grid_splits.s4_eval_names())
+    train_clips = load_prepped(train)
+    names = sorted(train_clips)
+    print(f"training clips: {len(names)}; selection: " + ", ".join(f"{k} {len(v)}" for k, v in sel.items()))
+    heads = SyncHeads()
+    standardise(heads, train_clips)
+    opt = torch.optim.AdamW(heads.parameters(), lr=a.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
+    t0 = time.time()
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    best, history = None, []
+    for step in range(1, a.steps + 1):
+        loss, acc = batch_loss(heads, train_clips, names, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % a.every == 0 or step == a.steps:
+            m = {k: selection_metrics(heads, c) for k, c in sel.items() if c}
+            # selection: offsets found, own voice not shaded, wrong voices shaded (each set counts once)
+            score = float(np.mean([x["offset_pm1"] - x["low_own"] + 0.5 * (x["low_late8"] + x["low_other"])
+                                   for x in m.values()])) if m else -loss.item()
+            history.append({"step": step, "loss": round(loss.item(), 4), "acc": round(acc, 4), "score": score, **{
+                f"{k}_{kk}": round(vv, 4) for k, x in m.items() for kk, vv in x.items()}})
+            print(json.dumps(history[-1]), f"{time.time() - t0:.0f} s", flush=True)
+            if best is None or score > best[0]:
+                best = (score, step)
+                save_heads(out, heads, a, {"steps": a.steps, "best_step": step, "seed": a.seed, "lr": a.lr,
+                                           "s4": a.s4, "train_clips": len(names),
+                                           "wall_time_s": round(time.time() - t0, 1), "history": history})
+    print(f"wrote {out} (best step {best[1]})")
+
+
+def cmd_export(a):
+    """Copy a trained heads file into resources/models/sync_asd.pt and (re)write sync_asd.json with its SHA-256,
+    keeping the metrics the evaluation wrote there."""
+    import hashlib
+
+    import torch
+
+    payload = torch.load(a.file, map_location="cpu", weights_only=True)
+    models = ROOT / "resources" / "models"
+    dst = models / "sync_asd.pt"
+    torch.save({"state_dict": payload["state_dict"], "config": payload["config"]}, dst)
+    meta_path = models / "sync_asd.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    training = dict(payload.get("training", {}))
+    history = training.pop("history", [])
+    meta.update({
+        "name": "sync_asd", "file": "sync_asd.pt", "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(),
+        "kind": "sync_scorer",
+        "licence": "heads: CC BY 4.0 (trained on GRID); encoders: Light-ASD, MIT (light_asd.md)",
+        "source": "heads trained by tools/train_sync_asd.py over the shipped Light-ASD encoders (light_asd.pt)",
+        "title": "Face-general sync scorer (Light-ASD encoders + GRID-trained sync heads)",
+        "training": {**training, "selection_at_best": next((h for h in history
+                                                            if h["step"] == training.get("best_step")), None),
+                     "recipe": "python -m tools.train_sync_asd prep && python -m tools.train_sync_asd train"},
+        "training_data": "GRID s1 (200 clips of the training pool; 30 of s1_val for selection) + GRID s4's even "
+                         "half (24 clips; its odd half for selection); each picture twice (as is, a random camera), "
+                         "each voice four times (clean, three random rooms)",
+    })
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {dst} and {meta_path}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prep")
+    p.add_argument("--limit", type=int, default=300, help="s1 training clips")
+    p.add_argument("--val-limit", type=int, default=40, help="s1_val clips (selection)")
+    p.add_argument("--part", type=int, default=0)
+    p.add_argument("--parts", type=int, default=1)
+    p = sub.add_parser("train")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--every", type=int, default=250)
+    p.add_argument("--s4", choices=["train", "heldout"], default="train",
+                   help="train on s4's even half (selecting on its other half), or hold all of s4 out")
+    p.add_argument("--out", default=str(ROOT / "out" / "sync_asd_heads.pt"))
+    p = sub.add_parser("export")
+    p.add_argument("file")
+    a = ap.parse_args()
+    {"prep": cmd_prep, "train": cmd_train, "export": cmd_export}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
