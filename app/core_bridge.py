@@ -32,7 +32,8 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
                             cancel=cancel) if adapt else None
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=float(info.fps),
                                 low_threshold=None if adaptation is None else adaptation.low_threshold,
-                                offset_model=witness, face=None if adaptation is None else adaptation.face)
+                                offset_model=witness, face=None if adaptation is None else adaptation.face,
+                                judgeable=True if adaptation is None else adaptation.judgeable)
     report.adaptation = adaptation
     return report
 

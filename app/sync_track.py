@@ -41,6 +41,7 @@ class SyncTrack(FrameLane):
     def __init__(self, parent=None):
         super().__init__(min_height=70, parent=parent)
         self.threshold = sync_lane.LOW_THRESHOLD
+        self.judgeable = True      # False: the scorer cannot read this face (core.sync.lane.judgeable): grey
         self.voiced: Optional[np.ndarray] = None
         self.curves = {}          # kind -> (x, y)
         self.shown = "before"
@@ -101,7 +102,8 @@ class SyncTrack(FrameLane):
     def _low(self, y: np.ndarray, offset: int) -> np.ndarray:
         """core.sync.lane.low_frames of the shown curve: a voiced frame with a confidence below the threshold
         (frames the scorer could not judge are NaN in the curve)."""
-        return sync_lane.low_frames(y, self._voiced(len(y), offset), np.isfinite(y), self.threshold)
+        low = sync_lane.low_frames(y, self._voiced(len(y), offset), np.isfinite(y), self.threshold)
+        return low if self.judgeable else np.zeros_like(low)
 
     def _update_low(self) -> None:
         c = self.curves.get(self.shown)
@@ -110,12 +112,18 @@ class SyncTrack(FrameLane):
             self.label.setText("Sync confidence: not scored yet")
             return
         x, y, offset = c
+        judged = np.isfinite(y) & self._voiced(len(y), offset)
+        lo = self._ymin
+        if not self.judgeable:      # grey over the voiced frames: no verdict rather than everything red
+            edges, vals = _step_fill(judged, offset)
+            self.low_item.setData(edges, lo + vals * (self._ymax - lo), stepMode="center", fillLevel=lo,
+                                  brush=pg.mkBrush(150, 150, 150, 90), pen=None)
+            self.label.setText(f"Sync confidence ({self.shown}): {sync_lane.CANNOT_JUDGE}")
+            return
         low = self._low(y, offset)
         edges, vals = _step_fill(low, offset)
-        lo = self._ymin
         self.low_item.setData(edges, lo + vals * (self._ymax - lo), stepMode="center", fillLevel=lo,
                               brush=pg.mkBrush(230, 60, 60, 70), pen=None)
-        judged = np.isfinite(y) & self._voiced(len(y), offset)
         frac = float(low.sum()) / max(1, int(judged.sum()))
         self.label.setText(f"Sync confidence ({self.shown}): {100 * frac:.0f}% of voiced frames low")
 
@@ -133,6 +141,11 @@ class SyncTrack(FrameLane):
             low = self._low(y, offset)[:max(0, num_frames - offset)]
             out[offset:offset + len(low)] = low
         return out
+
+    def set_judgeable(self, judgeable: bool) -> None:
+        if bool(judgeable) != self.judgeable:
+            self.judgeable = bool(judgeable)
+            self._update_low()
 
     def set_threshold(self, value: float) -> None:
         if value != self.threshold:

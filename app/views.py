@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QListWidgetItem
 
+from core.sync import lane as sync_lane
+
 from . import core_bridge
 from .session.model import sync_curve
 from .timeline import timecode
@@ -107,6 +109,10 @@ class SessionViews:
         shown = after.report if after is not None and after.report is not None else rep
         if shown is not None:
             w.sync_track.set_threshold(core_bridge.low_threshold(shown))
+            judgeable = bool(getattr(shown, "judgeable", True))
+            if not judgeable and w.sync_track.judgeable:
+                w.messages.info(sync_lane.CANNOT_JUDGE, 15000)
+            w.sync_track.set_judgeable(judgeable)
         w.sync_track.set_voiced(None if rep is None else getattr(rep, "voiced", None))
         w.sync_track.set_curve("before", None if rep is None else sync_curve(rep))
         w.sync_panel.set_report("before", rep)

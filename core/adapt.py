@@ -33,7 +33,7 @@ import numpy as np
 
 from . import audio as audio_mod
 from .progress import CancelToken, ProgressFn, check, report
-from .sync.lane_adapt import face_threshold, lane_adaptation
+from .sync.lane_adapt import face_judgeable, face_threshold, lane_adaptation
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,16 @@ class Adaptation:
     def low_threshold(self) -> float:
         return face_threshold(self.own_offset, self.own_confidence, self.own_speaking)
 
+    @property
+    def judgeable(self) -> bool:
+        """Can the sync lane judge this face (core.sync.lane.judgeable)?"""
+        return face_judgeable(self.own_offset, self.own_confidence, self.own_speaking)
+
     def to_json(self) -> dict:
         keys = ("own_offset", "own_confidence", "own_speaking", "frames_used", "fit_r_before", "fit_r_after",
                 "amplitude_before", "amplitude_after", "seconds", "message", "cache")
         return {k: (None if isinstance(getattr(self, k), float) and not np.isfinite(getattr(self, k))
-                    else getattr(self, k)) for k in keys} | {"adapted": self.adapted}
+                    else getattr(self, k)) for k in keys} | {"adapted": self.adapted, "judgeable": self.judgeable}
 
 
 def not_adapted(message: str, **kw) -> Adaptation:

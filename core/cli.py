@@ -152,7 +152,11 @@ def write_csv(path: str, report, fps: float) -> None:
 def _summary_line(report) -> str:
     line = (f"sync ({report.scorer}): LSE-D {report.lse_d:.3f}  LSE-C {report.lse_c:.3f}  "
             f"AV offset {report.offset_frames:+d} frames")
-    if report.low is not None and report.voiced is not None and report.voiced.any():
+    if not getattr(report, "judgeable", True):
+        from .sync.lane import CANNOT_JUDGE
+
+        line += f"  ({CANNOT_JUDGE})"
+    elif report.low is not None and report.voiced is not None and report.voiced.any():
         line += f"  low sync on {report.low.sum() / report.voiced.sum():.0%} of voiced frames"
     return line
 
@@ -217,21 +221,23 @@ def cmd_score(a, bars, cancel) -> int:
         track = tracks.get(a.face)
     witness = AudioToMouth.load()          # the offset's second witness (core.sync.av_offset)
     threshold = own = None
+    judgeable = True
     if a.adapt:
         from .sync.lane_adapt import lane_adaptation
 
         lane = lane_adaptation(a.video, info, track, scorer, cancel=cancel, offset_model=witness, progress=bars)
-        threshold = lane.low_threshold
+        threshold, judgeable = lane.low_threshold, lane.judgeable
         own = lane.report
         if not a.json:
             print(f"low-sync threshold {threshold:.2f} ({lane.message})", file=sys.stderr)
     if a.audio is None and own is not None:
-        report = judge_low(own, threshold)        # the clip's own sound: the adaptation has just scored it
+        report = judge_low(own, threshold, judgeable)   # the clip's own sound: the adaptation has just scored it
         wav = lane.wav
     else:
         wav = audio_mod.load_audio(a.audio or a.video)
         report = score_clip(a.video, wav, track, scorer, progress=bars, cancel=cancel, fps=float(info.fps),
-                            low_threshold=threshold, offset_model=witness, face=own.face if own else None)
+                            low_threshold=threshold, offset_model=witness, face=own.face if own else None,
+                            judgeable=judgeable)
     bars.close()
     if a.csv:
         write_csv(a.csv, report, info.fps)

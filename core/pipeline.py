@@ -565,8 +565,9 @@ def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.nd
     scorer = prep.scorer or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
     track = remap_track(prep.track, prep.ctx.source_index[out_idx])
     threshold = prep.adaptation.low_threshold if prep.adaptation is not None else None
+    judgeable = prep.adaptation.judgeable if prep.adaptation is not None else True
     return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=prep.ctx.fps,
-                      low_threshold=threshold)
+                      low_threshold=threshold, judgeable=judgeable)
 
 
 class DubSession:

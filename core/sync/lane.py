@@ -6,7 +6,7 @@ means the same on every clip. Here each frame is judged the way a viewer sees it
 consistently 8 frames late is out of sync even though its best-offset confidence is high), and in units of the
 clip's own evidence when the voice does *not* fit:
 
-1. `local`: the window distances at every offset, averaged over `SPAN` windows around each window (0.6 s at
+1. `local`: the window distances at every offset, averaged over `SPAN` windows around each window (1 s at
    25 fps). Local confidence at offset k = median over offsets of that average - the average at k.
 2. The null: local confidences at clearly wrong offsets (|k| >= `NULL_MIN_SHIFT`), every window, from cells
    whose audio lies inside the clip (no zero padding). Its median and robust spread (1.4826 MAD) say what
@@ -27,12 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SPAN = 15               # windows averaged around each window (0.6 s at 25 fps)
+SPAN = 25               # windows averaged around each window (1 s at 25 fps; 15 shaded more of an unseen face's
+                        # own voice with every scorer, docs/MEASUREMENTS.md)
 NULL_MIN_SHIFT = 6      # offsets at least this far from 0 are "clearly wrong"
 LOW_THRESHOLD = 3.0     # null spreads above the null median: below it, a voiced frame is shaded low
 MIN_SPREAD = 1e-3       # floor of the null's spread (a constant distance table, e.g. a blank face)
 OWN_SHARE = 0.6         # per-clip threshold: this share of the face's own in-sync level ...
 MIN_LOW_THRESHOLD = 1.0  # ... never below this (the null itself reaches it on about 1 window in 6)
+CANNOT_JUDGE = ("sync cannot be judged on this face: its own voice scores no better than wrong offsets "
+                "(a profile or a hidden mouth?)")
 
 
 @dataclass
@@ -89,6 +92,13 @@ def clip_threshold(level: float) -> float:
     if not np.isfinite(level):
         return LOW_THRESHOLD
     return float(np.clip(OWN_SHARE * level, MIN_LOW_THRESHOLD, LOW_THRESHOLD))
+
+
+def judgeable(own_level: float) -> bool:
+    """Can the lane judge this face? Not when its own, in-sync voice reaches less than the lowest threshold: its
+    median voiced frame would be shaded low, so the scorer cannot tell the right voice from wrong offsets on it (a
+    profile, an occluded mouth). Unknown (NaN: no own voice to learn from) counts as judgeable."""
+    return not np.isfinite(own_level) or own_level >= MIN_LOW_THRESHOLD
 
 
 def low_frames(confidence: np.ndarray, voiced: np.ndarray, valid=None,

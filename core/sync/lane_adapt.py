@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import audio as audio_mod
 from ..progress import CancelToken, ProgressFn, check
-from .lane import LOW_THRESHOLD, clip_threshold, own_level
+from .lane import LOW_THRESHOLD, clip_threshold, judgeable, own_level
 
 MAX_OWN_OFFSET = 5       # frames: a larger own offset means the clip's sound is not this face's voice
 MIN_OWN_CONFIDENCE = 1.2  # calibrated confidence (core.sync.lane units) the own voice must reach (median)
@@ -39,6 +39,12 @@ def face_threshold(own_offset: int, own_confidence: float, own_speaking: float =
     """The sync lane's low threshold for this face: from its own level when its own voice fits, else the default."""
     return (clip_threshold(own_confidence) if voice_fits(own_offset, own_confidence, own_speaking)
             else LOW_THRESHOLD)
+
+
+def face_judgeable(own_offset: int, own_confidence: float, own_speaking: float = float("nan")) -> bool:
+    """Can the lane judge this face? Only a fitting own voice says: if it does not lift the face's confidence
+    above the lowest threshold, the scorer cannot read this face (core.sync.lane.judgeable)."""
+    return not voice_fits(own_offset, own_confidence, own_speaking) or judgeable(own_confidence)
 
 
 def own_voice(video: str, info) -> Optional[np.ndarray]:
@@ -84,6 +90,10 @@ class LaneAdaptation:
     @property
     def low_threshold(self) -> float:
         return face_threshold(self.own_offset, self.own_confidence, self.own_speaking)
+
+    @property
+    def judgeable(self) -> bool:
+        return self.wav is None or face_judgeable(self.own_offset, self.own_confidence, self.own_speaking)
 
 
 def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
