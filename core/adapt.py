@@ -266,6 +266,7 @@ def load_adaptation(path: Path) -> Optional[Adaptation]:
     except (OSError, ValueError, KeyError) as exc:
         log.warning("adaptation cache: ignoring unreadable %s (%s)", path, exc)
         return None
-    doc.pop("adapted", None)
+    for derived in ("adapted", "judgeable"):    # properties, written for the reader of the JSON
+        doc.pop(derived, None)
     nan = float("nan")
     return Adaptation(head=head, **{k: (nan if v is None else v) for k, v in doc.items()})
