@@ -76,8 +76,8 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
         reg = regions.get(i1)
         if reg is None:
             return
-        mo = [M.gray(reg.mouth_of(reg.crop(f))) for f in (o0, o1, o2)]
-        md = [M.gray(reg.mouth_of(reg.crop(f))) for f in (d0, d1, d2)]
+        mo = [M.gray(reg.mouth_crop(f)) for f in (o0, o1, o2)]
+        md = [M.gray(reg.mouth_crop(f)) for f in (d0, d1, d2)]
         v["flicker_orig"][i1] = M.second_difference(*mo)
         v["flicker_dub"][i1] = M.second_difference(*md)
 

@@ -56,6 +56,17 @@ class FaceRegion:
             c = cv2.resize(c, self.size, interpolation=cv2.INTER_AREA)
         return c
 
+    def mouth_crop(self, frame: np.ndarray) -> np.ndarray:
+        """The mouth box cut straight from a full frame and scaled (cheaper than `crop` then `mouth_of`)."""
+        x0, y0, x1, y1 = self.mouth
+        if self.scale >= 1.0:
+            bx, by = self.box[0], self.box[1]
+            return frame[by + y0:by + y1, bx + x0:bx + x1]
+        s = self.scale
+        fx0, fy0 = self.box[0] + int(x0 / s), self.box[1] + int(y0 / s)
+        fx1, fy1 = self.box[0] + int(np.ceil(x1 / s)), self.box[1] + int(np.ceil(y1 / s))
+        return cv2.resize(frame[fy0:fy1, fx0:fx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+
     def mouth_of(self, img: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.mouth
         return img[y0:y1, x0:x1]

@@ -1,0 +1,56 @@
+"""Frames per second of the dub quality check (core.qc.report.run_qc) on a 720p clip.
+
+    python -m tools.bench_qc [--clip GRID_NAME] [--repeat 2]
+
+A held-out GRID s1 clip (default: the first) scaled to 900x720 and padded to 1280x720 (H.264 CRF 18) is the
+"original"; its CRF 23 re-encode is the "dub". The original is tracked first (the check takes the track from the
+tracker's cache, as it does after a dub), so the time is the check's own: decoding both videos, measuring, flags.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_720p(src: Path, out: Path, crf: int) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-vf",
+                    "scale=900:720,pad=1280:720:190:0", "-c:v", "libx264", "-crf", str(crf), "-preset", "veryfast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", default=None)
+    ap.add_argument("--repeat", type=int, default=2)
+    a = ap.parse_args()
+    from core.faces.track import track_video
+    from core.qc.report import run_qc
+    from tools import grid_splits
+
+    name = a.clip or grid_splits.s1_heldout_names()[0]
+    tmp = Path(tempfile.mkdtemp(prefix="benchqc_"))
+    orig = make_720p(grid_splits.video_path(name), tmp / "orig720.mp4", 18)
+    dub = make_720p(orig, tmp / "dub720.mp4", 23)
+    track_video(str(orig), cache_dir=str(tmp / "tracks"))
+    best = None
+    for _ in range(a.repeat):
+        t0 = time.perf_counter()
+        rep = run_qc(str(orig), str(dub), track_cache_dir=str(tmp / "tracks"))
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+        print(f"{rep.num_frames} frames 1280x720 in {dt:.2f} s: {rep.num_frames / dt:.0f} frames/s "
+              f"({os.cpu_count()} cores); flagged {rep.summary['flagged']}", flush=True)
+    print(f"best: {rep.num_frames / best:.0f} frames/s")
+
+
+if __name__ == "__main__":
+    main()
