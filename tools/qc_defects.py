@@ -6,9 +6,10 @@ units (IOD), so a defect is the same at 360x288 and at 720p.
 
 - `blur`: the lower face (the product's soft lower-face mask) blurred with a Gaussian of sigma `BLUR_SIGMA` IOD
   (0.04 IOD = 1.6 px on a GRID face, 5 px on a 720p close-up: what an upscaled 96 px generator face looks like).
-- `box`: a Wav2Lip-style box over the lower face (nose to below the chin, cheek to cheek) pasted with a hard edge
-  from another frame of the clip (`BOX_FROM` frames away, another mouth) and `BOX_BRIGHTER` grey levels brighter
-  (a generator's colour drift).
+- `box`: a Wav2Lip-style box over the lower face (nose tip to `BOX_BELOW` IOD below the chin, the jaw's width +
+  `BOX_WIDER` IOD each side) pasted with a hard edge from another frame of the clip (`BOX_FROM` frames away,
+  another mouth), passed through a 96 px face (Wav2Lip's generator size: a face ~2 IOD wide scaled to 96 px and
+  back) and `BOX_BRIGHTER` grey levels brighter (a generator's colour drift).
 - `step`: the product's lower-face outline grown by `STEP_DILATION` IOD (where its mask fades out) pasted hard (no
   feather) with a `STEP` grey-level brightness step: a dub whose mask lost its feather and colour match.
 - `jitter`: the lower face shifted by `JITTER` IOD in a random direction, a new one every frame (soft mask).
@@ -22,6 +23,9 @@ import numpy as np
 
 BLUR_SIGMA = 0.04
 BOX_FROM = 7
+BOX_WIDER = 0.25
+BOX_BELOW = 0.35
+BOX_FACE_PX = 96
 BOX_BRIGHTER = 8
 STEP = 10
 STEP_DILATION = 0.15
@@ -62,11 +66,12 @@ def blur(frames, landmarks, present, sigma=BLUR_SIGMA):
 
 
 def lower_box(lm, shape):
-    """Wav2Lip-like box: nose bottom to 0.3 IOD below the chin, the jaw's width (frame pixels, clipped)."""
+    """Wav2Lip-like box over the lower face: the nose tip to `BOX_BELOW` IOD below the chin, the jaw's width
+    grown by `BOX_WIDER` IOD on each side (frame pixels, clipped)."""
     lm = np.asarray(lm, np.float64)
     iod = _iod(lm)
-    x0, x1 = lm[2:15, 0].min(), lm[2:15, 0].max()
-    y0, y1 = lm[33, 1], lm[8, 1] + 0.3 * iod
+    x0, x1 = lm[2:15, 0].min() - BOX_WIDER * iod, lm[2:15, 0].max() + BOX_WIDER * iod
+    y0, y1 = lm[30, 1], lm[8, 1] + BOX_BELOW * iod
     h, w = shape[:2]
     return max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
 
@@ -78,7 +83,13 @@ def box(frames, landmarks, present, shift=BOX_FROM, brighter=BOX_BRIGHTER):
         g = f.copy()
         if present[i]:
             x0, y0, x1, y1 = lower_box(landmarks[i], f.shape)
-            src = frames[(i + shift) % n][y0:y1, x0:x1].astype(np.int16) + brighter
+            src = frames[(i + shift) % n][y0:y1, x0:x1]
+            s = min(1.0, BOX_FACE_PX / (2.0 * _iod(landmarks[i])))     # a 96 px generator face ~ 2 IOD wide
+            if s < 1.0:
+                small = cv2.resize(src, (max(1, int(src.shape[1] * s)), max(1, int(src.shape[0] * s))),
+                                   interpolation=cv2.INTER_AREA)
+                src = cv2.resize(small, (src.shape[1], src.shape[0]), interpolation=cv2.INTER_CUBIC)
+            src = src.astype(np.int16) + brighter
             g[y0:y1, x0:x1] = np.clip(src, 0, 255).astype(np.uint8)
             hit[i] = True
         out.append(g)

@@ -18,11 +18,12 @@ import numpy as np
 from ..engines.base import MaskSettings
 from ..progress import CancelToken, ProgressFn, check, report
 from . import metrics as M
-from .regions import face_region, mask_outside_frame
+from .regions import face_region
 
 PER_FRAME = ("sharp_orig", "sharp_dub", "ssim_mouth", "ssim_outside", "seam", "flicker_orig", "flicker_dub",
              "open_dub", "open_orig", "sse_outside", "n_outside")
-SEAM_REACH = 0.06     # IOD: an edge of the dub within this of one of the original's only moved (a jaw outline)
+SEAM_REACH = 0.03     # IOD: a new edge within this of one of the (motion-compensated) original's is not new
+SEAM_EXTENT = 0.15    # IOD: the shortest stroke of new edge that counts (its bounding box's longer side)
 SEAM_EDGE = 1.5       # grey levels / px of new edge (after a sigma-1 blur, at CANON_IOD scale) that count as seam
 
 
@@ -50,9 +51,19 @@ class Measures:
 
 
 def seam_length(orig_g: np.ndarray, dub_g: np.ndarray, zone: np.ndarray, iod: float) -> float:
-    """Pixels of new edge (>= SEAM_EDGE) in the seam zone, per IOD: about the seam's length in IOD units."""
+    """Pixels of new edge (>= SEAM_EDGE) in the seam zone that belong to a stroke at least SEAM_EXTENT IOD long
+    (a seam is a line; a speck of coding noise or a moved freckle is not), per IOD: about the seam's length in
+    IOD units."""
+    import cv2
+
     e = M.new_edges(orig_g, dub_g, reach=max(1, int(round(SEAM_REACH * iod))))
-    return float(np.count_nonzero((e >= SEAM_EDGE) & zone)) / max(iod, M.EPS)
+    b = ((e >= SEAM_EDGE) & zone).astype(np.uint8)
+    if not b.any():
+        return 0.0
+    _, _, stats, _ = cv2.connectedComponentsWithStats(b, connectivity=8)
+    st = stats[1:]
+    long = np.maximum(st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT]) >= SEAM_EXTENT * iod
+    return float(st[long, cv2.CC_STAT_AREA].sum()) / max(iod, M.EPS)
 
 
 def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray], landmarks: np.ndarray,
@@ -101,11 +112,11 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
             inside = reg.mask >= 0.5
             v["sharp_orig"][i] = M.sharpness(go, inside)
             v["sharp_dub"][i] = M.sharpness(gd, inside)
-            v["ssim_mouth"][i] = M.ssim(mo, md)
-            v["ssim_outside"][i] = M.ssim(go, gd, reg.mask <= 0)
+            full = M.ssim_map(go, gd)              # one SSIM map of the crop: the mouth box and outside the mask
+            v["ssim_mouth"][i] = M.mean_over(None if full is None else reg.mouth_of(full))
+            v["ssim_outside"][i] = M.mean_over(full, reg.mask <= 0)
             v["seam"][i] = seam_length(go, gd, reg.seam_zone, reg.iod)
-            fm, roi = mask_outside_frame(landmarks[i], of.shape[:2], mask)
-            v["sse_outside"][i], v["n_outside"][i] = M.psnr_outside(of, df, fm, roi)
+            v["sse_outside"][i], v["n_outside"][i] = M.psnr_outside(of, df, reg.frame_mask(), reg.box)
             if fit_all or out.silent[i]:
                 box = boxes[i]
                 if np.all(np.isfinite(box)):
@@ -115,8 +126,7 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
                     if fit_all:
                         out.dub_landmarks[i] = M.fit_landmarks(df, box)
         else:
-            fm = np.zeros((0, 0), np.float32)
-            v["sse_outside"][i], v["n_outside"][i] = M.psnr_outside(of, df, fm, (0, 0, 0, 0))
+            v["sse_outside"][i], v["n_outside"][i] = M.psnr_outside(of, df, np.zeros((0, 0), np.uint8), (0, 0, 0, 0))
         ring.append((i, of, df))
         if len(ring) == 3:
             flicker_at(i - 1)

@@ -10,11 +10,12 @@ Inside the crop:
   right round them: where a generated mouth shows its blur and its jitter);
 - the **lower-face mask**: `core.compose.lower_face_mask` with the dub's mask settings (what the product's dub
   may change; "outside the mask" is everything else);
-- the **seam zone**: the crop minus the mouth box grown by `SEAM_MOUTH_MARGIN` IOD and minus a `CHIN_BAND` IOD
+- the **seam zone**: the crop minus the mouth box grown by `SEAM_MOUTH_MARGIN` IOD and minus a `JAW_BAND` IOD
   band round the jaw outline (landmarks 3-13): where the edge of a pasted patch shows and a correct dub changes
-  little. The jaw outline is left out because a dub that opens the mouth wider than the original moves the
-  chin and jaw outline, which draws a new edge there that is no seam (measured: without the band, real dubs of
-  GRID clips showed "seams" on 5-45% of their frames, all along the chin and the cheeks' outline).
+  little. The jaw outline is left out because a dub that opens the mouth wider than the original moves the chin
+  and the jaw's outline, which draws a new edge there that is no seam (looked at: the "seams" real dubs of GRID
+  clips showed there were the dub's own chin line drawn below the original's and the cheek outline moved by the
+  warp; the seam measure also compensates motion first, `core.qc.metrics.new_edges`).
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ CANON_IOD = 64.0          # px: crops are scaled down so the IOD is at most this
 CROP_MARGIN = 0.35        # IOD beyond the mask outline on every side (a box pasted wider than the mask shows)
 MOUTH_MARGIN = 0.15       # IOD round the lip landmarks: the mouth box
 SEAM_MOUTH_MARGIN = 0.30  # IOD round the lip landmarks kept out of the seam zone (the mouth itself moves)
-CHIN = slice(3, 14)       # jaw landmarks 3-13: the chin and jaw outline move when the dub opens the mouth
-CHIN_BAND = 0.35          # IOD: width of the band round the jaw outline kept out of the seam zone
+JAW_LINE = slice(3, 14)   # jaw landmarks 3-13: the chin and jaw outline move when a dub reshapes the mouth
+JAW_BAND = 0.35           # IOD: width of the band round the jaw outline kept out of the seam zone
 MIN_IOD = 8.0             # px in the frame: a smaller face is not judged
 
 
@@ -55,6 +56,14 @@ class FaceRegion:
         if self.scale < 1.0:
             c = cv2.resize(c, self.size, interpolation=cv2.INTER_AREA)
         return c
+
+    def frame_mask(self) -> np.ndarray:
+        """The lower-face mask at the frame's resolution over `box` (nearest-neighbour: only mask > 0 matters)."""
+        x0, y0, x1, y1 = self.box
+        m = (self.mask > 0).astype(np.uint8)
+        if self.scale < 1.0:
+            m = cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        return m
 
     def mouth_crop(self, frame: np.ndarray) -> np.ndarray:
         """The mouth box cut straight from a full frame and scaled (cheaper than `crop` then `mouth_of`)."""
@@ -111,15 +120,11 @@ def face_region(landmarks: np.ndarray, frame_hw, mask: Optional[MaskSettings] = 
     kx0, ky0, kx1, ky1 = _box(lc[MOUTH], SEAM_MOUTH_MARGIN * ciod, w, h)
     zone = np.ones((h, w), bool)
     zone[ky0:ky1, kx0:kx1] = False
-    chin = np.zeros((h, w), np.uint8)
-    cv2.polylines(chin, [np.round(lc[CHIN]).astype(np.int32)], False, 1, thickness=max(1, int(CHIN_BAND * ciod)))
-    zone &= chin == 0
+    jaw = np.zeros((h, w), np.uint8)
+    thick = max(1, int(JAW_BAND * ciod))
+    cv2.polylines(jaw, [np.round(lc[JAW_LINE]).astype(np.int32)], False, 1, thickness=thick)
+    zone &= jaw == 0
     if mouth[2] - mouth[0] < 4 or mouth[3] - mouth[1] < 4:
         return None
     return FaceRegion(box=box, scale=float((sx + sy) / 2.0), size=(w, h), landmarks=lc.astype(np.float32),
                       iod=float(ciod), mouth=mouth, mask=full, seam_zone=zone)
-
-
-def mask_outside_frame(landmarks: np.ndarray, frame_hw, mask: Optional[MaskSettings] = None):
-    """(mask, roi) of the lower-face mask at full frame resolution (for PSNR outside it)."""
-    return lower_face_mask(frame_hw, np.asarray(landmarks, np.float64), mask or MaskSettings())

@@ -8,7 +8,7 @@ judges the voice's silences from the dub's own sound (or `voice`), measures (`co
 (batch rows, the window's Score Dubbed Result).
 
 Summary (JSON `summary`):
-- `psnr_outside` (dB, whole frame outside the lower-face mask, all frames pooled) and `ssim_outside` (mean SSIM in
+- `psnr_outside` (dB, BGR of the whole frame outside the lower-face mask, all frames pooled) and `ssim_outside` (mean SSIM in
   the face crop outside the mask): a dub should leave the rest of the frame alone (a CRF 18 re-encode: ~40 dB,
   0.97-0.99);
 - `ssim_mouth`: mean SSIM of the mouth box against the original (a new mouth is expected to differ: read it
@@ -204,6 +204,9 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     tn = len(track.present)
     idx = np.minimum(src, tn - 1)
     present = np.asarray(track.present, bool)[idx] & (src < tn)
+    # Both decoded to BGR the way the product decodes (not luma straight from the decoder: two files whose colours
+    # look the same can carry different Y values, e.g. BT.601 against BT.709 matrices; measured: 31 dB luma PSNR
+    # for a clean copy that is 41 dB in BGR)
     source = SourceFrames(str(original), info_o, src)
     try:
         orig_frames = (f for _o, _s, f in source.iterate(np.arange(n)))

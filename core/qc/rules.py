@@ -13,13 +13,17 @@ CRF 18 re-encode keeps 0.95-1.0; a Gaussian blur of sigma 0.04 IOD (1.6 px on a 
 0.38-0.50; real dubs of the classic engine sit at 0.7-1.1 (another mouth shape changes the energy a little).
 A ratio, so a soft original (out of focus, low bit rate) makes a soft reference, not a flag.
 
-**seam** - a box or an outline round the mouth. Rule: the dub shows an edge of at least `SEAM_EDGE` grey levels
-per pixel (in dub - original, after a sigma-1 blur) where the original has no edge within 2 px, over more than
-`SEAM_LENGTH` = 0.1 IOD of the seam zone (the lower-face crop minus the mouth and the chin band:
-`core.qc.regions`). Why: a pasted patch or a brightness step of 8-10 grey levels draws such an edge along its
-outline (0.2-1.4 IOD of it in a frame); a correct dub changes the region smoothly (the product's feathered mask
-and colour match), and an edge that only moved (a lip, a fold) has an edge of the original next to it. Clean
-re-encodes and real dubs: 0 in almost every frame.
+**seam** - a box or an outline round the mouth. Rule: after warping the original onto the dub by optical flow
+(so that whatever the dub only moved - a lip, the chin, a fold - is explained), the dub shows an edge of at
+least `SEAM_EDGE` = 1.5 grey levels per pixel (in dub - original, sigma-1 blur) where the original has no edge
+within 0.03 IOD, in strokes at least 0.15 IOD long, over more than `SEAM_LENGTH` = 0.15 IOD of the seam zone (the
+lower-face crop minus the mouth and a band round the jaw outline: `core.qc.regions`). Why: a hard-pasted box or
+a brightness step of 8-10 grey levels draws 0.3-1.5 IOD of such edge along its outline; a correct dub changes
+the region smoothly (the product's feathered mask and colour match). Without the motion compensation and the
+jaw band, real dubs of GRID clips were "seamed" on 10-45% of their frames: looked at, those were the dub's own
+chin line drawn below the original's (a wider-open mouth) and the cheek outline moved by the warp, not seams.
+Specks (coding noise, a moved freckle) are not strokes. A seam hidden in hair or along strong edges of the
+original (a fringe over the cheek) is not seen.
 
 **flicker** - the mouth region zig-zags from frame to frame. Rule: the mean |previous - 2 x this + next| of
 the mouth box (second difference, sigma-1 blur) of the dub exceeds both `FLICKER_CLIP` = 1.5 x the original
@@ -60,7 +64,7 @@ DESCRIPTIONS = {
 class Thresholds:
     blur_ratio: float = 0.65
     blur_window: int = 5
-    seam_length: float = 0.05
+    seam_length: float = 0.15
     flicker_clip: float = 1.5
     flicker_frame: float = 1.5
     silence_margin: int = 2
