@@ -8,9 +8,9 @@ judges the voice's silences from the dub's own sound (or `voice`), measures (`co
 (batch rows, the window's Score Dubbed Result).
 
 Summary (JSON `summary`):
-- `psnr_outside` (dB, BGR of the whole frame outside the lower-face mask, all frames pooled) and `ssim_outside` (mean SSIM in
-  the face crop outside the mask): a dub should leave the rest of the frame alone (a CRF 18 re-encode: ~40 dB,
-  0.97-0.99);
+- `psnr_outside` (dB, BGR of the whole frame outside the lower-face mask, all frames pooled) and `ssim_outside`
+  (mean SSIM in the face crop outside the mask): a dub should leave the rest of the frame alone (a CRF 18
+  re-encode: ~40 dB, 0.97-0.99);
 - `ssim_mouth`: mean SSIM of the mouth box against the original (a new mouth is expected to differ: read it
   with the flags, not alone);
 - `sharpness_ratio`: median over frames of the dub's lower-face gradient energy over the original's (1 = as
