@@ -69,13 +69,23 @@ def seam_length(orig_g: np.ndarray, dub_g: np.ndarray, zone: np.ndarray, iod: fl
 def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray], landmarks: np.ndarray,
             present: np.ndarray, boxes: np.ndarray, silent: Optional[np.ndarray] = None, *,
             mask: Optional[MaskSettings] = None, fit_all: bool = False, num_frames: Optional[int] = None,
-            progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> Measures:
+            open_gate=None, progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelToken] = None) -> Measures:
     """Measure dub frames against original frames (both in dub order, same size). `landmarks`/`present`/`boxes`:
     the original's track per dub frame. `silent`: per dub frame, the voice is silent (the lips are fitted on the
-    dub there). `fit_all`: fit the dub's lips on every frame (for LMD)."""
+    dub there). `fit_all`: fit the dub's lips on every frame (for LMD). `open_gate(orig_opening) -> float`: the
+    original's lips are fitted only where the dub's open wider than this (the open-mouth rule looks no further;
+    None: wherever the dub's are fitted)."""
     n = int(num_frames if num_frames is not None else len(landmarks))
     out = Measures.empty(n, silent)
     v = out.values
+    from ..faces.geometry import inter_ocular, mouth_opening
+
+    lm = np.asarray(landmarks, np.float64)[:n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        op = mouth_opening(lm) / inter_ocular(lm)
+    out.orig_opening = np.where(np.asarray(present[:n], bool), op, np.nan)
+    gate = -np.inf if open_gate is None else float(open_gate(out.orig_opening))
     if fit_all:
         out.dub_landmarks = np.full((n, 68, 2), np.nan, np.float32)
     ring: deque = deque(maxlen=3)      # (index, orig full, dub full)
@@ -121,7 +131,7 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
                 box = boxes[i]
                 if np.all(np.isfinite(box)):
                     v["open_dub"][i] = M.lip_opening(df, box)
-                    if out.silent[i]:
+                    if out.silent[i] and v["open_dub"][i] > gate:
                         v["open_orig"][i] = M.lip_opening(of, box)
                     if fit_all:
                         out.dub_landmarks[i] = M.fit_landmarks(df, box)
@@ -139,12 +149,6 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
 
         raise MediaError(f"The dub has {i + 1} frames where {n} were expected: compare a dub with the video it "
                          "was made from (and the same --range / --length).")
-    from ..faces.geometry import inter_ocular, mouth_opening
-
-    lm = np.asarray(landmarks, np.float64)[:n]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        op = mouth_opening(lm) / inter_ocular(lm)
-    out.orig_opening = np.where(np.asarray(present[:n], bool), op, np.nan)
     return out
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import MediaError, NoFaceError
 from ..progress import CancelToken, ProgressFn
 from .measure import Measures, measure, psnr_total
-from .rules import DESCRIPTIONS, KINDS, Thresholds, blur_ratio, flags as make_flags, judged_silence
+from .rules import DESCRIPTIONS, KINDS, Thresholds, blur_ratio, flags as make_flags, judged_silence, open_level
 
 
 @dataclass
@@ -211,8 +211,8 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     try:
         orig_frames = (f for _o, _s, f in source.iterate(np.arange(n)))
         m = measure(orig_frames, media.iter_frames(dub, info_d), track.landmarks[idx], present, track.boxes[idx],
-                    silent, mask=mask, fit_all=reference is not None, num_frames=n, progress=progress,
-                    cancel=cancel)
+                    silent, mask=mask, fit_all=reference is not None, num_frames=n,
+                    open_gate=lambda op: open_level(op, thresholds), progress=progress, cancel=cancel)
     finally:
         source.close()
     f = make_flags(m, thresholds)
