@@ -24,7 +24,7 @@ PER_FRAME = ("sharp_orig", "sharp_dub", "ssim_mouth", "ssim_outside", "seam", "f
              "open_dub", "open_orig", "sse_outside", "n_outside")
 SEAM_REACH = 0.03     # IOD: a new edge within this of one of the (motion-compensated) original's is not new
 SEAM_EXTENT = 0.15    # IOD: the shortest stroke of new edge that counts (its bounding box's longer side)
-SEAM_EDGE = 1.5       # grey levels / px of new edge (after a sigma-1 blur, at CANON_IOD scale) that count as seam
+SEAM_EDGE = 1.0       # grey levels / px of new edge (after a sigma-1 blur, at CANON_IOD scale) that counts
 
 
 @dataclass

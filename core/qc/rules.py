@@ -15,7 +15,7 @@ A ratio, so a soft original (out of focus, low bit rate) makes a soft reference,
 
 **seam** - a box or an outline round the mouth. Rule: after warping the original onto the dub by optical flow
 (so that whatever the dub only moved - a lip, the chin, a fold - is explained), the dub shows an edge of at
-least `SEAM_EDGE` = 1.5 grey levels per pixel (in dub - original, sigma-1 blur) where the original has no edge
+least `SEAM_EDGE` = 1.0 grey level per pixel (in dub - original, sigma-1 blur) where the original has no edge
 within 0.03 IOD, in strokes at least 0.15 IOD long, over more than `SEAM_LENGTH` = 0.15 IOD of the seam zone (the
 lower-face crop minus the mouth and a band round the jaw outline: `core.qc.regions`). Why: a hard-pasted box or
 a brightness step of 8-10 grey levels draws 0.3-1.5 IOD of such edge along its outline; a correct dub changes
