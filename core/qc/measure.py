@@ -22,6 +22,7 @@ from .regions import face_region
 
 PER_FRAME = ("sharp_orig", "sharp_dub", "ssim_mouth", "ssim_outside", "seam", "flicker_orig", "flicker_dub",
              "open_dub", "open_orig", "sse_outside", "n_outside")
+SAME_MOUTH_SSIM = 0.95  # mouth-box SSIM above which the dub left the mouth as it was (no lip fit needed)
 SEAM_REACH = 0.03     # IOD: a new edge within this of one of the (motion-compensated) original's is not new
 SEAM_EXTENT = 0.15    # IOD: the shortest stroke of new edge that counts (its bounding box's longer side)
 SEAM_EDGE = 1.0       # grey levels / px of new edge (after a sigma-1 blur, at CANON_IOD scale) that counts
@@ -127,7 +128,10 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
             v["ssim_outside"][i] = M.mean_over(full, reg.mask <= 0)
             v["seam"][i] = seam_length(go, gd, reg.seam_zone, reg.iod)
             v["sse_outside"][i], v["n_outside"][i] = M.psnr_outside(of, df, reg.frame_mask(), reg.box)
-            if fit_all or out.silent[i]:
+            # the lips are fitted (dlib, the costliest step) on silent frames only, and only where the dub changed
+            # the mouth at all: an unchanged mouth cannot open wider than the original's (the rule's second test)
+            changed = not (v["ssim_mouth"][i] >= SAME_MOUTH_SSIM)
+            if fit_all or (out.silent[i] and changed):
                 box = boxes[i]
                 if np.all(np.isfinite(box)):
                     v["open_dub"][i] = M.lip_opening(df, box)
