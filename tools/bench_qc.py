@@ -1,15 +1,13 @@
 """Frames per second of the dub quality check (core.qc.report.run_qc) on a 720p clip.
 
-    python -m tools.bench_qc [--clip GRID_NAME] [--repeat 2]
+    python -m tools.bench_qc [--clip GRID_NAME] [--repeat 2] [--loops 8] [--real-dub]
 
 A held-out GRID s1 clip (default: the first) played `--loops` times (default 8: 600 frames, 24 s), scaled to
-900x720 and padded to 1280x720 (H.264 CRF 18) is the "original"; its CRF 23 re-encode is the "dub" (`--real-dub`: the product's classic dub of it with its own
-voice). The
-original is tracked first (the check takes the track from the tracker's cache, as it does after a dub), so the
-time is the check's own: decoding both videos, measuring, flags.
-Also printed: the CPU time the check used (this process and its ffmpeg decoders): on a machine shared with
-other jobs the wall-clock rate says little, frames per CPU-second x cores is what an idle machine would reach
-when decoding and measuring keep both cores busy.
+900x720 and padded to 1280x720 (H.264 CRF 18) is the "original"; its CRF 23 re-encode is the "dub"
+(`--real-dub`: the product's classic dub of it with its own voice). The original is tracked first (the check
+takes the track from the tracker's cache, as it does after a dub), so the time is the check's own: decoding both
+videos, measuring, flags. Also printed: the CPU time the check used (this process and its ffmpeg decoders): on a
+machine shared with other jobs the wall-clock rate says little.
 """
 from __future__ import annotations
 
