@@ -161,13 +161,34 @@ def _schedule(info, num_dub: int, start: int, policy: str, voice_samples: Option
     return np.asarray(sched[start:start + num_dub], np.int64)
 
 
+def dubbed_track(original, info, face: Optional[int] = None, track_cache_dir=None, speaker_cache_dir=None,
+                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None):
+    """The original's track of the face a dub changed, as the pipeline picks it: face `face`, else in each shot
+    with several faces the one that speaks the clip's own sound (core.sync.asd.speaker, cached), else the main
+    face. From the tracker's cache (tracked once when there is none)."""
+    from ..faces.track import track_video
+
+    ts = track_video(original, cache_dir=track_cache_dir, progress=progress, cancel=cancel)
+    if not ts.tracks:
+        raise NoFaceError(f"No face was found anywhere in {original}: nothing to check.")
+    if face is not None:
+        return ts.get(face)
+    if len(ts.tracks) < 2:
+        return ts.primary()
+    from ..sync.asd.speaker import default_face
+    from ..sync.lane_adapt import own_voice
+
+    return default_face(original, info, ts, own_voice(original, info), cache_dir=speaker_cache_dir,
+                        progress=progress, cancel=cancel).track
+
+
 def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=None, start: int = 0,
-           length_policy: str = "shortest", mask=None, track=None, track_cache_dir=None,
+           length_policy: str = "shortest", mask=None, track=None, track_cache_dir=None, speaker_cache_dir=None,
            thresholds: Thresholds = Thresholds(), progress: Optional[ProgressFn] = None,
            cancel: Optional[CancelToken] = None) -> QCReport:
     """Check `dub` against the `original` it was made from. `voice`: the voice track (default: the dub's own
-    sound; without either the open-mouth rule judges nothing). `track`: the original's FaceTrack (else from
-    the tracker's cache). `reference`: a clip whose mouth really said the voice (LMD)."""
+    sound; without either the open-mouth rule judges nothing). `track`: the original's FaceTrack (else
+    `dubbed_track`: the face the pipeline dubs). `reference`: a clip whose mouth really said the voice (LMD)."""
     from .. import audio as audio_mod
     from .. import media
     from ..pipeline import SourceFrames
@@ -195,12 +216,7 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
         else:
             silent = ~audio_mod.voice_activity(wav, fps, n)
     if track is None:
-        from ..faces.track import track_video
-
-        ts = track_video(original, cache_dir=track_cache_dir, progress=progress, cancel=cancel)
-        if not ts.tracks:
-            raise NoFaceError(f"No face was found anywhere in {original}: nothing to check.")
-        track = ts.primary() if face is None else ts.get(face)
+        track = dubbed_track(original, info_o, face, track_cache_dir, speaker_cache_dir, progress, cancel)
     tn = len(track.present)
     idx = np.minimum(src, tn - 1)
     present = np.asarray(track.present, bool)[idx] & (src < tn)
@@ -236,7 +252,7 @@ def qc_for_settings(settings, output, track=None, progress: Optional[ProgressFn]
     start = int(settings.frame_range[0]) if settings.frame_range else 0
     return run_qc(settings.video, output, start=start, length_policy=settings.length_policy, mask=settings.mask,
                   face=settings.face_track, track=track, track_cache_dir=settings.track_cache_dir,
-                  progress=progress, cancel=cancel)
+                  speaker_cache_dir=getattr(settings, "speaker_cache_dir", None), progress=progress, cancel=cancel)
 
 
 def write_csv(path, rep: QCReport) -> None:
