@@ -3,13 +3,13 @@
     python main.py                      the studio window
     python main.py open PROJECT.lipdub  the window with a project
     python main.py VIDEO AUDIO          the window with media loaded
-    python main.py dub|score|models ... headless command line (see `python main.py dub --help`)
+    python main.py dub|score|qc|models ... headless command line (see `python main.py dub --help`)
 """
 import os
 import sys
 from pathlib import Path
 
-HEADLESS_COMMANDS = {"dub", "score", "models", "batch", "-h", "--help"}
+HEADLESS_COMMANDS = {"dub", "score", "qc", "models", "batch", "-h", "--help"}
 
 
 def _user_cache_dir() -> Path:

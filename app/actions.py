@@ -74,6 +74,10 @@ SPECS = (
          tip="Jump to the next stretch where lips and voice disagree"),
     Spec("prev_low", "&Navigate", "Previous Low-Confidence Stretch", "navigation.jump_low", (-1,),
          shortcut="Shift+N"),
+    Spec("next_flagged", "&Navigate", "Next &Flagged Frame", "navigation.jump_flagged", (1,), shortcut="F",
+         tip="Jump to the next frame the quality check flagged (blur, seam, flicker, open mouth in silence)"),
+    Spec("prev_flagged", "&Navigate", "Previous Flagged Frame", "navigation.jump_flagged", (-1,),
+         shortcut="Shift+F"),
 
     Spec("zoom_in", "&View", "Zoom &In", "timeline.zoom", (2.0,), shortcut="="),
     Spec("zoom_out", "&View", "Zoom &Out", "timeline.zoom", (0.5,), shortcut="-"),

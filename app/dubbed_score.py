@@ -61,3 +61,39 @@ class DubbedScore:
         self.scored[lo:hi] = True
         if report is not None:
             self.report, self.report_range = report, (offset, offset + len(y))
+
+
+@dataclass
+class DubbedQC:
+    """The dub's quality flags (core.qc) for the whole clip, spliced range by range like the sync curve."""
+
+    voice: str
+    flags: dict                                  # kind -> (num_frames,) bool
+    checked: np.ndarray                          # (num_frames,) bool: frames a check covered
+    summary: Optional[dict] = None               # the latest checked range's summary
+
+    @classmethod
+    def empty(cls, voice: str, num_frames: int) -> "DubbedQC":
+        from core.qc.rules import KINDS
+
+        return cls(voice, {k: np.zeros(num_frames, bool) for k in KINDS}, np.zeros(num_frames, bool))
+
+    def splice(self, report, offset: int, keep: Optional[Tuple[int, int]] = None) -> None:
+        """Write a core.qc.QCReport whose frame 0 is clip frame `offset` (only inside `keep` when given). QC
+        flags are per frame (the flicker rule looks one frame either side), so no extra reach is needed."""
+        n = len(self.checked)
+        lo, hi = offset, min(n, offset + report.num_frames)
+        if keep is not None:
+            lo, hi = max(lo, keep[0]), min(hi, keep[1])
+        if hi <= lo:
+            return
+        for k, v in report.flags.items():
+            self.flags[k][lo:hi] = v[lo - offset:hi - offset]
+        self.checked[lo:hi] = report.judged[lo - offset:hi - offset] | True
+        self.summary = report.summary
+
+    def count(self) -> int:
+        anyf = np.zeros(len(self.checked), bool)
+        for v in self.flags.values():
+            anyf |= v
+        return int(anyf.sum())

@@ -21,7 +21,8 @@ from .workers import Job, JobRunner
 
 STAGE_NAMES = {"track": "Tracking faces", "detect": "Tracking faces", "decode": "Decoding", "prepare": "Preparing engine",
                "mouth": "Predicting mouth shapes", "library": "Building mouth library", "dub": "Dubbing frames",
-               "generate": "Generating", "encode": "Encoding", "score": "Scoring the result", "sync": "Scoring the result"}
+               "generate": "Generating", "encode": "Encoding", "score": "Scoring the result", "sync": "Scoring the result",
+               "qc": "Checking quality"}
 
 
 def stage_label(stage: str) -> str:
@@ -52,6 +53,17 @@ class EtaEstimator:
             return None
         rate = (done - self.d0) / (now - self.t0)
         return (total - done) / rate
+
+
+def qc_text(rep) -> str:
+    """The export's quality check in one sentence ("" when not checked)."""
+    if rep is None:
+        return ""
+    from core.qc.rules import KINDS
+
+    counts = ", ".join(f"{int(rep.flags[k].sum())} {k.replace('_', ' ')}" for k in KINDS)
+    return (f" Quality check: {rep.count()} of {rep.num_frames} frames flagged ({counts})"
+            + (": use Navigate ▸ Next Flagged Frame (F) to look at them." if rep.count() else "."))
 
 
 class ExportDialog(QDialog):
@@ -225,7 +237,12 @@ class ExportDialog(QDialog):
         score = self.score_check.isChecked()
 
         def work(progress, cancel):
-            return pipeline.run_dub(settings, progress=progress, cancel=cancel, score=score)
+            result = pipeline.run_dub(settings, progress=progress, cancel=cancel, score=score)
+            if score:       # the quality check (core.qc) goes with the score
+                from .rescore import check_quality
+
+                result.qc = check_quality(settings, result.output, progress=progress, cancel=cancel)
+            return result
 
         self.job = Job("export", work, "Exporting")
         self.job.progress.connect(self._on_progress)
@@ -271,6 +288,7 @@ class ExportDialog(QDialog):
         rep = getattr(result, "report", None)
         if rep is not None:
             text += f" Sync of the result: LSE-D {rep.lse_d:.2f}, LSE-C {rep.lse_c:.2f}, offset {rep.offset_frames:+d}."
+        text += qc_text(getattr(result, "qc", None))
         for m in getattr(result, "messages", []) or []:
             text += f"\n{m}"
         self.result_label.setText(text)

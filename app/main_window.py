@@ -35,6 +35,7 @@ from .scratch import ScratchFiles
 from .session import Session
 from .session import commands as cmd
 from .settings_dialog import DubSettingsPanel, SettingsDialog
+from .qc_lane import QCLane
 from .speaking_lane import SpeakingLane
 from .sync_track import SyncStatusPanel, SyncTrack
 from .timeline import TimelineWidget
@@ -100,13 +101,14 @@ class MainWindow(QMainWindow):
         self.voice_lane = WaveformLane("Voice", color=(90, 170, 255))
         self.sync_track = SyncTrack()
         self.speaking_lane = SpeakingLane()
-        self.lanes = [self.orig_lane, self.voice_lane, self.sync_track, self.speaking_lane]
+        self.qc_lane = QCLane()
+        self.lanes = [self.orig_lane, self.voice_lane, self.sync_track, self.qc_lane, self.speaking_lane]
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
         bl.setSpacing(1)
         for w, stretch in ((self.sync_panel, 0), (self.timeline, 0), (self.orig_lane, 2), (self.voice_lane, 2),
-                           (self.sync_track, 3), (self.speaking_lane, 2)):
+                           (self.sync_track, 3), (self.qc_lane, 2), (self.speaking_lane, 2)):
             bl.addWidget(w, stretch)
         split = QSplitter(Qt.Vertical)
         split.addWidget(top)

@@ -30,6 +30,24 @@ class Navigation:
             target = prv[-1] if prv else rs[-1][0]
         self.timeline.set_playhead(target)
 
+    def jump_flagged(self, direction: int) -> None:
+        """The next (previous) stretch of frames the quality check flagged (the QC lane)."""
+        rs = self.win.qc_lane.flagged_runs()
+        if not rs:
+            self.win.messages.info("No frame flagged by the quality check (Analyze ▸ Score Dubbed Result runs it).")
+            return
+        ph = self.session.playhead
+        if direction > 0:
+            nxt = [a for a, b in rs if a > ph]
+            target = nxt[0] if nxt else rs[0][0]
+        else:
+            prv = [a for a, b in rs if a < ph and not (a <= ph < b)] or [a for a, b in rs if a < ph]
+            target = prv[-1] if prv else rs[-1][0]
+        self.timeline.set_playhead(target)
+        kinds = self.win.qc_lane.kinds_at(target)
+        if kinds:
+            self.win.messages.info(f"Frame {target}: flagged for {', '.join(kinds)}")
+
     def set_in(self) -> None:
         s = self.session
         if s.info is None:

@@ -1,5 +1,6 @@
-"""The dubbed result's sync, range by range: Score Dubbed Result dubs and scores the range; from then on each
-correction re-renders and re-scores only the frames it can change, and a dub setting all scored frames."""
+"""The dubbed result's sync and quality flags, range by range: Score Dubbed Result dubs, scores and checks
+(core.qc) the range; from then on each correction re-renders and re-scores only the frames it can change, and a
+dub setting all scored frames."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
@@ -8,6 +9,22 @@ from core import pipeline
 from core.edits import Edits, changed_range
 
 from .dubbed_score import rescore_plan
+
+
+def check_quality(settings, output, track=None, progress=None, cancel=None):
+    """core.qc's report of a rendered dub (None when it cannot be checked: the sync score still counts)."""
+    import logging
+
+    from core.errors import CancelledError, LipDubError
+    from core.qc.report import qc_for_settings
+
+    try:
+        return qc_for_settings(settings, str(output), track=track, progress=progress, cancel=cancel)
+    except CancelledError:
+        raise
+    except LipDubError as exc:
+        logging.getLogger(__name__).warning("quality check skipped: %s", exc)
+        return None
 
 
 class RescoreController(QObject):
@@ -73,16 +90,20 @@ class RescoreController(QObject):
             self.messages.error(self.win.preview.status or "The dub settings are incomplete.", "Sync of the dub")
             return
         voice = s.project.voice.path
+        track = s.chosen_track()
         self.running = changed
 
         def work(progress, cancel):
             try:
-                return pipeline.run_dub(settings, progress=progress, cancel=cancel, score=True)
+                result = pipeline.run_dub(settings, progress=progress, cancel=cancel, score=True)
+                result.qc = check_quality(settings, out, track, progress, cancel)
+                return result
             finally:
-                out.unlink(missing_ok=True)       # only the score is kept
+                out.unlink(missing_ok=True)       # only the score and the quality flags are kept
 
         def done(result):
             self.running = None
+            s.splice_qc(voice, getattr(result, "qc", None), render[0], keep)
             if result.report is None:
                 self.messages.info("The dub could not be scored: no sync scorer is available.")
             elif s.splice_after(voice, result.report, render[0], keep):
@@ -96,8 +117,10 @@ class RescoreController(QObject):
         job.cancelled.connect(self.jobs.live(lambda: setattr(self, "running", None)))
 
     def export_done(self, result, frame_range) -> None:
-        """An export's own score covers its range."""
+        """An export's own score (and quality check) covers its range."""
         s = self.session
+        if s.has_voice:
+            s.splice_qc(s.project.voice.path, getattr(result, "qc", None), frame_range[0] if frame_range else 0)
         if result.report is not None and s.has_voice:
             if s.splice_after(s.project.voice.path, result.report, frame_range[0] if frame_range else 0):
                 self.win.analysis.scoringFinished.emit("after")

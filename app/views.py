@@ -103,8 +103,13 @@ class SessionViews:
         w.speaking_lane.set_view(w.timeline.v0, w.timeline.v1)
         w.speaking_lane.set_playhead(s.playhead)
 
+    def show_qc(self) -> None:
+        w, q = self.win, self.s.qc_report()
+        w.qc_lane.set_flags(None if q is None else q.flags, None if q is None else q.checked)
+
     def show_reports(self) -> None:
         w, s = self.win, self.s
+        self.show_qc()
         rep, after = s.current_report(), s.after_report()
         shown = after.report if after is not None and after.report is not None else rep
         if shown is not None:
@@ -165,6 +170,9 @@ class SessionViews:
         speaking = w.speaking_lane.value_at(frame)
         if speaking:
             parts.append("speaking " + ", ".join(f"face {t} {p:.2f}" for t, p in sorted(speaking.items())))
+        kinds = w.qc_lane.kinds_at(frame)
+        if kinds:
+            parts.append("QC: " + ", ".join(kinds))
         data = s.voice_data()
         if data is not None and data.vad is not None and frame < len(data.vad):
             parts.append("voice speaking" if data.vad[frame] else "voice silent")

@@ -22,7 +22,10 @@ succeeded, so a failed or cancelled row never leaves a partial output (an existi
 Ctrl-C (or the cancel token) stops the current row; the rows not started are reported as `skipped`.
 
 The summary CSV (`--out-summary`, default `<manifest stem>_summary.csv` beside the manifest) has one line per row:
-row, video, voice, output, status (ok | failed | skipped | cancelled), seconds, frames, error, lse_c (when scored).
+row, video, voice, output, status (ok | failed | skipped | cancelled), seconds, frames, error, lse_c (when scored),
+and the output's quality check (`core.qc`, unless --no-qc / --no-score): qc_flagged (share of frames flagged for
+any kind), qc_blur, qc_seam, qc_flicker, qc_open_in_silence (share per kind), qc_psnr_outside, qc_ssim_outside
+(the frame outside the mask), qc_ssim_mouth and qc_sharpness (mouth against the original).
 It is written atomically, also after a cancel. A one-line total goes to stderr.
 
 Exit codes: 0 every row ok (or skipped with --skip-existing) · 9 at least one row failed · 130 cancelled ·
@@ -62,7 +65,9 @@ EXIT_CANCELLED = CancelledError.exit_code  # 130
 
 REQUIRED_COLUMNS = ("video", "voice", "output")
 OPTIONAL_COLUMNS = ("project",)
-SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c")
+QC_FIELDS = ("qc_flagged", "qc_blur", "qc_seam", "qc_flicker", "qc_open_in_silence", "qc_psnr_outside",
+             "qc_ssim_outside", "qc_ssim_mouth", "qc_sharpness")
+SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c") + QC_FIELDS
 STATUSES = ("ok", "failed", "skipped", "cancelled")
 
 
@@ -92,11 +97,30 @@ class ItemResult:
     frames: int = 0
     error: str = ""
     lse_c: Optional[float] = None
+    qc: Optional[dict] = None        # the output's core.qc summary, when checked
+
+    def qc_row(self) -> Dict[str, str]:
+        """The QC columns: share of frames flagged (any kind, then per kind), PSNR / SSIM outside the mask,
+        mouth SSIM and sharpness ratio; empty when the row was not checked."""
+        q = self.qc
+        if not q:
+            return {k: "" for k in QC_FIELDS}
+
+        def num(x, digits):
+            return "" if x is None or isinstance(x, str) else f"{x:.{digits}f}"
+
+        f = q.get("flagged", {})
+        return {"qc_flagged": num(f.get("any"), 3), "qc_blur": num(f.get("blur"), 3), "qc_seam": num(f.get("seam"), 3),
+                "qc_flicker": num(f.get("flicker"), 3), "qc_open_in_silence": num(f.get("open_in_silence"), 3),
+                "qc_psnr_outside": q["psnr_outside"] if isinstance(q.get("psnr_outside"), str)
+                else num(q.get("psnr_outside"), 2),
+                "qc_ssim_outside": num(q.get("ssim_outside"), 4), "qc_ssim_mouth": num(q.get("ssim_mouth"), 4),
+                "qc_sharpness": num(q.get("sharpness_ratio"), 3)}
 
     def as_row(self) -> Dict[str, str]:
         return {"row": str(self.row), "video": self.video, "voice": self.voice, "output": self.output,
                 "status": self.status, "seconds": f"{self.seconds:.2f}", "frames": str(self.frames),
-                "error": self.error, "lse_c": "" if self.lse_c is None else f"{self.lse_c:.3f}"}
+                "error": self.error, "lse_c": "" if self.lse_c is None else f"{self.lse_c:.3f}", **self.qc_row()}
 
 
 @dataclass
@@ -232,9 +256,12 @@ def _temp_output(final: Path) -> Path:
 def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,
              progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
              score: bool = True, skip_existing: bool = False, claimed: Optional[Dict[str, int]] = None,
-             runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None) -> ItemResult:
+             runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None,
+             qc: bool = True) -> ItemResult:
     """Render one row. Never raises: the outcome (ok / failed / skipped / cancelled) is in the result.
-    Output goes to a temporary file beside the target, renamed only on success."""
+    Output goes to a temporary file beside the target, renamed only on success. With `score` and `qc` the output
+    is also checked (core.qc: the summary goes to the row's qc_* columns; a check that fails leaves them
+    empty, never the row)."""
     from .pipeline import run_dub, validate_paths
 
     runner = runner or run_dub
@@ -263,6 +290,8 @@ def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: 
         tmp = _temp_output(final)
         result = runner(replace(settings, output=str(tmp)), progress=progress, cancel=cancel, score=score)
         check(cancel)
+        if score and qc:
+            res.qc = _quality(replace(settings, output=str(tmp)), tmp, progress, cancel)
         os.replace(tmp, final)
         tmp = None
         res.status, res.frames = "ok", int(result.num_frames)
@@ -280,12 +309,28 @@ def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: 
     return res
 
 
+def _quality(settings, path, progress=None, cancel=None) -> Optional[dict]:
+    """The core.qc summary of a rendered row (None, logged, when it cannot be checked)."""
+    import logging
+
+    from .qc.report import qc_for_settings
+
+    try:
+        return qc_for_settings(settings, str(path), progress=progress, cancel=cancel).summary
+    except CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a check problem must not fail a rendered row
+        logging.getLogger(__name__).warning("quality check of %s skipped: %s", path, describe(exc))
+        return None
+
+
 def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_overrides: Optional[dict] = None,
               progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None, score: bool = True,
               skip_existing: bool = False,
               on_start: Optional[Callable[[int, BatchItem], None]] = None,
               on_done: Optional[Callable[[int, ItemResult], None]] = None,
-              runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None) -> BatchResult:
+              runner: Optional[Callable] = None, engine_args: Optional[argparse.Namespace] = None,
+              qc: bool = True) -> BatchResult:
     """Render every row in order, going on past failures; stops at a cancel (current row `cancelled`,
     the rest `skipped`). Never raises for a row problem or a cancel."""
     out = BatchResult()
@@ -301,7 +346,7 @@ def run_batch(items: List[BatchItem], overrides: Optional[dict] = None, mask_ove
         if on_start:
             on_start(k, item)
         res = run_item(item, overrides, mask_overrides, progress, cancel, score, skip_existing, claimed, runner,
-                       engine_args)
+                       engine_args, qc=qc)
         out.cancelled = res.status == "cancelled"
         out.items.append(res)
         if on_done:
@@ -348,7 +393,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--teeth-frame", type=int)
     b.add_argument("--teeth-strength", type=float)
     b.add_argument("--batch-size", type=int)
-    b.add_argument("--no-score", action="store_true", help="do not score the results (no lse_c)")
+    b.add_argument("--no-score", action="store_true", help="do not score or check the results (no lse_c, no qc_*)")
+    b.add_argument("--no-qc", action="store_true", help="do not check the results' quality (no qc_* columns)")
     b.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=None,
                    help="learn each actor from the clip's own voice first (default: the row's project, else on)")
     b.add_argument("--models-dir", help="folder with model files")
@@ -407,6 +453,8 @@ def row_line(k: int, n: int, r: ItemResult) -> str:
     extra = f"{r.frames} frames, {r.seconds:.1f} s" if r.status == "ok" else r.error
     if r.status == "ok" and r.lse_c is not None:
         extra += f", LSE-C {r.lse_c:.2f}"
+    if r.status == "ok" and r.qc:
+        extra += f", QC {int(round(100 * r.qc['flagged']['any']))}% of frames flagged"
     return f"[{k + 1}/{n}] row {r.row}: {r.status} ({extra})"
 
 
@@ -466,7 +514,7 @@ def run_from_args(a, progress: Optional[ProgressFn] = None, cancel: Optional[Can
     else:
         result = run_batch(items, overrides, mask, progress=progress, cancel=cancel, score=not a.no_score,
                            skip_existing=a.skip_existing, on_start=on_start, on_done=on_done,
-                           runner=split_runner(a), engine_args=a)
+                           runner=split_runner(a), engine_args=a, qc=not getattr(a, "no_qc", False))
     reset_bars()
     write_summary(summary, result.items)
     if getattr(a, "json", False):

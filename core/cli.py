@@ -1,4 +1,4 @@
-"""Headless command line: `python main.py dub|score|models|batch ...`.
+"""Headless command line: `python main.py dub|score|qc|models|batch ...`.
 
 Exit codes (also in the README):
     0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid media
@@ -108,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=True,
                    help="set the low-sync threshold for this face from the video's own voice (default: on)")
     _add_common(s)
+
+    q = sub.add_parser("qc", help="quality report of a dub: blur, seam, flicker, mouth open in silence",
+                       description="Check a dub against the original it was made from: per-frame flags (blur, "
+                                   "seam, flicker, open_in_silence) and a summary (PSNR/SSIM outside the mask, "
+                                   "mouth SSIM and sharpness, LMD with --reference). Rules: docs/QC.md.")
+    q.add_argument("--video", required=True, help="the original video the dub was made from")
+    q.add_argument("--dub", required=True, help="the dubbed video")
+    q.add_argument("--voice", help="the voice track (default: the dub's own sound)")
+    q.add_argument("--reference", help="a clip whose mouth really said the voice (adds LMD to the summary)")
+    q.add_argument("--range", type=int, nargs=2, metavar=("IN", "OUT"),
+                   help="the dub is output frames [IN, OUT) (as made with dub --range)")
+    q.add_argument("--length", default="shortest", choices=LENGTH_POLICIES, help="the length policy of the dub")
+    out = q.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object (per-frame flags + summary)")
+    out.add_argument("--csv", metavar="FILE", help="write per-frame flags and measures as CSV")
+    q.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face (default: the main face)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
 
     m = sub.add_parser("models", help="list known models, where they go and whether they are present")
     m.add_argument("--models-dir")
@@ -265,6 +283,34 @@ def speaking_json(video, info, tracks, track, wav, progress=None, cancel=None) -
     return [None if not math.isfinite(float(p)) else round(float(p), 3) for p in prob]
 
 
+def cmd_qc(a, bars, cancel) -> int:
+    from .qc.report import run_qc, write_csv as write_qc_csv
+
+    start = 0
+    if a.range:
+        if a.range[0] < 0 or a.range[1] <= a.range[0]:
+            raise LipDubError(f"--range {a.range[0]} {a.range[1]} is empty: give IN < OUT, both >= 0.")
+        start = a.range[0]
+    if a.csv:
+        folder = Path(a.csv).resolve().parent
+        if not folder.is_dir():
+            from .errors import OutputError
+
+            raise OutputError(f"The CSV folder does not exist: {folder}")
+    rep = run_qc(a.video, a.dub, voice=a.voice, face=a.face, reference=a.reference, start=start,
+                 length_policy=a.length, progress=bars, cancel=cancel)
+    bars.close()
+    if a.range and rep.num_frames != a.range[1] - a.range[0]:
+        print(f"note: --range covers {a.range[1] - a.range[0]} frames, the dub has {rep.num_frames}", file=sys.stderr)
+    if a.csv:
+        write_qc_csv(a.csv, rep)
+    if a.json:
+        print(json.dumps(rep.to_json()))
+    else:
+        print(rep.summary_line())
+    return 0
+
+
 def cmd_models(a) -> int:
     from .errors import ModelCorruptError, ModelMissingError
     from .model_catalog import known_models, users_of
@@ -306,6 +352,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return cmd_dub(a, bars, cancel)
         if a.command == "score":
             return cmd_score(a, bars, cancel)
+        if a.command == "qc":
+            return cmd_qc(a, bars, cancel)
         if a.command == "models":
             return cmd_models(a)
         if a.command == "batch":

@@ -6,7 +6,8 @@ Events (each an `Emitter` on `session.events`), with their payloads:
 - voices(): the voice list or the active voice changed
 - audio(path): a track's samples or voice activity arrived (`path` is a voice or the video)
 - tracks(): the tracked faces or the chosen face changed
-- reports(kind): a sync report arrived or was dropped ('before' = original vs voice, 'after' = the dub)
+- reports(kind): a sync report arrived or was dropped ('before' = original vs voice, 'after' = the dub),
+  or the dub's quality flags ('qc')
 - edits(label, old, new): the corrections changed (a command, undo or redo); old/new are `Edits` JSON
 - settings(kind): a dub setting changed ('mask' | 'track' | 'other' | 'engine')
 - range(range): the in/out range
@@ -80,6 +81,7 @@ class Session:
         self.after = None                             # app.dubbed_score.DubbedScore of the active voice
         self.speaking: Optional[SpeakingResult] = None   # who speaks the original's own sound
         self._speaking_track = (None, None)           # (track set, composed track) cache of chosen_track
+        self.qc = None                                # app.dubbed_score.DubbedQC (quality flags) of the active voice
         self.playhead = 0
         self._edits_json = {}
         self._bind_history()
@@ -187,7 +189,7 @@ class Session:
         self.project = project
         self.dirty = dirty
         self.info = None
-        self.after = None
+        self.after = self.qc = None
         self.reports.clear()
         self.track_set = self.auto_track_set = None
         self.speaking = None
@@ -209,7 +211,7 @@ class Session:
         self.track_set = self.auto_track_set = None
         self.speaking = None
         self.reports.clear()
-        self.after = None
+        self.after = self.qc = None
         self.orig_audio = None
         self.events.media()
 
@@ -239,7 +241,7 @@ class Session:
             self._voices_changed()
 
     def _voices_changed(self) -> None:
-        self.after = None
+        self.after = self.qc = None
         self.touch()
         self.events.voices()
 
@@ -264,14 +266,14 @@ class Session:
         self._speaking_track = (None, None)
         self.events.speaking()
         if before or self.speaking_changes_face():
-            self.after = None
+            self.after = self.qc = None
             self.events.tracks(auto=False)
 
     def choose_track(self, track_id: Optional[int]) -> None:
         if track_id == self.project.face_track:
             return
         self.project.face_track = track_id
-        self.after = None
+        self.after = self.qc = None
         self.touch()
         self.events.tracks(auto=False)
 
@@ -299,6 +301,25 @@ class Session:
         self.events.reports(kind="after")
         return True
 
+    def qc_report(self):
+        """The dub's quality flags when they belong to the active voice."""
+        v = self.project.voice
+        if self.qc is not None and v is not None and self.qc.voice == v.path:
+            return self.qc
+        return None
+
+    def splice_qc(self, voice: str, report, offset: int, keep=None) -> bool:
+        """Put a dubbed range's quality flags (core.qc.QCReport) in place; False when the voice changed."""
+        from ..dubbed_score import DubbedQC
+
+        if self.project.voice is None or self.project.voice.path != voice or report is None:
+            return False
+        if self.qc is None or self.qc.voice != voice or len(self.qc.checked) != self.num_frames:
+            self.qc = DubbedQC.empty(voice, self.num_frames)
+        self.qc.splice(report, offset, keep)
+        self.events.reports(kind="qc")
+        return True
+
     def set_range(self, rng) -> None:
         rng = None if rng is None else (int(rng[0]), int(rng[1]))
         if rng == self.project.range:
@@ -316,7 +337,7 @@ class Session:
         (engine, weights, device, models) or 'other'."""
         self.touch()
         if kind == "track":
-            self.after = None
+            self.after = self.qc = None
             self.events.tracks(auto=False)
         else:
             self.events.settings(kind=kind)

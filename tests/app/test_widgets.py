@@ -250,3 +250,30 @@ def test_dubbed_score_splices_and_narrows_to_scored_frames():
     assert (d.curve[keep[0]:keep[1]] == 7).all() and d.curve[keep[0] - 1] == keep[0] - 1 - 10
     assert np.isnan(d.curve[keep[1]]) and d.report_range == (10, 30)   # no report given: the panel keeps its own
     assert rescore_plan((0, 5), 100) == ((0, 5 + REACH + CONTEXT), (0, 5 + REACH))
+
+
+def test_qc_lane_flags_hover_and_runs(qtbot):
+    import numpy as np
+
+    from app.dubbed_score import DubbedQC
+    from app.qc_lane import QCLane
+    from core.qc.report import QCReport
+    from core.qc.rules import KINDS
+
+    lane = QCLane()
+    qtbot.addWidget(lane)
+    assert "not run yet" in lane.summary()
+    n = 40
+    f = {k: np.zeros(10, bool) for k in KINDS}
+    f["seam"][2:4] = True
+    f["blur"][3] = True
+    rep = QCReport(num_frames=10, fps=25.0, flags=f, judged=np.ones(10, bool), summary={"flagged": {}})
+    q = DubbedQC.empty("v.wav", n)
+    q.splice(rep, offset=20)
+    assert q.count() == 2 and q.checked[20:30].all() and not q.checked[:20].any()
+    lane.set_flags(q.flags, q.checked)
+    assert lane.flagged_runs() == [(22, 24)]
+    assert lane.kinds_at(23) == ["blur", "seam"]
+    assert "blurry" in lane.hover_text(23) and "seam" in lane.hover_text(23)
+    assert lane.hover_text(25) == "Frame 25: no quality flag" and lane.hover_text(5) == "Frame 5: not checked"
+    assert "2 of 10 checked frames flagged" in lane.summary()
