@@ -341,11 +341,16 @@ def test_get_scorer_names_and_files(tmp_path, monkeypatch, syncnet_v2_scorer):
     from core.sync.scorers import registry
     from core.sync.scorers.lite import DEFAULT_PATH
 
-    lite = registry.find("lite")
-    monkeypatch.setitem(registry._REGISTRY._plugins, "lite", replace(lite, load=lambda path, device: (sentinel, path)))
+    from core.models.registry import shipped_models_dir
+
+    for name in ("lite", "fused"):
+        plugin = registry.find(name)
+        monkeypatch.setitem(registry._REGISTRY._plugins, name,
+                            replace(plugin, load=lambda path, device: (sentinel, path)))
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert scoring.get_scorer("auto", models_dir=empty) == (sentinel, DEFAULT_PATH)
+    # without syncnet_v2, the lane's default is the fused scorer over the shipped sync_asd heads
+    assert scoring.get_scorer("auto", models_dir=empty) == (sentinel, shipped_models_dir() / "sync_asd.pt")
     assert scoring.get_scorer("lite") == (sentinel, DEFAULT_PATH)
     assert isinstance(scoring.get_scorer("syncnet_v2", models_dir=folder), SyncNetV2Scorer)
     assert isinstance(scoring.get_scorer(str(folder / "syncnet_v2.model")), SyncNetV2Scorer)

@@ -141,5 +141,4 @@ def _load(path: Path, device: str) -> SyncScorer:
     return AsdScorer.load(path, device)
 
 
-PLUGIN = ScorerPlugin(name="sync_asd", model=MODEL_NAME, load=_load, layouts=("sync_asd",), aliases=("asd",),
-                      auto_rank=5)
+PLUGIN = ScorerPlugin(name="sync_asd", model=MODEL_NAME, load=_load, layouts=("sync_asd",), aliases=("asd",))

@@ -78,4 +78,4 @@ class FusedScorer(SyncScorer):
 
 
 PLUGIN = ScorerPlugin(name="fused", model=ASD_MODEL, load=lambda path, device: FusedScorer.load(path, device),
-                      aliases=("sync_fused",), auto_rank=None)
+                      aliases=("sync_fused",), auto_rank=1)   # the lane's default unless syncnet_v2 is supplied

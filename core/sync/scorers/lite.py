@@ -144,4 +144,4 @@ class LiteScorer(SyncScorer):
 
 
 PLUGIN = ScorerPlugin(name="lite", model=MODEL_NAME, load=lambda path, device: LiteScorer.load(path, device),
-                      aliases=(MODEL_NAME,), auto_rank=1, other_files=True)
+                      aliases=(MODEL_NAME,), auto_rank=2, other_files=True)
