@@ -699,8 +699,8 @@ def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0
                 raise MediaError(f"ffmpeg could not decode {path} from frame {start} "
                                  f"({proc.stderr_tail() or f'exit code {rc}'}). The file may be damaged.")
             missing = stop - i
-            (log.warning if missing > 2 else log.debug)(
-                "%s: decoder stopped %d frame(s) early; repeating the last frame", path, missing)
+            # core.media_damage has named the missing frames to the user before any decode (refused or allowed)
+            log.info("%s: decoder stopped %d frame(s) early; repeating the last frame", path, missing)
             while i < stop:
                 yield last.copy()
                 i += 1
