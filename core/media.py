@@ -162,6 +162,8 @@ class MediaInfo:
     format_start: float = 0.0                  # container start time (s)
     format_name: str = ""
     probed_with: str = "ffprobe"               # or "ffmpeg" (fallback parser when ffprobe is absent)
+    declared_frames: Optional[int] = None      # the video frame count the container's header announces, if any
+    declared_audio_duration: Optional[float] = None   # seconds of PCM sound the header announces (AVI, MOV), if any
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -331,8 +333,12 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
         if a_dur is not None and a_dur <= 0:
             a_dur = 0.0
     has_audio = a is not None and (a_dur is None or a_dur > 0) and int(a.get("sample_rate") or 0) > 0
+    declared_audio = None
+    if has_audio and str(a.get("codec_name", "")).startswith("pcm_") and str(a.get("nb_frames", "")).isdigit():
+        declared_audio = int(a["nb_frames"]) / float(a["sample_rate"])     # a PCM "frame" is one sample
 
     has_video = False
+    nb = None
     width = height = cw = ch = 0
     rate = Fraction(0)
     num_frames = 0
@@ -403,6 +409,7 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
         audio_stream_index=int(a["index"]) if has_audio else None,
         video_start=float(v_start) if has_video else 0.0, format_start=float(fmt_start),
         format_name=str(fmt.get("format_name", "")), probed_with="ffprobe",
+        declared_frames=nb if has_video else None, declared_audio_duration=declared_audio,
     )
 
 

@@ -41,10 +41,11 @@ log = logging.getLogger(__name__)
 SCAN_TIMEOUT_BASE_S = 60.0        # a scan may take this long plus SCAN_TIMEOUT_PER_S per second of media
 SCAN_TIMEOUT_PER_S = 2.0
 AUDIO_GAP_S = 0.05                # a hole between sound packets longer than this is missing sound
-AUDIO_SHORT_S = 0.12              # a sound that ends this much before the container says it should was cut
+AUDIO_SHORT_S = 0.08                # a sound that ends this much before its announced length was cut (clean mp3: 0.05)
 NOT_DECODERS = ("NULL", "null", "AVIOContext", "wrapped_avframe", "pcm_s16le", "SWR", "swscaler",
                 "graph", "Parsed_null_0", "AVFormatContext")
 ERROR_LEVELS = ("error", "fatal", "panic")
+ERR_DETECT = "crccheck+buffer"    # FLAC frame CRCs, MP3 frames that overrun (flipped bits there decode silently else)
 ALLOW_HINT = "use a complete copy of the file, or allow damaged input (--allow-damaged) to dub what is there"
 
 
@@ -66,16 +67,17 @@ class DamageReport:
     num_frames: int = 0                        # video: frames the clip should have (MediaInfo.num_frames)
     fps: float = 0.0                           # video: MediaInfo.fps
     duration: float = 0.0                      # seconds the stream should last
-    errors: int = 0                            # decoder and demuxer error messages
+    errors: int = 0                            # the decoder's error messages while decoding the stream
     decoded: int = 0                           # video: frames decoded; audio: packets read
     bad_frames: Tuple[int, ...] = ()           # video: decoded with errors (what is shown is ffmpeg's concealment)
     missing_frames: Tuple[int, ...] = ()       # video: no decoded frame at their time (cut, lost, repeated)
     audio_ranges: Tuple[Tuple[float, float], ...] = ()   # audio: seconds from the stream's start, damaged/missing
     seconds: float = 0.0                       # wall time of the scan
+    demux_errors: int = 0                      # the demuxer's about this stream (a damaged or cut container)
 
     @property
     def damaged(self) -> bool:
-        return bool(self.bad_frames or self.missing_frames or self.audio_ranges or self.errors)
+        return bool(self.bad_frames or self.missing_frames or self.audio_ranges or self.errors or self.demux_errors)
 
     @property
     def frames(self) -> Tuple[int, ...]:
@@ -118,7 +120,8 @@ class DamageReport:
             more = len(self.audio_ranges) - 4
             parts.append(f"{spans}{f' and {more} more stretches' if more > 0 else ''} could not be decoded")
         if not parts:
-            parts.append(f"ffmpeg reported {self.errors} decoding error{'s' if self.errors != 1 else ''}")
+            n = self.errors + self.demux_errors
+            parts.append(f"ffmpeg reported {n} error{'s' if n != 1 else ''} reading it (a damaged or cut file)")
         word = "video" if self.kind == "video" else "sound"
         return f"{word} damaged: " + "; ".join(parts)
 
@@ -173,18 +176,21 @@ def error_message(path, reports: Sequence[DamageReport], hint: str = ALLOW_HINT)
 # ------------------------------------------------------------------------------------------------ ffmpeg pass
 def build_scan_args(ffmpeg: str, path, stream_index: int) -> List[str]:
     """One stream of `path` decoded to nothing, single-threaded (messages stay in packet order), with every
-    packet's and frame's timestamps on stderr (-debug_ts) and each line's log level; never stops on errors."""
+    packet's and frame's timestamps on stderr (-debug_ts) and each line's log level; checksums checked where the
+    format has them (FLAC, MP3, Ogg: ERR_DETECT); never stops on errors."""
     return [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-debug_ts",
-            "-threads", "1", "-copyts", "-i", str(path), "-map", f"0:{int(stream_index)}", "-max_error_rate", "1",
+            "-threads", "1", "-err_detect", ERR_DETECT, "-copyts", "-i", str(path), "-map", f"0:{int(stream_index)}", "-max_error_rate", "1",
             "-f", "null", "-"]
 
 
 _RE_LINE = re.compile(r"^(?:\[(?P<ctx>[^\]@]+?) @ [^\]]*\] )?\[(?P<level>[a-z]+)\] (?P<text>.*)$")
 _RE_DEMUX = re.compile(r"^demuxer -> ist_index:[\d:]+ type:(?P<type>video|audio)\b.*?\bpkt_pts_time:(?P<pts>\S+)"
                        r".*?\bpkt_dts_time:(?P<dts>\S+).*?\bduration_time:(?P<dur>\S+)")
+_RE_AUDIO_OUT = re.compile(r"^encoder -> type:audio\b.*?\bpkt_pts_time:(?P<pts>\S+).*?\bduration_time:(?P<dur>\S+)")
 _RE_DECODED = re.compile(r"^decoder -> (?:ist_index:[\d:]+ )?type:video\b.*?\b(?:frame_)?pts_time:(?P<pts>\S+)"
                          r"(?:.*?\bbest_effort_ts_time:(?P<best>\S+))?")
 _RE_REPEATED = re.compile(r"Last message repeated (\d+) times?")
+_RE_STREAM_NAMED = re.compile(r"\bstream\s*(?:=\s*|#?)(\d+)")
 
 
 def _num(s: Optional[str]) -> Optional[float]:
@@ -202,11 +208,16 @@ class ScanLog:
     """What the stderr of a scan says, line by line (`feed`), before it is judged against the clip (`report`)."""
 
     demux_contexts: Tuple[str, ...] = ()
+    stream: Optional[int] = None                                         # the absolute index of the stream scanned
     packets: List[Tuple[float, float]] = field(default_factory=list)     # (pts s, duration s)
     frames: List[float] = field(default_factory=list)                    # decoded video frame times
-    errors: int = 0
+    sound: Dict[float, float] = field(default_factory=dict)              # decoded sound: start s -> duration s
+    errors: int = 0                                                      # decoder errors once decoding began
+    demux_errors: int = 0
     bad_packets: Dict[int, int] = field(default_factory=dict)            # packet number -> decoder errors
     _last_error: bool = False
+    _pending: int = 0                     # demuxer errors about this stream, for the next packet it hands over
+    _last_text: str = ""
 
     def feed(self, line: str) -> None:
         m = _RE_LINE.match(line.rstrip("\r\n"))
@@ -220,6 +231,10 @@ class ScanLog:
                 if t is None:
                     t = _num(d.group("dts"))
                 self.packets.append((t if t is not None else math.nan, _num(d.group("dur")) or 0.0))
+                if self._pending:
+                    k = len(self.packets) - 1
+                    self.bad_packets[k] = self.bad_packets.get(k, 0) + self._pending
+                    self._pending = 0
                 self._last_error = False
                 return
             f = _RE_DECODED.match(text)
@@ -227,25 +242,44 @@ class ScanLog:
                 t = _num(f.group("best"))
                 self.frames.append(t if t is not None else (_num(f.group("pts")) or math.nan))
                 return
+            a = _RE_AUDIO_OUT.match(text)
+            if a:
+                t, d = _num(a.group("pts")), _num(a.group("dur"))
+                if t is not None and d:
+                    self.sound[t] = d
+                return
         r = _RE_REPEATED.search(text)
         if r:
             if self._last_error:
-                self._count(ctx, int(r.group(1)))
+                self._count(ctx, int(r.group(1)), self._last_text)
             return
         self._last_error = level in ERROR_LEVELS
         if self._last_error:
-            self._count(ctx, 1)
+            self._last_text = text
+            self._count(ctx, 1, text)
 
-    def _count(self, ctx: str, n: int) -> None:
+    def _count(self, ctx: str, n: int, text: str = "") -> None:
+        if not self.packets:       # reading the headers: find_stream_info also decodes a little of every stream
+            return
+        if not ctx or ctx in NOT_DECODERS:
+            return
+        if ctx in self.demux_contexts:
+            named = _RE_STREAM_NAMED.search(text)
+            if named is None or self.stream is None or int(named.group(1)) == self.stream:
+                self.demux_errors += n            # about this stream (or no stream named): the next packet's
+                self._pending += n
+            return
         self.errors += n
-        if ctx and ctx not in self.demux_contexts and ctx not in NOT_DECODERS and self.packets:
-            k = len(self.packets) - 1               # the decoder is working on the last packet read
-            self.bad_packets[k] = self.bad_packets.get(k, 0) + n
+        k = len(self.packets) - 1                   # the decoder is working on the last packet read
+        self.bad_packets[k] = self.bad_packets.get(k, 0) + n
 
 
 def video_report(path: str, info: media.MediaInfo, log_: ScanLog, seconds: float = 0.0) -> DamageReport:
     """Judge a video scan: frames decoded with errors and frames missing on the clip's frame grid."""
     n, fps = int(info.num_frames), float(info.fps)
+    declared = info.declared_frames
+    if declared is not None and n < declared <= 4 * n + 250:   # the header announces more frames than there are
+        n = int(declared)
     if info.is_vfr:
         origin = media._grid_origin(info) / fps
     else:
@@ -287,7 +321,7 @@ def video_report(path: str, info: media.MediaInfo, log_: ScanLog, seconds: float
     bad -= set(missing)
     return DamageReport(path=path, kind="video", num_frames=n, fps=fps, duration=n / fps if fps else 0.0,
                         errors=log_.errors, decoded=len(log_.frames), bad_frames=tuple(sorted(bad)),
-                        missing_frames=tuple(missing), seconds=seconds)
+                        missing_frames=tuple(missing), seconds=seconds, demux_errors=log_.demux_errors)
 
 
 def _merge(ranges: List[Tuple[float, float]], gap: float = 1e-3) -> List[Tuple[float, float]]:
@@ -300,12 +334,16 @@ def _merge(ranges: List[Tuple[float, float]], gap: float = 1e-3) -> List[Tuple[f
     return out
 
 
-def audio_report(path: str, info: media.MediaInfo, log_: ScanLog, seconds: float = 0.0) -> DamageReport:
-    """Judge a sound scan: packets that failed to decode, holes between packets, a stream that ends early.
-    Times are seconds from the file's time 0 (what `core.audio.load_audio` calls sample 0)."""
+def audio_report(path: str, info: media.MediaInfo, log_: ScanLog, seconds: float = 0.0,
+                 declared: Optional[float] = None) -> DamageReport:
+    """Judge a sound scan: packets that failed to decode, holes in the decoded sound (or, when ffmpeg does not
+    say what it decoded, between packets), a stream that ends before its announced length (`declared`, e.g. a
+    WAV header's, else the probed duration). Times are seconds from the file's time 0 (`core.audio.load_audio`'s
+    sample 0)."""
     zero = float(info.format_start)
-    expected = float(info.audio_duration or 0.0)
-    pk = [(t, d) for t, d in log_.packets if not math.isnan(t)]
+    expected = max(float(info.audio_duration or 0.0), float(declared or 0.0),
+                   float(info.declared_audio_duration or 0.0))
+    pk = sorted(log_.sound.items()) if log_.sound else [(t, d) for t, d in log_.packets if not math.isnan(t)]
     ranges: List[Tuple[float, float]] = []
     for k in log_.bad_packets:
         t, d = log_.packets[k]
@@ -329,15 +367,44 @@ def audio_report(path: str, info: media.MediaInfo, log_: ScanLog, seconds: float
             ranges.append((end - zero, should_end - zero))
     ranges = [(max(0.0, a), max(0.0, b)) for a, b in _merge(ranges) if b > a]
     return DamageReport(path=path, kind="audio", duration=expected, errors=log_.errors, decoded=len(pk),
-                        audio_ranges=tuple((round(a, 4), round(b, 4)) for a, b in ranges), seconds=seconds)
+                        audio_ranges=tuple((round(a, 4), round(b, 4)) for a, b in ranges), seconds=seconds,
+                        demux_errors=log_.demux_errors)
+
+
+def wav_declared_duration(path) -> Optional[float]:
+    """Seconds of sound a WAV file's header announces (its data chunk's size), None when it is not a plain RIFF
+    WAV or announces nothing usable (a size of 0 or 0xFFFFFFFF: a recorder that never finished the header)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, rate, align = 12, None, None
+    while pos + 8 <= len(head):
+        cid, size = struct.unpack("<4sI", head[pos:pos + 8])
+        if cid == b"fmt " and pos + 24 <= len(head):
+            _fmt, _ch, rate, _bps, align = struct.unpack("<HHIIH", head[pos + 8:pos + 22])
+        elif cid == b"data":
+            if not rate or not align or size in (0, 0xFFFFFFFF):
+                return None
+            return size / float(align) / float(rate)
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def parse_scan(text: str, path: str, info: media.MediaInfo, kind: str) -> DamageReport:
     """The report for a scan's whole stderr `text` (pure: the tests feed it recorded ffmpeg output)."""
-    log_ = ScanLog(demux_contexts=_demux_contexts(info))
+    stream = info.video_stream_index if kind == "video" else info.audio_stream_index
+    log_ = ScanLog(demux_contexts=_demux_contexts(info), stream=stream)
     for line in text.splitlines():
         log_.feed(line)
-    return (video_report if kind == "video" else audio_report)(path, info, log_)
+    if kind == "video":
+        return video_report(path, info, log_)
+    return audio_report(path, info, log_, declared=wav_declared_duration(path))
 
 
 def _demux_contexts(info: media.MediaInfo) -> Tuple[str, ...]:
@@ -371,7 +438,7 @@ def scan_damage(path, info: Optional[media.MediaInfo] = None, kind: str = "video
     exe = media.ffmpeg_path()
     if timeout is None:
         timeout = SCAN_TIMEOUT_BASE_S + SCAN_TIMEOUT_PER_S * max(info.duration, info.audio_duration or 0.0)
-    log_ = ScanLog(demux_contexts=_demux_contexts(info))
+    log_ = ScanLog(demux_contexts=_demux_contexts(info), stream=stream)
     t0 = time.perf_counter()
     try:
         p = subprocess.Popen(build_scan_args(exe, path, stream), stdin=subprocess.DEVNULL,
@@ -407,7 +474,10 @@ def scan_damage(path, info: Optional[media.MediaInfo] = None, kind: str = "video
     if "timeout" in why:
         raise MediaError(f"Checking {path} for damage took longer than {timeout:.0f} s; the file may be damaged "
                          "or on a slow drive: copy it to a local disk and try again.")
-    report = (video_report if kind == "video" else audio_report)(str(path), info, log_, seconds)
+    if kind == "video":
+        report = video_report(str(path), info, log_, seconds)
+    else:
+        report = audio_report(str(path), info, log_, seconds, declared=wav_declared_duration(path))
     if report.damaged:
         log.info("%s: %s", path, report.describe())      # the caller refuses or warns, once
     if use_cache and key is not None:

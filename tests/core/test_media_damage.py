@@ -61,7 +61,7 @@ def one_error_line(stderr: str) -> str:
 def test_scan_args_exact():
     assert build_scan_args("ffmpeg", "in.mp4", 0) == [
         "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-debug_ts", "-threads", "1",
-        "-copyts", "-i", "in.mp4", "-map", "0:0", "-max_error_rate", "1", "-f", "null", "-"]
+        "-err_detect", "crccheck+buffer", "-copyts", "-i", "in.mp4", "-map", "0:0", "-max_error_rate", "1", "-f", "null", "-"]
 
 
 def _info(**kw):
@@ -95,7 +95,7 @@ def test_parse_video_scan_attributes_errors_to_the_packet_being_decoded():
              "[h264 @ 0x2] [info] concealing 10 DC, 10 AC, 10 MV errors in P frame", _decoded(0.08),
              _demux("video", 0.12), _decoded(0.12), _demux("video", 0.2), _decoded(0.2)]
     rep = parse_scan("\n".join(lines), "x.mp4", _info(), "video")
-    assert rep.damaged and rep.errors == 4 and rep.decoded == 5
+    assert rep.damaged and rep.errors == 3 and rep.demux_errors == 1 and rep.decoded == 5
     assert rep.bad_frames == (2,) and rep.missing_frames == (4,)
     assert rep.describe() == ("video damaged: frame 4 of 6 could not be decoded (0.16–0.20 s); "
                               "frame 2 of 6 was decoded with errors (0.08–0.12 s)")
