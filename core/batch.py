@@ -26,6 +26,8 @@ row, video, voice, output, status (ok | failed | skipped | cancelled), seconds, 
 and the output's quality check (`core.qc`, unless --no-qc / --no-score): qc_flagged (share of frames flagged for
 any kind), qc_blur, qc_seam, qc_flicker, qc_open_in_silence (share per kind), qc_psnr_outside, qc_ssim_outside
 (the frame outside the mask), qc_ssim_mouth and qc_sharpness (mouth against the original).
+Last, damaged_frames (runs of output frames from damaged input, "32-74 80", with --allow-damaged; a damaged row fails
+otherwise, its error naming the damage: `core.media_damage`).
 It is written atomically, also after a cancel. A one-line total goes to stderr.
 
 Exit codes: 0 every row ok (or skipped with --skip-existing) · 9 at least one row failed · 130 cancelled ·

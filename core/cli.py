@@ -1,7 +1,7 @@
 """Headless command line: `python main.py dub|score|qc|models|batch ...`.
 
 Exit codes (also in the README):
-    0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid media
+    0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid/damaged media
     5 output problem · 6 no face found · 7 model file missing/corrupt · 8 project error · 130 cancelled (Ctrl-C)
     9 some batch rows failed (the others were rendered; see the summary CSV)
     70 internal error (a bug: rerun with --debug for the traceback)

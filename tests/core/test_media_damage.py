@@ -61,7 +61,7 @@ def one_error_line(stderr: str) -> str:
 def test_scan_args_exact():
     assert build_scan_args("ffmpeg", "in.mp4", 0) == [
         "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info", "-debug_ts", "-threads", "1",
-        "-err_detect", "crccheck+buffer", "-copyts", "-i", "in.mp4", "-map", "0:0", "-max_error_rate", "1", "-f", "null", "-"]
+        "-err_detect", "crccheck+buffer", "-skip_loop_filter", "all", "-copyts", "-i", "in.mp4", "-map", "0:0", "-max_error_rate", "1", "-f", "null", "-"]
 
 
 def _info(**kw):
