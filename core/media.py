@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -653,10 +653,31 @@ class _Proc:
                 pass
 
 
+_ON_GRID: set = set()      # (real path, size, mtime) of CFR files with holes inside: decoded on their time grid
+
+
+def _grid_key(path: PathLike) -> Optional[tuple]:
+    ident = _file_identity(path)
+    return None if ident is None else (os.path.realpath(path), *ident)
+
+
+def decode_on_time_grid(path: PathLike) -> None:
+    """From now on (in this process) decode `path`, as it is now (size, modification time), on its time grid as a
+    VFR file is: each output frame is the picture at its time, a hole inside the clip is filled with the picture
+    before it instead of pulling every later frame early. `core.media_damage.scan_damage` calls it when a CFR clip
+    has frames missing before its last decoded one; every decode of the file (iter_frames, FrameReader) follows."""
+    key = _grid_key(path)
+    if key is not None:
+        _ON_GRID.add(key)
+
+
 def _resolve_info(path: PathLike, info: Optional[MediaInfo]) -> MediaInfo:
     if info is None:
         info = probe(path)
-    return require_video(info)
+    info = require_video(info)
+    if _ON_GRID and not info.is_vfr and _grid_key(path) in _ON_GRID:
+        info = replace(info, is_vfr=True)      # the fps filter places frames by time and fills holes
+    return info
 
 
 def _file_identity(path: PathLike) -> Optional[Tuple[int, int]]:

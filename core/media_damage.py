@@ -477,6 +477,8 @@ def scan_damage(path, info: Optional[media.MediaInfo] = None, kind: str = "video
                          "or on a slow drive: copy it to a local disk and try again.")
     if kind == "video":
         report = video_report(str(path), info, log_, seconds)
+        if has_holes(report):
+            media.decode_on_time_grid(path)     # frames after a hole keep their time (the hole holds a picture)
     else:
         report = audio_report(str(path), info, log_, seconds, declared=wav_declared_duration(path))
     if report.damaged:
@@ -485,6 +487,15 @@ def scan_damage(path, info: Optional[media.MediaInfo] = None, kind: str = "video
         with _CACHE_LOCK:
             _CACHE[key] = report
     return report
+
+
+def has_holes(report: DamageReport) -> bool:
+    """Video frames missing before the last decoded one (not only a cut-off end)."""
+    if report.kind != "video" or not report.missing_frames:
+        return False
+    missing = set(report.missing_frames)
+    last = max((i for i in range(report.num_frames) if i not in missing), default=-1)
+    return min(missing) < last
 
 
 def check_damage(reports: Sequence[DamageReport], allow: bool, path=None, hint: str = ALLOW_HINT) -> List[str]:

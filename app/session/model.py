@@ -175,8 +175,8 @@ class Session:
         if video is not None and video.damaged:
             what = [video.describe()]
             if video.missing_frames:
-                what.append("where frames are missing, the nearest decoded picture stands in (the picture freezes; "
-                            "after a gap inside the clip the following frames come that much early)")
+                what.append("where frames are missing, the last picture before them is held (the picture freezes), "
+                            "the frames after a hole keep their time")
             if video.bad_frames:
                 what.append("frames decoded with errors show ffmpeg's patched-up picture")
             parts.append("; ".join(what) + ".")

@@ -160,6 +160,31 @@ def test_damaged_sample_is_found(damaged, name):
     assert rep.describe().startswith("video damaged: ")
 
 
+def test_hole_inside_a_clip_holds_the_picture_and_keeps_later_frames_in_time(damaged):
+    """4 KB zeroed in the middle lose frames 32-34: once the scan has found the hole, every decode of the file
+    holds frame 31 over it and frame i after it is the source's frame i (before: frame i+3, the last three
+    frames repeated, the lips 120 ms ahead of the voice)."""
+    path = damaged["zero4k"]
+    info = media.probe(path)
+    clean = list(media.iter_frames(SAMPLE))
+    media._ON_GRID.discard(media._grid_key(path))      # as before any scan (another test may have scanned it)
+    shifted = list(media.iter_frames(path, info))
+    rep = scan_damage(path, info, "video", use_cache=False)
+    assert rep.missing_frames == (32, 33, 34)
+    frames = list(media.iter_frames(path, info))
+    assert len(frames) == len(shifted) == 75
+    assert all(np.array_equal(frames[i], frames[31]) for i in (32, 33, 34))
+
+    def diff(a, b):
+        return float(np.abs(a.astype(np.int16) - b).mean())
+
+    for i in (45, 60):      # after the hole (concealed: not bit-exact), closest to its own time, no longer to i+3
+        assert diff(frames[i], clean[i]) < diff(frames[i], clean[i + 3])
+        assert diff(shifted[i], clean[i + 3]) < diff(shifted[i], clean[i])
+    with media.FrameReader(path) as reader:             # the window's random access agrees
+        assert all(np.array_equal(reader.read(i), frames[i]) for i in (31, 33, 40, 74))
+
+
 def test_clean_sample_and_voice_report_no_damage():
     info = media.probe(SAMPLE)
     for kind in ("video", "audio"):
