@@ -103,7 +103,6 @@ class ItemResult:
     lse_c: Optional[float] = None
     qc: Optional[dict] = None        # the output's core.qc summary, when checked
     damaged_frames: List[int] = field(default_factory=list)   # output frames from damaged input (--allow-damaged)
-    warning: str = ""                                         # what was damaged, when the row was dubbed anyway
 
     def qc_row(self) -> Dict[str, str]:
         """The QC columns: share of frames flagged (any kind, then per kind), PSNR / SSIM outside the mask,
@@ -130,10 +129,6 @@ class ItemResult:
                 "status": self.status, "seconds": f"{self.seconds:.2f}", "frames": str(self.frames),
                 "error": self.error, "lse_c": "" if self.lse_c is None else f"{self.lse_c:.3f}", **self.qc_row(),
                 "damaged_frames": runs}
-
-    def as_json(self) -> dict:
-        """`--json`: the CSV row with `damaged_frames` as a list of frame numbers (empty when clean)."""
-        return {**self.as_row(), "damaged_frames": list(self.damaged_frames), "warning": self.warning}
 
 
 @dataclass
@@ -309,7 +304,6 @@ def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: 
         tmp = None
         res.status, res.frames = "ok", int(result.num_frames)
         res.damaged_frames = [int(k) for k in getattr(result, "damaged_frames", None) or []]
-        res.warning = " ".join(m for m in getattr(result, "messages", []) if str(m).startswith("Warning:"))
         report = getattr(result, "report", None)
         if report is not None and math.isfinite(float(report.lse_c)):
             res.lse_c = float(report.lse_c)
@@ -480,9 +474,11 @@ def row_line(k: int, n: int, r: ItemResult) -> str:
 
 
 def summary_json(result: BatchResult, summary: Path) -> dict:
-    """`--json`: the summary CSV's rows, the counts and the exit code."""
+    """`--json`: the summary CSV's rows, the counts and the exit code; `damaged_frames` per row (as lists: the
+    output frames from damaged input, [] for a clean row)."""
     return {"summary": str(summary), "exit_code": result.exit_code, "seconds": round(result.seconds, 2),
-            "counts": {s: result.count(s) for s in STATUSES}, "rows": [r.as_json() for r in result.items]}
+            "counts": {s: result.count(s) for s in STATUSES}, "rows": [r.as_row() for r in result.items],
+            "damaged_frames": {str(r.row): list(r.damaged_frames) for r in result.items}}
 
 
 def split_runner(a) -> Optional[Callable]:

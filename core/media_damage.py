@@ -188,7 +188,7 @@ _RE_LINE = re.compile(r"^(?:\[(?P<ctx>[^\]@]+?) @ [^\]]*\] )?\[(?P<level>[a-z]+)
 _RE_DEMUX = re.compile(r"^demuxer -> ist_index:[\d:]+ type:(?P<type>video|audio)\b.*?\bpkt_pts_time:(?P<pts>\S+)"
                        r".*?\bpkt_dts_time:(?P<dts>\S+).*?\bduration_time:(?P<dur>\S+)")
 _RE_AUDIO_OUT = re.compile(r"^encoder -> type:audio\b.*?\bpkt_pts_time:(?P<pts>\S+).*?\bduration_time:(?P<dur>\S+)")
-_RE_DECODED = re.compile(r"^decoder -> (?:ist_index:[\d:]+ )?type:video\b.*?\b(?:frame_)?pts_time:(?P<pts>\S+)"
+_RE_DECODED = re.compile(r"^decoder -> (?:ist_index:[\d:]+ )?(?:type:(?P<type>\w+) )?.*?\b(?:frame_)?pts_time:(?P<pts>\S+)"
                          r"(?:.*?\bbest_effort_ts_time:(?P<best>\S+))?")
 _RE_REPEATED = re.compile(r"Last message repeated (\d+) times?")
 _RE_STREAM_NAMED = re.compile(r"\bstream\s*(?:=\s*|#?)(\d+)")
@@ -225,7 +225,7 @@ class ScanLog:
         if not m:
             return
         ctx, level, text = (m.group("ctx") or "").strip(), m.group("level"), m.group("text")
-        if not ctx:
+        if level == "info":              # -debug_ts lines (ffmpeg 7 prefixes them with the stream's context)
             d = _RE_DEMUX.match(text)
             if d:
                 t = _num(d.group("pts"))
@@ -239,9 +239,11 @@ class ScanLog:
                 self._last_error = False
                 return
             f = _RE_DECODED.match(text)
-            if f:
+            if f and f.group("type") in (None, "video"):
                 t = _num(f.group("best"))
-                self.frames.append(t if t is not None else (_num(f.group("pts")) or math.nan))
+                if t is None:
+                    t = _num(f.group("pts"))
+                self.frames.append(math.nan if t is None else t)
                 return
             a = _RE_AUDIO_OUT.match(text)
             if a:
@@ -286,6 +288,10 @@ def video_report(path: str, info: media.MediaInfo, log_: ScanLog, seconds: float
     else:
         origin = float(info.video_start)
     times = np.asarray([t for t in log_.frames if not math.isnan(t)], np.float64)
+    if times.size == 0 and log_.packets and not log_.errors:
+        # no decoded frame named at all, yet no decoder complained: this ffmpeg words -debug_ts otherwise; judge
+        # by the packets (what the container holds) rather than call every frame missing
+        times = np.asarray([t for t, _ in log_.packets if not math.isnan(t)], np.float64)
     slots = np.arange(n, dtype=np.float64) / fps + origin
     missing: List[int] = []
     if n:

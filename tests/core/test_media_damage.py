@@ -111,6 +111,22 @@ def test_parse_clean_and_repeated_frames():
     assert rep.missing_frames == (4, 5)
 
 
+def test_parse_other_ffmpeg_wordings_never_call_a_clean_file_damaged():
+    """ffmpeg 7 prefixes its -debug_ts lines with the stream's context and words the decoder line without
+    `frame_`; an ffmpeg whose wording is not understood at all (no decoded frame named, no error) is judged by
+    the container's packets instead of calling every frame missing."""
+    times = (0.0, 0.04, 0.08, 0.12, 0.16, 0.2)
+    ff7 = [f"[vist#0:0/h264 @ 0x1] [info] decoder -> pts:1 pts_time:{t} pkt_dts:1 pkt_dts_time:{t} duration:1 "
+           f"duration_time:0.04 keyframe:0 frame_type:2 time_base:1/12800" for t in times]
+    lines = [x for pair in zip([_demux("video", t) for t in times], ff7) for x in pair]
+    rep = parse_scan("\n".join(lines), "x.mp4", _info(), "video")
+    assert not rep.damaged and rep.decoded == 6
+    unknown = [_demux("video", t) for t in times] + ["[info] decodeur -> something else"]
+    assert not parse_scan("\n".join(unknown), "x.mp4", _info(), "video").damaged
+    cut = [_demux("video", t) for t in times[:3]]                      # ... but a cut still shows
+    assert parse_scan("\n".join(cut), "x.mp4", _info(), "video").missing_frames == (3, 4, 5)
+
+
 def test_parse_audio_scan_gaps_errors_and_early_end():
     lines = [_demux("audio", 0.0, 0.02), _demux("audio", 0.02, 0.02),
              "[aac @ 0x3] [error] channel element 0.0 is not allocated", _demux("audio", 0.1, 0.02)]
@@ -256,15 +272,17 @@ def test_batch_reports_damage_per_row(damaged, tmp_path):
     common = ("--quiet", "--no-score", "--preset", "ultrafast", "--crf", "30", "--range", "60", "75")
     rc, stdout, stderr = run_cli("batch", manifest, "--json", *common)
     assert rc == 9, stderr
-    rows = json.loads(stdout)["rows"]
+    doc = json.loads(stdout)
+    rows = doc["rows"]
     assert rows[0]["status"] == "failed" and "video damaged: frames 65–74 of 75" in rows[0]["error"]
-    assert rows[1]["status"] == "ok" and rows[1]["damaged_frames"] == []
+    assert rows[1]["status"] == "ok" and rows[1]["damaged_frames"] == "" and doc["damaged_frames"]["2"] == []
     assert not (tmp_path / "a.mp4").exists()
     rc, stdout, stderr = run_cli("batch", manifest, "--json", "--allow-damaged", *common)
     assert rc == 0, stderr
-    rows = json.loads(stdout)["rows"]
-    assert rows[0]["status"] == "ok" and rows[0]["damaged_frames"] == list(range(5, 15))   # frames 65-74 of 60-75
-    assert "video damaged" in rows[0]["warning"]
+    doc = json.loads(stdout)
+    rows = doc["rows"]
+    assert rows[0]["status"] == "ok" and rows[0]["damaged_frames"] == "5-14"      # frames 65-74 of 60-75
+    assert doc["damaged_frames"] == {"1": list(range(5, 15)), "2": []}
     with open(tmp_path / "m_summary.csv", newline="") as fh:
         summary = list(csv.DictReader(fh))
     assert [r["damaged_frames"] for r in summary] == ["5-14", ""]
