@@ -73,7 +73,7 @@ class ExportDialog(QDialog):
     exportFinished = Signal(str)          # "ok" | "failed" | "cancelled", after the specific signal
 
     def __init__(self, project, num_frames: int, fps: float, runner: JobRunner, parent=None,
-                 overrides: Optional[dict] = None):
+                 overrides: Optional[dict] = None, damage_note: str = ""):
         super().__init__(parent)
         self.overrides = dict(overrides or {})
         self.setWindowTitle("Export dubbed video")
@@ -147,6 +147,12 @@ class ExportDialog(QDialog):
         self.score_check.setChecked(True)
         form.addRow("", self.score_check)
         lay.addLayout(form)
+        # damaged input (app.session.Session.damage_note): what the export does with it, before it starts
+        self.damage_label = QLabel(damage_note)
+        self.damage_label.setWordWrap(True)
+        self.damage_label.setStyleSheet("color: #f0a030")
+        self.damage_label.setVisible(bool(damage_note))
+        lay.addWidget(self.damage_label)
 
         self.stage_label = QLabel("")
         self.progress = QProgressBar()

@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
     def dub_settings(self, **kw):
         """The project's DubSettings for preview/export, or None (the reason shown on the preview)."""
         kw.setdefault("models_dir", self.models_dir())
+        kw.setdefault("allow_damaged", True)     # damaged input was said on opening and is hatched on the timeline
         try:
             return self.session.project.to_dub_settings(track_cache_dir=self.track_cache_dir, **kw)
         except Exception as exc:  # noqa: BLE001 - any reason is shown where the dub would be
@@ -271,7 +272,8 @@ class MainWindow(QMainWindow):
             return None
         self.playback.stop()
         dlg = ExportDialog(s.project, s.num_frames, s.fps, self.jobs.runner, self,
-                           overrides={"track_cache_dir": self.track_cache_dir, "models_dir": self.models_dir()})
+                           overrides={"track_cache_dir": self.track_cache_dir, "models_dir": self.models_dir(),
+                                      "allow_damaged": True}, damage_note=s.damage_note())
         dlg.exportSucceeded.connect(lambda res: self.rescore.export_done(res, dlg.frame_range()))
         dlg.exportSucceeded.connect(lambda *_: s.touch())
         dlg.exportSucceeded.connect(lambda res: self.recent.remember("exports", res.output))

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from core import audio, media, pipeline
 from core.errors import LipDubError
+from core.media_damage import scan_damage
 
 from .frame_cache import prefetch
 from .session import AudioData
@@ -92,6 +93,7 @@ class MediaController(QObject):
                 self._start_vad(data)
         self._start_thumbnails(path)
         self.start_prefetch(path, info.num_frames)
+        self.check_damage(path, info, "video")
         ph = min(self.session.project.playhead, info.num_frames - 1) if keep_project_state else 0
         self.win.timeline.set_playhead(ph, emit=False)
         self.session.set_playhead(ph)
@@ -172,7 +174,27 @@ class MediaController(QObject):
             self.jobs.start(f"voice:{path}", f"Loading {Path(path).name}", lambda p, c: load_audio_data(path),
                             self._voice_ready, lambda msg, p=path: self._voice_failed(p, msg))
 
+    # ---- damage -------------------------------------------------------------------------------------------
+    def check_damage(self, path: str, info=None, kind: str = "video") -> None:
+        """Scan the video's picture / a voice's sound for damage in the background (core.media_damage); a damaged
+        file is said at once (a message box), its frames hatched on the timeline."""
+        def work(progress, cancel):
+            return scan_damage(path, info or media.probe(path), kind, cancel=cancel)
+
+        self.jobs.start(f"damage:{kind}:{path}", "Checking for damage", work, self._damage_ready,
+                        lambda msg: self.messages.info(f"Damage check: {msg}"), quiet_cancel=True)
+
+    def _damage_ready(self, report) -> None:
+        self.session.set_damage(report)
+        if report.damaged and report.path in (self.session.project.video,
+                                              *(v.path for v in self.session.project.voices)):
+            what = "video" if report.kind == "video" else "voice"
+            self.messages.error(f"{Path(report.path).name}: {report.describe()}. The damaged frames are hatched "
+                                f"on the timeline; a dub uses what could be decoded (see Export).",
+                                f"Damaged {what}")
+
     def _voice_ready(self, data: AudioData) -> None:
+        self.check_damage(data.path, None, "audio")
         self.session.set_audio(data)
         self._start_vad(data)
         self.update_length_note()

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QPolygonF
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -69,6 +69,7 @@ class TimelineWidget(QWidget):
         self.v0, self.v1 = 0.0, 1.0
         self.range: Optional[Tuple[int, int]] = None
         self.no_face_runs = []
+        self.damage_runs = []            # [(start, stop)) frames whose input is damaged (hatched)
         self.edits = None
         self.thumbs: Dict[int, QPixmap] = {}
         self._thumb_keys: list = []
@@ -153,6 +154,11 @@ class TimelineWidget(QWidget):
         self.no_face_runs = runs(missing) if missing is not None else []
         self.update()
 
+    def set_damage(self, damaged: Optional[np.ndarray]) -> None:
+        """Hatch the frames whose picture or voice is damaged (bool per frame; None: none)."""
+        self.damage_runs = runs(damaged) if damaged is not None else []
+        self.update()
+
     def set_edits(self, edits) -> None:
         """Show the corrections (core.edits.Edits): range overrides, teeth shots, mask keyframes, box fixes."""
         self.edits = edits
@@ -205,6 +211,7 @@ class TimelineWidget(QWidget):
             x0, x1 = self.x_of(a), self.x_of(b)
             p.fillRect(QRectF(x0, ty, max(1.0, x1 - x0), self.MARK_H), QColor(220, 60, 60))
         self._paint_edits(p, W, ty + self.MARK_H)
+        self._paint_damage(p, H)
         # frames past the end of the clip
         xe = self.x_of(self.num_frames)
         if xe < W:
@@ -232,6 +239,17 @@ class TimelineWidget(QWidget):
         p.setClipping(False)
         self._paint_gutter(p, H)
         p.end()
+
+    def _paint_damage(self, p: QPainter, H: int) -> None:
+        """Damaged input: an orange wash hatched with diagonal lines over the whole height below the ruler."""
+        for a, b in self.damage_runs:
+            if b < self.v0 or a > self.v1:
+                continue
+            x0, x1 = self.x_of(a), self.x_of(b)
+            r = QRectF(x0, self.RULER_H, max(2.0, x1 - x0), H - self.RULER_H)
+            p.fillRect(r, QColor(255, 140, 0, 70))
+            p.fillRect(r, QBrush(QColor(255, 170, 40, 230), Qt.BDiagPattern))
+            p.fillRect(QRectF(x0, self.RULER_H - 4, max(2.0, x1 - x0), 4), QColor(255, 140, 0))
 
     def _paint_edits(self, p: QPainter, W: int, y: int) -> None:
         p.fillRect(0, y, W, self.EDIT_H, QColor(45, 47, 52))

@@ -21,6 +21,7 @@ class SessionViews:
         ev.connect_all(lambda e: self.show_voice_lanes(), "project", "media", "voices", "audio")
         ev.connect_all(lambda e: self.show_faces(), "project", "media", "tracks")
         ev.connect_all(lambda e: self.show_speaking(), "project", "media", "tracks", "speaking")
+        ev.connect_all(lambda e: self.show_damage(), "project", "media", "voices", "damage", "edits")
         ev.connect_all(lambda e: self.show_reports(), "project", "media", "voices", "tracks", "reports")
         ev.connect_all(lambda e: self.show_edits(), "project", "edits")
         ev.connect_all(lambda e: self.show_title(), "project", "dirty")
@@ -106,6 +107,9 @@ class SessionViews:
     def show_qc(self) -> None:
         w, q = self.win, self.s.qc_report()
         w.qc_lane.set_flags(None if q is None else q.flags, None if q is None else q.checked)
+
+    def show_damage(self) -> None:
+        self.win.timeline.set_damage(self.s.damaged_frames())
 
     def show_reports(self) -> None:
         w, s = self.win, self.s

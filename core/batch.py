@@ -26,6 +26,8 @@ row, video, voice, output, status (ok | failed | skipped | cancelled), seconds, 
 and the output's quality check (`core.qc`, unless --no-qc / --no-score): qc_flagged (share of frames flagged for
 any kind), qc_blur, qc_seam, qc_flicker, qc_open_in_silence (share per kind), qc_psnr_outside, qc_ssim_outside
 (the frame outside the mask), qc_ssim_mouth and qc_sharpness (mouth against the original).
+Last, damaged_frames (runs of output frames from damaged input, "32-74 80", with --allow-damaged; a damaged row fails
+otherwise, its error naming the damage: `core.media_damage`).
 It is written atomically, also after a cancel. A one-line total goes to stderr.
 
 Exit codes: 0 every row ok (or skipped with --skip-existing) · 9 at least one row failed · 130 cancelled ·
@@ -55,6 +57,7 @@ from .device import DEVICES
 from .engines import registry as engines
 from .errors import CancelledError, LipDubError, OutputError
 from .media import PRESETS
+from .media_damage import frame_runs
 from .progress import CancelToken, ProgressFn, check
 from .timing import LENGTH_POLICIES
 
@@ -67,7 +70,8 @@ REQUIRED_COLUMNS = ("video", "voice", "output")
 OPTIONAL_COLUMNS = ("project",)
 QC_FIELDS = ("qc_flagged", "qc_blur", "qc_seam", "qc_flicker", "qc_open_in_silence", "qc_psnr_outside",
              "qc_ssim_outside", "qc_ssim_mouth", "qc_sharpness")
-SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c") + QC_FIELDS
+SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c") + QC_FIELDS \
+    + ("damaged_frames",)
 STATUSES = ("ok", "failed", "skipped", "cancelled")
 
 
@@ -98,6 +102,7 @@ class ItemResult:
     error: str = ""
     lse_c: Optional[float] = None
     qc: Optional[dict] = None        # the output's core.qc summary, when checked
+    damaged_frames: List[int] = field(default_factory=list)   # output frames from damaged input (--allow-damaged)
 
     def qc_row(self) -> Dict[str, str]:
         """The QC columns: share of frames flagged (any kind, then per kind), PSNR / SSIM outside the mask,
@@ -118,9 +123,12 @@ class ItemResult:
                 "qc_sharpness": num(q.get("sharpness_ratio"), 3)}
 
     def as_row(self) -> Dict[str, str]:
+        """The summary CSV's row; `damaged_frames` as runs of output frames ("32-74 80"), empty when clean."""
+        runs = " ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in frame_runs(self.damaged_frames))
         return {"row": str(self.row), "video": self.video, "voice": self.voice, "output": self.output,
                 "status": self.status, "seconds": f"{self.seconds:.2f}", "frames": str(self.frames),
-                "error": self.error, "lse_c": "" if self.lse_c is None else f"{self.lse_c:.3f}", **self.qc_row()}
+                "error": self.error, "lse_c": "" if self.lse_c is None else f"{self.lse_c:.3f}", **self.qc_row(),
+                "damaged_frames": runs}
 
 
 @dataclass
@@ -295,6 +303,7 @@ def run_item(item: BatchItem, overrides: Optional[dict] = None, mask_overrides: 
         os.replace(tmp, final)
         tmp = None
         res.status, res.frames = "ok", int(result.num_frames)
+        res.damaged_frames = [int(k) for k in getattr(result, "damaged_frames", None) or []]
         report = getattr(result, "report", None)
         if report is not None and math.isfinite(float(report.lse_c)):
             res.lse_c = float(report.lse_c)
@@ -399,6 +408,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="learn each actor from the clip's own voice first (default: the row's project, else on)")
     b.add_argument("--models-dir", help="folder with model files")
     b.add_argument("--device", choices=DEVICES, help="auto, cpu or cuda")
+    b.add_argument("--allow-damaged", action="store_true", default=None,
+                   help="dub damaged inputs as far as they decode (default: such a row fails with the damage "
+                        "named); the damaged frames go in the summary's damaged_frames column")
     b.add_argument("--quiet", action="store_true", help="no progress bars or per-row lines, only the total")
     b.add_argument("--debug", action="store_true", help="debug logging")
     b.add_argument("--json", action="store_true", help="print the summary (one object per row) as JSON on stdout")
@@ -412,7 +424,8 @@ def overrides_from_args(a) -> tuple:
     for attr, key in (("engine", "engine"), ("face", "face_track"),
                       ("length", "length_policy"), ("crf", "crf"), ("preset", "preset"), ("device", "device"),
                       ("models_dir", "models_dir"), ("teeth_frame", "teeth_frame"),
-                      ("teeth_strength", "teeth_strength"), ("batch_size", "batch_size"), ("adapt", "adapt")):
+                      ("teeth_strength", "teeth_strength"), ("batch_size", "batch_size"), ("adapt", "adapt"),
+                      ("allow_damaged", "allow_damaged")):
         v = getattr(a, attr, None)
         if v is not None:
             ov[key] = v
@@ -455,13 +468,17 @@ def row_line(k: int, n: int, r: ItemResult) -> str:
         extra += f", LSE-C {r.lse_c:.2f}"
     if r.status == "ok" and r.qc:
         extra += f", QC {int(round(100 * r.qc['flagged']['any']))}% of frames flagged"
+    if r.status == "ok" and r.damaged_frames:
+        extra += f", {len(r.damaged_frames)} damaged frames: {r.as_row()['damaged_frames']}"
     return f"[{k + 1}/{n}] row {r.row}: {r.status} ({extra})"
 
 
 def summary_json(result: BatchResult, summary: Path) -> dict:
-    """`--json`: the summary CSV's rows, the counts and the exit code."""
+    """`--json`: the summary CSV's rows, the counts and the exit code; `damaged_frames` per row (as lists: the
+    output frames from damaged input, [] for a clean row)."""
     return {"summary": str(summary), "exit_code": result.exit_code, "seconds": round(result.seconds, 2),
-            "counts": {s: result.count(s) for s in STATUSES}, "rows": [r.as_row() for r in result.items]}
+            "counts": {s: result.count(s) for s in STATUSES}, "rows": [r.as_row() for r in result.items],
+            "damaged_frames": {str(r.row): list(r.damaged_frames) for r in result.items}}
 
 
 def split_runner(a) -> Optional[Callable]:

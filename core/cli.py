@@ -1,7 +1,7 @@
 """Headless command line: `python main.py dub|score|qc|models|batch ...`.
 
 Exit codes (also in the README):
-    0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid media
+    0 success · 1 other LipDub error · 2 bad command line · 3 ffmpeg missing · 4 unreadable/invalid/damaged media
     5 output problem · 6 no face found · 7 model file missing/corrupt · 8 project error · 130 cancelled (Ctrl-C)
     9 some batch rows failed (the others were rendered; see the summary CSV)
     70 internal error (a bug: rerun with --debug for the traceback)
@@ -66,6 +66,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face to use (default: the main face)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    add_allow_damaged(p)
+
+
+def add_allow_damaged(p: argparse.ArgumentParser, default=False) -> None:
+    p.add_argument("--allow-damaged", action="store_true", default=default,
+                   help="use a damaged input as far as it decodes (default: refuse it with exit code 4); the "
+                        "damaged frames are listed in the warning and as damaged_frames in --json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,7 +194,7 @@ def cmd_dub(a, bars, cancel) -> int:
         engine_options=engines.options_from_args(a), face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
         frame_range=tuple(a.range) if a.range else None, crf=a.crf, preset=a.preset, device=a.device,
         models_dir=a.models_dir, teeth_frame=a.teeth_frame, teeth_strength=a.teeth_strength,
-        batch_size=a.batch_size, adapt=a.adapt,
+        batch_size=a.batch_size, adapt=a.adapt, allow_damaged=a.allow_damaged,
     )
     if a.report:
         from .pipeline import validate_paths  # fail before hours of work if the report can't be written
@@ -209,7 +216,8 @@ def cmd_dub(a, bars, cancel) -> int:
     if a.json:
         out = {"output": res.output, "num_frames": res.num_frames, "fps": res.fps, "faces_found": res.faces_found,
                "messages": res.messages, "timings": res.timings,
-               "adaptation": res.adaptation.to_json() if res.adaptation is not None else None}
+               "adaptation": res.adaptation.to_json() if res.adaptation is not None else None,
+               "damaged_frames": list(res.damaged_frames), "damage": [r.to_json() for r in res.damage]}
         if res.report is not None:
             out.update(res.report.to_json())
         print(json.dumps(out))
@@ -225,6 +233,9 @@ def cmd_score(a, bars, cancel) -> int:
     from .sync.scoring import get_scorer, judge_low, score_clip
 
     info = media.probe(a.video, need_video=True)
+    damage, warnings = _score_damage(a, info, cancel)
+    for line in warnings:
+        print(line, file=sys.stderr)
     tracks = track_video(a.video, progress=bars, cancel=cancel)
     if not tracks.tracks:
         raise NoFaceError(f"No face was found anywhere in {a.video}: nothing to score.")
@@ -262,6 +273,7 @@ def cmd_score(a, bars, cancel) -> int:
     if a.json:
         out = report.to_json()
         out["speaking"] = speaking_json(a.video, info, tracks, track, wav, bars, cancel)
+        out["damaged_frames"] = damage
         print(json.dumps(out))
     else:
         print(_summary_line(report))
@@ -309,6 +321,23 @@ def cmd_qc(a, bars, cancel) -> int:
     else:
         print(rep.summary_line())
     return 0
+
+
+def _score_damage(a, info, cancel):
+    """(damaged video frames, warning lines) for `score`: the video's picture and the sound scored against it
+    (the voice, else the video's own); refuses damaged input unless --allow-damaged (exit code 4)."""
+    import numpy as np
+
+    from . import media
+    from .media_damage import check_damage, output_damage, scan_damage
+
+    video = scan_damage(a.video, info, "video", cancel=cancel)
+    sound_path = a.audio or a.video
+    sound_info = info if sound_path == a.video else media.probe(sound_path, need_audio=True)
+    sound = scan_damage(sound_path, sound_info, "audio", cancel=cancel)
+    warnings = check_damage([video, sound], a.allow_damaged)
+    n = info.num_frames
+    return output_damage(video, sound, np.arange(n), float(info.fps), np.arange(n)), warnings
 
 
 def cmd_models(a) -> int:

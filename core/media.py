@@ -31,7 +31,7 @@ import subprocess
 import sys
 import threading
 from collections import OrderedDict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -162,6 +162,8 @@ class MediaInfo:
     format_start: float = 0.0                  # container start time (s)
     format_name: str = ""
     probed_with: str = "ffprobe"               # or "ffmpeg" (fallback parser when ffprobe is absent)
+    declared_frames: Optional[int] = None      # the video frame count the container's header announces, if any
+    declared_audio_duration: Optional[float] = None   # seconds of PCM sound the header announces (AVI, MOV), if any
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -331,8 +333,12 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
         if a_dur is not None and a_dur <= 0:
             a_dur = 0.0
     has_audio = a is not None and (a_dur is None or a_dur > 0) and int(a.get("sample_rate") or 0) > 0
+    declared_audio = None
+    if has_audio and str(a.get("codec_name", "")).startswith("pcm_") and str(a.get("nb_frames", "")).isdigit():
+        declared_audio = int(a["nb_frames"]) / float(a["sample_rate"])     # a PCM "frame" is one sample
 
     has_video = False
+    nb = None
     width = height = cw = ch = 0
     rate = Fraction(0)
     num_frames = 0
@@ -403,6 +409,7 @@ def _info_from_ffprobe(path: str, doc: dict) -> MediaInfo:
         audio_stream_index=int(a["index"]) if has_audio else None,
         video_start=float(v_start) if has_video else 0.0, format_start=float(fmt_start),
         format_name=str(fmt.get("format_name", "")), probed_with="ffprobe",
+        declared_frames=nb if has_video else None, declared_audio_duration=declared_audio,
     )
 
 
@@ -646,10 +653,31 @@ class _Proc:
                 pass
 
 
+_ON_GRID: set = set()      # (real path, size, mtime) of CFR files with holes inside: decoded on their time grid
+
+
+def _grid_key(path: PathLike) -> Optional[tuple]:
+    ident = _file_identity(path)
+    return None if ident is None else (os.path.realpath(path), *ident)
+
+
+def decode_on_time_grid(path: PathLike) -> None:
+    """From now on (in this process) decode `path`, as it is now (size, modification time), on its time grid as a
+    VFR file is: each output frame is the picture at its time, a hole inside the clip is filled with the picture
+    before it instead of pulling every later frame early. `core.media_damage.scan_damage` calls it when a CFR clip
+    has frames missing before its last decoded one; every decode of the file (iter_frames, FrameReader) follows."""
+    key = _grid_key(path)
+    if key is not None:
+        _ON_GRID.add(key)
+
+
 def _resolve_info(path: PathLike, info: Optional[MediaInfo]) -> MediaInfo:
     if info is None:
         info = probe(path)
-    return require_video(info)
+    info = require_video(info)
+    if _ON_GRID and not info.is_vfr and _grid_key(path) in _ON_GRID:
+        info = replace(info, is_vfr=True)      # the fps filter places frames by time and fills holes
+    return info
 
 
 def _file_identity(path: PathLike) -> Optional[Tuple[int, int]]:
@@ -699,8 +727,8 @@ def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0
                 raise MediaError(f"ffmpeg could not decode {path} from frame {start} "
                                  f"({proc.stderr_tail() or f'exit code {rc}'}). The file may be damaged.")
             missing = stop - i
-            (log.warning if missing > 2 else log.debug)(
-                "%s: decoder stopped %d frame(s) early; repeating the last frame", path, missing)
+            # core.media_damage has named the missing frames to the user before any decode (refused or allowed)
+            log.info("%s: decoder stopped %d frame(s) early; repeating the last frame", path, missing)
             while i < stop:
                 yield last.copy()
                 i += 1

@@ -54,6 +54,7 @@ class DubSettings:
     adapt: bool = True                # learn this actor from the clip's own voice first (core.adapt)
     adapt_cache_dir: Optional[str] = None
     speaker_cache_dir: Optional[str] = None   # core.sync.asd.speaker's cache (the default face per shot)
+    allow_damaged: bool = False       # dub a damaged input as it decodes (else DamagedMediaError, exit code 4)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class DubResult:
     faces_found: int                   # output frames that had a face to dub
     report: object = None              # SyncReport of the result, when scored
     adaptation: object = None          # core.adapt.Adaptation, when the engine adapts to the actor
+    damaged_frames: list = field(default_factory=list)   # output file frames from damaged video or voice
+    damage: list = field(default_factory=list)           # core.media_damage.DamageReport of each damaged input
 
 
 class _Timer:
@@ -124,6 +127,15 @@ class PreparedClip:
     scorer: object = None              # the sync lane's scorer, when adaptation loaded it (score_output reuses it)
     speaker: object = None             # core.sync.asd.speaker.FaceChoice, when the face was chosen by who speaks
     edits: Edits = field(default_factory=Edits)
+    video_damage: object = None        # core.media_damage.DamageReport of the video's picture
+    voice_damage: object = None        # ... and of the voice's sound
+
+    def damaged_frames(self, out_idx: np.ndarray) -> list:
+        """Frames of the output file for `out_idx` that show damaged video or carry damaged voice."""
+        from .media_damage import output_damage
+
+        return output_damage(self.video_damage, self.voice_damage, self.ctx.source_index, self.ctx.fps, out_idx,
+                             self.edits.voice_offset)
 
 
 
@@ -151,12 +163,13 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
     wav = audio_mod.load_audio(settings.audio)
     if wav.size == 0:
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
+    video_damage, voice_damage, damage_warnings = check_inputs(settings, info, cancel, timer)
     fps = float(info.fps)
     edits = settings.edits or Edits()
     schedule, message = output_schedule(info.num_frames, fps, len(wav), edits.voice_offset, settings.length_policy)
     if edits.voice_offset:
         wav = shift_voice(wav, edits.voice_offset, fps, audio_mod.SAMPLE_RATE)
-    messages = [message] if message else []
+    messages = damage_warnings + ([message] if message else [])
     num_out = len(schedule)
     wav_out = timing.fit_wav(wav, num_out, fps)
 
@@ -231,7 +244,25 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
                         track_set=track_set, track=track, edits=edits, adaptation=adaptation, scorer=scorer,
-                        speaker=speaker)
+                        speaker=speaker, video_damage=video_damage, voice_damage=voice_damage)
+
+
+def check_inputs(settings: DubSettings, info, cancel: Optional[CancelToken] = None,
+                 timer: Optional[_Timer] = None):
+    """(video damage, voice damage, warnings): one decode pass over the video's picture and one over the
+    voice's sound (`core.media_damage`); a damaged input is refused (DamagedMediaError, exit code 4) unless
+    `settings.allow_damaged`, and then each damaged file gets one warning line."""
+    from .media_damage import check_damage, scan_damage
+
+    t0 = time.perf_counter()
+    video = scan_damage(settings.video, info, "video", cancel=cancel)
+    voice_info = info if Path(settings.audio).resolve() == Path(settings.video).resolve() \
+        else media.probe(settings.audio)
+    voice = scan_damage(settings.audio, voice_info, "audio", cancel=cancel)
+    if timer is not None:
+        timer.add("damage", time.perf_counter() - t0, info.num_frames)
+    warnings = check_damage([video, voice], settings.allow_damaged)
+    return video, voice, warnings
 
 
 class SourceFrames:
@@ -531,7 +562,8 @@ def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, d
     """The DubResult of a written output, scored against its voice when asked."""
     total = len(out_idx)
     result = DubResult(output=str(settings.output), num_frames=total, fps=prep.ctx.fps, messages=prep.messages,
-                       adaptation=prep.adaptation,
+                       adaptation=prep.adaptation, damaged_frames=prep.damaged_frames(out_idx),
+                       damage=[r for r in (prep.video_damage, prep.voice_damage) if r is not None and r.damaged],
                        timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
     if score:
         # The video is already written: a scorer problem must not lose it, only the report.

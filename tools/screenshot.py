@@ -85,8 +85,9 @@ def main(argv=None) -> int:
         w, h = (int(x) for x in args.size.split("x"))
         win.resize(w, h)
         win.show()
-        errors = []
-        win.messages.errorShown.connect(errors.append)
+        errors, damage = [], []
+        # a damaged input is said in a message but the analysis goes on: not a reason to stop waiting
+        win.messages.errorShown.connect(lambda m: (damage if " damaged: " in m else errors).append(m))
         scored = []
         win.analysis.scoringFinished.connect(scored.append)
         spoken = []
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
         win.project_io.open_paths([args.video, args.audio])
         ok = wait_for(app, lambda: bool(scored) or bool(errors), args.timeout)
         print(f"analysis {'done' if ok and scored else 'NOT done'} in {time.monotonic() - t0:.1f} s; "
-              f"errors: {errors}")
+              f"errors: {errors}; damage: {damage}")
         if args.speaking:
             ok = wait_for(app, lambda: bool(spoken) or len(errors) > 0, args.timeout)
             print(f"speaking analysis {'done' if ok and spoken else 'NOT done'}; "

@@ -14,6 +14,7 @@ Events (each an `Emitter` on `session.events`), with their payloads:
 - playhead(frame)
 - dirty(dirty): unsaved changes appeared or were saved
 - speaking(): who speaks in the original clip arrived or was dropped (`Session.speaking`)
+- damage(path): a damage report arrived for the video or a voice (`core.media_damage`)
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def sync_curve(report) -> np.ndarray:
 
 class Session:
     EVENTS = ("project", "media", "voices", "audio", "tracks", "reports", "edits", "settings", "range",
-              "playhead", "dirty", "speaking")
+              "playhead", "dirty", "speaking", "damage")
 
     def __init__(self):
         self.events = EmitterGroup(*self.EVENTS)
@@ -83,6 +84,7 @@ class Session:
         self._speaking_track = (None, None)           # (track set, composed track) cache of chosen_track
         self.qc = None                                # app.dubbed_score.DubbedQC (quality flags) of the active voice
         self.playhead = 0
+        self.damage: Dict[tuple, object] = {}        # (path, "video" | "audio") -> core.media_damage.DamageReport
         self._edits_json = {}
         self._bind_history()
 
@@ -143,6 +145,51 @@ class Session:
         if len(missing) < self.num_frames:
             missing = np.concatenate([missing, np.ones(self.num_frames - len(missing), bool)])
         return missing
+
+    def video_damage(self):
+        """The damage report of the video's picture (None before its scan ends)."""
+        return self.damage.get((self.project.video, "video")) if self.project.video else None
+
+    def voice_damage(self):
+        """The damage report of the active voice's sound (None before its scan ends)."""
+        v = self.project.voice
+        return self.damage.get((v.path, "audio")) if v is not None else None
+
+    def damaged_frames(self) -> Optional[np.ndarray]:
+        """(num_frames,) bool: frames whose picture is damaged or missing, or whose voice (at the editor's voice
+        offset) is; None when nothing is known to be damaged."""
+        from core.media_damage import output_damage
+
+        video, voice = self.video_damage(), self.voice_damage()
+        if self.info is None or not any(r is not None and r.damaged for r in (video, voice)):
+            return None
+        n = self.num_frames
+        mask = np.zeros(n, bool)
+        mask[output_damage(video, voice, np.arange(n), self.fps, np.arange(n), self.project.edits.voice_offset)] = True
+        return mask
+
+    def damage_note(self) -> str:
+        """What a dub does with the damaged input (the export dialog, the message on open); '' when clean."""
+        parts = []
+        video, voice = self.video_damage(), self.voice_damage()
+        if video is not None and video.damaged:
+            what = [video.describe()]
+            if video.missing_frames:
+                what.append("where frames are missing, the last picture before them is held (the picture freezes), "
+                            "the frames after a hole keep their time")
+            if video.bad_frames:
+                what.append("frames decoded with errors show ffmpeg's patched-up picture")
+            parts.append("; ".join(what) + ".")
+        if voice is not None and voice.damaged:
+            parts.append(voice.describe() + ": the dub is silent or garbled there.")
+        if not parts:
+            return ""
+        return ("Damaged input. " + " ".join(parts) + " The damaged frames are hatched on the timeline and listed "
+                "with the result (damaged_frames).")
+
+    def set_damage(self, report) -> None:
+        self.damage[(report.path, report.kind)] = report
+        self.events.damage(path=report.path)
 
     def report_key(self):
         v, t = self.project.voice, self.chosen_track()
