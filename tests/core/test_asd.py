@@ -80,3 +80,22 @@ def test_face_crop_follows_the_face():
         assert abs(xs.min() - 40) <= 2 and abs(xs.max() - 72) <= 2
     blank = AF.face_crop(frame, None, None)
     assert (blank == AF.PAD_GREY).all()
+
+
+def test_the_shipped_network_is_frozen_for_speed_and_still_exact(inputs):
+    """load_asd() traces and freezes the visual encoder (batch norms folded): the same outputs as the authors'."""
+    from core.sync.asd.weights import load_asd
+
+    with np.load(ASD_REF / "light_asd_finetuning_TalkSet.npz") as z:
+        ref = z["visual_embed"]
+    model = load_asd()
+    assert isinstance(model.visualEncoder, torch.jit.ScriptModule)
+    with torch.no_grad():
+        for t in (50, 13):        # any length: the traced graph is not tied to the example's
+            got = model.visual(torch.as_tensor(inputs["faces"][:t])[None])[0].numpy()
+            if t == 50:
+                np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
+            else:
+                eager = load_checkpoint(SHARED / "models" / "asd" / "light_asd" / "finetuning_TalkSet.model")
+                want = eager.visual(torch.as_tensor(inputs["faces"][:t])[None])[0].numpy()
+                np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)

@@ -11,13 +11,14 @@ MODEL_NAME = "light_asd"
 
 @functools.lru_cache(maxsize=4)
 def load_asd(device: str = "cpu"):
-    """The shipped Light-ASD network (eval mode). ModelMissingError / ModelCorruptError if the file is bad."""
+    """The shipped Light-ASD network (eval mode, its visual encoder frozen for speed: `net.freeze_visual`).
+    ModelMissingError / ModelCorruptError if the file is bad."""
     from ...errors import ModelCorruptError
     from ...models.registry import resolve_model
-    from .net import load_checkpoint
+    from .net import freeze_visual, load_checkpoint
 
     path = resolve_model(MODEL_NAME)
     try:
-        return load_checkpoint(path, resolve_device(device))
+        return freeze_visual(load_checkpoint(path, resolve_device(device)))
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelCorruptError(f"{path} is not a Light-ASD checkpoint ({exc}).") from exc
