@@ -51,9 +51,17 @@ def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
     bs = max(b[2] - b[0], b[3] - b[1]) / 2
     side = 1.4 * bs                                  # the crop's side in frame pixels
-    scale = CROP / side
     x0, y0 = cx - 0.7 * bs, cy - 0.3 * bs
-    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    # only the crop's region (and a pixel round it) is converted and resized, not the whole frame
+    h, w = frame.shape[:2]
+    l, t = max(0, int(np.floor(x0)) - 1), max(0, int(np.floor(y0)) - 1)
+    r, btm = min(w, int(np.ceil(x0 + side)) + 2), min(h, int(np.ceil(y0 + side)) + 2)
+    if r - l < 2 or btm - t < 2:                     # the face lies outside the frame
+        return np.full((CROP, CROP), PAD_GREY, np.uint8)
+    roi = frame[t:btm, l:r]
+    gray = roi if roi.ndim == 2 else cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY)
+    x0, y0 = x0 - l, y0 - t
+    scale = CROP / side
     if scale < 1.0:                                  # shrink first (area average): no aliasing on HD faces
         shrink = max(scale * 1.25, 1e-3)
         gray = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)

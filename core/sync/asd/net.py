@@ -287,7 +287,8 @@ def freeze_visual(model: ASDModel) -> ASDModel:
     with torch.inference_mode(False), torch.no_grad():
         example = model.normalize(torch.zeros(1, 8, 112, 112, dtype=torch.uint8,
                                               device=next(model.parameters()).device))
-        model.visualEncoder = torch.jit.freeze(torch.jit.trace(model.visualEncoder.eval(), (example,)))
+        model.visualEncoder = torch.jit.freeze(torch.jit.trace(model.visualEncoder.eval(), (example,),
+                                                               check_trace=False))
     return model
 
 

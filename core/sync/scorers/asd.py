@@ -33,7 +33,7 @@ class AsdScorer(SyncScorer):
     name = "sync_asd"
     window = 5
     native_fps = AF.FPS
-    batch_size = 256          # windows per chunk: long chunks keep the encoder's temporal context
+    batch_size = 96           # windows per chunk (100 frames): memory bounded, as fast as longer chunks
 
     def __init__(self, asd, heads, device: str = "cpu", path: Optional[Path] = None):
         self.asd = asd.eval()
