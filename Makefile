@@ -13,4 +13,4 @@ demo: install
 		-o out/demo_dub.mp4 --report out/demo_sync.csv
 
 test: install
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
