@@ -41,3 +41,14 @@ class FrameLane(pg.PlotWidget):
         pt = self.getPlotItem().vb.mapSceneToView(self.mapToScene(e.position().toPoint()))
         self.wheel.emit(e.angleDelta().x(), e.angleDelta().y(), e.modifiers(), float(pt.x()))
         e.accept()
+
+    # A lane's playhead line (`self.playhead`) and its label at the top left (`self.label`) are made by the lane.
+    def set_playhead(self, frame: int) -> None:
+        self.playhead.setPos(frame + 0.5)
+
+    def set_view(self, v0: float, v1: float) -> None:
+        self.getPlotItem().setXRange(v0, v1, padding=0)
+
+    def _place_label(self, *a) -> None:
+        (x0, _), (_, y1) = self.getPlotItem().vb.viewRange()
+        self.label.setPos(x0, y1)

@@ -17,24 +17,18 @@ class Navigation:
         self.step(int(round(s * self.session.fps)))
 
     def jump_low(self, direction: int) -> None:
-        rs = self.win.sync_track.low_runs()
-        if not rs:
-            self.win.messages.info("No low-confidence stretch (score the sync first).")
-            return
-        ph = self.session.playhead
-        if direction > 0:
-            nxt = [a for a, b in rs if a > ph]
-            target = nxt[0] if nxt else rs[0][0]
-        else:
-            prv = [a for a, b in rs if a < ph and not (a <= ph < b)] or [a for a, b in rs if a < ph]
-            target = prv[-1] if prv else rs[-1][0]
-        self.timeline.set_playhead(target)
+        self._jump_to_run(self.win.sync_track.low_runs(), direction,
+                          "No low-confidence stretch (score the sync first).")
 
     def jump_flagged(self, direction: int) -> None:
         """The next (previous) stretch of frames the quality check flagged (the QC lane)."""
-        rs = self.win.qc_lane.flagged_runs()
+        self._jump_to_run(self.win.qc_lane.flagged_runs(), direction,
+                          "No frame flagged by the quality check (Analyze ▸ Score Dubbed Result runs it).")
+
+    def _jump_to_run(self, rs, direction: int, none_message: str) -> None:
+        """Move the playhead to the start of the next (direction > 0) or previous run (a, b) of frames, wrapping."""
         if not rs:
-            self.win.messages.info("No frame flagged by the quality check (Analyze ▸ Score Dubbed Result runs it).")
+            self.win.messages.info(none_message)
             return
         ph = self.session.playhead
         if direction > 0:

@@ -104,15 +104,3 @@ class QCLane(FrameLane):
         self.setToolTip(text)
         if self.underMouse():
             QToolTip.showText(self.mapToGlobal(QPoint(int(pos.x()), int(pos.y()))), text, self)
-
-    def set_playhead(self, frame: int) -> None:
-        self.playhead.setPos(frame + 0.5)
-
-    def set_view(self, v0: float, v1: float) -> None:
-        self.getPlotItem().setXRange(v0, v1, padding=0)
-
-    def _place_label(self, *a) -> None:
-        (x0, _), (_, y1) = self.getPlotItem().vb.viewRange()
-        self.label.setPos(x0, y1)
-
-

@@ -78,15 +78,6 @@ class SpeakingLane(FrameLane):
         who = ("; speaks: " + ", ".join(f"face {t}" for t in dict.fromkeys(named))) if named else ""
         self.label.setText(f"Speaking (original sound): {faces or 'no face'}{who}")
 
-    def set_playhead(self, frame: int) -> None:
-        self.playhead.setPos(frame + 0.5)
-
-    def set_view(self, v0: float, v1: float) -> None:
-        self.getPlotItem().setXRange(v0, v1, padding=0)
-
-    def _place_label(self, *a) -> None:
-        (x0, _), (_, y1) = self.getPlotItem().vb.viewRange()
-        self.label.setPos(x0, y1)
 
     def value_at(self, frame: int) -> dict:
         """{track id: P(speaking)} at `frame` for the faces scored there."""

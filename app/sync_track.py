@@ -19,7 +19,6 @@ from .frame_lane import FrameLane
 from .timeline import runs
 
 
-
 def _step_fill(mask: np.ndarray, offset: int = 0):
     """(edges, values) for a stepMode='center' fill covering the True runs of `mask`."""
     edges, vals = [float(offset)], []
@@ -167,16 +166,6 @@ class SyncTrack(FrameLane):
         edges, vals = _step_fill(np.asarray(missing, bool))
         self.noface_item.setData(edges, vals * 2000.0 - 1000.0, stepMode="center", fillLevel=-1000.0,
                                  brush=pg.mkBrush(140, 140, 140, 60), pen=None)
-
-    def set_playhead(self, frame: int) -> None:
-        self.playhead.setPos(frame + 0.5)
-
-    def set_view(self, v0: float, v1: float) -> None:
-        self.getPlotItem().setXRange(v0, v1, padding=0)
-
-    def _place_label(self, *a) -> None:
-        (x0, _), (_, y1) = self.getPlotItem().vb.viewRange()
-        self.label.setPos(x0, y1)
 
 
 ROW_TITLES = {"before": "Original vs voice", "after": "Dubbed vs voice"}

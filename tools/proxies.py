@@ -63,9 +63,15 @@ def degrade_voice(wav: np.ndarray, seed: int = 0, snr_db: float = 12.0, rt60: fl
     y = fftconvolve(x, room_impulse(rt60, seed=seed))[: len(x)]
     y = lfilter([1.0, -0.6], [1.0], y)                 # high-frequency tilt (small speaker / phone EQ)
     noise = lfilter([1.0], [1.0, -0.9], rng.standard_normal(len(x)))   # pink-ish
+    return noise_and_level(y, noise, snr_db, rng.uniform(-12, 6))
+
+
+def noise_and_level(y: np.ndarray, noise: np.ndarray, snr_db: float, gain_db: float) -> np.ndarray:
+    """`noise` added to the voice `y` at `snr_db`, the sum re-levelled by `gain_db` and kept below clipping
+    (float32)."""
     p_sig = np.mean(y ** 2) + 1e-12
-    noise *= np.sqrt(p_sig / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
-    y = (y + noise) * 10 ** (rng.uniform(-12, 6) / 20)
+    noise = noise * np.sqrt(p_sig / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
+    y = (y + noise) * 10 ** (gain_db / 20)
     peak = np.abs(y).max()
     if peak > 0.99:
         y *= 0.99 / peak

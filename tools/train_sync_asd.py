@@ -51,6 +51,8 @@ def room_wave(wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 16 kHz voice through a random simulated room and recording chain (same length)."""
     from scipy.signal import fftconvolve, lfilter
 
+    from tools.proxies import noise_and_level
+
     sr = 16000
     x = np.asarray(wav, np.float64)
     rt60 = rng.uniform(0.15, 0.9)
@@ -69,13 +71,7 @@ def room_wave(wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     y = lfilter([1.0, -a], [1.0], y) if a > 0 else lfilter([1.0 + a], [1.0, a], y)
     noise = lfilter([1.0], [1.0, -rng.uniform(0.5, 0.95)], rng.standard_normal(len(x)))
     snr = rng.uniform(5.0, 35.0)
-    p_sig = np.mean(y ** 2) + 1e-12
-    noise *= np.sqrt(p_sig / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr / 10))
-    y = (y + noise) * 10 ** (rng.uniform(-12, 6) / 20)
-    peak = np.abs(y).max()
-    if peak > 0.99:
-        y *= 0.99 / peak
-    return y.astype(np.float32)
+    return noise_and_level(y, noise, snr, rng.uniform(-12, 6))
 
 
 def camera_chain(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -427,12 +423,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prep")
-    p.add_argument("--limit", type=int, default=300, help="s1 training clips")
-    p.add_argument("--val-limit", type=int, default=40, help="s1_val clips (selection)")
+    p.add_argument("--limit", type=int, default=200, help="s1 training clips (the shipped recipe: 200)")
+    p.add_argument("--val-limit", type=int, default=30, help="s1_val clips (selection; shipped: 30)")
     p.add_argument("--part", type=int, default=0)
     p.add_argument("--parts", type=int, default=1)
     p = sub.add_parser("train")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--threads", type=int, default=1)
