@@ -192,26 +192,14 @@ MAX_SHIFT = 12       # same-clip negatives: the voice up to this many frames ear
 
 def load_prepped(names):
     """{name: (v (C, T, 128), a (V, T, 128), voiced (T,))} of the prepped clips among `names`."""
-    from core.audio import voice_activity
-    from tools import grid_splits
-    from tools.train_sync import load_audio
-
     out = {}
     for n in names:
         f = prep_dir() / f"{n}.npz"
         if not f.exists():
             continue
         with np.load(f) as z:
-            v, a = z["v"].astype(np.float32), z["a"].astype(np.float32)
-            voiced = z["voiced"] if "voiced" in z.files else None
+            v, a, voiced = z["v"].astype(np.float32), z["a"].astype(np.float32), z["voiced"]
         t = min(v.shape[1], a.shape[1])
-        if voiced is None:      # older prep files: add the clean voice's activity once
-            voiced = voice_activity(load_audio(grid_splits.video_path(n)), 25.0, t)
-            with np.load(f) as z:
-                data = {k: z[k] for k in z.files}
-            tmp = prep_dir() / f"{n}.tmp.npz"
-            np.savez(tmp, **data, voiced=voiced)
-            tmp.replace(f)
         out[n] = (clip_normalised(v[:, :t]), a[:, :t], np.asarray(voiced[:t], bool))
     return out
 

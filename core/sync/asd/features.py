@@ -22,6 +22,7 @@ CROP = 112            # pixels of the face crop fed to the networks
 FPS = 25.0            # the networks' frame rate
 MFCC_PER_FRAME = 4    # MFCC rows (10 ms) per video frame (40 ms)
 PAD_GREY = 110        # the authors' padding value
+SILENCE_LEVEL = 1e-4  # the voice beyond its ends: faint noise (digital zeros would give MFCCs of log(eps))
 FOREHEAD = 0.3        # share of the landmarks' height added above them (a detector box holds the forehead)
 
 
@@ -69,6 +70,17 @@ def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
     return cv2.warpAffine(gray, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=PAD_GREY)
+
+
+def pad_voice(wav: np.ndarray, before: int, after: int) -> np.ndarray:
+    """`wav` with `before` / `after` samples of faint, fixed noise around it: the silence the networks read
+    beyond a voice's ends."""
+    wav = np.asarray(wav, np.float32).reshape(-1)
+    if before <= 0 and after <= 0:
+        return wav
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(0, SILENCE_LEVEL, max(0, before)).astype(np.float32), wav,
+                           rng.normal(0, SILENCE_LEVEL, max(0, after)).astype(np.float32)])
 
 
 def mfcc(wav: np.ndarray) -> np.ndarray:

@@ -319,9 +319,7 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
     # audio: the whole sound's MFCCs, padded with silence to the picture's length (4 rows per 25 fps frame)
     wav = np.asarray(wav, np.float32).reshape(-1)
     need = int(math.ceil((k_total + 1) * audio_mod.SAMPLE_RATE / ASD_FPS))
-    if len(wav) < need:
-        wav = np.concatenate([wav, np.zeros(need - len(wav), np.float32)])
-    mfcc = AF.mfcc(wav)
+    mfcc = AF.mfcc(AF.pad_voice(wav, 0, need - len(wav)))
     probs25: Dict[int, np.ndarray] = {int(t.track_id): np.full(k_total, np.nan, np.float32) for t, *_ in plans}
 
     # which (plan, segment) wants each video frame

@@ -26,7 +26,6 @@ from .registry import ScorerPlugin
 
 MODEL_NAME = "sync_asd"
 DIST_SCALE = 10.0
-SILENCE_LEVEL = 1e-4      # the voice beyond its ends: faint noise (digital zeros would give MFCCs of log(eps))
 
 
 class AsdScorer(SyncScorer):
@@ -73,11 +72,11 @@ class AsdScorer(SyncScorer):
         x = np.asarray(face_inputs)
         if len(x) < self.window:
             return np.zeros((0, self.window * 128), np.float32)
-        from ..asd.head import normalise_clip
+        from ..asd.head import normalise_clip, windows
 
         with torch.inference_mode():
             per_frame = self.asd.visual(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
-            return self._stack(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
+            return windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
 
     def project_video(self, trunk: np.ndarray) -> np.ndarray:
         """(M, 5 * 128) window trunks -> (M, D) scaled unit embeddings through the (possibly refined) video head."""
@@ -91,15 +90,12 @@ class AsdScorer(SyncScorer):
         the 25 fps timeline whose frame 0 starts at the voice's first sample (beyond the voice: faint noise)."""
         import torch
 
-        spf = int(round(16000 / AF.FPS))
+        spf = int(round(AF.SAMPLE_RATE / AF.FPS))
         wav = np.asarray(wav, np.float32).reshape(-1)
         before = max(0, -first_frame)
         need = (first_frame + num_frames + 2) * spf           # +2 frames: the encoder's look-ahead at the end
         after = max(0, need - len(wav))
-        if before or after:
-            rng = np.random.default_rng(0)
-            wav = np.concatenate([rng.normal(0, SILENCE_LEVEL, before * spf).astype(np.float32), wav,
-                                  rng.normal(0, SILENCE_LEVEL, after).astype(np.float32)])
+        wav = AF.pad_voice(wav, before * spf, after)
         start = max(0, first_frame) * spf
         feats = AF.mfcc(wav[start:start + (num_frames + 2) * spf])
         with torch.inference_mode():
@@ -115,16 +111,12 @@ class AsdScorer(SyncScorer):
         n = int(num_frames)
         if n < self.window:
             return np.zeros((0, self.heads.audio.net[-1].out_features), np.float32)
-        trunk = self._stack(torch.as_tensor(self.audio_trunk(wav, n, int(first_window)))).flatten(1)
+        from ..asd.head import windows
+
+        trunk = windows(torch.as_tensor(self.audio_trunk(wav, n, int(first_window)))).flatten(1)
         return self._project(trunk.numpy(), self.heads.audio)
 
     # ------------------------------------------------------------------ helpers
-    def _stack(self, per_frame):
-        """(T, 128) tensor -> (T - 4, 5, 128): window i holds frames i .. i+4."""
-        from ..asd.head import windows
-
-        return windows(per_frame)
-
     def _project(self, trunk: np.ndarray, head) -> np.ndarray:
         import torch
 
