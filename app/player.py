@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
+from PySide6.QtMultimediaWidgets import QVideoWidget
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout
+
+from .media_stop import stop_player
 
 
 class PlayerDialog(QDialog):
@@ -10,14 +14,13 @@ class PlayerDialog(QDialog):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-        from PySide6.QtMultimediaWidgets import QVideoWidget
-
         self.setWindowTitle("Dubbed preview")
         self.resize(720, 560)
         self.player = QMediaPlayer(self)
-        self.audio = QAudioOutput(self)
-        self.player.setAudioOutput(self.audio)
+        self.audio = None          # without an audio output device the picture plays alone
+        if not QMediaDevices.defaultAudioOutput().isNull():
+            self.audio = QAudioOutput(self)
+            self.player.setAudioOutput(self.audio)
         self.video = QVideoWidget(self)
         self.player.setVideoOutput(self.video)
         self.play_button = QPushButton("Pause")
@@ -48,8 +51,6 @@ class PlayerDialog(QDialog):
         self.player.play()
 
     def toggle(self) -> None:
-        from PySide6.QtMultimedia import QMediaPlayer
-
         if self.player.playbackState() == QMediaPlayer.PlayingState:
             self.player.pause()
         else:
@@ -67,11 +68,9 @@ class PlayerDialog(QDialog):
         self.time_label.setText(f"{ms / 1000:.2f} / {self.player.duration() / 1000:.2f} s")
 
     def _state(self, state) -> None:
-        from PySide6.QtMultimedia import QMediaPlayer
-
         self.play_button.setText("Pause" if state == QMediaPlayer.PlayingState else "Play")
 
     def done(self, r) -> None:
-        self.player.stop()
+        stop_player(self.player, self.audio)
         self.player.setSource(QUrl())
         super().done(r)

@@ -6,6 +6,9 @@ import logging
 from typing import Optional
 
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, QUrl, Signal
+from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
+
+from .media_stop import stop_player
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +47,19 @@ class RangePlayer(QObject):
         self.audio_ok = False
 
     def _ensure_player(self) -> bool:
-        if self._player is not None:
-            return True
-        try:
-            from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-        except ImportError:
+        """The audio player, made on first use; False when the machine has no audio output device: the wall
+        clock drives playback then, and Qt Multimedia runs no decoding thread for a sound nobody hears."""
+        if QMediaDevices.defaultAudioOutput().isNull():
             return False
-        self._player = QMediaPlayer(self)
-        self._audio_out = QAudioOutput(self)
-        self._player.setAudioOutput(self._audio_out)
-        self._player.errorOccurred.connect(lambda *a: log.info("audio playback error: %s", a))
+        if self._player is None:
+            self._player = QMediaPlayer(self)
+            self._audio_out = QAudioOutput(self)
+            self._player.setAudioOutput(self._audio_out)
+            self._player.errorOccurred.connect(self._on_error)
         return True
+
+    def _on_error(self, error, message: str) -> None:
+        log.info("audio playback error: %s %s", error, message)
 
     def play(self, audio_path: Optional[str], start: int, stop: int, fps: float, speed: float = 1.0) -> None:
         """`speed` < 1 plays slower (the audio too): for checking lip sync closely."""
@@ -100,7 +105,7 @@ class RangePlayer(QObject):
         self.playing = False
         self._timer.stop()
         if self._player is not None:
-            self._player.stop()
+            stop_player(self._player, self._audio_out)
         if was:
             self.stopped.emit()
 
@@ -108,8 +113,6 @@ class RangePlayer(QObject):
         """Where the audio output is, in frames (None when there is no audio playing)."""
         if not self.audio_ok or self._player is None:
             return None
-        from PySide6.QtMultimedia import QMediaPlayer
-
         if self._player.playbackState() != QMediaPlayer.PlayingState:
             return None
         return self._player.position() / 1000.0 * self.fps

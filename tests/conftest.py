@@ -1,3 +1,4 @@
+import faulthandler
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,16 @@ def private_cache(tmp_path_factory):
         os.environ.pop("LIPDUB_CACHE_DIR", None)
     else:
         os.environ["LIPDUB_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def hang_guard(request):
+    """A test stuck in native code that holds the GIL (a Qt deadlock) cannot be stopped by pytest-timeout's signal;
+    faulthandler's watchdog is a C thread: it prints every thread's stack and ends the run, so CI fails at once
+    with the evidence instead of stalling until its own limit."""
+    faulthandler.dump_traceback_later(float(request.config.getini("timeout")) + 60, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")

@@ -277,3 +277,28 @@ def test_qc_lane_flags_hover_and_runs(qtbot):
     assert "blurry" in lane.hover_text(23) and "seam" in lane.hover_text(23)
     assert lane.hover_text(25) == "Frame 25: no quality flag" and lane.hover_text(5) == "Frame 5: not checked"
     assert "2 of 10 checked frames flagged" in lane.summary()
+
+
+def test_stop_player_returns_once_qt_multimedia_let_go_of_the_audio_output(qtbot, sample_voice):
+    """After stop(), Qt Multimedia's FFmpeg thread disconnects its audio renderer from our (Python-made) audio output
+    and needs the GIL to do so; stop_player returns only once it has, so the UI thread can never be holding the
+    GIL while waiting for a lock that thread holds (the live-playback deadlock)."""
+    from PySide6.QtCore import QUrl
+    from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+
+    from app.media_stop import output_listeners, stop_player
+
+    player = QMediaPlayer()
+    output = QAudioOutput()
+    player.setAudioOutput(output)
+    player.setSource(QUrl.fromLocalFile(sample_voice))
+    player.play()
+    qtbot.waitUntil(lambda: output_listeners(output) > 0, timeout=10_000)    # the renderer listens to the output
+    for _ in range(3):
+        stop_player(player, output)
+        assert output_listeners(output) == 0
+        player.play()
+        qtbot.waitUntil(lambda: output_listeners(output) > 0, timeout=10_000)
+    stop_player(player, output)
+    assert output_listeners(output) == 0
+    assert output_listeners(None) == 0
