@@ -30,6 +30,8 @@ def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, model
     witness = AudioToMouth.load()           # the offset's second witness (core.sync.av_offset)
     adaptation = adapt_clip(video, info, track, model=witness, scorer=scorer, progress=progress,
                             cancel=cancel) if adapt else None
+    if adaptation is not None:
+        scorer = adaptation.lane_scorer(scorer)
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=float(info.fps),
                                 low_threshold=None if adaptation is None else adaptation.low_threshold,
                                 offset_model=witness, face=None if adaptation is None else adaptation.face,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -34,11 +34,13 @@ import numpy as np
 from . import audio as audio_mod
 from .progress import CancelToken, ProgressFn, check, report
 from .sync.lane_adapt import face_judgeable, face_threshold, lane_adaptation
+from .sync.refine import refine_for_clip
 
 log = logging.getLogger(__name__)
 
-ADAPT_VERSION = 3
+ADAPT_VERSION = 4
 RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
+SYNC_HEAD_PREFIX = "sync_head."   # cache arrays of the refit sync head
 MIN_VOICED_FRAMES = 75   # at least 3 s of the actor's tracked speech (a single GRID sentence did not help, FINDINGS)
 
 
@@ -57,25 +59,38 @@ class Adaptation:
     message: str = ""
     cache: str = "miss"
     face: Optional[object] = None         # core.sync.scoring.FaceWindows the own voice was scored on (not cached)
+    sync_head: Optional[dict] = None      # the lane scorer's video head refit on this face (core.sync.refine), arrays
+    refined_confidence: float = float("nan")  # the own voice's level with that head, on windows it did not learn from
 
     @property
     def adapted(self) -> bool:
         return self.head is not None
 
     @property
+    def lane_confidence(self) -> float:
+        """The own voice's level under the lane's scorer: the refined head's when the scorer was refit."""
+        return self.refined_confidence if np.isfinite(self.refined_confidence) else self.own_confidence
+
+    @property
     def low_threshold(self) -> float:
-        return face_threshold(self.own_offset, self.own_confidence, self.own_speaking)
+        return face_threshold(self.own_offset, self.lane_confidence, self.own_speaking)
 
     @property
     def judgeable(self) -> bool:
         """Can the sync lane judge this face (core.sync.lane.judgeable)?"""
-        return face_judgeable(self.own_offset, self.own_confidence, self.own_speaking)
+        return face_judgeable(self.own_offset, self.lane_confidence, self.own_speaking)
+
+    def lane_scorer(self, scorer):
+        """The scorer the sync lane judges this clip's dubs with: `scorer`, with its video head refit on this face
+        when the clip had enough of the actor's own speech (core.sync.refine)."""
+        return scorer if self.sync_head is None else scorer.with_video_head(self.sync_head)
 
     def to_json(self) -> dict:
         keys = ("own_offset", "own_confidence", "own_speaking", "frames_used", "fit_r_before", "fit_r_after",
-                "amplitude_before", "amplitude_after", "seconds", "message", "cache")
+                "amplitude_before", "amplitude_after", "refined_confidence", "seconds", "message", "cache")
         return {k: (None if isinstance(getattr(self, k), float) and not np.isfinite(getattr(self, k))
-                    else getattr(self, k)) for k in keys} | {"adapted": self.adapted, "judgeable": self.judgeable}
+                    else getattr(self, k)) for k in keys} | {"adapted": self.adapted, "judgeable": self.judgeable,
+                                                             "sync_refined": self.sync_head is not None}
 
 
 def not_adapted(message: str, **kw) -> Adaptation:
@@ -211,6 +226,14 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
         result.own_speaking = lane.own_speaking
         if result.adapted:
             result.message += f" (its own A/V offset: {lane.own_offset:+d} frames)"
+        check(cancel)
+        refit = refine_for_clip(scorer, lane.report, aligned)
+        if refit is not None:
+            refined, result.refined_confidence = refit
+            result.sync_head = refined.video_head_state()
+            lane.report.face = replace(lane.report.face, features=refined.project_video(lane.report.face.trunk))
+            result.message += (f"; the sync lane refit on this face (confidence {result.refined_confidence:.1f} with "
+                               f"its own voice)")
     report(progress, "adapt", 2, 2)
     result.face = lane.report.face if lane.report is not None else None
     result.seconds = time.perf_counter() - t0
@@ -246,6 +269,8 @@ def store_adaptation(result: Adaptation, path: Path) -> None:
     arrays = {"doc": np.array(doc)}
     if result.head is not None:
         arrays.update(weight=result.head.weight, bias=result.head.bias)
+    if result.sync_head is not None:
+        arrays.update({SYNC_HEAD_PREFIX + k: v for k, v in result.sync_head.items()})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "wb") as fh:
@@ -263,10 +288,11 @@ def load_adaptation(path: Path) -> Optional[Adaptation]:
         with np.load(path, allow_pickle=False) as z:
             doc = json.loads(str(z["doc"]))
             head = MouthHead(weight=z["weight"], bias=z["bias"]) if "weight" in z.files else None
+            sync_head = {k[len(SYNC_HEAD_PREFIX):]: z[k] for k in z.files if k.startswith(SYNC_HEAD_PREFIX)} or None
     except (OSError, ValueError, KeyError) as exc:
         log.warning("adaptation cache: ignoring unreadable %s (%s)", path, exc)
         return None
-    for derived in ("adapted", "judgeable"):    # properties, written for the reader of the JSON
+    for derived in ("adapted", "judgeable", "sync_refined"):    # properties, written for the reader of the JSON
         doc.pop(derived, None)
     nan = float("nan")
-    return Adaptation(head=head, **{k: (nan if v is None else v) for k, v in doc.items()})
+    return Adaptation(head=head, sync_head=sync_head, **{k: (nan if v is None else v) for k, v in doc.items()})

@@ -224,6 +224,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         scorer = get_scorer("auto", models_dir=settings.models_dir, device=device)
         adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
+        scorer = adaptation.lane_scorer(scorer)
         timer.add("adapt", time.perf_counter() - t0, info.num_frames)
         messages.append(("Adaptation: " if adaptation.adapted else "No adaptation: ") + adaptation.message)
 

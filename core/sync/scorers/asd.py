@@ -116,6 +116,30 @@ class AsdScorer(SyncScorer):
         trunk = windows(torch.as_tensor(self.audio_trunk(wav, n, int(first_window)))).flatten(1)
         return self._project(trunk.numpy(), self.heads.audio)
 
+    # ------------------------------------------------------------------ per-clip refinement (core.sync.refine)
+    def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None) -> "AsdScorer":
+        """This scorer with its video head refit on the clip's own voice (`aligned_wav`, moved to its own offset)."""
+        from ..asd.head import EMBED
+        from ..refine import refine_head
+
+        audio = self.audio_features(aligned_wav, self.native_fps, len(trunk) + self.window - 1)[:len(trunk)]
+        head = refine_head(self.heads.video, lambda h, x: h(x.view(len(x), self.window, EMBED)), trunk,
+                           audio / DIST_SCALE, speech, train=train)
+        return self.with_video_head(head.state_dict())
+
+    def video_head_state(self) -> dict:
+        return {k: v.detach().cpu().numpy() for k, v in self.heads.video.state_dict().items()}
+
+    def with_video_head(self, state: dict) -> "AsdScorer":
+        """A scorer sharing this one's encoders and voice head, with the video head `state` (a refit's)."""
+        import copy
+
+        import torch
+
+        heads = copy.deepcopy(self.heads)
+        heads.video.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state.items()})
+        return AsdScorer(self.asd, heads.eval(), self.device, path=self.path)
+
     # ------------------------------------------------------------------ helpers
     def _project(self, trunk: np.ndarray, head) -> np.ndarray:
         import torch

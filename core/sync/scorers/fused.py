@@ -72,6 +72,18 @@ class FusedScorer(SyncScorer):
     def video_features(self, face_inputs) -> np.ndarray:
         return self.project_video(self.video_trunk(face_inputs))
 
+    # per-clip refinement (core.sync.refine): the sync_asd side's video head, whose encoder learnt many faces
+    def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None) -> "FusedScorer":
+        c = self.lite.model.video_fc.in_features
+        return FusedScorer(self.lite, self.asd.refined(np.asarray(trunk)[:, c:], aligned_wav, speech, train=train),
+                           self.lite_weight, self.path)
+
+    def video_head_state(self) -> dict:
+        return self.asd.video_head_state()
+
+    def with_video_head(self, state: dict) -> "FusedScorer":
+        return FusedScorer(self.lite, self.asd.with_video_head(state), self.lite_weight, self.path)
+
     def audio_features(self, wav, fps: float, num_frames: int, first_window: int = 0) -> np.ndarray:
         return np.concatenate([self.lite_weight * self.lite.audio_features(wav, fps, num_frames, first_window),
                                self.asd.audio_features(wav, fps, num_frames, first_window)], axis=1)

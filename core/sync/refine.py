@@ -1,0 +1,127 @@
+"""Per-clip refinement: a scorer's video head refit on this actor's own, in-sync speech.
+
+A long clip (20 s to minutes) that carries the actor's own voice in sync is labelled data for this very face: the
+voice at the clip's own offset is the positive, the same voice a few frames early or late and the actor's other
+sentences are the negatives. `refine_head` fine-tunes a copy of the scorer's video head (the projection the sync
+distance reads; the frozen encoder's output per window, `FaceWindows.trunk`, is its input) with that contrast and
+keeps the voice side fixed: the dub's voice is not the actor's, so only what the head learns about this face may
+change. The step count, learning rate and the pull back to the shipped weights were chosen on GRID s4 held out from
+the scorer's training (refined on its first half, judged on the rest: tools/eval_refine.py).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+
+MIN_SPEECH_SECONDS = 20.0   # voiced own speech needed before the head is refit (shorter: the shipped head as is)
+STEPS = 300
+BATCH = 64                  # video windows per step
+LEARNING_RATE = 3e-4
+ANCHOR = 0.01               # weight of the squared distance to the shipped weights (keeps the refit near them)
+MAX_SHIFT = 12              # same-voice negatives: up to this many frames early or late (+-1 is nearly in sync)
+FAR_NEGATIVES = 32          # per window: the actor's other sentences (at least 2 * MAX_SHIFT frames away)
+TEMPERATURE = 10.0          # logit scale of the cosine, as in training
+
+
+def contrast_loss(video_emb, audio_emb, starts: np.ndarray, weights, rng: np.random.Generator):
+    """InfoNCE of video windows `starts` (their unit embeddings `video_emb`, (B, D), with grad) against the fixed unit
+    audio windows `audio_emb` (M, D): the positive is the same window, the negatives the voice at shifts
+    -MAX_SHIFT..MAX_SHIFT except +-1 and FAR_NEGATIVES windows of other sentences."""
+    import torch
+    from torch.nn import functional as F
+
+    m = len(audio_emb)
+    shifts = np.array([s for s in range(-MAX_SHIFT, MAX_SHIFT + 1) if abs(s) != 1])
+    near = starts[:, None] + shifts[None, :]                               # (B, S); column of shift 0 is the target
+    far = rng.integers(0, m, size=(len(starts), FAR_NEGATIVES))
+    cand = np.concatenate([near, far], axis=1)
+    valid = (cand >= 0) & (cand < m)
+    valid[:, len(shifts):] &= np.abs(far - starts[:, None]) >= 2 * MAX_SHIFT
+    a = audio_emb[torch.as_tensor(np.clip(cand, 0, m - 1))]                # (B, K, D)
+    logits = TEMPERATURE * torch.einsum("bd,bkd->bk", video_emb, a)
+    logits = logits.masked_fill(torch.as_tensor(~valid), -1e4)
+    target = torch.full((len(starts),), int(np.flatnonzero(shifts == 0)[0]), dtype=torch.long)
+    w = torch.as_tensor(np.asarray(weights, np.float32))
+    return (F.cross_entropy(logits, target, reduction="none") * w).sum() / w.sum()
+
+
+def refine_head(head, project: Callable, trunk: np.ndarray, audio_emb: np.ndarray, speech: np.ndarray,
+                steps: int = STEPS, seed: int = 0, learning_rate: float = LEARNING_RATE, anchor: float = ANCHOR,
+                train=None):
+    """A fine-tuned copy of `head` (a torch module; `project(head, x)` maps trunk rows to unit embeddings).
+
+    `trunk` (M, C): the clip's video windows as the head reads them; `audio_emb` (M, D): the own voice's unit window
+    embeddings, already shifted to the clip's own offset (window i of both covers the same frames); `speech` (M,):
+    how voiced each window is (0..1): silent windows say little about sync and are drawn less often. `train` (M,)
+    bool: the windows it may learn from (default all)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    tuned = copy.deepcopy(head).train()
+    start = [p.detach().clone() for p in tuned.parameters()]
+    opt = torch.optim.Adam(tuned.parameters(), lr=learning_rate)
+    x = torch.as_tensor(np.asarray(trunk, np.float32))
+    a = torch.as_tensor(np.asarray(audio_emb, np.float32))
+    draw = 0.1 + np.asarray(speech, np.float64)
+    if train is not None:
+        draw = draw * np.asarray(train, bool)
+    draw /= draw.sum()
+    for _ in range(steps):
+        idx = rng.choice(len(x), size=min(BATCH, int((draw > 0).sum())), replace=False, p=draw)
+        loss = contrast_loss(project(tuned, x[torch.as_tensor(idx)]), a, idx, 0.2 + 0.8 * speech[idx], rng)
+        loss = loss + anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(tuned.parameters(), start))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return tuned.eval()
+
+
+HOLD_CHUNK = 50     # windows (2 s): the own voice is cut in chunks, and every HOLD_EVERY-th is kept out of the refit ...
+HOLD_EVERY = 4      # ... to measure the level the refined head reaches with this face's voice (the lane's threshold)
+
+
+def speech_seconds(face, voiced_windows, fps: float) -> float:
+    """Voiced own speech with the face scored, in seconds: refinement needs MIN_SPEECH_SECONDS of it."""
+    m = min(len(face.detected), len(voiced_windows))
+    return float((np.asarray(face.detected[:m], bool) & np.asarray(voiced_windows[:m], bool)).sum()) / fps
+
+
+def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndarray, fps: float):
+    """(refined scorer, own level) for a clip whose own voice, `aligned_wav` (already moved to its own offset),
+    follows its lips; None when the scorer cannot be refined or there is too little speech.
+
+    `face`: the clip's FaceWindows (core.sync.scoring) with `trunk`; `voiced_windows`: speech per window (0..1) on the
+    scorer's grid at `fps`. The level (core.sync.lane.own_level) is measured with the refined head on the chunks it did
+    not learn from, so the lane's threshold for this face is not set by windows the head was fitted to."""
+    from .lane import own_level
+    from .scoring import lse_from_features
+
+    if face is None or face.trunk is None or not callable(getattr(scorer, "refined", None)):
+        return None
+    m = min(len(face.trunk), len(voiced_windows))
+    speech = np.asarray(voiced_windows[:m], np.float64) * np.asarray(face.detected[:m], bool)
+    if speech_seconds(face, speech > 0.5, fps) < MIN_SPEECH_SECONDS:
+        return None
+    held = (np.arange(m) // HOLD_CHUNK) % HOLD_EVERY == HOLD_EVERY - 1
+    refined = scorer.refined(face.trunk[:m], aligned_wav, speech, train=~held)
+    vfeat = refined.project_video(face.trunk[:m])
+    afeat = np.asarray(refined.audio_features(aligned_wav, fps, m + scorer.window - 1), np.float32)[:m]
+    rep = lse_from_features(vfeat, afeat, scorer.vshift, scorer=scorer.name, window=scorer.window)
+    return refined, own_level(rep.dists, rep.vshift, 0, held & (speech > 0.5))
+
+
+def refine_for_clip(scorer, own_report, aligned_wav: np.ndarray):
+    """`refine_scorer` for the clip whose own voice was scored as `own_report` (its SyncReport, with `face`), the voice
+    moved to its own offset: (refined scorer, own level) or None."""
+    from .. import audio as audio_mod
+
+    face = getattr(own_report, "face", None)
+    if face is None:
+        return None
+    fps = float(own_report.scorer_fps or own_report.fps)
+    m, w = len(face.detected), scorer.window
+    voiced = audio_mod.voice_activity(aligned_wav, fps, m + w)[w // 2:w // 2 + m]
+    return refine_scorer(scorer, face, aligned_wav, voiced.astype(np.float64), fps)

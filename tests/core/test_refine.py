@@ -1,0 +1,142 @@
+"""Per-clip refinement of the sync scorer's video head (core.sync.refine), on synthetic windows and on a long real
+clip (GRID s4 sentences joined)."""
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.sync import refine
+from data_paths import SHARED
+
+GRID_S4 = SHARED / "data" / "grid_s4" / "video"
+
+
+class UnitLinear(nn.Module):
+    def __init__(self, c, d):
+        super().__init__()
+        self.fc = nn.Linear(c, d)
+
+    def forward(self, x):
+        return F.normalize(self.fc(x), dim=1)
+
+
+def shift_accuracy(head, x, audio):
+    """Share of windows whose own audio window is the nearest among shifts -12..12 (except +-1)."""
+    with torch.no_grad():
+        v = head(torch.as_tensor(x)).numpy()
+    hits = []
+    for t in range(refine.MAX_SHIFT, len(x) - refine.MAX_SHIFT):
+        cands = [t + s for s in range(-refine.MAX_SHIFT, refine.MAX_SHIFT + 1) if abs(s) != 1]
+        hits.append(cands[int(np.argmax(audio[cands] @ v[t]))] == t)
+    return float(np.mean(hits))
+
+
+def test_refine_head_learns_this_faces_alignment_and_keeps_the_original():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 32)).astype(np.float32)          # per-window picture features of "this face"
+    true = rng.standard_normal((32, 16)).astype(np.float32)         # how its lips map to the voice's space
+    audio = x @ true
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    torch.manual_seed(0)
+    head = UnitLinear(32, 16)
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    acc0 = shift_accuracy(head, x, audio)
+    tuned = refine.refine_head(head, lambda h, z: h(z), x, audio, np.ones(len(x)), steps=300, learning_rate=3e-3,
+                               anchor=0.0)
+    assert acc0 < 0.3 and shift_accuracy(tuned, x, audio) > 0.9
+    assert all(torch.equal(before[k], v) for k, v in head.state_dict().items())    # a copy was tuned
+
+
+def test_refine_head_learns_only_from_the_training_windows():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 8)).astype(np.float32)
+    audio = rng.standard_normal((400, 4)).astype(np.float32)
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    seen = []
+    train = np.zeros(400, bool)
+    train[:100] = True
+    head = UnitLinear(8, 4)
+    refine.refine_head(head, lambda h, z: seen.append(z.detach().numpy()) or h(z), x, audio, np.ones(400),
+                       steps=20, train=train)
+    rows = {tuple(r) for batch in seen for r in batch}
+    assert rows and rows <= {tuple(r) for r in x[:100]}
+
+
+def test_short_clips_and_scorers_without_a_head_are_not_refined():
+    from core.sync.scoring import FaceWindows
+
+    face = FaceWindows(scorer="x", features=np.zeros((100, 4), np.float32), frames=104, requested=104,
+                       available=104, detected=np.ones(104, bool), trunk=np.zeros((100, 8), np.float32))
+    wav = np.zeros(16000 * 5, np.float32)
+    assert refine.refine_scorer(object(), face, wav, np.ones(100), 25.0) is None          # no `refined`
+
+    class Refinable:
+        window, vshift, name = 5, 15, "x"
+
+        def refined(self, *a, **k):
+            raise AssertionError("a 4 s clip must not be refined")
+
+    assert refine.refine_scorer(Refinable(), face, wav, np.ones(100), 25.0) is None        # 4 s < MIN_SPEECH_SECONDS
+
+
+def test_adaptation_cache_keeps_the_refit_head(tmp_path):
+    from core.adapt import Adaptation, load_adaptation, store_adaptation
+
+    head = {"net.0.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "mean": np.ones(3, np.float32)}
+    ad = Adaptation(head=None, own_offset=1, own_confidence=2.0, own_speaking=0.9, sync_head=head,
+                    refined_confidence=3.5)
+    store_adaptation(ad, tmp_path / "a.npz")
+    back = load_adaptation(tmp_path / "a.npz")
+    assert back.sync_head.keys() == head.keys() and all(np.array_equal(back.sync_head[k], head[k]) for k in head)
+    assert back.lane_confidence == 3.5 and back.to_json()["sync_refined"]
+    assert Adaptation(head=None, own_confidence=2.0).lane_confidence == 2.0
+
+
+@pytest.fixture(scope="module")
+def long_s4(tmp_path_factory):
+    """36 s of one speaker: GRID s4's first twelve sentences joined (the scorer's training saw only s4's even half)."""
+    names = sorted(p.stem for p in GRID_S4.glob("*.mp4"))
+    folder = tmp_path_factory.mktemp("long_s4")
+    listing = folder / "list.txt"
+    listing.write_text("".join(f"file '{GRID_S4 / (n + '.mp4')}'\n" for n in names[:12]))
+    out = folder / "long.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+                    "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", "-c:a", "aac", str(out)], check=True)
+    return str(out), str(GRID_S4 / f"{names[30]}.mp4")
+
+
+@pytest.mark.slow
+def test_refit_on_a_long_real_clip_separates_own_voice_from_late_on_another_sentence(long_s4):
+    from core import audio as audio_mod
+    from core import media
+    from core.faces.track import track_video
+    from core.sync.scoring import get_scorer, score_clip
+
+    long_clip, other_clip = long_s4
+    scorer = get_scorer("sync_asd")
+    info = media.probe(long_clip)
+    track = track_video(long_clip).tracks[0]
+    wav = audio_mod.load_audio(long_clip)
+    own = score_clip(long_clip, wav, track, scorer, fps=float(info.fps))
+    assert abs(own.offset_frames) <= 1
+    refit = refine.refine_for_clip(scorer, own, wav)
+    assert refit is not None
+    refined, level = refit
+    assert np.isfinite(level) and level > 1.0
+    # the refit head travels as arrays (the adaptation's cache) and comes back identical
+    again = scorer.with_video_head(refined.video_head_state())
+    np.testing.assert_array_equal(again.project_video(own.face.trunk[:50]), refined.project_video(own.face.trunk[:50]))
+    assert not np.allclose(refined.project_video(own.face.trunk[:50]), scorer.project_video(own.face.trunk[:50]))
+    # a sentence it did not learn from: its own voice still found in sync, the voice 8 frames late shaded low
+    cinfo = media.probe(other_clip)
+    ctrack = track_video(other_clip).tracks[0]
+    cwav = audio_mod.load_audio(other_clip)
+    late = np.concatenate([np.zeros(8 * 640, np.float32), cwav])[:len(cwav)]
+    r_own = score_clip(other_clip, cwav, ctrack, refined, fps=float(cinfo.fps))
+    r_late = score_clip(other_clip, late, ctrack, refined, fps=float(cinfo.fps), face=r_own.face)
+    assert abs(r_own.offset_frames) <= 1
+    voiced = r_own.voiced & r_own.valid
+    assert r_own.low[voiced].mean() + 0.5 <= r_late.low[voiced].mean()
