@@ -59,8 +59,9 @@ def variant(clips, cv: int, ca: int):
     return {n: (v[cv:cv + 1], a[ca:ca + 1], voiced) for n, (v, a, voiced) in clips.items()}
 
 
-def product_lane(heads_path: Path, first: list, rest: list, workdir: Path) -> dict:
-    """The product's lane on `rest` after adapting on `first` joined into one video (see the module docstring)."""
+def product_lane(heads_path: Path, first: list, rest: list, workdir: Path, proxy: bool = False) -> dict:
+    """The product's lane on `rest` after adapting on `first` joined into one video (see the module docstring).
+    `proxy`: every video as its HD head-motion proxy and every judged voice through a room (tools.proxies)."""
     import subprocess
 
     from core import media
@@ -71,6 +72,7 @@ def product_lane(heads_path: Path, first: list, rest: list, workdir: Path) -> di
     from core.sync.scoring import score_clip
     from tools import grid_splits
     from tools.eval_sync import delay, load_wav
+    from tools.proxies import degrade_voice, make_proxy
 
     workdir.mkdir(parents=True, exist_ok=True)
     listing = workdir / "first.txt"
@@ -78,6 +80,8 @@ def product_lane(heads_path: Path, first: list, rest: list, workdir: Path) -> di
     long_clip = workdir / "first_half.mp4"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
                     "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", "-c:a", "aac", str(long_clip)], check=True)
+    if proxy:
+        long_clip = make_proxy(long_clip, workdir / "first_half_hd.mp4")
     scorer = FusedScorer.load(heads_path)
     info = media.probe(str(long_clip))
     track = track_video(str(long_clip)).tracks[0]
@@ -88,12 +92,16 @@ def product_lane(heads_path: Path, first: list, rest: list, workdir: Path) -> di
     out = {"adaptation": refit.to_json(), "clips": {}}
     totals = {k: {c: [0, 0] for c in ("own", "late8", "other")} for k in ("before", "after")}
     for i, name in enumerate(rest):
-        path = str(grid_splits.GRID_S4 / "video" / f"{name}.mp4")
-        cinfo = media.probe(path)
-        ctrack = track_video(path).tracks[0]
+        path = grid_splits.GRID_S4 / "video" / f"{name}.mp4"
         own = load_wav(path)
         voices = {"own": own, "late8": delay(own, 8), "other": load_wav(grid_splits.GRID_S4 / "video" /
                                                                         f"{rest[(i + 1) % len(rest)]}.mp4")}
+        if proxy:
+            path = make_proxy(path, workdir / f"{name}_hd.mp4")
+            voices = {k: degrade_voice(v, seed=i).astype(np.float32) for k, v in voices.items()}
+        path = str(path)
+        cinfo = media.probe(path)
+        ctrack = track_video(path).tracks[0]
         row = {}
         for label, ad in (("before", plain), ("after", refit)):
             sc, face = ad.lane_scorer(scorer), None
@@ -131,6 +139,7 @@ def main(argv=None) -> int:
     p.add_argument("--anchor", type=float, default=ANCHOR)
     p.add_argument("--reverse", action="store_true", help="refine on the second half, judge on the first")
     p.add_argument("--product", action="store_true", help="the product's lane end to end (see above)")
+    p.add_argument("--proxy", action="store_true", help="--product on HD head-motion proxies, voices through a room")
     p.add_argument("--workdir", default=None, help="--product: where the joined clip goes (default: a temp folder)")
     p.add_argument("--json")
     a = p.parse_args(argv)
@@ -144,7 +153,8 @@ def main(argv=None) -> int:
 
         half = len(names) // 2
         first, rest = (names[half:], names[:half]) if a.reverse else (names[:half], names[half:])
-        out = product_lane(Path(a.heads), first, rest, Path(a.workdir or tempfile.mkdtemp(prefix="eval_refine_")))
+        out = product_lane(Path(a.heads), first, rest, Path(a.workdir or tempfile.mkdtemp(prefix="eval_refine_")),
+                           proxy=a.proxy)
         if a.json:
             Path(a.json).write_text(json.dumps(out, indent=1))
         return 0
