@@ -63,10 +63,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", help="folder with model files (default: $LIPDUB_MODELS_DIR or the user data dir)")
     p.add_argument("--device", default=AUTO, choices=DEVICES, help="auto (CUDA when torch sees a GPU, else the CPU; "
                                                                   "the default), cpu or cuda")
+    add_face_and_logging(p)
+    add_allow_damaged(p)
+
+
+def add_face_and_logging(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face to use (default: the main face)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    add_allow_damaged(p)
 
 
 def add_allow_damaged(p: argparse.ArgumentParser, default=False) -> None:
@@ -130,9 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = q.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object (per-frame flags + summary)")
     out.add_argument("--csv", metavar="FILE", help="write per-frame flags and measures as CSV")
-    q.add_argument("--face", type=int, default=None, metavar="N", help="track id of the face (default: the main face)")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
-    q.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    add_face_and_logging(q)
 
     m = sub.add_parser("models", help="list known models, where they go and whether they are present")
     m.add_argument("--models-dir")
