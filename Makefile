@@ -13,7 +13,5 @@ demo: install
 		-o out/demo_dub.mp4 --report out/demo_sync.csv
 
 test: install
-	# core tests on both cores (one test file per worker); the window's tests alone afterwards: live playback once
-	# deadlocked in Qt Multimedia's teardown while another worker loaded the machine (see docs/MEASUREMENTS.md)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests --ignore=tests/app
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests/app
+	# the suite on both cores, one test file per worker
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
