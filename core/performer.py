@@ -11,8 +11,8 @@ predicted from sound: with real landmarks as targets the classic engine reproduc
    frontal template, implausible mouth points (occlusion, tracker confusion), a blurred mouth.
 `performance_on_output` lays it on the dub's output frames (the voice's time axis, offset corrected).
 In the engine (`drive`), the motion is scaled to the actor's mouth (width ratio across, articulation ratio down),
-used where trusted and the sound-driven prediction elsewhere, cross-faded over CROSSFADE_S, and each target point's
-step per frame bounded by `max_step` (no pop). core.expression then adds the actor's own slow expression.
+used where trusted and the sound-driven prediction elsewhere, cross-faded over CROSSFADE_S; core.expression then adds
+the actor's own slow expression, and last each target point's step per frame is bounded by `max_step` (no pop).
 """
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ MAX_POINT_SPEED = 5.0      # IOD per second a target mouth point may move (0.2 p
                            # GRID mouths (s1, s4, others) move at most 0.184 per frame in 999 frames of 1000
 MAX_FIT_RESIDUAL = 0.09    # IOD: mean distance of the stable points from the frontal template after alignment;
                            # frontal faces 0.02-0.05, turned heads and tracker confusion well above
-MAX_SHAPE_Z = 6.0          # robust z of a frame's mouth opening/width against the performer's own: beyond is garbage
+MAX_YAW_ASYMMETRY = 0.4    # |nose-to-jaw-side distances, left minus right, over their sum|: a turned head. GRID's
+                           # slightly turned frontal faces reach 0.29 (s1, s4, others), a head turned ~45 deg ~0.6
+MAX_SHAPE_Z = 8.0          # robust z of a frame's mouth width or position against the performer's own: beyond is an
+                           # occluded or confused mouth (speech on held-out GRID s1 reaches 6)
 MIN_SHARPNESS = 0.35       # mouth-region Laplacian variance, share of the performer's median: below is too blurred
 MIN_TRUSTED_RUN_S = 0.2    # trusted stretches shorter than this between untrusted frames are not trusted either
 MIN_TRUSTED_SHARE = 0.2    # below this share of trusted frames the performer is not followed at all (message)
@@ -179,7 +182,9 @@ def trusted_frames(canon: np.ndarray, ok: np.ndarray, fps: float,
     c = np.where(trusted[:, None, None], canon, 0.0)
     residual = np.linalg.norm(c[:, geo.STABLE] - ms.TEMPLATE[geo.STABLE][None], axis=-1).mean(axis=1)
     trusted &= residual <= MAX_FIT_RESIDUAL
-    for measure in (geo.mouth_opening(c), geo.mouth_width(c)):
+    trusted &= yaw_asymmetry(c) <= MAX_YAW_ASYMMETRY
+    centre = c[:, geo.MOUTH].mean(axis=1)
+    for measure in (geo.mouth_width(c), centre[:, 0], centre[:, 1]):     # (a wide-open mouth is no outlier)
         if trusted.any():
             trusted &= _robust_z(measure, trusted) <= MAX_SHAPE_Z
     if sharpness is not None and trusted.any():
@@ -187,6 +192,16 @@ def trusted_frames(canon: np.ndarray, ok: np.ndarray, fps: float,
         ref = float(np.median(s[trusted]))
         trusted &= np.isfinite(s) & (s >= MIN_SHARPNESS * ref)
     return _drop_short_runs(trusted, max(1, int(round(MIN_TRUSTED_RUN_S * fps))))
+
+
+def yaw_asymmetry(canon: np.ndarray) -> np.ndarray:
+    """(N,) how far the head is turned: the nose tip's distances to the two sides of the jaw, their difference over
+    their sum (0 frontal, toward 1 in profile)."""
+    c = np.asarray(canon, np.float64)
+    left = np.abs(c[:, 30, 0] - c[:, 0:3, 0].mean(axis=1))
+    right = np.abs(c[:, 14:17, 0].mean(axis=1) - c[:, 30, 0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(np.abs(left - right) / (left + right), nan=1.0)
 
 
 def _drop_short_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
@@ -313,9 +328,10 @@ def limit_steps(displacement: np.ndarray, bound: float) -> np.ndarray:
 def drive(sound: np.ndarray, motion: PerformerMotion, actor_neutral: np.ndarray, actor_shape: np.ndarray,
           fps: float) -> tuple:
     """(displacement (N,K,2) from the actor's neutral, gains): the performer's motion scaled to the actor where it is
-    trusted, the sound-driven `sound` displacement elsewhere, cross-faded, each point's step bounded."""
+    trusted, the sound-driven `sound` displacement elsewhere, cross-faded. The caller bounds the steps (`limit_steps`)
+    once everything else is added."""
     across, down = retarget_gains(motion, actor_neutral, actor_shape)
     perf = np.nan_to_num(np.asarray(motion.displacement, np.float64)) * np.array([across, down])
     w = crossfade_weights(motion.trusted, fps)[:, None, None]
     mixed = w * perf + (1.0 - w) * np.asarray(sound, np.float64)
-    return limit_steps(mixed, max_step(fps)), (across, down)
+    return mixed.astype(np.float32), (across, down)

@@ -72,7 +72,9 @@ def test_keep_expression_puts_the_actors_smile_on_new_speech_and_keeps_the_speec
 
 
 def test_a_real_clip_has_a_steady_expression():
-    """A held-out GRID s1 sentence, said without smiling: its slow part moves far less than its speech does."""
+    """A held-out GRID s1 sentence, said without smiling: its slow part stays within a few hundredths of an IOD (the
+    lips at rest before the sentence are a little narrower, their corners lower, than between its words), while the
+    frame-by-frame mode coefficients (speech) range much wider."""
     from core.faces.track import track_video
 
     t = track_video(str(GRID_S1 / "video" / (heldout_names()[0] + ".mp4"))).primary()
@@ -81,4 +83,5 @@ def test_a_real_clip_has_a_steady_expression():
     d = canon[:, ms.SHAPE_POINTS] - neutral
     slow = ex.slow_expression(d, neutral, t.present, FPS)
     coef = ex.mode_coefficients(d[t.present], ex.expression_modes(neutral))
-    assert slow[t.present, 0].std() < 0.5 * coef[:, 0].std()
+    assert np.ptp(slow[t.present], axis=0).max() < 0.07
+    assert np.all(np.ptp(slow[t.present], axis=0) < 0.6 * np.ptp(coef, axis=0))

@@ -151,6 +151,8 @@ def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None, keep_e
 
         actor = actor_shape[src] - np.asarray(neutral, np.float64)[None]
         disp = expression.keep_expression(disp, actor, neutral, ctx.fps, actor_valid=present[src])
+    if ctx.performer is not None:       # last, so nothing added after it can make the mouth jump
+        disp = performer.limit_steps(disp, performer.max_step(ctx.fps))
     return np.asarray(ms.target_landmarks(ctx.landmarks[src], ctx.present[src], disp, neutral=neutral), np.float32)
 
 
