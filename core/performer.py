@@ -10,7 +10,8 @@ predicted from sound: with real landmarks as targets the classic engine reproduc
 3. each frame is judged trustworthy or not (`trusted_frames`): a face the tracker lost, turned away or not fitting the
    frontal template, implausible mouth points (occlusion, tracker confusion), a blurred mouth.
 `performance_on_output` lays it on the dub's output frames (the voice's time axis, offset corrected).
-In the engine (`drive`), the motion is scaled to the actor's mouth (width ratio across, articulation ratio down),
+In the engine (`drive`), the motion is scaled to the actor's mouth (width ratio across, articulation ratio down, the
+latter only as far as the footage behind it allows),
 used where trusted and the sound-driven prediction elsewhere, cross-faded over CROSSFADE_S; core.expression then adds
 the actor's own slow expression, and last each target point's step per frame is bounded by `max_step` (no pop).
 """
@@ -44,6 +45,10 @@ MIN_TRUSTED_RUN_S = 0.2    # trusted stretches shorter than this between untrust
 MIN_TRUSTED_SHARE = 0.2    # below this share of trusted frames the performer is not followed at all (message)
 GAIN_RANGE = (0.5, 2.0)    # the articulation ratio actor/performer is kept within this
 MIN_ARTICULATION = 0.03    # IOD: an actor whose own mouth opens less than this gives no articulation range
+RANGE_EVIDENCE_S = 10.0    # seconds of open-mouth frames (each clip) from which its articulation range is trusted fully;
+                           # with less, the ratio leans toward the width ratio (two 3 s sentences of one GRID speaker
+                           # differ by up to 1.4x in their wide openings: the words, not the mouth)
+OPEN_FRAME = 0.02          # IOD above neutral: a frame with the mouth open (speaking)
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Performance:
     neutral: np.ndarray            # (K, 2) the performer's neutral mouth
     articulation: float            # ARTICULATION_PERCENTILE of the opening above neutral (IOD)
     offset_frames: int             # A/V offset of the performer's picture against the voice (+: the voice leads)
+    open_seconds: float = 0.0      # how much open-mouth footage `articulation` rests on
     own_confidence: float = float("nan")
     messages: list = field(default_factory=list)
 
@@ -67,6 +73,7 @@ class PerformerMotion:
     neutral: np.ndarray            # (K, 2) the performer's neutral mouth
     articulation: float
     offset_frames: int
+    open_seconds: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -151,20 +158,22 @@ def performance_from_track(landmarks: np.ndarray, present: np.ndarray, fps: floa
     disp[~ok] = np.nan
     slow = expression.slow_expression(disp, neutral, trusted, fps)
     disp = disp - np.einsum("nm,mkc->nkc", slow, expression.expression_modes(neutral))
-    articulation = _articulation(shape[trusted if trusted.any() else ok], neutral)
+    articulation, open_seconds = _articulation(shape[trusted if trusted.any() else ok], neutral, fps)
     messages = []
     if trusted.mean() < MIN_TRUSTED_SHARE:
         messages.append(f"the performer's face is usable on only {trusted.mean():.0%} of the frames (lost, turned "
                         f"away, occluded or blurred): the dub follows the voice there")
     return Performance(fps=float(fps), displacement=disp.astype(np.float32), trusted=trusted, neutral=neutral,
-                       articulation=articulation, offset_frames=int(offset_frames), messages=messages)
+                       articulation=articulation, offset_frames=int(offset_frames), open_seconds=open_seconds,
+                       messages=messages)
 
 
-def _articulation(shape: np.ndarray, neutral: np.ndarray) -> float:
+def _articulation(shape: np.ndarray, neutral: np.ndarray, fps: float) -> tuple:
+    """(ARTICULATION_PERCENTILE of the opening above neutral, seconds of open-mouth frames it rests on)."""
     if len(shape) == 0:
-        return 0.0
+        return 0.0, 0.0
     opening = ms.shape_opening(shape) - float(ms.shape_opening(neutral))
-    return float(np.percentile(opening, ms.ARTICULATION_PERCENTILE))
+    return float(np.percentile(opening, ms.ARTICULATION_PERCENTILE)), float((opening > OPEN_FRAME).sum() / fps)
 
 
 def _robust_z(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -270,20 +279,24 @@ def performance_on_output(perf: Performance, num_out: int, fps: float, voice_shi
     disp = d[i0] * (1 - f) + d[i1] * f
     trusted = inside & perf.trusted[i0] & perf.trusted[i1] & np.isfinite(disp).all(axis=(1, 2))
     return PerformerMotion(displacement=disp.astype(np.float32), trusted=trusted, neutral=perf.neutral,
-                           articulation=perf.articulation, offset_frames=perf.offset_frames)
+                           articulation=perf.articulation, offset_frames=perf.offset_frames,
+                           open_seconds=perf.open_seconds)
 
 
 # ------------------------------------------------------------------------------------------------ driving
-def retarget_gains(motion: PerformerMotion, actor_neutral: np.ndarray, actor_shape: np.ndarray) -> tuple:
-    """(across, down) scale of the performer's displacement for the actor: the ratio of the neutral mouths' widths
-    across; down, the ratio of their articulation (ARTICULATION_PERCENTILE of the opening above neutral), within
-    GAIN_RANGE; an actor who barely opens their mouth in the clip gives no range, then the width ratio is used."""
+def retarget_gains(motion: PerformerMotion, actor_neutral: np.ndarray, actor_shape: np.ndarray,
+                   fps: float) -> tuple:
+    """(across, down) scale of the performer's displacement for the actor: across, the ratio of the neutral mouths'
+    widths; down, the ratio of their articulation (ARTICULATION_PERCENTILE of the opening above neutral), leaning
+    toward the width ratio (geometrically) as the open-mouth footage behind either range falls short of
+    RANGE_EVIDENCE_S; both within GAIN_RANGE."""
     across = float(_width(actor_neutral) / max(_width(motion.neutral), 1e-6))
-    actor_art = _articulation(np.asarray(actor_shape, np.float64), np.asarray(actor_neutral, np.float64))
+    actor_art, actor_open = _articulation(np.asarray(actor_shape, np.float64), np.asarray(actor_neutral, np.float64),
+                                          fps)
+    down = across
     if actor_art >= MIN_ARTICULATION and motion.articulation >= MIN_ARTICULATION:
-        down = actor_art / motion.articulation
-    else:
-        down = across
+        trust = min(1.0, min(actor_open, motion.open_seconds) / RANGE_EVIDENCE_S)
+        down = float(np.exp(trust * np.log(actor_art / motion.articulation) + (1.0 - trust) * np.log(across)))
     return tuple(float(np.clip(g, *GAIN_RANGE)) for g in (across, down))
 
 
@@ -330,7 +343,7 @@ def drive(sound: np.ndarray, motion: PerformerMotion, actor_neutral: np.ndarray,
     """(displacement (N,K,2) from the actor's neutral, gains): the performer's motion scaled to the actor where it is
     trusted, the sound-driven `sound` displacement elsewhere, cross-faded. The caller bounds the steps (`limit_steps`)
     once everything else is added."""
-    across, down = retarget_gains(motion, actor_neutral, actor_shape)
+    across, down = retarget_gains(motion, actor_neutral, actor_shape, fps)
     perf = np.nan_to_num(np.asarray(motion.displacement, np.float64)) * np.array([across, down])
     w = crossfade_weights(motion.trusted, fps)[:, None, None]
     mixed = w * perf + (1.0 - w) * np.asarray(sound, np.float64)

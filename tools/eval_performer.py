@@ -52,11 +52,15 @@ def _pairs(actors, performers, n, seed):
 
 
 def dub(video, out, *, driver=None, audio=None, keep_expression=True, tmp: Path):
+    """One dub, scored against its voice, with caches of its own (tracks, adaptation, speaker): every dub is timed
+    cold, as a first dub of the clip would be."""
     from core.engines.classic import ClassicOptions
     from core.pipeline import DubSettings, run_dub
 
+    caches = tmp / "caches" / Path(out).stem
     settings = DubSettings(video=str(video), audio=str(audio or driver), driver=str(driver) if driver else None,
-                           output=str(out), allow_damaged=True, track_cache_dir=str(tmp / "tracks"),
+                           output=str(out), allow_damaged=True, track_cache_dir=str(caches / "tracks"),
+                           adapt_cache_dir=str(caches / "adapt"), speaker_cache_dir=str(caches / "speaker"),
                            engine_options={"classic": ClassicOptions(keep_expression=keep_expression)})
     t0 = time.perf_counter()
     res = run_dub(settings, score=True)
@@ -74,7 +78,18 @@ def down_gain(actor: str, performer: str) -> float:
     motion = pf.performance_on_output(perf, len(tp.present), 25.0)
     canon, _ = ms.normalize(ta.landmarks)
     ok = ta.present & np.isfinite(canon).all(axis=(1, 2))
-    return pf.retarget_gains(motion, ms.clip_neutral(canon, ok), canon[ok][:, ms.SHAPE_POINTS])[1]
+    return pf.retarget_gains(motion, ms.clip_neutral(canon, ok), canon[ok][:, ms.SHAPE_POINTS], 25.0)[1]
+
+
+def real_lse_c(name: str) -> float:
+    """LSE-C of the real GRID clip with its own voice (the same scorer as the dubs' scores)."""
+    from core import audio as audio_mod
+    from core.sync.scoring import get_scorer, score_clip
+    from tools import grid_splits
+    from tools.eval_dub_speakers import real_track
+
+    path = str(grid_splits.video_path(name))
+    return float(score_clip(path, audio_mod.load_audio(path), real_track(name), get_scorer("auto")).lse_c)
 
 
 def run_pairs(kind: str, pairs, tmp: Path, gains: bool) -> list:
@@ -93,6 +108,7 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool) -> list:
             row[cond] = {"r": r, "amplitude": amp, "lse_c": float(res.report.lse_c) if res.report else None,
                          "seconds": sec, "performer_seconds": res.timings.get("performer", 0.0),
                          "score_seconds": res.timings.get("score", 0.0)}
+        row["lse_c_real_performer"] = real_lse_c(y)
         if gains:
             g = down_gain(x, y)
             row["gain_down"] = g
@@ -100,7 +116,8 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool) -> list:
         p, s = row["performer"], row["sound"]
         print(f"{kind} {x}<-{y}: r performer {p['r']:.3f} sound {s['r']:.3f} | amp {p['amplitude']:.2f}"
               + (f" (mapped {p['amplitude_mapped']:.2f}, gain {row['gain_down']:.2f})" if gains else "")
-              + f" | LSE-C {p['lse_c']:.2f} vs {s['lse_c']:.2f} | {p['seconds']:.0f} s vs {s['seconds']:.0f} s",
+              + f" | LSE-C {p['lse_c']:.2f} vs {s['lse_c']:.2f} (real {row['lse_c_real_performer']:.2f}) | "
+              f"{p['seconds']:.0f} s (performer {p['performer_seconds']:.0f} s) vs {s['seconds']:.0f} s",
               flush=True)
         rows.append(row)
     return rows
@@ -251,6 +268,8 @@ def summarise(rows) -> dict:
         worst = min(rs, key=lambda r: r["performer"]["r"])
         s["worst"] = {"actor": worst["actor"], "performer": worst["performer"], "r": worst["performer"]["r"]}
         s["lse_c_performer_ge_sound"] = float(np.mean([r["performer"]["lse_c"] >= r["sound"]["lse_c"] for r in rs]))
+        s["lse_c_real_performer"] = float(np.mean([r["lse_c_real_performer"] for r in rs]))
+        s["performer_stage_seconds"] = float(np.mean([r["performer"]["performer_seconds"] for r in rs]))
         out[kind] = s
     return out
 

@@ -95,8 +95,14 @@ def test_same_face_retargets_one_to_one_and_trusts_a_frontal_clip(s1_tracks):
     assert perf.trusted.mean() > 0.95
     motion = pf.performance_on_output(perf, len(t.present), FPS)
     canon, _ = ms.normalize(t.landmarks)
-    gains = pf.retarget_gains(motion, perf.neutral, canon[t.present][:, ms.SHAPE_POINTS])
+    gains = pf.retarget_gains(motion, perf.neutral, canon[t.present][:, ms.SHAPE_POINTS], FPS)
     assert gains == pytest.approx((1.0, 1.0), abs=0.02)
+    # an actor who opens half as wide: the full ratio once there is footage enough, toward the width ratio before
+    half = perf.neutral[None] + 0.5 * (canon[t.present][:, ms.SHAPE_POINTS] - perf.neutral[None])
+    short = pf.retarget_gains(motion, perf.neutral, half, FPS)[1]
+    motion.open_seconds = pf.RANGE_EVIDENCE_S
+    long_ = pf.retarget_gains(motion, perf.neutral, np.concatenate([half] * 10), FPS)[1]
+    assert long_ == pytest.approx(0.5, abs=0.03) and long_ < short < 1.0
     # the speech motion kept is the real mouth's: opening r with the tracked one
     real = ms.shape_opening(canon[:, ms.SHAPE_POINTS])
     moved = ms.shape_opening(perf.neutral[None] + motion.displacement)
