@@ -53,7 +53,7 @@ class VoiceTrack:
     performer: bool = False   # a video of the voice performer: the dub's mouth follows theirs (core.performer)
 
     def display_name(self) -> str:
-        return self.name or Path(self.path).name
+        return (self.name or Path(self.path).name) + (" (performer video)" if self.performer else "")
 
 
 @dataclass
@@ -98,14 +98,16 @@ class Project:
             return self.voices[self.active_voice]
         return None
 
-    def add_voice(self, path: str, name: str = "", activate: bool = True) -> int:
+    def add_voice(self, path: str, name: str = "", activate: bool = True, performer: bool = False) -> int:
+        """Add a voice track (`performer`: a video of the voice performer, whose mouth the dub follows)."""
         path = str(Path(path).resolve())
         for i, v in enumerate(self.voices):
             if v.path == path:
+                v.performer = v.performer or performer
                 if activate:
                     self.active_voice = i
                 return i
-        self.voices.append(VoiceTrack(path, name))
+        self.voices.append(VoiceTrack(path, name, performer))
         if activate or self.active_voice < 0:
             self.active_voice = len(self.voices) - 1
         return len(self.voices) - 1

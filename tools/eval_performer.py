@@ -18,7 +18,8 @@ every figure below is evaluation. Sets (tools/grid_splits.py): GRID s4's evaluat
   the middle 4 s (ramped in and out over 0.5 s): the "smiling actor". Dubbed with another s4 clip's voice, expression
   kept (the default) and not (--no-keep-expression), and from a performer video. Measured on the re-tracked dubs:
   the slow mouth width (inner-lip corner distance / IOD, smoothed over 1 s) against the smiling original's (r, and
-  the smile's rise: width inside the smile minus outside, dub / original). Pictures: DIR/expression_*.png.
+  the smile's rise: width inside the smile minus outside, dub / original). Pictures: DIR/expression_smile.png, and
+  DIR/performer_*.png (mouth crops of each kind's first pair: the real performer, both dubs).
 
 GRID is CC BY 4.0 (data/ATTRIBUTION.md): figures made from it carry the credit.
 """
@@ -92,7 +93,43 @@ def real_lse_c(name: str) -> float:
     return float(score_clip(path, audio_mod.load_audio(path), real_track(name), get_scorer("auto")).lse_c)
 
 
-def run_pairs(kind: str, pairs, tmp: Path, gains: bool) -> list:
+def _mouth_box(name: str, half_w: float = 0.9, half_h: float = 0.6):
+    from core.faces import geometry as geo
+    from tools.eval_dub_speakers import real_track
+
+    t = real_track(name)
+    lm = t.landmarks[t.present].mean(axis=0)
+    c, iod = lm[48:68].mean(axis=0), float(geo.inter_ocular(lm))
+    return int(c[0] - half_w * iod), int(c[0] + half_w * iod), int(c[1] - half_h * iod), int(c[1] + half_h * iod)
+
+
+def pair_figure(kind: str, x: str, y: str, tmp: Path, figures: Path) -> Path:
+    """Mouth crops every 5th frame (20-55): the real performer, the performer-driven dub, the sound-driven dub."""
+    import cv2
+
+    from core import media
+    from tools import grid_splits
+
+    rows = []
+    for label, path, name in [("performer (real)", grid_splits.video_path(y), y),
+                              ("performer-driven dub", tmp / f"{kind}_{x}_{y}_performer.mp4", x),
+                              ("sound-driven dub", tmp / f"{kind}_{x}_{y}_sound.mp4", x)]:
+        x0, x1, y0, y1 = _mouth_box(name)
+        with media.FrameReader(str(path)) as reader:
+            tiles = [cv2.resize(reader.read(i)[y0:y1, x0:x1], (160, 106)) for i in range(20, 60, 5)]
+        row = np.concatenate(tiles, axis=1)
+        cv2.putText(row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(row)
+    img = np.concatenate(rows, axis=0)
+    cv2.putText(img, f"{x} driven by {y} - {GRID_CREDIT}", (4, img.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    figures.mkdir(parents=True, exist_ok=True)
+    out = figures / f"performer_{kind.replace('<-', '_from_')}.png"
+    cv2.imwrite(str(out), img)
+    return out
+
+
+def run_pairs(kind: str, pairs, tmp: Path, gains: bool, figures: Path = None) -> list:
     from tools import grid_splits
     from tools.eval_crossdub import track_fresh
     from tools.eval_dub_speakers import opening_vs, real_track
@@ -120,6 +157,8 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool) -> list:
               f"{p['seconds']:.0f} s (performer {p['performer_seconds']:.0f} s) vs {s['seconds']:.0f} s",
               flush=True)
         rows.append(row)
+    if figures is not None and rows:
+        pair_figure(kind, rows[0]["actor"], rows[0]["performer"], tmp, figures)
     return rows
 
 
@@ -293,11 +332,11 @@ def main() -> int:
     s4, s1, others = grid_splits.s4_eval_names(), grid_splits.s1_heldout_names(), grid_splits.others_names()
     rows, result = [], {}
     if "same" in a.sections:
-        rows += run_pairs("s4<-s4", _pairs(s4, s4, a.pairs, 0), tmp, gains=False)
+        rows += run_pairs("s4<-s4", _pairs(s4, s4, a.pairs, 0), tmp, gains=False, figures=a.figures)
     if "cross" in a.sections:
-        rows += run_pairs("s4<-s1", _pairs(s4, s1, a.pairs, 1), tmp, gains=True)
-        rows += run_pairs("others<-s1", _pairs(others, s1, a.pairs, 2), tmp, gains=True)
-        rows += run_pairs("s1<-s4", _pairs(s1, s4, a.pairs, 3), tmp, gains=True)
+        rows += run_pairs("s4<-s1", _pairs(s4, s1, a.pairs, 1), tmp, gains=True, figures=a.figures)
+        rows += run_pairs("others<-s1", _pairs(others, s1, a.pairs, 2), tmp, gains=True, figures=a.figures)
+        rows += run_pairs("s1<-s4", _pairs(s1, s4, a.pairs, 3), tmp, gains=True, figures=a.figures)
     if rows:
         result["summary"] = summarise(rows)
         result["rows"] = rows
