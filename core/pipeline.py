@@ -245,6 +245,9 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
                                    edits.voice_offset, scorer=scorer, models_dir=settings.models_dir, device=device,
                                    track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
                                    messages=messages, progress=progress, cancel=cancel)
+        for o in edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
+            if o.kind == "voice_driven":
+                performer.trusted[max(0, o.start):min(num_out, o.end)] = False
         timer.add("performer", time.perf_counter() - t0, num_out)
     mel = audio_mod.melspectrogram(wav_out)
     vad = audio_mod.voice_activity(wav_out, fps, num_out)

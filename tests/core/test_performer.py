@@ -234,3 +234,15 @@ def test_dub_without_any_voice_is_a_usage_error(tmp_path, capsys):
     assert exc.value.code == 2
     assert "--driver" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_driven_by_voice_range_is_not_followed():
+    """The editor's "driven by voice" range (Corrections): the performer's mouth is not used there."""
+    from core.edits import Edits, RangeOverride
+    from core.pipeline import DubSettings, prepare_clip
+
+    edits = Edits(overrides=[RangeOverride(40, 60, "voice_driven")])
+    prep = prepare_clip(DubSettings(video=str(_clip(0)), audio=str(_clip(1)), driver=str(_clip(1)), adapt=False,
+                                    edits=edits))
+    trusted = prep.ctx.performer.trusted
+    assert not trusted[40:60].any() and trusted[:35].all() and trusted[62:].all()
