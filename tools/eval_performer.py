@@ -1,6 +1,6 @@
 """Dubs driven by the voice performer's video against dubs driven by the voice alone, on GRID (evaluation only).
 
-    python -m tools.eval_performer [--sections same cross expression] [--pairs 6] [--json OUT] [--figures DIR]
+    python -m tools.eval_performer [--sections same cross expression speed] [--pairs 6] [--json OUT] [--figures DIR]
 
 Nothing here is trained or tuned: the performer module's constants were set a priori or from tracked GRID s1 training
 clips, s4 and grid_others (how fast real mouths move, how well frontal faces fit the template: see core.performer);
@@ -14,6 +14,8 @@ every figure below is evaluation. Sets (tools/grid_splits.py): GRID s4's evaluat
   r against the performer's opening; amplitude = std of the dub's opening / (std of the performer's x the retargeting
   gain down, core.performer.retarget_gains), so 1.0 is the performer's motion mapped exactly to the actor's range.
 - Both: LSE-C of each dub with the performer's voice (the dub command's own score, fused scorer), and time per dub.
+- `speed`: one s4 pair dubbed from the voice and from the performer, alternating, each cold (own caches), after a
+  warm-up dub; and the performer stage's parts (tracking, the A/V offset, the sharpness pass) timed alone.
 - `expression`: a made smile. Three s4 evaluation clips joined (9 s), their mouth corners warped outward and up over
   the middle 4 s (ramped in and out over 0.5 s): the "smiling actor". Dubbed with another s4 clip's voice, expression
   kept (the default) and not (--no-keep-expression), and from a performer video. Measured on the re-tracked dubs:
@@ -295,6 +297,47 @@ def expression_figure(actor: Path, dubs: dict, ref, smile: np.ndarray, figures: 
     cv2.imwrite(str(figures / "expression_smile.png"), img)
 
 
+def run_speed(tmp: Path, repeats: int = 2) -> dict:
+    """Wall time of a sound-driven and a performer-driven dub of one s4 pair (alternating, each with cold caches, after
+    a warm-up dub that loads the models), and the performer stage's parts: tracking, A/V offset, sharpness."""
+    from core import audio as audio_mod
+    from core import media
+    from core import mouth_shape as ms
+    from core import performer as pf
+    from core.faces.track import track_video
+    from core.sync.lane_adapt import find_own_offset
+    from core.sync.scoring import get_scorer
+    from tools import grid_splits
+
+    ev = grid_splits.s4_eval_names()
+    vx, vy = grid_splits.video_path(ev[6]), grid_splits.video_path(ev[7])
+    dub(vx, tmp / "speed_warmup.mp4", audio=vy, tmp=tmp)
+    times = {"sound": [], "performer": []}
+    stages = []
+    for k in range(repeats):
+        for cond in ("sound", "performer"):
+            res, sec = dub(vx, tmp / f"speed_{cond}_{k}.mp4", audio=vy, driver=vy if cond == "performer" else None,
+                           tmp=tmp)
+            times[cond].append(sec)
+            stages.append({"cond": cond, **{key: round(v, 2) for key, v in res.timings.items()}})
+    parts = {}
+    t0 = time.perf_counter()
+    track = track_video(str(vy), cache_dir=str(tmp / "speed_parts")).primary()
+    parts["track"] = time.perf_counter() - t0
+    wav = audio_mod.load_audio(str(vy))
+    t0 = time.perf_counter()
+    find_own_offset(str(vy), wav, track, get_scorer("auto"), 25.0, offset_model=ms.AudioToMouth.load())
+    parts["offset"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pf.mouth_sharpness(str(vy), media.probe(str(vy)), track.landmarks, track.present)
+    parts["sharpness"] = time.perf_counter() - t0
+    out = {"actor": ev[6], "performer": ev[7], "sound_seconds": times["sound"], "performer_seconds": times["performer"],
+           "performer_stage_parts": parts, "stages": stages}
+    print(f"speed: sound {np.median(times['sound']):.1f} s, performer {np.median(times['performer']):.1f} s; "
+          f"performer stage parts " + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()), flush=True)
+    return out
+
+
 def summarise(rows) -> dict:
     out = {}
     for kind in sorted({r["kind"] for r in rows}):
@@ -316,7 +359,7 @@ def summarise(rows) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", nargs="+", default=["same", "cross", "expression"],
-                    choices=["same", "cross", "expression"])
+                    choices=["same", "cross", "expression", "speed"])
     ap.add_argument("--pairs", type=int, default=6, help="pairs per kind")
     ap.add_argument("--json")
     ap.add_argument("--figures", type=Path, default=ROOT / "docs" / "screenshots")
@@ -342,6 +385,8 @@ def main() -> int:
         result["rows"] = rows
     if "expression" in a.sections:
         result["expression"] = run_expression(tmp, a.figures)
+    if "speed" in a.sections:
+        result["speed"] = run_speed(tmp)
     result["data"] = GRID_CREDIT
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     if a.json:
