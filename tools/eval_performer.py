@@ -139,7 +139,7 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool, figures: Path = None) ->
     rows = []
     for x, y in pairs:
         vx, vy = grid_splits.video_path(x), grid_splits.video_path(y)
-        row = {"kind": kind, "actor": x, "performer": y}
+        row = {"kind": kind, "actor": x, "performer_clip": y}
         for cond in ("performer", "sound"):
             out = tmp / f"{kind}_{x}_{y}_{cond}.mp4"
             res, sec = dub(vx, out, driver=vy if cond == "performer" else None, audio=vy, tmp=tmp)
@@ -160,7 +160,7 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool, figures: Path = None) ->
               flush=True)
         rows.append(row)
     if figures is not None and rows:
-        pair_figure(kind, rows[0]["actor"], rows[0]["performer"], tmp, figures)
+        pair_figure(kind, rows[0]["actor"], rows[0]["performer_clip"], tmp, figures)
     return rows
 
 
@@ -348,7 +348,8 @@ def summarise(rows) -> dict:
         if "amplitude_mapped" in rs[0]["performer"]:
             s["performer"]["amplitude_mapped"] = float(np.mean([r["performer"]["amplitude_mapped"] for r in rs]))
         worst = min(rs, key=lambda r: r["performer"]["r"])
-        s["worst"] = {"actor": worst["actor"], "performer": worst["performer"], "r": worst["performer"]["r"]}
+        s["worst"] = {"actor": worst["actor"], "performer_clip": worst["performer_clip"], "r": worst["performer"]["r"],
+                      "amplitude_mapped": worst["performer"].get("amplitude_mapped")}
         s["lse_c_performer_ge_sound"] = float(np.mean([r["performer"]["lse_c"] >= r["sound"]["lse_c"] for r in rs]))
         s["lse_c_real_performer"] = float(np.mean([r["lse_c_real_performer"] for r in rs]))
         s["performer_stage_seconds"] = float(np.mean([r["performer"]["performer_seconds"] for r in rs]))
