@@ -31,7 +31,7 @@ def expression_modes(neutral: np.ndarray) -> np.ndarray:
     SHAPE_POINTS; the jaw points do not move. Unit coefficient: each corner moves 1 IOD (out, or up)."""
     nt = np.asarray(neutral, np.float64)
     mouth = ms.MOUTH_IN_SHAPE
-    left, right = nt[_row(48)], nt[_row(54)]
+    left, right = nt[ms.shape_row(48)], nt[ms.shape_row(54)]
     centre = 0.5 * (left + right)
     half = max(0.5 * float(np.linalg.norm(right - left)), 1e-6)
     x = (nt[mouth, 0] - centre[0]) / half            # -1 at one corner, +1 at the other
@@ -39,10 +39,6 @@ def expression_modes(neutral: np.ndarray) -> np.ndarray:
     modes[0, mouth, 0] = x
     modes[1, mouth, 1] = -x ** 2                       # image y points down: up is negative
     return modes
-
-
-def _row(point: int) -> int:
-    return int(np.nonzero(ms.SHAPE_POINTS == point)[0][0])
 
 
 def _smooth(values: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:

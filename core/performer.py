@@ -118,7 +118,7 @@ def read_performance(driver: str, voice: np.ndarray, *, scorer, offset_model, tr
     """Track the performer's video, find its A/V offset against `voice` (16 kHz mono) and read its mouth motion."""
     from . import media
     from .faces.track import track_video
-    from .sync.lane_adapt import find_own_offset
+    from .sync.lane_adapt import MAX_OWN_OFFSET, MIN_OWN_CONFIDENCE, find_own_offset
 
     info = media.probe(driver, need_video=True)
     if info.num_frames <= 0:
@@ -136,8 +136,6 @@ def read_performance(driver: str, voice: np.ndarray, *, scorer, offset_model, tr
     sharp = mouth_sharpness(driver, info, track.landmarks, track.present, progress, cancel)
     perf = performance_from_track(track.landmarks, track.present, float(info.fps), offset, sharpness=sharp)
     perf.own_confidence = float(level)
-    from .sync.lane_adapt import MAX_OWN_OFFSET, MIN_OWN_CONFIDENCE
-
     if abs(offset) > MAX_OWN_OFFSET or not level >= MIN_OWN_CONFIDENCE:
         perf.messages.append(f"the performer's lips follow the voice only weakly (offset {offset:+d} frames, "
                              f"confidence {level:.1f}): check that the performer video and the voice belong together")
@@ -302,7 +300,7 @@ def retarget_gains(motion: PerformerMotion, actor_neutral: np.ndarray, actor_sha
 
 def _width(neutral: np.ndarray) -> float:
     n = np.asarray(neutral, np.float64)
-    return float(np.linalg.norm(n[expression._row(54)] - n[expression._row(48)]))
+    return float(np.linalg.norm(n[ms.shape_row(54)] - n[ms.shape_row(48)]))
 
 
 def crossfade_weights(trusted: np.ndarray, fps: float) -> np.ndarray:

@@ -249,6 +249,8 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
             if o.kind == "voice_driven":
                 performer.trusted[max(0, o.start):min(num_out, o.end)] = False
         timer.add("performer", time.perf_counter() - t0, num_out)
+    elif settings.driver:
+        messages.append(f"Performer: the {settings.engine} engine follows the voice, not the performer's mouth")
     mel = audio_mod.melspectrogram(wav_out)
     vad = audio_mod.voice_activity(wav_out, fps, num_out)
     force_closed = np.zeros(num_out, bool)

@@ -35,7 +35,7 @@ def test_modes_leave_the_inner_opening_alone():
     for mode in ex.expression_modes(neutral):
         assert ms.shape_opening(neutral + 0.1 * mode) == pytest.approx(base, abs=2e-3)
     width = ex.expression_modes(neutral)[0]
-    left, right = ex._row(48), ex._row(54)
+    left, right = ms.shape_row(48), ms.shape_row(54)
     assert width[left, 0] == pytest.approx(-1) and width[right, 0] == pytest.approx(1)
 
 
