@@ -4,7 +4,8 @@ Dubbing studios often film the voice performer in the booth. That performance is
 predicted from sound: with real landmarks as targets the classic engine reproduces a mouth almost exactly
 (FINDINGS.md). The performance, read once per dub (`read_performance`):
 1. the performer's face is tracked (core.faces.track, main face) and its picture's A/V offset against the voice is
-   found by the fused sync witnesses (core.sync.lane_adapt.find_own_offset: the scorer plus the audio->mouth model);
+   found by the fused sync witnesses (core.sync.lane_adapt.find_own_offset: the scorer plus the audio->mouth model)
+   on the first OFFSET_SECONDS;
 2. each frame's mouth is put in canonical units (core.mouth_shape.normalize) as a displacement from the performer's
    neutral mouth, and its own slow expression is taken out (core.expression): only speech motion travels;
 3. each frame is judged trustworthy or not (`trusted_frames`): a face the tracker lost, turned away or not fitting the
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import expression
 from . import mouth_shape as ms
+from .audio import SAMPLE_RATE
 from .errors import MediaError, NoFaceError
 from .faces import geometry as geo
 from .progress import CancelToken, ProgressFn, check, report
@@ -42,6 +44,8 @@ MAX_SHAPE_Z = 8.0          # robust z of a frame's mouth width or position again
                            # occluded or confused mouth (speech on held-out GRID s1 reaches 6)
 MIN_SHARPNESS = 0.35       # mouth-region Laplacian variance, share of the performer's median: below is too blurred
 MIN_TRUSTED_RUN_S = 0.2    # trusted stretches shorter than this between untrusted frames are not trusted either
+OFFSET_SECONDS = 30.0      # the performer's A/V offset is found on their video's first this many seconds: one offset
+                           # per recording, and a long take would otherwise cost a whole scoring pass
 MIN_TRUSTED_SHARE = 0.2    # below this share of trusted frames the performer is not followed at all (message)
 GAIN_RANGE = (0.5, 2.0)    # the articulation ratio actor/performer is kept within this
 MIN_ARTICULATION = 0.03    # IOD: an actor whose own mouth opens less than this gives no articulation range
@@ -117,7 +121,7 @@ def read_performance(driver: str, voice: np.ndarray, *, scorer, offset_model, tr
                      cancel: Optional[CancelToken] = None) -> Performance:
     """Track the performer's video, find its A/V offset against `voice` (16 kHz mono) and read its mouth motion."""
     from . import media
-    from .faces.track import track_video
+    from .faces.track import FaceTrack, track_video
     from .sync.lane_adapt import MAX_OWN_OFFSET, MIN_OWN_CONFIDENCE, find_own_offset
 
     info = media.probe(driver, need_video=True)
@@ -131,10 +135,14 @@ def read_performance(driver: str, voice: np.ndarray, *, scorer, offset_model, tr
                           f"face.")
     track = tracks.primary()
     check(cancel)
-    offset, level, _ = find_own_offset(driver, voice, track, scorer, float(info.fps), progress=progress,
-                                       cancel=cancel, offset_model=offset_model)
+    fps = float(info.fps)
+    n = min(len(track.present), int(OFFSET_SECONDS * fps))
+    head = FaceTrack(track_id=track.track_id, boxes=track.boxes[:n], landmarks=track.landmarks[:n],
+                     present=track.present[:n])
+    offset, level, _ = find_own_offset(driver, voice[:int(round(n / fps * SAMPLE_RATE))], head, scorer, fps,
+                                       progress=progress, cancel=cancel, offset_model=offset_model)
     sharp = mouth_sharpness(driver, info, track.landmarks, track.present, progress, cancel)
-    perf = performance_from_track(track.landmarks, track.present, float(info.fps), offset, sharpness=sharp)
+    perf = performance_from_track(track.landmarks, track.present, fps, offset, sharpness=sharp)
     perf.own_confidence = float(level)
     if abs(offset) > MAX_OWN_OFFSET or not level >= MIN_OWN_CONFIDENCE:
         perf.messages.append(f"the performer's lips follow the voice only weakly (offset {offset:+d} frames, "

@@ -163,8 +163,9 @@ def test_performer_dropout_falls_back_to_the_voice_without_a_jump(dropout_driver
     assert steps.max() <= pf.max_step(FPS) + 1e-4
 
 
-def test_performer_offset_is_found_and_corrected(tmp_path):
-    """The performer's sound recorded 4 frames (160 ms) late: the offset is found and the mouth moved back."""
+def test_performer_offset_is_found_and_corrected(tmp_path, monkeypatch):
+    """The performer's sound recorded 4 frames (160 ms) late: the offset is found (on the first 2 s only, as on a
+    long take the first OFFSET_SECONDS) and the mouth moved back."""
     from core.faces.track import track_video
     from core import audio as audio_mod
     from core.sync.scoring import get_scorer
@@ -173,6 +174,7 @@ def test_performer_offset_is_found_and_corrected(tmp_path):
     run_ffmpeg("-i", _clip(1), "-itsoffset", "0.16", "-i", _clip(1), "-map", "0:v", "-map", "1:a", "-c", "copy",
                late)
     voice = audio_mod.load_audio(str(late))
+    monkeypatch.setattr(pf, "OFFSET_SECONDS", 2.0)
     perf = pf.read_performance(str(late), voice, scorer=get_scorer("auto"), offset_model=ms.AudioToMouth.load())
     assert abs(perf.offset_frames - (-4)) <= 1
     motion = pf.performance_on_output(perf, 75, FPS)
