@@ -642,7 +642,8 @@ class DubSession:
 
     def set_edits(self, edits: Edits) -> None:
         """Apply changed corrections that need no re-preparation (mask keyframes, keep-original/engine ranges,
-        teeth shots). Voice offset, box fixes and mouth-closed ranges change the prepared clip: make a new session."""
+        teeth shots). Voice offset, box fixes, mouth-closed and driven-by-voice ranges change the prepared clip: make
+        a new session."""
         self.prep.edits = edits
         self.renderer.edits = edits
         self.renderer._shot_proxies.clear()
