@@ -218,7 +218,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
-    adaptation = scorer = None
+    adaptation = scorer = general_scorer = None
     plugin = engines.get(settings.engine)
     if settings.adapt and plugin.mouth_model is not None:
         from .adapt import adapt_clip
@@ -232,7 +232,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         scorer = get_scorer("auto", models_dir=settings.models_dir, device=device)
         adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
-        scorer = adaptation.lane_scorer(scorer)
+        general_scorer, scorer = scorer, adaptation.lane_scorer(scorer)   # (refit on this face: the actor's)
         timer.add("adapt", time.perf_counter() - t0, info.num_frames)
         messages.append(("Adaptation: " if adaptation.adapted else "No adaptation: ") + adaptation.message)
 
@@ -241,8 +241,8 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         from .performer import motion_for_dub
 
         t0 = time.perf_counter()
-        performer = motion_for_dub(settings.driver, voice, fps, num_out,
-                                   edits.voice_offset, scorer=scorer, models_dir=settings.models_dir, device=device,
+        performer = motion_for_dub(settings.driver, voice, fps, num_out, edits.voice_offset, scorer=general_scorer,
+                                   models_dir=settings.models_dir, device=device,
                                    track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
                                    messages=messages, progress=progress, cancel=cancel)
         for o in edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
