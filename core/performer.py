@@ -49,7 +49,7 @@ OFFSET_SECONDS = 30.0      # the performer's A/V offset is found on their video'
 MIN_TRUSTED_SHARE = 0.2    # below this share of trusted frames the performer is not followed at all (message)
 GAIN_RANGE = (0.5, 2.0)    # the articulation ratio actor/performer is kept within this
 MIN_ARTICULATION = 0.03    # IOD: an actor whose own mouth opens less than this gives no articulation range
-RANGE_EVIDENCE_S = 10.0    # seconds of open-mouth frames (each clip) from which its articulation range is fully trusted;
+RANGE_EVIDENCE_S = 10.0    # seconds of open-mouth frames (each clip) from which its articulation range is trusted;
                            # with less, the ratio leans toward the width ratio (two 3 s sentences of one GRID speaker
                            # differ by up to 1.4x in their wide openings: the words, not the mouth)
 OPEN_FRAME = 0.02          # IOD above neutral: a frame with the mouth open (speaking)
