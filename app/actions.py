@@ -42,6 +42,9 @@ SPECS = (
          tip="Open the video to dub", icon=SP.SP_DialogOpenButton),
     Spec("add_voice", "&File", "Add Voice &Track…", "media.add_voice_dialog", shortcut="Ctrl+Shift+A",
          tip="Add a new voice track (audio or video file)", icon=SP.SP_MediaVolume),
+    Spec("add_performer", "&File", "Add &Performer Video…", "media.add_performer_dialog",
+         tip="Add a video of the voice performer: its sound is the voice and the dub's mouth follows theirs "
+             "(classic engine)"),
     Spec("open_project", "&File", "&Open Project…", "project_io.open_project_dialog", shortcut=KS.Open),
     RECENT, SEPARATOR,
     Spec("save", "&File", "&Save Project", "project_io.save_project", shortcut=KS.Save),

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from core.edits import OVERRIDE_LABELS
 from core.engines import registry as engines
 
 from .session import commands as cmd
@@ -40,6 +41,10 @@ class CorrectionsPanel(QWidget):
         self.closed_button = QPushButton("Mouth closed")
         self.closed_button.setToolTip("Dub these frames with the mouth closed (e.g. the voice is someone else's)")
         self.closed_button.clicked.connect(lambda: self.command.emit(cmd.AddOverride("mouth_closed")))
+        self.voice_button = QPushButton("Driven by voice")
+        self.voice_button.setToolTip("With a performer video as the voice: these frames follow the voice, not the "
+                                     "performer's mouth (e.g. the performer looks away)")
+        self.voice_button.clicked.connect(lambda: self.command.emit(cmd.AddOverride("voice_driven")))
         gl.addWidget(self.keep_button, 1, 0)
         gl.addWidget(self.closed_button, 1, 1)
         self.engine_combo = QComboBox()
@@ -54,8 +59,10 @@ class CorrectionsPanel(QWidget):
         self.teeth_button = QPushButton("Teeth from this frame")
         self.teeth_button.setToolTip("Use the teeth seen at the playhead for the in/out range")
         self.teeth_button.clicked.connect(lambda: self.command.emit(cmd.TeethFromPlayhead()))
-        gl.addWidget(self.teeth_button, 3, 0, 1, 2)
-        self.range_buttons = [self.keep_button, self.closed_button, self.engine_button, self.teeth_button]
+        gl.addWidget(self.teeth_button, 3, 0)
+        gl.addWidget(self.voice_button, 3, 1)
+        self.range_buttons = [self.keep_button, self.closed_button, self.engine_button, self.teeth_button,
+                              self.voice_button]
         lay.addWidget(g)
 
         g = QGroupBox("Voice and frame")
@@ -155,9 +162,8 @@ class CorrectionsPanel(QWidget):
             it.setData(Qt.UserRole + 1, frame)
             self.list.addItem(it)
 
-        names = {"keep_original": "Keep original", "mouth_closed": "Mouth closed"}
         for i, o in enumerate(edits.overrides):
-            label = names.get(o.kind, f"Engine {o.engine}")
+            label = OVERRIDE_LABELS.get(o.kind, f"Engine {o.engine}")
             add(f"{label}: frames {o.start}–{o.end - 1}", "override", i, o.start)
         for i, t in enumerate(edits.teeth_shots):
             add(f"Teeth from frame {t.frame}: frames {t.start}–{t.end - 1}", "teeth", i, t.start)

@@ -16,7 +16,7 @@ from .frame_cache import FrameSource, ScrubCache
 from .timeline import timecode
 from .workers import LatestWorker
 
-OVERRIDE_NOTES = {"keep_original": "kept original", "mouth_closed": "mouth closed"}
+OVERRIDE_NOTES = {"keep_original": "kept original", "mouth_closed": "mouth closed", "voice_driven": "driven by voice"}
 
 
 class FrameDisplay(QObject):

@@ -159,13 +159,17 @@ class MediaController(QObject):
         for p in self._ask_files("voice", "Add voice track", AUDIO_FILTER, many=True):
             self.add_voice(p)
 
-    def add_voice(self, path: str, activate: bool = True) -> None:
+    def add_performer_dialog(self) -> None:
+        for p in self._ask_files("voice", "Add the voice performer's video", VIDEO_FILTER, many=False):
+            self.add_voice(p, performer=True)
+
+    def add_voice(self, path: str, activate: bool = True, performer: bool = False) -> None:
         path = self._existing(path, "voice")
         if path is None:
             return
         if self.session.project.video and Path(path) == Path(self.session.project.video):
             self.messages.info("Using the video's own audio as a voice track.")
-        self.session.add_voice(path, activate=activate)
+        self.session.add_voice(path, activate=activate, performer=performer)
         self.win.recent.remember("voices", path)
         self.load_voice(path)
 

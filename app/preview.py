@@ -266,13 +266,13 @@ def _live_keys(settings) -> tuple:
 
 def _settings_key(s):
     """What a DubSession is prepared from. The mask and the corrections that only affect rendering are left
-    out (patched live); the voice offset, box fixes and mouth-closed ranges change the preparation."""
+    out (patched live); the voice offset, box fixes, mouth-closed and voice-driven ranges change the preparation."""
     e = getattr(s, "edits", None)
     structural = None
     if e is not None:
         j = e.to_json()
         structural = (j["voice_offset"], repr(j["box_fixes"]),
-                      repr([o for o in j["overrides"] if o["kind"] == "mouth_closed"]),
+                      repr([o for o in j["overrides"] if o["kind"] in ("mouth_closed", "voice_driven")]),
                       tuple(sorted({o.get("engine") for o in j["overrides"] if o["kind"] == "engine"} - {None})))
     return (s.video, s.audio, s.engine, repr(sorted(s.engine_options.items())), s.face_track, tuple(s.pads), s.length_policy, s.device,
             s.models_dir, s.teeth_frame, s.teeth_strength, structural)

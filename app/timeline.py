@@ -53,7 +53,7 @@ class TimelineWidget(QWidget):
     MARK_H = 10
     EDIT_H = 12
     OVERRIDE_COLORS = {"keep_original": QColor(120, 140, 170), "mouth_closed": QColor(170, 110, 210),
-                       "engine": QColor(60, 190, 190)}
+                       "engine": QColor(60, 190, 190), "voice_driven": QColor(200, 170, 80)}
     MIN_VIEW = 8.0
     GUTTER = 46          # left column, the same width as the plots' axes, so frame x positions line up
 

@@ -8,7 +8,9 @@ ignored; `,`, `;` or tab separated, UTF-8 with or without BOM):
     ,,out/b_dub.mp4,projects/b.lipdub
 
 - The second row above is a project row: the project's video, active voice and settings.
-- `video`, `voice`, `output` are required columns; `project` (a `.lipdub` file, see `core.project`) is optional.
+- `video`, `voice`, `output` are required columns; `project` (a `.lipdub` file, see `core.project`) is optional, and
+  so is `driver`: a video of the voice performer whose mouth the dub follows (`dub --driver`, core.performer); the
+  row's voice is then the driver's sound when its voice cell is empty.
 - Relative paths are relative to the manifest's folder. Output folders are created when missing.
 - A project row takes the project's settings (engine, mask, face, pads, length policy, range, teeth, crf/preset,
   corrections...). Non-empty `video`/`voice`/`output` cells override the project's video/active voice/export
@@ -67,7 +69,7 @@ EXIT_SOME_FAILED = 9
 EXIT_CANCELLED = CancelledError.exit_code  # 130
 
 REQUIRED_COLUMNS = ("video", "voice", "output")
-OPTIONAL_COLUMNS = ("project",)
+OPTIONAL_COLUMNS = ("project", "driver")
 QC_FIELDS = ("qc_flagged", "qc_blur", "qc_seam", "qc_flicker", "qc_open_in_silence", "qc_psnr_outside",
              "qc_ssim_outside", "qc_ssim_mouth", "qc_sharpness")
 SUMMARY_FIELDS = ("row", "video", "voice", "output", "status", "seconds", "frames", "error", "lse_c") + QC_FIELDS \
@@ -88,6 +90,7 @@ class BatchItem:
     voice: Optional[str]
     output: Optional[str]
     project: Optional[str] = None
+    driver: Optional[str] = None     # the voice performer's video (core.performer)
 
 
 @dataclass
@@ -212,7 +215,8 @@ def read_manifest(path) -> List[BatchItem]:
         if not any(v.strip() for v in values):
             continue
         items.append(BatchItem(row=n, video=cell(values, "video"), voice=cell(values, "voice"),
-                               output=cell(values, "output"), project=cell(values, "project")))
+                               output=cell(values, "output"), project=cell(values, "project"),
+                               driver=cell(values, "driver")))
     if not items:
         raise ManifestError(f"The manifest {path} lists no rows to dub (only a header).")
     return items
@@ -226,6 +230,10 @@ def item_settings(item: BatchItem, overrides: Optional[dict] = None, mask_overri
     from .pipeline import DubSettings
 
     overrides = dict(overrides or {})
+    if item.driver:
+        overrides["driver"] = item.driver
+        if not item.voice:
+            item = replace(item, voice=item.driver)
     if item.project:
         from .project import Project
 

@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dub", help="dub a video with a new voice track")
     d.add_argument("--video", required=True)
-    d.add_argument("--audio", required=True, help="the new voice (any audio or video file)")
+    d.add_argument("--audio", help="the new voice (any audio or video file; default: the --driver video's sound)")
+    d.add_argument("--driver", metavar="PERFORMER_VIDEO",
+                   help="a video of the voice performer: the dub's mouth follows the performer's (classic engine), "
+                        "and the voice is its sound unless --audio is given")
     d.add_argument("-o", "--output", required=True, help="output .mp4 (written atomically)")
     d.add_argument("--pads", type=int, nargs=4, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="face crop padding in pixels (Wav2Lip engine)")
@@ -192,7 +195,7 @@ def cmd_dub(a, bars, cancel) -> int:
     from .pipeline import DubSettings, run_dub
 
     settings = DubSettings(
-        video=a.video, audio=a.audio, output=a.output, engine=a.engine or engines.DEFAULT_ENGINE,
+        video=a.video, audio=a.audio or a.driver, driver=a.driver, output=a.output, engine=a.engine or engines.DEFAULT_ENGINE,
         engine_options=engines.options_from_args(a), face_track=a.face, pads=tuple(a.pads), mask=_mask_settings(a), length_policy=a.length,
         frame_range=tuple(a.range) if a.range else None, crf=a.crf, preset=a.preset, device=a.device,
         models_dir=a.models_dir, teeth_frame=a.teeth_frame, teeth_strength=a.teeth_strength,
@@ -365,6 +368,8 @@ def cmd_models(a) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    if a.command == "dub" and not a.audio and not a.driver:
+        ap.error("dub needs the new voice: --audio VOICE, or --driver PERFORMER_VIDEO whose sound is the voice")
     logging.basicConfig(level=logging.DEBUG if a.debug else logging.WARNING, format="%(levelname)s: %(message)s")
     if not a.debug:
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -2,7 +2,8 @@
 
 - Mask settings keyframed over output frames (linear interpolation between keyframes; a hand-drawn polygon
   adds or removes area and is stored in face coordinates, so it follows the face).
-- Range overrides: "keep_original" (no dubbing), "mouth_closed", or "engine" (force an engine on the range).
+- Range overrides: "keep_original" (no dubbing), "mouth_closed", "engine" (force an engine on the range), or
+  "voice_driven" (where the voice performer's video drives the dub, these frames follow the voice instead).
 - Voice offset (frames; positive = the voice plays later), face-box fixes on keyframes, per-shot teeth proxy.
 
 Every change goes through `EditHistory.apply(label, fn)`, which records a before/after snapshot of the (small)
@@ -20,7 +21,8 @@ import numpy as np
 from .engines.base import MaskSettings
 from .errors import ProjectError
 
-OVERRIDE_KINDS = ("keep_original", "mouth_closed", "engine")
+OVERRIDE_KINDS = ("keep_original", "mouth_closed", "engine", "voice_driven")
+OVERRIDE_LABELS = {"keep_original": "Keep original", "mouth_closed": "Mouth closed", "voice_driven": "Driven by voice"}
 POLYGON_MODES = ("add", "remove")
 INTERPOLATED = ("dilation", "feather", "extent_up", "extent_down")
 MAX_HISTORY = 200
@@ -275,7 +277,7 @@ class EditHistory:
 
     def add_override(self, start: int, end: int, kind: str, engine: Optional[str] = None) -> None:
         o = RangeOverride(int(start), int(end), kind, engine)   # validates before anything changes
-        label = {"keep_original": "Keep original", "mouth_closed": "Mouth closed"}.get(kind, f"Use {engine}")
+        label = OVERRIDE_LABELS.get(kind, f"Use {engine}")
         self.apply(f"{label} {start}-{end - 1}", lambda e: e.overrides.append(o))
 
     def remove_override(self, index: int) -> None:

@@ -195,8 +195,8 @@ def clip_neutral(canon: np.ndarray, present: Optional[np.ndarray] = None, frac: 
 def shape_opening(shape: np.ndarray) -> np.ndarray:
     """Inner-lip opening of absolute canonical shapes (...,K,2) laid out as SHAPE_POINTS."""
     s = np.asarray(shape)
-    top = s[..., [_row(61), _row(62), _row(63)], :]
-    bot = s[..., [_row(67), _row(66), _row(65)], :]
+    top = s[..., [shape_row(61), shape_row(62), shape_row(63)], :]
+    bot = s[..., [shape_row(67), shape_row(66), shape_row(65)], :]
     return np.linalg.norm(top - bot, axis=-1).mean(axis=-1)
 
 
@@ -225,7 +225,8 @@ def match_articulation(displacement: np.ndarray, neutral: np.ndarray, actor_cano
     return (d * gain).astype(np.float32), gain
 
 
-def _row(point: int) -> int:
+def shape_row(point: int) -> int:
+    """The row of landmark `point` in shapes laid out as SHAPE_POINTS."""
     return int(np.nonzero(SHAPE_POINTS == point)[0][0])
 
 

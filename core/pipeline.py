@@ -55,6 +55,7 @@ class DubSettings:
     adapt_cache_dir: Optional[str] = None
     speaker_cache_dir: Optional[str] = None   # core.sync.asd.speaker's cache (the default face per shot)
     allow_damaged: bool = False       # dub a damaged input as it decodes (else DamagedMediaError, exit code 4)
+    driver: Optional[str] = None      # the voice performer's video: its mouth drives the dub (core.performer)
 
 
 @dataclass
@@ -92,7 +93,10 @@ def make_engine(settings: DubSettings, name: Optional[str] = None) -> Engine:
 
 def validate_paths(settings: DubSettings) -> None:
     """Checks that need no decoding: inputs exist, the output is writable and is not an input."""
-    for label, p in (("video", settings.video), ("voice", settings.audio)):
+    inputs = [("video", settings.video), ("voice", settings.audio)]
+    if settings.driver:
+        inputs.append(("performer video", settings.driver))
+    for label, p in inputs:
         path = Path(p)
         if not path.exists():
             raise MediaError(f"The {label} file does not exist: {p}")
@@ -102,7 +106,7 @@ def validate_paths(settings: DubSettings) -> None:
             raise MediaError(f"The {label} file is empty (0 bytes): {p}")
     if settings.output:
         out = Path(settings.output).resolve()
-        for p in (settings.video, settings.audio):
+        for _label, p in inputs:
             if out == Path(p).resolve():
                 raise OutputError(f"The output path is the same as an input file: {settings.output}. "
                                   "Choose another output name.")
@@ -160,7 +164,11 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         raise MediaError(f"The video file has no video stream: {settings.video}")
     if info.num_frames <= 0:
         raise MediaError(f"The video has no frames: {settings.video}")
-    wav = audio_mod.load_audio(settings.audio)
+    if settings.driver:
+        from .performer import check_driver
+
+        check_driver(settings.driver, settings.audio)
+    wav = voice = audio_mod.load_audio(settings.audio)   # voice: as recorded, before the editor's offset
     if wav.size == 0:
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
     video_damage, voice_damage, damage_warnings = check_inputs(settings, info, cancel, timer)
@@ -210,7 +218,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
-    adaptation = scorer = None
+    adaptation = scorer = general_scorer = None
     plugin = engines.get(settings.engine)
     if settings.adapt and plugin.mouth_model is not None:
         from .adapt import adapt_clip
@@ -224,10 +232,25 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         scorer = get_scorer("auto", models_dir=settings.models_dir, device=device)
         adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
-        scorer = adaptation.lane_scorer(scorer)
+        general_scorer, scorer = scorer, adaptation.lane_scorer(scorer)   # (refit on this face: the actor's)
         timer.add("adapt", time.perf_counter() - t0, info.num_frames)
         messages.append(("Adaptation: " if adaptation.adapted else "No adaptation: ") + adaptation.message)
 
+    performer = None
+    if settings.driver and plugin.mouth_model is not None:   # an engine that follows mouth shapes (classic)
+        from .performer import motion_for_dub
+
+        t0 = time.perf_counter()
+        performer = motion_for_dub(settings.driver, voice, fps, num_out, edits.voice_offset, scorer=general_scorer,
+                                   models_dir=settings.models_dir, device=device,
+                                   track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
+                                   messages=messages, progress=progress, cancel=cancel)
+        for o in edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
+            if o.kind == "voice_driven":
+                performer.trusted[max(0, o.start):min(num_out, o.end)] = False
+        timer.add("performer", time.perf_counter() - t0, num_out)
+    elif settings.driver:
+        messages.append(f"Performer: the {settings.engine} engine follows the voice, not the performer's mouth")
     mel = audio_mod.melspectrogram(wav_out)
     vad = audio_mod.voice_activity(wav_out, fps, num_out)
     force_closed = np.zeros(num_out, bool)
@@ -242,6 +265,7 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         mask=settings.mask, pads=tuple(settings.pads), device=device,
         batch_size=settings.batch_size, teeth_frame=settings.teeth_frame, teeth_strength=settings.teeth_strength,
         force_closed=force_closed, mouth_head=adaptation.head if adaptation is not None else None,
+        performer=performer,
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
                         track_set=track_set, track=track, edits=edits, adaptation=adaptation, scorer=scorer,
@@ -618,7 +642,8 @@ class DubSession:
 
     def set_edits(self, edits: Edits) -> None:
         """Apply changed corrections that need no re-preparation (mask keyframes, keep-original/engine ranges,
-        teeth shots). Voice offset, box fixes and mouth-closed ranges change the prepared clip: make a new session."""
+        teeth shots). Voice offset, box fixes, mouth-closed and driven-by-voice ranges change the prepared clip: make
+        a new session."""
         self.prep.edits = edits
         self.renderer.edits = edits
         self.renderer._shot_proxies.clear()

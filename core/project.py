@@ -50,9 +50,10 @@ AUTOSAVE_SUFFIX = ".autosave"
 class VoiceTrack:
     path: str                 # absolute in memory
     name: str = ""
+    performer: bool = False   # a video of the voice performer: the dub's mouth follows theirs (core.performer)
 
     def display_name(self) -> str:
-        return self.name or Path(self.path).name
+        return (self.name or Path(self.path).name) + (" (performer video)" if self.performer else "")
 
 
 @dataclass
@@ -97,14 +98,16 @@ class Project:
             return self.voices[self.active_voice]
         return None
 
-    def add_voice(self, path: str, name: str = "", activate: bool = True) -> int:
+    def add_voice(self, path: str, name: str = "", activate: bool = True, performer: bool = False) -> int:
+        """Add a voice track (`performer`: a video of the voice performer, whose mouth the dub follows)."""
         path = str(Path(path).resolve())
         for i, v in enumerate(self.voices):
             if v.path == path:
+                v.performer = v.performer or performer
                 if activate:
                     self.active_voice = i
                 return i
-        self.voices.append(VoiceTrack(path, name))
+        self.voices.append(VoiceTrack(path, name, performer))
         if activate or self.active_voice < 0:
             self.active_voice = len(self.voices) - 1
         return len(self.voices) - 1
@@ -137,7 +140,8 @@ class Project:
             raise ProjectError("The project has no video: open a video first.")
         if self.voice is None:
             raise ProjectError("The project has no voice track: add a voice track first.")
-        kw = dict(video=self.video, audio=self.voice.path, output=output, engine=self.engine,
+        kw = dict(video=self.video, audio=self.voice.path, driver=self.voice.path if self.voice.performer else None,
+                  output=output, engine=self.engine,
                   engine_options=dict(self.engine_options), face_track=self.face_track, pads=tuple(self.pads),
                   mask=MaskSettings(**asdict(self.mask)), length_policy=self.length_policy,
                   frame_range=tuple(frame_range) if frame_range is not None else None,
@@ -160,7 +164,8 @@ class Project:
             "format": FORMAT,
             "version": SCHEMA_VERSION,
             "video": rel(self.video),
-            "voices": [{"path": rel(v.path), "name": v.name} for v in self.voices],
+            "voices": [{"path": rel(v.path), "name": v.name, **({"performer": True} if v.performer else {})}
+                       for v in self.voices],
             "active_voice": self.active_voice,
             "face_track": self.face_track,
             "engine": self.engine,
@@ -221,7 +226,10 @@ class Project:
             name = v.get("name") or ""
             if not isinstance(name, str):
                 raise err(f"voice track {k + 1} has a non-text name")
-            p.voices.append(VoiceTrack(absp(v["path"], "voices.path"), name))
+            performer = v.get("performer", False)
+            if not isinstance(performer, bool):
+                raise err(f"voice track {k + 1}: 'performer' must be true or false")
+            p.voices.append(VoiceTrack(absp(v["path"], "voices.path"), name, performer))
         active = doc.get("active_voice", 0 if p.voices else -1)
         if isinstance(active, bool) or not isinstance(active, int) or not (-1 <= active < len(p.voices)):
             raise err(f"'active_voice' {active!r} does not name one of the {len(p.voices)} voice tracks")

@@ -273,8 +273,8 @@ class Session:
         data.vad, data.vad_fps = np.asarray(vad, bool), fps
         self.events.audio(path=data.path)
 
-    def add_voice(self, path: str, activate: bool = True) -> None:
-        self.project.add_voice(path, activate=activate)
+    def add_voice(self, path: str, activate: bool = True, performer: bool = False) -> None:
+        self.project.add_voice(path, activate=activate, performer=performer)
         self._voices_changed()
 
     def set_active_voice(self, index: int) -> None:

@@ -57,6 +57,7 @@ class DubContext:
     teeth_frame: Optional[int] = None         # source frame for the teeth proxy (None: suggested)
     teeth_strength: float = 1.0
     force_closed: Optional[np.ndarray] = None  # (N_out,) bool: the editor forced a closed mouth here
+    performer: Optional[object] = None         # core.performer.PerformerMotion: the voice performer's mouth, or None
 
 
 @dataclass

@@ -146,3 +146,15 @@ def test_frame_ahead_reports_a_render_error():
     _wait(lambda: ahead.error is not None)
     ahead.stop()
     assert ahead.error == "no face"
+
+
+def test_a_performer_video_is_a_voice_track_that_drives_the_dub(tmp_path):
+    s = Session()
+    s.set_video(str(tmp_path / "v.mp4"), SimpleNamespace(fps=25.0, num_frames=20))
+    s.add_voice(str(tmp_path / "a.wav"))
+    s.add_voice(str(tmp_path / "booth.mp4"), performer=True)
+    v = s.project.voice
+    assert v.performer and v.display_name() == "booth.mp4 (performer video)"
+    assert s.project.to_dub_settings(output=str(tmp_path / "o.mp4")).driver == v.path
+    s.set_active_voice(0)
+    assert s.project.to_dub_settings(output=str(tmp_path / "o.mp4")).driver is None

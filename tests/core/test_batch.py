@@ -331,3 +331,17 @@ def test_main_py_routes_batch_to_the_cli(tmp_path):
                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_driver_column_makes_performer_rows(tmp_path):
+    """A `driver` cell: the row follows that performer video, whose sound is the voice when the voice cell is empty."""
+    (tmp_path / "m.csv").write_text("video,voice,output,driver\n"
+                                    "a.mp4,,out/a.mp4,booth/a.mp4\n"
+                                    "b.mp4,b.wav,out/b.mp4,booth/b.mp4\n"
+                                    "c.mp4,c.wav,out/c.mp4,\n")
+    items = batch.read_manifest(tmp_path / "m.csv")
+    settings = [batch.item_settings(it) for it in items]
+    booth = tmp_path / "booth"
+    assert settings[0].driver == settings[0].audio == str(booth / "a.mp4")
+    assert settings[1].driver == str(booth / "b.mp4") and settings[1].audio == str(tmp_path / "b.wav")
+    assert settings[2].driver is None and settings[2].audio == str(tmp_path / "c.wav")

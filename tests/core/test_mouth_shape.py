@@ -112,7 +112,7 @@ def test_target_landmarks_places_mouth_in_frame_space():
     assert np.abs(c_out[present][:, ms.SHAPE_POINTS] - neutral).max() < 1e-3
     # an opening displacement opens the frame-space mouth by that many IOD
     disp = zero.copy()
-    disp[:, [ms._row(65), ms._row(66), ms._row(67)], 1] = 0.1
+    disp[:, [ms.shape_row(65), ms.shape_row(66), ms.shape_row(67)], 1] = 0.1
     out2 = ms.target_landmarks(lm, present, disp)
     iod = g.inter_ocular(lm[present])
     gain = (g.mouth_opening(out2[present]) - g.mouth_opening(out[present])) / iod

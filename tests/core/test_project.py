@@ -260,3 +260,21 @@ def test_voice_list_management(media):
     assert p.active_voice == 0 and p.voice.path == str(b.resolve())
     p.remove_voice(0)
     assert p.voice is None and p.active_voice == -1
+
+
+def test_a_performer_voice_track_drives_the_dub_and_is_saved(tmp_path, media):
+    """A voice track marked as the performer's video: the project's dub follows it (DubSettings.driver)."""
+    p = make_project(media)
+    assert p.to_dub_settings(output=str(tmp_path / "o.mp4")).driver is None
+    p.voice.performer = True
+    assert p.to_dub_settings(output=str(tmp_path / "o.mp4")).driver == p.voice.path
+    path = tmp_path / "perf.lipdub"
+    p.save(path)
+    doc = json.loads(path.read_text())
+    assert doc["voices"][p.active_voice]["performer"] is True
+    q = Project.load(path)
+    assert q.voice.performer and q.to_dub_settings(output=str(tmp_path / "o.mp4")).driver == q.voice.path
+    doc["voices"][0]["performer"] = "yes"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ProjectError, match="performer"):
+        Project.load(path)

@@ -2,6 +2,7 @@
 imported only when one is created, is in `.engine`)."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 from typing import Optional
 
@@ -21,12 +22,15 @@ def add_arguments(group) -> None:
     group.add_argument("--classic-steadiness", type=float, metavar="W",
                        help="cost of switching to another stretch of the clip (default 1.0)")
     group.add_argument("--mouth-model", metavar="FILE", help="audio-to-mouth model file (default: the shipped one)")
+    group.add_argument("--keep-expression", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep the actor's slow lip expression (smile, pout) and replace only the speech motion "
+                            "(default: on)")
 
 
 def options_from_args(args, options: ClassicOptions) -> ClassicOptions:
     given = {key: getattr(args, attr, None) for attr, key in (
         ("classic_candidates", "k"), ("classic_blend", "blend"), ("classic_steadiness", "jump"),
-        ("mouth_model", "mouth_model"))}
+        ("mouth_model", "mouth_model"), ("keep_expression", "keep_expression"))}
     given = {k: v for k, v in given.items() if v is not None}
     return replace(options, **given) if given else options
 
@@ -42,5 +46,7 @@ PLUGIN = EnginePlugin(
         OptionField("blend", "Blend", "int", 1, 16, 1, tip="Retrieved mouths blended into each frame"),
         OptionField("jump", "Steadiness", "float", 0.0, 5.0, 0.1,
                     tip="Higher keeps the mouth texture from one stretch of the clip longer"),
+        OptionField("keep_expression", "Keep expression", "bool",
+                    tip="Keep the actor's own smile or pout; the dub replaces only the speech motion"),
     ),
 )

@@ -120,9 +120,11 @@ def transfer_mouth_shapes(x_landmarks: np.ndarray, x_present: np.ndarray, y_land
     return out
 
 
-def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None) -> np.ndarray:
-    """Desired frame-space landmarks (N_out, 68, 2) from the voice through the audio->mouth model
-    (`mouth_model`: a file; None: the shipped one)."""
+def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None, keep_expression: bool = True) -> np.ndarray:
+    """Desired frame-space landmarks (N_out, 68, 2): the voice through the audio->mouth model (`mouth_model`: a file;
+    None: the shipped one), or, where the context carries the voice performer's video (ctx.performer), the
+    performer's mouth retargeted to this actor (core.performer.drive) with the voice's prediction where the performer
+    cannot be trusted. `keep_expression`: the actor's own slow lip expression is kept (core.expression)."""
     model = ms.AudioToMouth.load(mouth_model)
     n = ctx.num_output_frames
     disp = np.asarray(model.predict(ctx.wav, ctx.fps, n, head=ctx.mouth_head), np.float32)
@@ -130,14 +132,27 @@ def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None) -> np.
     src = np.asarray(ctx.source_index, np.int64)[:n]
     # the neutral mouth from the source track itself (a looped/held schedule would weight frames unevenly)
     canon, _ = ms.normalize(np.asarray(ctx.landmarks, np.float32))
-    present = np.asarray(ctx.present, bool)
+    present = np.asarray(ctx.present, bool) & np.isfinite(canon).all(axis=(1, 2))
     neutral = ms.clip_neutral(canon, present)
-    disp, gain = ms.match_articulation(disp, neutral, canon, present & np.isfinite(canon).all(axis=(1, 2)), voiced)
+    disp, gain = ms.match_articulation(disp, neutral, canon, present, voiced)
     log.debug("articulation gain %.2f", gain)
     weights = silence_weights(voiced, lead=int(round(ANTICIPATION_S * ctx.fps)))
-    if ctx.force_closed is not None:                 # the editor's closed ranges stay closed, lead and ramps too
-        weights = weights * ~np.asarray(ctx.force_closed, bool)[:len(weights)]
     disp = disp * weights[:len(disp), None, None]
+    actor_shape = np.asarray(canon[:, SHAPE_POINTS], np.float64)
+    if ctx.performer is not None:
+        from ... import performer
+
+        disp, gains = performer.drive(disp, ctx.performer, neutral, actor_shape[present], ctx.fps)
+        log.debug("performer retargeting gains across %.2f, down %.2f", *gains)
+    if ctx.force_closed is not None:                 # the editor's closed ranges stay closed, lead and ramps too
+        disp = disp * ~np.asarray(ctx.force_closed, bool)[:len(disp), None, None]
+    if keep_expression:
+        from ... import expression
+
+        actor = actor_shape[src] - np.asarray(neutral, np.float64)[None]
+        disp = expression.keep_expression(disp, actor, neutral, ctx.fps, actor_valid=present[src])
+    if ctx.performer is not None:       # last, so nothing added after it can make the mouth jump
+        disp = performer.limit_steps(disp, performer.max_step(ctx.fps))
     return np.asarray(ms.target_landmarks(ctx.landmarks[src], ctx.present[src], disp, neutral=neutral), np.float32)
 
 
@@ -191,7 +206,7 @@ class ClassicEngine(Engine):
         report(progress, "mouth", 0, 1)
         opts = self.options
         targets = (np.asarray(opts.target_landmarks, np.float32) if opts.target_landmarks is not None
-                   else predicted_targets(ctx, opts.mouth_model))
+                   else predicted_targets(ctx, opts.mouth_model, opts.keep_expression))
         if targets.shape != (n_out, 68, 2):
             raise LipDubError(f"Mouth targets have shape {targets.shape}, expected ({n_out}, 68, 2).")
         self.targets = targets

@@ -19,6 +19,7 @@ class ClassicOptions:
     ppi_scale: float = 1.5
     max_ppi: float = 96.0
     mouth_model: Optional[str] = None   # audio -> mouth model file; None: the shipped one
+    keep_expression: bool = True   # keep the actor's slow lip expression (smile, pout), replace only speech motion
     # (N_out, 68, 2) frame-space targets replacing the model's prediction (oracle tests, evaluations): code only
     target_landmarks: Optional[np.ndarray] = field(default=None, compare=False, repr=False,
                                                      metadata={"persist": False})
