@@ -87,6 +87,8 @@ def main() -> int:
                     help="pairs of held-out clips (evaluation) or of the mouth model's validation clips (selection)")
     ap.add_argument("--model-only", action="store_true", help="skip the two baselines (faster, for selection)")
     ap.add_argument("--json")
+    ap.add_argument("--scorer", default="lite", help="the sync scorer of step 2 (lite: comparable with the figures "
+                                                     "before the fused lane; auto: the lane's)")
     a = ap.parse_args()
 
     import torch
@@ -100,7 +102,7 @@ def main() -> int:
 
     torch.set_num_threads(2)
     model = ms.AudioToMouth.load()
-    scorer = get_scorer("lite")
+    scorer = get_scorer(a.scorer)
     rows = []
     t_dub, n_dub = 0.0, 0
     tmp = Path(tempfile.mkdtemp(prefix="crossdub_"))
