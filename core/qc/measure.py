@@ -26,6 +26,8 @@ SAME_MOUTH_SSIM = 0.95  # mouth-box SSIM above which the dub left the mouth as i
 SEAM_REACH = 0.03     # IOD: a new edge within this of one of the (motion-compensated) original's is not new
 SEAM_EXTENT = 0.15    # IOD: the shortest stroke of new edge that counts (its bounding box's longer side)
 SEAM_EDGE = 1.0       # grey levels / px of new edge (after a sigma-1 blur, at CANON_IOD scale) that counts
+SEAM_SMOOTH = 0.06    # IOD: radius of the median taken of the difference and the original before their edges
+SEAM_EXPLAINED = 0.5  # share of the original's edge strength nearby that a new edge must exceed
 
 
 @dataclass
@@ -57,11 +59,12 @@ def seam_length(orig_g: np.ndarray, dub_g: np.ndarray, zone: np.ndarray, iod: fl
     IOD units. An edge is new when neither the original as it is nor the original moved by optical flow onto the
     dub explains it (the smaller of the two lengths); the flow, the costliest step, is computed only when the
     original as it is leaves some new edge (a clean copy or an untouched region never needs it)."""
-    reach = max(1, int(round(SEAM_REACH * iod)))
-    plain = stroke_length(M.new_edges(orig_g, dub_g, reach=reach, compensate=False), zone, iod)
+    opts = dict(reach=max(1, int(round(SEAM_REACH * iod))), smooth=max(1, int(round(SEAM_SMOOTH * iod))),
+                explained=SEAM_EXPLAINED)
+    plain = stroke_length(M.new_edges(orig_g, dub_g, compensate=False, **opts), zone, iod)
     if plain <= 0.0:
         return 0.0
-    return min(plain, stroke_length(M.new_edges(orig_g, dub_g, reach=reach), zone, iod))
+    return min(plain, stroke_length(M.new_edges(orig_g, dub_g, **opts), zone, iod))
 
 
 def stroke_length(edges: np.ndarray, zone: np.ndarray, iod: float) -> float:

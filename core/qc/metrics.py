@@ -135,18 +135,32 @@ def motion_compensated(orig: np.ndarray, dub: np.ndarray) -> np.ndarray:
     return cv2.remap(orig, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def new_edges(orig: np.ndarray, dub: np.ndarray, reach: int = 2, compensate: bool = True) -> np.ndarray:
-    """Per pixel: the edge strength (grey levels / px, after a sigma-1 blur) of dub - orig, less the original's
-    own edge strength anywhere within `reach` px; with `compensate`, the original is first warped onto the dub
-    (`motion_compensated`). Positive where the dub shows an edge that no motion of the original explains (the
-    border of a pasted patch, a brightness step), about 0 where the dub only moved what was there."""
+def median(g: np.ndarray, radius: int) -> np.ndarray:
+    """Median over a (2 radius + 1) px square of grey levels (rounded to whole levels; values outside 0-255 are
+    clipped: add an offset first)."""
+    u8 = np.clip(g + 0.5, 0, 255).astype(np.uint8)
+    return cv2.medianBlur(u8, 2 * radius + 1).astype(np.float32) if radius > 0 else u8.astype(np.float32)
+
+
+def new_edges(orig: np.ndarray, dub: np.ndarray, reach: int = 2, compensate: bool = True, smooth: int = 0,
+              explained: float = 1.0) -> np.ndarray:
+    """Per pixel: the edge strength (grey levels / px, after a sigma-1 blur) of dub - orig, less `explained` x
+    the original's own edge strength anywhere within `reach` px; with `compensate`, the original is first warped
+    onto the dub (`motion_compensated`). Positive where the dub shows an edge that no motion of the original
+    explains (the border of a pasted patch, a brightness step), about 0 where the dub only moved what was there.
+    `smooth` > 0: the difference and the original are median-filtered over (2 smooth + 1) px first: a brightness
+    step keeps its edge through a median, the thin +- traces that hair or a fine edge a pixel off leave in the
+    difference do not, and thin strands of the original stop vetoing a step that crosses them."""
     if compensate:
         orig = motion_compensated(orig, dub)
-    bo, bd = blur(orig, 1.0), blur(dub, 1.0)
-    ed = gradient(bd - bo)
-    eo = gradient(bo)
+    diff = dub - orig
+    if smooth > 0:
+        diff = median(diff + 128.0, smooth) - 128.0
+        orig = median(orig, smooth)
+    ed = gradient(blur(diff, 1.0))
+    eo = gradient(blur(orig, 1.0))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    return ed - cv2.dilate(eo, k)
+    return ed - explained * cv2.dilate(eo, k)
 
 
 def second_difference(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
