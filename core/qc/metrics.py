@@ -151,6 +151,7 @@ def new_edges(orig: np.ndarray, dub: np.ndarray, reach: int = 2, compensate: boo
     `smooth` > 0: the difference and the original are median-filtered over (2 smooth + 1) px first: a brightness
     step keeps its edge through a median, the thin +- traces that hair or a fine edge a pixel off leave in the
     difference do not, and thin strands of the original stop vetoing a step that crosses them."""
+    orig, dub = np.asarray(orig, np.float32), np.asarray(dub, np.float32)
     if compensate:
         orig = motion_compensated(orig, dub)
     diff = dub - orig
