@@ -26,6 +26,8 @@ SAME_MOUTH_SSIM = 0.95  # mouth-box SSIM above which the dub left the mouth as i
 SEAM_REACH = 0.03     # IOD: a new edge within this of one of the (motion-compensated) original's is not new
 SEAM_EXTENT = 0.15    # IOD: the shortest stroke of new edge that counts (its bounding box's longer side)
 SEAM_EDGE = 1.0       # grey levels / px of new edge (after a sigma-1 blur, at CANON_IOD scale) that counts
+SEAM_SMOOTH = 0.06    # IOD: radius of the median taken of the difference and the original before their edges
+SEAM_EXPLAINED = 0.5  # share of the original's edge strength nearby that a new edge must exceed
 
 
 @dataclass
@@ -54,11 +56,22 @@ class Measures:
 def seam_length(orig_g: np.ndarray, dub_g: np.ndarray, zone: np.ndarray, iod: float) -> float:
     """Pixels of new edge (>= SEAM_EDGE) in the seam zone that belong to a stroke at least SEAM_EXTENT IOD long
     (a seam is a line; a speck of coding noise or a moved freckle is not), per IOD: about the seam's length in
-    IOD units."""
+    IOD units. An edge is new when neither the original as it is nor the original moved by optical flow onto the
+    dub explains it (the smaller of the two lengths); the flow, the costliest step, is computed only when the
+    original as it is leaves some new edge (a clean copy or an untouched region never needs it)."""
+    opts = dict(reach=max(1, int(round(SEAM_REACH * iod))), smooth=max(1, int(round(SEAM_SMOOTH * iod))),
+                explained=SEAM_EXPLAINED)
+    plain = stroke_length(M.new_edges(orig_g, dub_g, compensate=False, **opts), zone, iod)
+    if plain <= 0.0:
+        return 0.0
+    return min(plain, stroke_length(M.new_edges(orig_g, dub_g, **opts), zone, iod))
+
+
+def stroke_length(edges: np.ndarray, zone: np.ndarray, iod: float) -> float:
+    """Pixels >= SEAM_EDGE in `zone` that belong to strokes at least SEAM_EXTENT IOD long, per IOD."""
     import cv2
 
-    e = M.new_edges(orig_g, dub_g, reach=max(1, int(round(SEAM_REACH * iod))))
-    b = ((e >= SEAM_EDGE) & zone).astype(np.uint8)
+    b = ((edges >= SEAM_EDGE) & zone).astype(np.uint8)
     if not b.any():
         return 0.0
     _, _, stats, _ = cv2.connectedComponentsWithStats(b, connectivity=8)
@@ -98,8 +111,8 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
         reg = regions.get(i1)
         if reg is None:
             return
-        mo = [M.gray(reg.mouth_crop(f)) for f in (o0, o1, o2)]
-        md = [M.gray(reg.mouth_crop(f)) for f in (d0, d1, d2)]
+        mo = [reg.grey_mouth_crop(f) for f in (o0, o1, o2)]
+        md = [reg.grey_mouth_crop(f) for f in (d0, d1, d2)]
         v["flicker_orig"][i1] = M.second_difference(*mo)
         v["flicker_dub"][i1] = M.second_difference(*md)
 
@@ -117,8 +130,7 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
         if reg is not None:
             regions[i] = reg
             out.judged[i] = True
-            co, cd = reg.crop(of), reg.crop(df)
-            go, gd = M.gray(co), M.gray(cd)
+            go, gd = reg.grey_crop(of), reg.grey_crop(df)
             mo, md = reg.mouth_of(go), reg.mouth_of(gd)
             inside = reg.mask >= 0.5
             v["sharp_orig"][i] = M.sharpness(go, inside)

@@ -49,13 +49,14 @@ class FaceRegion:
     mask: np.ndarray                      # float32 (h, w) lower-face mask in the crop, [0, 1]
     seam_zone: np.ndarray                 # bool (h, w)
 
-    def crop(self, frame: np.ndarray) -> np.ndarray:
-        """The region of a full frame, scaled (uint8 BGR (h, w, 3))."""
+    def grey_crop(self, frame: np.ndarray) -> np.ndarray:
+        """The region of a full BGR frame in grey levels, scaled (float32 (h, w)). Grey first, then scaled: a
+        third of the pixels to resample (the two steps are linear, so the order changes nothing but rounding)."""
         x0, y0, x1, y1 = self.box
-        c = frame[y0:y1, x0:x1]
+        c = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
         if self.scale < 1.0:
             c = cv2.resize(c, self.size, interpolation=cv2.INTER_AREA)
-        return c
+        return c.astype(np.float32)
 
     def frame_mask(self) -> np.ndarray:
         """The lower-face mask at the frame's resolution over `box` (nearest-neighbour: only mask > 0 matters)."""
@@ -65,16 +66,19 @@ class FaceRegion:
             m = cv2.resize(m, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
         return m
 
-    def mouth_crop(self, frame: np.ndarray) -> np.ndarray:
-        """The mouth box cut straight from a full frame and scaled (cheaper than `crop` then `mouth_of`)."""
+    def grey_mouth_crop(self, frame: np.ndarray) -> np.ndarray:
+        """The mouth box cut straight from a full BGR frame, grey, scaled (cheaper than `grey_crop` then
+        `mouth_of`)."""
         x0, y0, x1, y1 = self.mouth
         if self.scale >= 1.0:
             bx, by = self.box[0], self.box[1]
-            return frame[by + y0:by + y1, bx + x0:bx + x1]
+            c = frame[by + y0:by + y1, bx + x0:bx + x1]
+            return cv2.cvtColor(c, cv2.COLOR_BGR2GRAY).astype(np.float32)
         s = self.scale
         fx0, fy0 = self.box[0] + int(x0 / s), self.box[1] + int(y0 / s)
         fx1, fy1 = self.box[0] + int(np.ceil(x1 / s)), self.box[1] + int(np.ceil(y1 / s))
-        return cv2.resize(frame[fy0:fy1, fx0:fx1], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        c = cv2.cvtColor(frame[fy0:fy1, fx0:fx1], cv2.COLOR_BGR2GRAY)
+        return cv2.resize(c, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def mouth_of(self, img: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.mouth
