@@ -49,8 +49,10 @@ def _smooth(values: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
     sigma = max(SLOW_SECONDS * float(fps) / 4.0, 1e-6)
     r = int(np.ceil(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    num = np.stack([np.convolve(v[:, c], k, mode="same") for c in range(v.shape[1])], axis=1)
-    den = np.convolve(w, k, mode="same")[:, None]
+    n = len(values)
+    # "full" then the centred n: mode "same" returns the kernel's length when a clip is shorter than the kernel
+    num = np.stack([np.convolve(v[:, c], k)[r:r + n] for c in range(v.shape[1])], axis=1)
+    den = np.convolve(w, k)[r:r + n, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 1e-6, num / den, 0.0)
     return out

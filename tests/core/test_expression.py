@@ -85,3 +85,15 @@ def test_a_real_clip_has_a_steady_expression():
     coef = ex.mode_coefficients(d[t.present], ex.expression_modes(neutral))
     assert np.ptp(slow[t.present], axis=0).max() < 0.07
     assert np.all(np.ptp(slow[t.present], axis=0) < 0.6 * np.ptp(coef, axis=0))
+
+
+@pytest.mark.parametrize("n", [3, 12, 30, 38, 39, 40])
+def test_clips_shorter_than_the_smoothing_keep_their_length(n):
+    """A voice of 1.2 s (30 frames at 25 fps) is shorter than the 1 s Gaussian's support (39 taps): the result must
+    still have one row per frame (np.convolve "same" returned the kernel's length and a short dub crashed)."""
+    neutral = ms.TEMPLATE[ms.SHAPE_POINTS]
+    new = _speech(n, neutral, seed=1)
+    actor = _speech(n, neutral, seed=2) + 0.05 * ex.expression_modes(neutral)[0][None]
+    out = ex.keep_expression(new, actor, neutral, FPS)
+    assert out.shape == new.shape and np.isfinite(out).all()
+    assert ex.slow_expression(actor, neutral, fps=FPS).shape == (n, 2)
