@@ -25,6 +25,7 @@ from .engines.base import DubContext, Engine, MaskSettings
 from .engines.teeth import TeethProxy, apply_teeth, suggest_teeth_frames
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
 from .progress import CancelToken, ProgressFn, check, report
+from .streams import Sink, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -510,15 +511,24 @@ def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
     return ctx.wav[int(round(a * spf)):int(round(b * spf))]
 
 
+DECODE_AHEAD = 4    # frames the decoder thread reads ahead of rendering (it keeps up easily; more would only cost RAM)
+
+
 def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
                 audio: Optional[np.ndarray], crf: int, preset: str, batch_size: int, timer: _Timer,
                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
     """Render output frames `out_idx` (ascending) of `renderer`'s clip in batches and encode them to `path`
-    (atomically, with `audio` muxed when given). Returns how many frames had a dubbed face."""
+    (atomically, with `audio` muxed when given). Returns how many frames had a dubbed face.
+
+    Three stages overlap on both cores (`core.streams`): a thread reads
+    the decoder's frames, this thread renders, a thread feeds the encoder (ffmpeg compresses while we render)."""
     info = renderer.info
     source = SourceFrames(renderer.video_path, info, renderer.ctx.source_index)
     writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=audio, crf=crf,
                                preset=preset, sar=info.sar, sample_rate=audio_mod.SAMPLE_RATE)
+    frames = prefetch(source.iterate(out_idx), depth=DECODE_AHEAD)
+    # a whole batch fits in the feed: the encoder works through one batch while the next one renders
+    feed = Sink(writer.write, depth=batch_size, name="lipdub-encoder-feed")
     total, done, dubbed = len(out_idx), 0, 0
     batch_frames, batch_idx = [], []
 
@@ -528,10 +538,8 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
             return
         out, n = renderer.render(batch_frames, batch_idx, timer)
         dubbed += n
-        t1 = time.perf_counter()
         for f in out:
-            writer.write(f)
-        timer.add("encode", time.perf_counter() - t1, len(out))
+            feed.put(f)
         done += len(out)
         batch_frames.clear()
         batch_idx.clear()
@@ -539,20 +547,24 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
         check(cancel)
 
     try:
-        for o, _s, frame in source.iterate(out_idx):
+        for o, _s, frame in frames:
             batch_frames.append(frame)
             batch_idx.append(o)
             if len(batch_frames) >= batch_size:
                 flush()
         flush()
+        feed.close()
         t1 = time.perf_counter()
         writer.close()
         timer.add("encode", time.perf_counter() - t1, 0)
     except BaseException:
-        writer.abort()
+        writer.abort()          # first: a feed blocked in a pipe write gets a broken pipe
+        feed.stop()
         raise
     finally:
+        frames.close()
         source.close()
+    timer.add("encode", feed.busy_seconds, total)
     timer.add("decode", source.decode_seconds, total)
     return dubbed
 
