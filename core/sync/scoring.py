@@ -34,6 +34,7 @@ from .. import audio as audio_mod
 from .. import media
 from ..errors import LipDubError, MediaError, NoFaceError
 from ..progress import CancelToken, ProgressFn, check, report
+from ..streams import prefetch
 from . import lane
 from .scorers.base import DEFAULT_VSHIFT, SyncScorer  # noqa: F401  (SyncScorer: part of this module's interface)
 from .scorers.registry import get_scorer  # noqa: F401  (the scorer factory, re-exported for callers)
@@ -292,7 +293,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     done = 0
     last_needed = int(src[-1])
     report(progress, "score", 0, k_total)
-    frames = media.iter_frames(video_path)
+    frames = prefetch(media.iter_frames(video_path))   # ffmpeg decodes while the networks run
     try:
         for i, frame in enumerate(frames):
             if i > last_needed:

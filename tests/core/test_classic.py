@@ -336,3 +336,35 @@ def test_prepare_honours_teeth_frame_and_cancel():
     with pytest.raises(CancelledError):
         ClassicEngine(identity).prepare(_ctx(name, d), cancel=tok)
 
+
+
+def test_prepare_early_then_prepare_renders_as_prepare_alone():
+    """The pipeline builds the library while the adaptation runs (prepare_early), then adds the mouth head."""
+    from dataclasses import replace
+
+    from core.mouth_shape import AudioToMouth
+
+    name = heldout_names()[1]
+    d = load_clip(name)
+    ctx = _ctx(name, d)
+    ctx.wav = np.random.default_rng(0).normal(0, 0.1, len(ctx.wav)).astype(np.float32)
+    head = AudioToMouth.load().head.scaled(1.5, np.zeros(1))
+    alone = ClassicEngine()
+    alone.prepare(replace(ctx, mouth_head=head))
+    early = ClassicEngine()
+    early.prepare_early(ctx)
+    lib = early.lib
+    early.prepare(replace(ctx, mouth_head=head))
+    assert early.lib is lib                                    # the library was not built twice
+    assert np.array_equal(early.targets, alone.targets)
+    plain = ClassicEngine()
+    plain.prepare(ctx)
+    assert not np.array_equal(plain.targets, early.targets)     # the head was used
+    f = _frames(name)[40]
+    a, b = alone.render([f], [40])[0], early.render([f], [40])[0]
+    assert a.box == b.box and np.array_equal(a.image, b.image)
+    other = ClassicEngine()
+    other.prepare_early(ctx)
+    lib = other.lib
+    other.prepare(replace(ctx, teeth_frame=12))                 # another context: prepared from scratch
+    assert other.lib is not lib and other.teeth_frame == 12

@@ -159,6 +159,13 @@ def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None, keep_e
 # ---------------------------------------------------------------------------------------------------------------
 # patches
 
+def _same_source(a: DubContext, b: DubContext) -> bool:
+    """Do two contexts share what `ClassicEngine.prepare_early` read (the picture, the face, the teeth choice)? The
+    adaptation only adds the mouth head."""
+    return (a.video_path == b.video_path and a.teeth_frame == b.teeth_frame and a.landmarks is b.landmarks
+            and a.present is b.present)
+
+
 def mask_landmarks_for(target: np.ndarray, original: np.ndarray) -> np.ndarray:
     """Target landmarks whose jaw points (2..14) are pushed to the lower of target/original along the face's
     down axis, so the blend mask also hides an original chin lower than the new one."""
@@ -186,20 +193,35 @@ class ClassicEngine(Engine):
         self.teeth_strength: float = 1.0
         self.lib: Optional[retrieval.TextureLibrary] = None
         self._textures: dict = {}           # output frame -> JPEG of its retrieved texture (see warm)
+        self._early: Optional[DubContext] = None   # the context prepare_early ran on
 
     def precheck(self) -> None:
         """The audio->mouth model must be there and intact (checked before any tracking; loaded in prepare)."""
         ms.resolve_mouth_model(self.options.mouth_model)
 
     # -- prepare ---------------------------------------------------------------------------------------------
-    def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None) -> None:
-        self.ctx = ctx
+    def prepare_early(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                      cancel: Optional[CancelToken] = None) -> None:
+        """The texture library and the teeth proxy's source frame: neither needs the adapted mouth head, so the
+        pipeline runs this while the adaptation runs. (Not the voice's phones: PocketSphinx holds the GIL.)"""
         lms = np.asarray(ctx.landmarks, np.float64)
         self.sims, self.canon, self.template, self.pres = canonicalize(lms, ctx.present) if np.any(ctx.present) \
             else (None, None, None, None)
         if self.pres is None or not self.pres.any():
             raise NoFaceError(f"No face was tracked in {ctx.video_path}: the classic engine has nothing to dub.")
+        opts = self.options
+        iods = geo.inter_ocular(lms[self.pres])
+        ppi = float(opts.ppi or np.clip(opts.ppi_scale * np.median(iods), 24.0, opts.max_ppi))
+        self.crop = warp.CanonicalCrop(ppi=ppi)
+        self._build_library(ctx, progress, cancel)
+        self._early = ctx
+
+    def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> None:
+        if self._early is None or not _same_source(self._early, ctx):
+            self.prepare_early(ctx, progress, cancel)
+        self._early = None
+        self.ctx = ctx
         n_out = ctx.num_output_frames
         src = np.asarray(ctx.source_index, np.int64)[:n_out]
 
@@ -212,11 +234,6 @@ class ClassicEngine(Engine):
         self.targets = targets
         report(progress, "mouth", 1, 1)
         check(cancel)
-
-        iods = geo.inter_ocular(lms[self.pres])
-        ppi = float(opts.ppi or np.clip(opts.ppi_scale * np.median(iods), 24.0, opts.max_ppi))
-        self.crop = warp.CanonicalCrop(ppi=ppi)
-        self._build_library(ctx, progress, cancel)
 
         # desired canonical shapes in each output frame's own canonical space
         valid = np.zeros(n_out, bool)
