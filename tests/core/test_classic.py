@@ -368,3 +368,32 @@ def test_prepare_early_then_prepare_renders_as_prepare_alone():
     lib = other.lib
     other.prepare(replace(ctx, teeth_frame=12))                 # another context: prepared from scratch
     assert other.lib is not lib and other.teeth_frame == 12
+
+
+def test_texture_is_computed_only_where_the_frame_shows_it():
+    """The retrieved texture is warped only under the mouth alpha (plus the cubic warp's reach): the rendered
+    patches are bit-identical to those made from the whole texture."""
+    from core.engines.classic import engine as classic
+
+    name = heldout_names()[2]
+    d = load_clip(name)
+    y = load_clip(heldout_names()[3])                # another sentence's mouth, so the textures move
+    eng = ClassicEngine(ClassicOptions(target_landmarks=transfer_mouth_shapes(d["landmarks"], d["present"],
+                                                                             y["landmarks"], y["present"])))
+    eng.prepare(_ctx(name, d))
+    frames = _frames(name)
+    w, h = eng.crop.size
+    smaller = 0
+    for o in (5, 30, 55):
+        region = classic.support(eng.mouth_alpha(o), classic.TEXTURE_MARGIN)
+        assert region is not None
+        x0, y0, x1, y1 = region
+        smaller += (x1 - x0) * (y1 - y0) < 0.9 * w * h     # (82-86% of the crop on this clip)
+        whole, part = eng.texture(o), eng.texture(o, region)
+        assert part.shape == whole.shape and np.array_equal(part[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+        fast = eng.render([frames[o]], [o])[0]
+        eng._textures[o] = cv2.imencode(".png", whole)[1]          # the whole texture (lossless)
+        slow = eng.render([frames[o]], [o])[0]
+        del eng._textures[o]
+        assert fast.box == slow.box and np.array_equal(fast.image, slow.image)
+    assert smaller == 3
