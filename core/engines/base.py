@@ -82,7 +82,7 @@ class Engine(ABC):
 
     def prepare_early(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
                       cancel: Optional[CancelToken] = None) -> None:
-        """Optionally do the part of `prepare` that does not need `ctx.mouth_head` (texture library, phones...):
+        """Optionally do the part of `prepare` that does not need `ctx.mouth_head` (the texture library):
         the pipeline runs it in a thread while the per-clip adaptation runs, then calls `prepare` with the same
         context plus the head. `prepare` must work whether or not this ran."""
 
