@@ -397,3 +397,25 @@ def test_texture_is_computed_only_where_the_frame_shows_it():
         del eng._textures[o]
         assert fast.box == slow.box and np.array_equal(fast.image, slow.image)
     assert smaller == 3
+
+
+def test_pwa_maps_equal_the_per_pixel_affine_exactly():
+    """The maps are each pixel's triangle's affine applied to its coordinates, bit for bit as the row-wise
+    formula gives them (the export's pictures must not move), for a window of the output too."""
+    rng = np.random.default_rng(5)
+    h, w = 60, 80
+    dst = np.concatenate([rng.uniform([5, 5], [w - 5, h - 5], (12, 2)), warp.boundary_points(-1, -1, w, h, 3)])
+    src = dst + rng.normal(0, 2, dst.shape)
+    tris = warp.triangulate(dst)
+    mx, my = warp.pwa_maps(src, dst, tris, (h, w))
+    aff = np.empty((len(tris) + 1, 6), np.float32)
+    aff[0] = (1, 0, 0, 0, 1, 0)
+    aff[1:] = warp._affines(src, dst, tris).reshape(-1, 6)
+    c = aff[warp.label_triangles(dst, tris, (h, w)).ravel()]
+    xs = np.tile(np.arange(w, dtype=np.float32), h)
+    ys = np.repeat(np.arange(h, dtype=np.float32), w)
+    assert np.array_equal(mx.ravel(), c[:, 0] * xs + c[:, 1] * ys + c[:, 2])
+    assert np.array_equal(my.ravel(), c[:, 3] * xs + c[:, 4] * ys + c[:, 5])
+    labels = warp.label_triangles(dst, tris, (h, w))[25:45, 40:70]
+    wx, wy = warp.pwa_maps(src, dst, tris, (20, 30), labels=labels, origin=(40, 25))
+    assert np.array_equal(wx, mx[25:45, 40:70]) and np.array_equal(wy, my[25:45, 40:70])
