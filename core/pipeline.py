@@ -25,6 +25,7 @@ from .engines.base import DubContext, Engine, MaskSettings
 from .engines.teeth import TeethProxy, apply_teeth, suggest_teeth_frames
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
 from .progress import CancelToken, ProgressFn, check, report
+from .streams import Sink, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,12 @@ class PreparedClip:
     track: object
     adaptation: object = None          # core.adapt.Adaptation, when adaptation ran
     scorer: object = None              # the sync lane's scorer, when adaptation loaded it (score_output reuses it)
+    general_scorer: object = None      # ... before its refit on this face (the performer's offset uses it)
     speaker: object = None             # core.sync.asd.speaker.FaceChoice, when the face was chosen by who speaks
     edits: Edits = field(default_factory=Edits)
     video_damage: object = None        # core.media_damage.DamageReport of the video's picture
     voice_damage: object = None        # ... and of the voice's sound
+    voice: Optional[np.ndarray] = None  # the voice as recorded, before the editor's offset (core.performer)
 
     def damaged_frames(self, out_idx: np.ndarray) -> list:
         """Frames of the output file for `out_idx` that show damaged video or carry damaged voice."""
@@ -155,6 +158,17 @@ def output_schedule(num_video_frames: int, fps: float, num_voice_samples: int, v
 
 def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
                  cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> PreparedClip:
+    """Everything computed before rendering, the per-clip adaptation included."""
+    prep = prepare_unadapted(settings, progress, cancel, timer)
+    adapt_prepared(prep, settings, progress, cancel, timer)
+    follow_performer(prep, settings, progress, cancel, timer)
+    return prep
+
+
+def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = None,
+                      cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> PreparedClip:
+    """`prepare_clip` short of the adaptation (`adapt_prepared`) and the performer (`follow_performer`): the
+    context's mouth head and performance are None."""
     from .faces.track import track_video
 
     timer = timer or _Timer()
@@ -218,39 +232,6 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
         track = apply_box_fixes(settings.video, info, track, edits.box_fixes, cancel=cancel)
 
-    adaptation = scorer = general_scorer = None
-    plugin = engines.get(settings.engine)
-    if settings.adapt and plugin.mouth_model is not None:
-        from .adapt import adapt_clip
-
-        t0 = time.perf_counter()
-        from .mouth_shape import AudioToMouth
-        from .sync.scoring import get_scorer
-
-        model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
-        # the lane's scorer, as score_output will use it
-        scorer = get_scorer("auto", models_dir=settings.models_dir, device=device)
-        adaptation = adapt_clip(settings.video, info, track, model=model, scorer=scorer,
-                                cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
-        general_scorer, scorer = scorer, adaptation.lane_scorer(scorer)   # (refit on this face: the actor's)
-        timer.add("adapt", time.perf_counter() - t0, info.num_frames)
-        messages.append(("Adaptation: " if adaptation.adapted else "No adaptation: ") + adaptation.message)
-
-    performer = None
-    if settings.driver and plugin.mouth_model is not None:   # an engine that follows mouth shapes (classic)
-        from .performer import motion_for_dub
-
-        t0 = time.perf_counter()
-        performer = motion_for_dub(settings.driver, voice, fps, num_out, edits.voice_offset, scorer=general_scorer,
-                                   models_dir=settings.models_dir, device=device,
-                                   track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
-                                   messages=messages, progress=progress, cancel=cancel)
-        for o in edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
-            if o.kind == "voice_driven":
-                performer.trusted[max(0, o.start):min(num_out, o.end)] = False
-        timer.add("performer", time.perf_counter() - t0, num_out)
-    elif settings.driver:
-        messages.append(f"Performer: the {settings.engine} engine follows the voice, not the performer's mouth")
     mel = audio_mod.melspectrogram(wav_out)
     vad = audio_mod.voice_activity(wav_out, fps, num_out)
     force_closed = np.zeros(num_out, bool)
@@ -264,12 +245,60 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
         voice_active=vad, boxes=track.boxes, landmarks=track.landmarks, present=track.present,
         mask=settings.mask, pads=tuple(settings.pads), device=device,
         batch_size=settings.batch_size, teeth_frame=settings.teeth_frame, teeth_strength=settings.teeth_strength,
-        force_closed=force_closed, mouth_head=adaptation.head if adaptation is not None else None,
-        performer=performer,
+        force_closed=force_closed,
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
-                        track_set=track_set, track=track, edits=edits, adaptation=adaptation, scorer=scorer,
-                        speaker=speaker, video_damage=video_damage, voice_damage=voice_damage)
+                        track_set=track_set, track=track, edits=edits, speaker=speaker, video_damage=video_damage,
+                        voice_damage=voice_damage, voice=voice)
+
+
+def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional[ProgressFn] = None,
+                   cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> None:
+    """Learn the actor from the clip's own voice (core.adapt), when asked and the engine has a mouth model: sets
+    `prep.adaptation`, `prep.scorer` and the context's mouth head."""
+    plugin = engines.get(settings.engine)
+    if not settings.adapt or plugin.mouth_model is None:
+        return
+    from .adapt import adapt_clip
+    from .mouth_shape import AudioToMouth
+    from .sync.scoring import get_scorer
+
+    t0 = time.perf_counter()
+    model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
+    # the lane's scorer, as score_output will use it
+    scorer = get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
+    prep.adaptation = adapt_clip(settings.video, prep.info, prep.track, model=model, scorer=scorer,
+                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
+    prep.general_scorer, prep.scorer = scorer, prep.adaptation.lane_scorer(scorer)  # (refit on this face: the actor's)
+    (timer or _Timer()).add("adapt", time.perf_counter() - t0, prep.info.num_frames)
+    prep.messages.append(("Adaptation: " if prep.adaptation.adapted else "No adaptation: ")
+                         + prep.adaptation.message)
+    prep.ctx = replace(prep.ctx, mouth_head=prep.adaptation.head)
+
+
+def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Optional[ProgressFn] = None,
+                     cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> None:
+    """With a performer video (`settings.driver`) and an engine that follows mouth shapes (classic): the
+    performance on the output frames (core.performer), into the context."""
+    if not settings.driver:
+        return
+    plugin = engines.get(settings.engine)
+    if plugin.mouth_model is None:
+        prep.messages.append(f"Performer: the {settings.engine} engine follows the voice, not the performer's mouth")
+        return
+    from .performer import motion_for_dub
+
+    t0 = time.perf_counter()
+    num_out = prep.ctx.num_output_frames
+    performer = motion_for_dub(settings.driver, prep.voice, prep.ctx.fps, num_out, prep.edits.voice_offset,
+                               scorer=prep.general_scorer, models_dir=settings.models_dir, device=prep.ctx.device,
+                               track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
+                               messages=prep.messages, progress=progress, cancel=cancel)
+    for o in prep.edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
+        if o.kind == "voice_driven":
+            performer.trusted[max(0, o.start):min(num_out, o.end)] = False
+    (timer or _Timer()).add("performer", time.perf_counter() - t0, num_out)
+    prep.ctx = replace(prep.ctx, performer=performer)
 
 
 def check_inputs(settings: DubSettings, info, cancel: Optional[CancelToken] = None,
@@ -438,8 +467,8 @@ def _proxy_from_frame(video_path, info, ctx: DubContext, idx: int):
     return TeethProxy.from_frame(frame, ctx.landmarks[idx], frame_index=int(idx))
 
 
-def prepare_engines(settings: DubSettings, ctx: DubContext, progress=None, cancel=None) -> Dict[str, Engine]:
-    """The main engine plus any engine an override range forces, each prepared on the clip."""
+def make_engines(settings: DubSettings) -> Dict[str, Engine]:
+    """The main engine plus any engine an override range forces, each prechecked (not yet prepared)."""
     names = [settings.engine] + [o.engine for o in (settings.edits or Edits()).overrides
                                  if o.kind == "engine" and o.engine]
     engines: Dict[str, Engine] = {}
@@ -448,13 +477,76 @@ def prepare_engines(settings: DubSettings, ctx: DubContext, progress=None, cance
             eng = make_engine(settings, name)
             eng.precheck()
             engines[name] = eng
-        for eng in engines.values():
-            eng.prepare(ctx, progress, cancel)
     except BaseException:
         for eng in engines.values():
             eng.close()
         raise
     return engines
+
+
+def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, cancel=None,
+                    timer: Optional[_Timer] = None) -> Dict[str, Engine]:
+    """Adapt to the actor (`adapt_prepared`) and prepare the engines on the clip. What an engine can do without the
+    adapted mouth head (`Engine.prepare_early`: the classic engine's texture library, the voice's phones) runs in a
+    thread meanwhile: the adaptation's networks and the library's decoding pass share the two cores."""
+    import threading
+
+    from .errors import CancelledError
+
+    timer = timer or _Timer()
+    engines = make_engines(settings)
+    early_ctx = prep.ctx
+    stop = CancelToken()          # the early work stops when the job is cancelled or the adaptation fails
+    failure: list = []
+
+    def early() -> None:
+        try:
+            for eng in engines.values():
+                eng.prepare_early(early_ctx, progress, _Either(cancel, stop))
+        except CancelledError:
+            pass
+        except BaseException as e:   # raised in the job's thread, after the adaptation
+            failure.append(e)
+
+    worker = threading.Thread(target=early, name="lipdub-prepare-early", daemon=True)
+    worker.start()
+    try:
+        try:
+            adapt_prepared(prep, settings, progress, cancel, timer)
+            follow_performer(prep, settings, progress, cancel, timer)
+        except BaseException:
+            stop.cancel()
+            raise
+        finally:
+            t0 = time.perf_counter()        # "prepare": what is left once the adaptation is done
+            worker.join()
+        if failure:
+            raise failure[0]
+        check(cancel)
+        for eng in engines.values():
+            eng.prepare(prep.ctx, progress, cancel)
+        timer.add("prepare", time.perf_counter() - t0, 0)
+    except BaseException:
+        for eng in engines.values():
+            eng.close()
+        raise
+    return engines
+
+
+class _Either:
+    """A cancel token that fires when either of two does."""
+
+    def __init__(self, a: Optional[CancelToken], b: CancelToken):
+        self.a, self.b = a, b
+
+    @property
+    def cancelled(self) -> bool:
+        return (self.a is not None and self.a.cancelled) or self.b.cancelled
+
+    def raise_if_cancelled(self) -> None:
+        if self.a is not None:
+            self.a.raise_if_cancelled()
+        self.b.raise_if_cancelled()
 
 
 def _teeth_proxy(prep: PreparedClip, engine: Engine):
@@ -493,10 +585,8 @@ def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, ca
                 timer: Optional[_Timer] = None) -> PreparedDub:
     timer = timer or _Timer()
     make_engine(settings).precheck()   # fail fast (missing weights) before tracking
-    prep = prepare_clip(settings, progress, cancel, timer)
-    t0 = time.perf_counter()
-    engines = prepare_engines(settings, prep.ctx, progress, cancel)
-    timer.add("prepare", time.perf_counter() - t0, 0)
+    prep = prepare_unadapted(settings, progress, cancel, timer)
+    engines = prepare_engines(settings, prep, progress, cancel, timer)
     renderer = FrameRenderer(engines, settings.engine, prep.ctx, prep.edits,
                              _teeth_proxy(prep, engines[settings.engine]),
                              settings.teeth_strength, settings.video, prep.info)
@@ -510,15 +600,24 @@ def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
     return ctx.wav[int(round(a * spf)):int(round(b * spf))]
 
 
+DECODE_AHEAD = 4    # frames the decoder thread reads ahead of rendering (it keeps up easily; more would only cost RAM)
+
+
 def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
                 audio: Optional[np.ndarray], crf: int, preset: str, batch_size: int, timer: _Timer,
                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
     """Render output frames `out_idx` (ascending) of `renderer`'s clip in batches and encode them to `path`
-    (atomically, with `audio` muxed when given). Returns how many frames had a dubbed face."""
+    (atomically, with `audio` muxed when given). Returns how many frames had a dubbed face.
+
+    Three stages overlap on both cores (`core.streams`): a thread reads
+    the decoder's frames, this thread renders, a thread feeds the encoder (ffmpeg compresses while we render)."""
     info = renderer.info
     source = SourceFrames(renderer.video_path, info, renderer.ctx.source_index)
     writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=audio, crf=crf,
                                preset=preset, sar=info.sar, sample_rate=audio_mod.SAMPLE_RATE)
+    frames = prefetch(source.iterate(out_idx), depth=DECODE_AHEAD)
+    # a whole batch fits in the feed: the encoder works through one batch while the next one renders
+    feed = Sink(writer.write, depth=batch_size, name="lipdub-encoder-feed")
     total, done, dubbed = len(out_idx), 0, 0
     batch_frames, batch_idx = [], []
 
@@ -528,10 +627,8 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
             return
         out, n = renderer.render(batch_frames, batch_idx, timer)
         dubbed += n
-        t1 = time.perf_counter()
         for f in out:
-            writer.write(f)
-        timer.add("encode", time.perf_counter() - t1, len(out))
+            feed.put(f)
         done += len(out)
         batch_frames.clear()
         batch_idx.clear()
@@ -539,20 +636,24 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
         check(cancel)
 
     try:
-        for o, _s, frame in source.iterate(out_idx):
+        for o, _s, frame in frames:
             batch_frames.append(frame)
             batch_idx.append(o)
             if len(batch_frames) >= batch_size:
                 flush()
         flush()
+        feed.close()
         t1 = time.perf_counter()
         writer.close()
         timer.add("encode", time.perf_counter() - t1, 0)
     except BaseException:
-        writer.abort()
+        writer.abort()          # first: a feed blocked in a pipe write gets a broken pipe
+        feed.stop()
         raise
     finally:
+        frames.close()
         source.close()
+    timer.add("encode", feed.busy_seconds, total)
     timer.add("decode", source.decode_seconds, total)
     return dubbed
 

@@ -80,8 +80,14 @@ class ChildPeak:
                             self.mb = max(self.mb, int(line.split()[1]) / 1024.0)
 
 
-def ffmpeg_transcode_seconds(clip: str, crf: int, preset: str) -> float:
-    """Plain decode + libx264 encode + audio copy of the same clip, as the baseline."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that were waited for (the ffmpeg processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def ffmpeg_transcode_seconds(clip: str, crf: int, preset: str) -> tuple:
+    """(wall seconds, CPU seconds) of a plain decode + libx264 encode + audio copy of the same clip, the baseline."""
     from core.media import ffmpeg_path
 
     with tempfile.TemporaryDirectory() as d:
@@ -89,9 +95,9 @@ def ffmpeg_transcode_seconds(clip: str, crf: int, preset: str) -> float:
         cmd = [ffmpeg_path(), "-v", "error", "-y", "-i", clip, "-map", "0:v:0", "-map", "0:a:0?",
                "-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p",
                "-c:a", "aac", str(out)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         subprocess.run(cmd, check=True)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, cpu_seconds() - c0
 
 
 @dataclass(frozen=True)
@@ -249,13 +255,13 @@ def main() -> int:
                                track_cache_dir=str(Path(d) / "tracks"), adapt=not a.no_adapt,
                                adapt_cache_dir=str(Path(d) / "adapt"), speaker_cache_dir=str(Path(d) / "speaker"))
         with ChildPeak() as children:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             res = run_dub(settings)
-            total = time.perf_counter() - t0
+            total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         out_info = media.probe(out)
         scoring = score_seconds(a.clip, info, str(Path(d) / "tracks"), a.scorer)
     self_mb, child_mb = peak_rss_mb(), children.mb
-    plain = ffmpeg_transcode_seconds(a.clip, a.crf, a.preset)
+    plain, plain_cpu = ffmpeg_transcode_seconds(a.clip, a.crf, a.preset)
     plain_frames = info.num_frames
 
     stages = {}
@@ -270,6 +276,10 @@ def main() -> int:
         "peak_rss_mb_python": round(self_mb, 1), "peak_rss_mb_largest_child": round(child_mb, 1),
         "ffmpeg_transcode_seconds": round(plain, 2),
         "ratio_dub_to_transcode": round((total / res.num_frames) / (plain / plain_frames), 2),
+        # CPU time is less at the mercy of other jobs on the machine than wall time (the two runs are minutes apart)
+        "cpu_seconds": round(cpu, 1), "ffmpeg_transcode_cpu_seconds": round(plain_cpu, 1),
+        "cpu_ratio_dub_to_transcode": round((cpu / res.num_frames) / (plain_cpu / plain_frames), 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "score": scoring,
     }
     print(f"{a.clip}  {figures['size']} @ {figures['fps']} fps, {res.num_frames} output frames, engine {a.engine}")
@@ -278,6 +288,8 @@ def main() -> int:
         print(f"  {stage:<10}{fps}   ({v['seconds']:.2f} s)")
     print(f"  whole dub {figures['overall_fps']:.2f} f/s in {total:.1f} s; plain ffmpeg transcode {plain:.2f} s "
           f"-> ratio {figures['ratio_dub_to_transcode']:.1f}x (per frame)")
+    print(f"  CPU: dub {cpu:.0f} s, transcode {plain_cpu:.0f} s -> {figures['cpu_ratio_dub_to_transcode']:.1f}x; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"  scoring the clip with its own voice ({scoring['scorer']}, face track given): "
           f"{scoring['seconds']:.1f} s for {scoring['seconds_of_video']:.0f} s of video")
     print(f"  peak memory: python {self_mb:.0f} MB, largest ffmpeg child {child_mb:.0f} MB (sampled)")

@@ -3,6 +3,7 @@
 Life cycle, driven by `core.pipeline`:
     engine = core.engines.registry.create(name, engine_options, models_dir=..., device=...)
     engine.precheck()                 # cheap: models present? raises ModelMissingError with a clear message
+    engine.prepare_early(ctx, progress, cancel)   # optional: what needs no mouth head/performer (during adaptation)
     engine.prepare(ctx, progress, cancel)   # per clip: audio features, mouth shapes, texture library...
     for each batch of output frames:
         patches = engine.render(frames, out_indices)   # one RenderedPatch (or None) per frame
@@ -78,6 +79,12 @@ class Engine(ABC):
 
     def precheck(self) -> None:
         """Raise a `core.errors.LipDubError` if the engine cannot run (missing weights...)."""
+
+    def prepare_early(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                      cancel: Optional[CancelToken] = None) -> None:
+        """Optionally do the part of `prepare` that needs neither `ctx.mouth_head` nor `ctx.performer` (the texture
+        library): the pipeline runs it in a thread while the per-clip adaptation and the performer run, then calls
+        `prepare` with the same context plus those. `prepare` must work whether or not this ran."""
 
     @abstractmethod
     def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,

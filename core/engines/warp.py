@@ -105,23 +105,41 @@ def _grid(h: int, w: int):
 
 
 def pwa_maps(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple[int, int],
-             labels: Optional[np.ndarray] = None):
+             labels: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0)):
     """Backward maps (map_x, map_y) float32 (h, w) for `cv2.remap`: the piecewise-affine warp that carries
     `src` points onto `dst` points (both in pixel coordinates of their own images; the output image has size
     `shape_hw` and lives in dst coordinates). Pixels outside every triangle map to themselves.
-    `labels` (from `label_triangles(dst, tris, shape_hw)`) may be passed when several sources share one dst."""
+    `labels` (from `label_triangles(dst, tris, shape_hw)`) may be passed when several sources share one dst.
+    `origin` (x, y): the maps of only the window of that size at that pixel of the output (`labels`: the whole
+    output's, cut to the window)."""
     h, w = shape_hw
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
     aff = np.empty((len(tris) + 1, 6), np.float32)
     aff[0] = (1, 0, 0, 0, 1, 0)                     # label 0 (outside): identity
     aff[1:] = _affines(src, dst, tris).reshape(-1, 6)
-    lab = label_triangles(dst, tris, (h, w)) if labels is None else labels
-    c = aff[lab.ravel()]                             # (P, 6)
+    if labels is None:
+        if origin != (0, 0):    # rasterising a smaller image clips triangles differently at its edge
+            raise ValueError("pwa_maps: a window needs the labels of the whole output, cut to the window")
+        labels = label_triangles(dst, tris, (h, w))
     xs, ys = _grid(h, w)
-    mx = c[:, 0] * xs + c[:, 1] * ys + c[:, 2]
-    my = c[:, 3] * xs + c[:, 4] * ys + c[:, 5]
+    if origin != (0, 0):                             # exact: small integers in float32
+        xs, ys = xs + np.float32(origin[0]), ys + np.float32(origin[1])
+    mx, my = _apply_affines(aff, labels.ravel(), xs, ys)
     return mx.reshape(h, w), my.reshape(h, w)
+
+
+def _apply_affines(aff: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray):
+    """(map_x, map_y) = the affine `aff[labels[p]]` (each row a, b, c, d, e, f) applied to (xs[p], ys[p]). Each
+    coefficient is gathered into its own contiguous array (twice as fast as gathering whole rows)."""
+    a, b, c, d, e, f = (np.take(row, labels) for row in np.ascontiguousarray(aff.T))
+    mx = a * xs
+    mx += b * ys
+    mx += c
+    my = d * xs
+    my += e * ys
+    my += f
+    return mx, my
 
 
 def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple[int, int], step: int):
@@ -138,12 +156,11 @@ def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw
     aff = np.empty((len(tris) + 1, 6), np.float32)
     aff[0] = (1, 0, 0, 0, 1, 0)
     aff[1:] = _affines(np.asarray(src, np.float64), dst, tris).reshape(-1, 6)
-    c = aff[lab.ravel()]
     xs, ys = _grid(hc, wc)
     xs = xs * step + off
     ys = ys * step + off
-    mx = (c[:, 0] * xs + c[:, 1] * ys + c[:, 2]).reshape(hc, wc)
-    my = (c[:, 3] * xs + c[:, 4] * ys + c[:, 5]).reshape(hc, wc)
+    mx, my = _apply_affines(aff, lab.ravel(), xs, ys)
+    mx, my = mx.reshape(hc, wc), my.reshape(hc, wc)
     size = (wc * step, hc * step)
     mx = cv2.resize(mx, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
     my = cv2.resize(my, size, interpolation=cv2.INTER_LINEAR)[:h, :w]
@@ -152,10 +169,11 @@ def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw
 
 def warp_image(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray,
                out_hw: Optional[Tuple[int, int]] = None, interpolation: Optional[int] = None,
-               labels: Optional[np.ndarray] = None) -> np.ndarray:
-    """Piecewise-affine warp of `img` so that `src` points move to `dst` points (same pixel frame)."""
+               labels: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Piecewise-affine warp of `img` so that `src` points move to `dst` points (same pixel frame); `origin`: only
+    the `out_hw` window at that pixel of the output (see `pwa_maps`)."""
     out_hw = out_hw or img.shape[:2]
-    mx, my = pwa_maps(src, dst, tris, out_hw, labels)
+    mx, my = pwa_maps(src, dst, tris, out_hw, labels, origin)
     return cv2.remap(img, mx, my, INTERP if interpolation is None else interpolation,
                      borderMode=cv2.BORDER_REPLICATE)
 

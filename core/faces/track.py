@@ -35,6 +35,7 @@ from .. import media
 from ..atomic import atomic_write
 from ..errors import MediaError, NoFaceError
 from ..progress import CancelToken, ProgressFn, check, report
+from ..streams import prefetch
 from . import geometry as G
 from .smoothing import OneEuroParams, smooth_sequence
 
@@ -554,62 +555,6 @@ def _open_video(path):
         raise MediaError(f"{p} has no video stream: choose a video file with a visible face.")
     return (float(info.fps), int(info.num_frames), int(info.width), int(info.height),
             media.iter_frames(str(p), info), "core.media")
-
-
-class _Failure:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-def prefetch(it: Iterator, depth: int = 3) -> Iterator:
-    """Iterate `it` in a background thread, `depth` items ahead, so decoding (ffmpeg writes into a 64 KB pipe
-    and waits for us) overlaps with tracking on the other core. Items must be independent arrays.
-    Errors are re-raised here; closing this generator stops the thread and closes `it` (in its own thread)."""
-    import queue
-    import threading
-
-    q: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    end = object()
-
-    def put(x) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run():
-        last = end
-        try:
-            for x in it:
-                if not put(x):
-                    break
-        except BaseException as e:  # handed to the consumer
-            last = _Failure(e)
-        finally:
-            if hasattr(it, "close"):
-                try:
-                    it.close()
-                except Exception:
-                    pass
-            put(last)
-
-    th = threading.Thread(target=run, name="lipdub-frame-prefetch", daemon=True)
-    th.start()
-    try:
-        while True:
-            x = q.get()
-            if x is end:
-                return
-            if isinstance(x, _Failure):
-                raise x.exc
-            yield x
-    finally:
-        stop.set()
-        th.join(timeout=10)
 
 
 def track_video(path, *, backend=None, detect_every: Optional[int] = None, progress: Optional[ProgressFn] = None,

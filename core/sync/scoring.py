@@ -5,7 +5,7 @@
   eps=1e-6 to the difference) between video feature i and audio features i-vshift .. i+vshift (zero rows beyond the
   ends); `mdist` = their mean over windows; `offset = vshift - argmin(mdist)`; LSE-D = min(mdist);
   LSE-C = median(mdist) - min(mdist); per window: `fconf = median(mdist) - dists[:, argmin]`, median-filtered
-  (kernel 9, zero-padded edges, scipy.signal.medfilt). Positive offset: the audio *leads* the video (audio row t
+  (kernel 9, zero-padded edges, scipy.signal.medfilt, as `medfilt`). Positive offset: the audio *leads* the video (audio row t
   matches video row t + offset).
 - `SyncScorer`: one interface for syncnet_v2, Wav2Lip's colour expert and our shipped lite scorer.
 - `score_clip(video, wav, track, scorer)`: streams the frames, crops the tracked face, batches inference, and returns
@@ -34,6 +34,7 @@ from .. import audio as audio_mod
 from .. import media
 from ..errors import LipDubError, MediaError, NoFaceError
 from ..progress import CancelToken, ProgressFn, check, report
+from ..streams import prefetch
 from . import lane
 from .scorers.base import DEFAULT_VSHIFT, SyncScorer  # noqa: F401  (SyncScorer: part of this module's interface)
 from .scorers.registry import get_scorer  # noqa: F401  (the scorer factory, re-exported for callers)
@@ -150,6 +151,15 @@ def window_to_frame_index(num_frames: int, num_windows: int, window: int = 5) ->
     return np.clip(idx, 0, max(num_windows - 1, 0)).astype(np.int64)
 
 
+def medfilt(x: np.ndarray, kernel: int) -> np.ndarray:
+    """scipy.signal.medfilt of a 1-D array (odd `kernel`, zero-padded edges), without importing scipy.signal (about
+    a second of a short dub's start-up)."""
+    x = np.asarray(x)
+    half = kernel // 2
+    padded = np.concatenate([np.zeros(half, x.dtype), x, np.zeros(half, x.dtype)])
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, kernel), axis=-1)
+
+
 def lse_from_features(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, *, scorer: str = "features",
                       window: int = 5, num_frames: Optional[int] = None) -> SyncReport:
     """syncnet_python's LSE on (M, D) video and audio features (window i of each aligned at the same time).
@@ -158,7 +168,6 @@ def lse_from_features(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, *, s
     from) with `window_to_frame_index`.
     """
     import torch
-    from scipy.signal import medfilt
 
     v = np.asarray(video_feat, np.float32)
     a = np.asarray(audio_feat, np.float32)
@@ -172,7 +181,7 @@ def lse_from_features(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, *, s
     conf = float(median - minval)
     fdist = dists[:, int(minidx)].numpy()
     fconf = median.numpy() - fdist
-    fconfm = medfilt(fconf, kernel_size=MEDFILT_KERNEL).astype(np.float32)
+    fconfm = medfilt(fconf, MEDFILT_KERNEL).astype(np.float32)
     m = len(v)
     n = (m + window - 1) if num_frames is None else int(num_frames)
     fi = window_to_frame_index(n, m, window)
@@ -292,7 +301,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     done = 0
     last_needed = int(src[-1])
     report(progress, "score", 0, k_total)
-    frames = media.iter_frames(video_path)
+    frames = prefetch(media.iter_frames(video_path))   # ffmpeg decodes while the networks run
     try:
         for i, frame in enumerate(frames):
             if i > last_needed:

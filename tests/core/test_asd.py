@@ -99,3 +99,24 @@ def test_the_shipped_network_is_frozen_for_speed_and_still_exact(inputs):
                 eager = load_checkpoint(SHARED / "models" / "asd" / "light_asd" / "finetuning_TalkSet.model")
                 want = eager.visual(torch.as_tensor(inputs["faces"][:t])[None])[0].numpy()
                 np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_the_frozen_encoder_is_kept_and_read_back_exactly(inputs, tmp_path):
+    """Tracing and freezing cost about a second per process: the frozen encoder is kept in the cache and read back
+    with the same outputs; a damaged file is made again."""
+    from core.sync.asd.net import freeze_visual
+    from core.sync.asd.weights import frozen_cache
+
+    path = SHARED / "models" / "asd" / "light_asd" / "finetuning_TalkSet.model"
+    cache = tmp_path / "frozen.pt"
+    faces = torch.as_tensor(inputs["faces"][:20])[None]
+    with torch.no_grad():
+        made = freeze_visual(load_checkpoint(path), cache)
+        assert cache.is_file()
+        read = freeze_visual(load_checkpoint(path), cache)
+        assert torch.equal(made.visual(faces), read.visual(faces))
+        cache.write_bytes(b"not a TorchScript archive")
+        again = freeze_visual(load_checkpoint(path), cache)
+        assert torch.equal(made.visual(faces), again.visual(faces))
+    assert cache.stat().st_size > 1000                           # rewritten
+    assert frozen_cache("cpu").name.startswith("light_asd-visual-")

@@ -336,3 +336,86 @@ def test_prepare_honours_teeth_frame_and_cancel():
     with pytest.raises(CancelledError):
         ClassicEngine(identity).prepare(_ctx(name, d), cancel=tok)
 
+
+
+def test_prepare_early_then_prepare_renders_as_prepare_alone():
+    """The pipeline builds the library while the adaptation runs (prepare_early), then adds the mouth head."""
+    from dataclasses import replace
+
+    from core.mouth_shape import AudioToMouth
+
+    name = heldout_names()[1]
+    d = load_clip(name)
+    ctx = _ctx(name, d)
+    ctx.wav = np.random.default_rng(0).normal(0, 0.1, len(ctx.wav)).astype(np.float32)
+    head = AudioToMouth.load().head.scaled(1.5, np.zeros(1))
+    alone = ClassicEngine()
+    alone.prepare(replace(ctx, mouth_head=head))
+    early = ClassicEngine()
+    early.prepare_early(ctx)
+    lib = early.lib
+    early.prepare(replace(ctx, mouth_head=head))
+    assert early.lib is lib                                    # the library was not built twice
+    assert np.array_equal(early.targets, alone.targets)
+    plain = ClassicEngine()
+    plain.prepare(ctx)
+    assert not np.array_equal(plain.targets, early.targets)     # the head was used
+    f = _frames(name)[40]
+    a, b = alone.render([f], [40])[0], early.render([f], [40])[0]
+    assert a.box == b.box and np.array_equal(a.image, b.image)
+    other = ClassicEngine()
+    other.prepare_early(ctx)
+    lib = other.lib
+    other.prepare(replace(ctx, teeth_frame=12))                 # another context: prepared from scratch
+    assert other.lib is not lib and other.teeth_frame == 12
+
+
+def test_texture_is_computed_only_where_the_frame_shows_it():
+    """The retrieved texture is warped only under the mouth alpha (plus the cubic warp's reach): the rendered
+    patches are bit-identical to those made from the whole texture."""
+    from core.engines.classic import engine as classic
+
+    name = heldout_names()[2]
+    d = load_clip(name)
+    y = load_clip(heldout_names()[3])                # another sentence's mouth, so the textures move
+    eng = ClassicEngine(ClassicOptions(target_landmarks=transfer_mouth_shapes(d["landmarks"], d["present"],
+                                                                             y["landmarks"], y["present"])))
+    eng.prepare(_ctx(name, d))
+    frames = _frames(name)
+    w, h = eng.crop.size
+    smaller = 0
+    for o in (5, 30, 55):
+        region = classic.support(eng.mouth_alpha(o), classic.TEXTURE_MARGIN)
+        assert region is not None
+        x0, y0, x1, y1 = region
+        smaller += (x1 - x0) * (y1 - y0) < 0.9 * w * h     # (82-86% of the crop on this clip)
+        whole, part = eng.texture(o), eng.texture(o, region)
+        assert part.shape == whole.shape and np.array_equal(part[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+        fast = eng.render([frames[o]], [o])[0]
+        eng._textures[o] = cv2.imencode(".png", whole)[1]          # the whole texture (lossless)
+        slow = eng.render([frames[o]], [o])[0]
+        del eng._textures[o]
+        assert fast.box == slow.box and np.array_equal(fast.image, slow.image)
+    assert smaller == 3
+
+
+def test_pwa_maps_equal_the_per_pixel_affine_exactly():
+    """The maps are each pixel's triangle's affine applied to its coordinates, bit for bit as the row-wise
+    formula gives them (the export's pictures must not move), for a window of the output too."""
+    rng = np.random.default_rng(5)
+    h, w = 60, 80
+    dst = np.concatenate([rng.uniform([5, 5], [w - 5, h - 5], (12, 2)), warp.boundary_points(-1, -1, w, h, 3)])
+    src = dst + rng.normal(0, 2, dst.shape)
+    tris = warp.triangulate(dst)
+    mx, my = warp.pwa_maps(src, dst, tris, (h, w))
+    aff = np.empty((len(tris) + 1, 6), np.float32)
+    aff[0] = (1, 0, 0, 0, 1, 0)
+    aff[1:] = warp._affines(src, dst, tris).reshape(-1, 6)
+    c = aff[warp.label_triangles(dst, tris, (h, w)).ravel()]
+    xs = np.tile(np.arange(w, dtype=np.float32), h)
+    ys = np.repeat(np.arange(h, dtype=np.float32), w)
+    assert np.array_equal(mx.ravel(), c[:, 0] * xs + c[:, 1] * ys + c[:, 2])
+    assert np.array_equal(my.ravel(), c[:, 3] * xs + c[:, 4] * ys + c[:, 5])
+    labels = warp.label_triangles(dst, tris, (h, w))[25:45, 40:70]
+    wx, wy = warp.pwa_maps(src, dst, tris, (20, 30), labels=labels, origin=(40, 25))
+    assert np.array_equal(wx, mx[25:45, 40:70]) and np.array_equal(wy, my[25:45, 40:70])

@@ -200,7 +200,7 @@ def test_a_one_off_false_detection_is_dropped(be, clip_a):
 def test_prefetch_keeps_order_passes_errors_and_closes_the_source():
     import threading
 
-    from core.faces.track import prefetch
+    from core.streams import prefetch
 
     assert list(prefetch(iter(range(20)), depth=2)) == list(range(20))
 

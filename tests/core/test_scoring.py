@@ -418,3 +418,22 @@ def test_score_clip_grid_with_filled_expert(grid, expert_scorer):
     assert rep.valid[:25].all() and not rep.valid[25:].any()
     assert -15 <= rep.offset_frames <= 15 and np.isfinite(rep.dists).all() and np.isfinite(rep.per_frame).all()
     assert 0 <= rep.lse_d <= 2.0 + 1e-3          # unit embeddings
+
+
+def test_medfilt_is_scipys():
+    import warnings
+
+    from scipy.signal import medfilt as scipy_medfilt
+
+    from core.sync.scoring import MEDFILT_KERNEL, medfilt
+
+    rng = np.random.default_rng(3)
+    for n in (1, 4, 9, 30, 301):
+        x = rng.normal(0, 1, n).astype(np.float32)
+        x[rng.integers(0, n, n // 3)] = 0.25                       # ties
+        got = medfilt(x, MEDFILT_KERNEL).astype(np.float32)
+        with warnings.catch_warnings():                         # scipy warns when the kernel is longer than x
+            warnings.simplefilter("ignore", UserWarning)
+            want = scipy_medfilt(x, kernel_size=MEDFILT_KERNEL).astype(np.float32)
+        assert np.array_equal(got, want)
+        assert not np.array_equal(got, x) or n == 1

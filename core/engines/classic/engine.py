@@ -46,6 +46,9 @@ INNER_JAW = np.arange(3, 14)
 # (`tools.eval_crossdub --split val`: r 0.80 / 0.83 / 0.86 / 0.88 / 0.89 / 0.88 for 0-0.5 s): the shortest lead on
 # the plateau; held-out and unseen-speaker figures in docs/MEASUREMENTS.md.
 ANTICIPATION_S = 0.3
+# crop pixels of texture computed beyond the mouth alpha's support: a cubic warp into the frame reads 4 x 4 source
+# pixels, so a frame pixel the alpha reaches (at most 2 px beyond it) reads texture up to 3 px beyond it
+TEXTURE_MARGIN = 4
 TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
 
 
@@ -159,6 +162,26 @@ def predicted_targets(ctx: DubContext, mouth_model: Optional[str] = None, keep_e
 # ---------------------------------------------------------------------------------------------------------------
 # patches
 
+def support(weights: np.ndarray, margin: int) -> Optional[tuple]:
+    """(x0, y0, x1, y1): the bounding box of `weights` > 0 grown by `margin` pixels and clipped to the image; None
+    when it is the whole image or empty (then compute everything)."""
+    ys = np.flatnonzero(weights.any(axis=1))
+    xs = np.flatnonzero(weights.any(axis=0))
+    if len(ys) == 0:
+        return None
+    h, w = weights.shape
+    box = (max(0, int(xs[0]) - margin), max(0, int(ys[0]) - margin), min(w, int(xs[-1]) + 1 + margin),
+           min(h, int(ys[-1]) + 1 + margin))
+    return None if box == (0, 0, w, h) else box
+
+
+def _same_source(a: DubContext, b: DubContext) -> bool:
+    """Do two contexts share what `ClassicEngine.prepare_early` read (the picture, the face, the teeth choice)? The
+    adaptation only adds the mouth head."""
+    return (a.video_path == b.video_path and a.teeth_frame == b.teeth_frame and a.landmarks is b.landmarks
+            and a.present is b.present)
+
+
 def mask_landmarks_for(target: np.ndarray, original: np.ndarray) -> np.ndarray:
     """Target landmarks whose jaw points (2..14) are pushed to the lower of target/original along the face's
     down axis, so the blend mask also hides an original chin lower than the new one."""
@@ -186,20 +209,35 @@ class ClassicEngine(Engine):
         self.teeth_strength: float = 1.0
         self.lib: Optional[retrieval.TextureLibrary] = None
         self._textures: dict = {}           # output frame -> JPEG of its retrieved texture (see warm)
+        self._early: Optional[DubContext] = None   # the context prepare_early ran on
 
     def precheck(self) -> None:
         """The audio->mouth model must be there and intact (checked before any tracking; loaded in prepare)."""
         ms.resolve_mouth_model(self.options.mouth_model)
 
     # -- prepare ---------------------------------------------------------------------------------------------
-    def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
-                cancel: Optional[CancelToken] = None) -> None:
-        self.ctx = ctx
+    def prepare_early(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                      cancel: Optional[CancelToken] = None) -> None:
+        """The texture library and the teeth proxy's source frame: neither needs the adapted mouth head, so the
+        pipeline runs this while the adaptation runs. (Not the voice's phones: PocketSphinx holds the GIL.)"""
         lms = np.asarray(ctx.landmarks, np.float64)
         self.sims, self.canon, self.template, self.pres = canonicalize(lms, ctx.present) if np.any(ctx.present) \
             else (None, None, None, None)
         if self.pres is None or not self.pres.any():
             raise NoFaceError(f"No face was tracked in {ctx.video_path}: the classic engine has nothing to dub.")
+        opts = self.options
+        iods = geo.inter_ocular(lms[self.pres])
+        ppi = float(opts.ppi or np.clip(opts.ppi_scale * np.median(iods), 24.0, opts.max_ppi))
+        self.crop = warp.CanonicalCrop(ppi=ppi)
+        self._build_library(ctx, progress, cancel)
+        self._early = ctx
+
+    def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelToken] = None) -> None:
+        if self._early is None or not _same_source(self._early, ctx):
+            self.prepare_early(ctx, progress, cancel)
+        self._early = None
+        self.ctx = ctx
         n_out = ctx.num_output_frames
         src = np.asarray(ctx.source_index, np.int64)[:n_out]
 
@@ -212,11 +250,6 @@ class ClassicEngine(Engine):
         self.targets = targets
         report(progress, "mouth", 1, 1)
         check(cancel)
-
-        iods = geo.inter_ocular(lms[self.pres])
-        ppi = float(opts.ppi or np.clip(opts.ppi_scale * np.median(iods), 24.0, opts.max_ppi))
-        self.crop = warp.CanonicalCrop(ppi=ppi)
-        self._build_library(ctx, progress, cancel)
 
         # desired canonical shapes in each output frame's own canonical space
         valid = np.zeros(n_out, bool)
@@ -323,14 +356,27 @@ class ClassicEngine(Engine):
                 check(cancel)
         report(progress, "textures", len(todo), len(todo))
 
-    def _texture_for(self, o: int) -> Optional[np.ndarray]:
+    def _texture_for(self, o: int, alpha: np.ndarray) -> Optional[np.ndarray]:
         if o in self._textures:
             enc = self._textures[o]
             return None if enc is None else cv2.imdecode(enc, cv2.IMREAD_COLOR)
-        return self.texture(o)
+        return self.texture(o, support(alpha, TEXTURE_MARGIN))
 
-    def texture(self, o: int) -> Optional[np.ndarray]:
-        """The blended mouth texture of output frame o in canonical-crop pixels, already in the target shape."""
+    def mouth_alpha(self, o: int) -> np.ndarray:
+        """(h, w) float32 in [0, 1], canonical-crop pixels: where output frame o shows the retrieved texture."""
+        cw, ch = self.crop.size
+        tpx = self.crop.to_px(self.target_canon[o])
+        alpha = np.zeros((ch, cw), np.uint8)
+        poly = np.concatenate([tpx[INNER_JAW], tpx[NOSE_BOTTOM]])
+        cv2.fillPoly(alpha, [np.round(poly * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+        r = max(1, int(round(0.08 * self.crop.ppi)))
+        alpha = cv2.erode(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        return cv2.GaussianBlur(alpha.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.06 * self.crop.ppi))
+
+    def texture(self, o: int, region: Optional[tuple] = None) -> Optional[np.ndarray]:
+        """The blended mouth texture of output frame o in canonical-crop pixels, already in the target shape.
+        `region` (x0, y0, x1, y1): compute only these pixels, the rest repeats its edge (the frame uses only the
+        texture under `mouth_alpha`, whose bounding box is ~85% of the crop)."""
         rows = self.selection.rows[o]
         wts = self.selection.weights[o]
         use = rows >= 0
@@ -338,12 +384,17 @@ class ClassicEngine(Engine):
             return None
         dst = np.concatenate([self.crop.to_px(self.target_canon[o])[warp.WARP_POINTS], self._cborder])
         w, h = self.crop.size
-        labels = warp.label_triangles(dst, self._ctris, (h, w))
+        x0, y0, x1, y1 = region or (0, 0, w, h)
+        labels = warp.label_triangles(dst, self._ctris, (h, w))[y0:y1, x0:x1]
         warped = []
         for r in rows[use]:
             src = np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
-            warped.append(warp.warp_image(self.lib.images[r], src, dst, self._ctris, labels=labels))
-        return retrieval.weighted_median(np.stack(warped), wts[use])
+            warped.append(warp.warp_image(self.lib.images[r], src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
+                                          labels=labels, origin=(x0, y0)))
+        tex = retrieval.weighted_median(np.stack(warped), wts[use])
+        if (x0, y0, x1, y1) != (0, 0, w, h):
+            tex = cv2.copyMakeBorder(tex, y0, h - y1, x0, w - x1, cv2.BORDER_REPLICATE)
+        return tex
 
     def render_one(self, frame: np.ndarray, o: int) -> Optional[RenderedPatch]:
         ctx = self.ctx
@@ -371,18 +422,11 @@ class ClassicEngine(Engine):
                         borderMode=cv2.BORDER_REPLICATE)
 
         # 2. retrieved texture in the target shape, mapped from canonical crop into the box
-        tex = self._texture_for(o)
+        alpha = self.mouth_alpha(o)
+        tex = self._texture_for(o, alpha)
         if tex is None:
             image = jaw
         else:
-            cw, ch = self.crop.size
-            tpx = self.crop.to_px(self.target_canon[o])
-            alpha = np.zeros((ch, cw), np.uint8)
-            poly = np.concatenate([tpx[INNER_JAW], tpx[NOSE_BOTTOM]])
-            cv2.fillPoly(alpha, [np.round(poly * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
-            r = max(1, int(round(0.08 * self.crop.ppi)))
-            alpha = cv2.erode(alpha, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-            alpha = cv2.GaussianBlur(alpha.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.06 * self.crop.ppi))
             a = self.crop.frame_to_crop(self.sims[s]).copy()
             a[:, 2] += a[:, :2] @ off                  # box pixel -> crop pixel
             flags = warp.INTERP | cv2.WARP_INVERSE_MAP

@@ -34,6 +34,7 @@ import numpy as np
 from ... import audio as audio_mod
 from ... import media
 from ...progress import CancelToken, ProgressFn, check, report
+from ...streams import prefetch
 from . import features as AF
 
 log = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
     first, last = min(wants), max(wants)
     done = 0
     report(progress, "speaker", 0, total)
-    frames_it = media.iter_frames(str(video_path), info, start=first, stop=last + 1)
+    frames_it = prefetch(media.iter_frames(str(video_path), info, start=first, stop=last + 1))
     try:
         for i, frame in enumerate(frames_it, start=first):
             if i > last:

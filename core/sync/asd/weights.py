@@ -18,7 +18,20 @@ def load_asd(device: str = "cpu"):
     from .net import freeze_visual, load_checkpoint
 
     path = resolve_model(MODEL_NAME)
+    device = resolve_device(device)
     try:
-        return freeze_visual(load_checkpoint(path, resolve_device(device)))
+        return freeze_visual(load_checkpoint(path, device), frozen_cache(device))
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelCorruptError(f"{path} is not a Light-ASD checkpoint ({exc}).") from exc
+
+
+def frozen_cache(device: str):
+    """Where the frozen visual encoder of the shipped weights is kept for this torch and device (core.paths)."""
+    import torch
+
+    from ...models.registry import get_spec
+    from ...paths import user_cache_dir
+
+    sha = (getattr(get_spec(MODEL_NAME), "sha256", None) or "unknown")[:16]
+    tag = f"torch{torch.__version__}-{device}".replace(":", "-")
+    return user_cache_dir("models", f"{MODEL_NAME}-visual-{sha}-{tag}.pt")

@@ -1,0 +1,107 @@
+"""Speed work must not change the picture: the frames the export hands to the encoder are compared with the frames
+of the plain serial loop (decode a frame, render it, hand it on: the export as it was before its stages overlapped).
+Outside what the dub changed they must be bit-identical; inside, PSNR >= 50 dB."""
+import numpy as np
+import pytest
+
+from core import media
+from core.pipeline import DubSettings, SourceFrames, _Timer, prepare_dub, render_file, voice_for
+from data_paths import GRID_S1, SAMPLES, heldout_names
+
+MIN_PSNR_DB = 50.0
+
+
+def serial_reference(renderer, out_idx, batch_size):
+    """(frames handed to the encoder, original frames) by the serial loop."""
+    source = SourceFrames(renderer.video_path, renderer.info, renderer.ctx.source_index)
+    frames, originals, batch, idx = [], [], [], []
+
+    def flush():
+        out, _ = renderer.render(batch, idx, _Timer())
+        frames.extend(np.array(f) for f in out)
+        batch.clear()
+        idx.clear()
+
+    try:
+        for o, _s, frame in source.iterate(out_idx):
+            originals.append(np.array(frame))
+            batch.append(frame)
+            idx.append(o)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+    finally:
+        source.close()
+    return frames, originals
+
+
+def encoder_input(monkeypatch, path, renderer, out_idx, batch_size, audio):
+    """The frames `render_file` hands to the encoder (recorded at VideoWriter.write)."""
+    seen = []
+    write = media.VideoWriter.write
+
+    def recording(self, frame):
+        seen.append(np.array(frame))
+        write(self, frame)
+
+    monkeypatch.setattr(media.VideoWriter, "write", recording)
+    render_file(path, renderer, out_idx, audio=audio, crf=18, preset="ultrafast", batch_size=batch_size,
+                timer=_Timer())
+    return seen
+
+
+def differences(reference, candidate, originals):
+    """(frames whose untouched pixels differ, lowest PSNR in dB over the pixels the dub changed). Untouched: where
+    the reference equals the original frame."""
+    assert len(candidate) == len(reference), f"{len(candidate)} frames instead of {len(reference)}"
+    outside_bad, worst = [], float("inf")
+    for i, (ref, new, orig) in enumerate(zip(reference, candidate, originals)):
+        changed = np.any(ref != orig, axis=-1)
+        if np.any(new[~changed] != ref[~changed]):
+            outside_bad.append(i)
+        if changed.any():
+            err = np.mean((new[changed].astype(np.float64) - ref[changed]) ** 2)
+            worst = min(worst, float("inf") if err == 0 else 10 * np.log10(255.0 ** 2 / err))
+    return outside_bad, worst
+
+
+def test_the_comparison_catches_a_changed_picture():
+    rng = np.random.default_rng(0)
+    orig = [rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(3)]
+    ref = [o.copy() for o in orig]
+    for r in ref:
+        r[20:30, 20:40] = 128                          # what "the dub" changed
+    assert differences(ref, [r.copy() for r in ref], orig) == ([], float("inf"))
+    outside = [r.copy() for r in ref]
+    outside[1][0, 0, 0] ^= 1                           # one bit outside the mouth
+    assert differences(ref, outside, orig)[0] == [1]
+    inside = [r.copy() for r in ref]
+    inside[2][20:30, 20:40] += 3                       # a visible shift inside: 38.6 dB
+    assert differences(ref, inside, orig)[1] < MIN_PSNR_DB
+    with pytest.raises(AssertionError):                # a frame lost
+        differences(ref, ref[:2], orig)
+
+
+@pytest.mark.parametrize("clip, length", [("sample", "shortest"), ("grid", "pingpong")])
+def test_export_hands_the_encoder_the_serial_loops_frames(clip, length, tmp_path, monkeypatch):
+    if clip == "sample":
+        video, voice = SAMPLES / "grid_s1_sample.mp4", SAMPLES / "voice_sample.wav"
+    else:
+        names = heldout_names()
+        video, voice = GRID_S1 / "video" / f"{names[3]}.mp4", GRID_S1 / "video" / f"{names[4]}.mp4"
+    settings = DubSettings(video=str(video), audio=str(voice), output=str(tmp_path / "out.mp4"), adapt=False,
+                           length_policy=length, batch_size=8, track_cache_dir=str(tmp_path / "tracks"),
+                           speaker_cache_dir=str(tmp_path / "speaker"), face_track=0)
+    dub = prepare_dub(settings)
+    try:
+        out_idx = dub.prep.out_indices
+        reference, originals = serial_reference(dub.renderer, out_idx, settings.batch_size)
+        assert sum(np.any(r != o) for r, o in zip(reference, originals)) > 0.5 * len(out_idx)  # it dubbed
+        got = encoder_input(monkeypatch, tmp_path / "out.mp4", dub.renderer, out_idx, settings.batch_size,
+                            voice_for(dub.prep.ctx, out_idx))
+    finally:
+        dub.close()
+    outside_bad, psnr = differences(reference, got, originals)
+    assert outside_bad == [], f"frames {outside_bad} differ outside what the dub changed"
+    assert psnr >= MIN_PSNR_DB
+    assert media.probe(tmp_path / "out.mp4").num_frames == len(out_idx)
