@@ -120,15 +120,26 @@ def pair_figure(kind: str, x: str, y: str, tmp: Path, figures: Path) -> Path:
         with media.FrameReader(str(path)) as reader:
             tiles = [cv2.resize(reader.read(i)[y0:y1, x0:x1], (160, 106)) for i in range(20, 60, 5)]
         row = np.concatenate(tiles, axis=1)
-        cv2.putText(row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        _label(row, label, (4, 14), 0.45)
         rows.append(row)
-    img = np.concatenate(rows, axis=0)
-    cv2.putText(img, f"{x} driven by {y} - {GRID_CREDIT}", (4, img.shape[0] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (255, 255, 255), 1, cv2.LINE_AA)
-    figures.mkdir(parents=True, exist_ok=True)
-    out = figures / f"performer_{kind.replace('<-', '_from_')}.png"
-    cv2.imwrite(str(out), img)
-    return out
+    return _write_figure(np.concatenate(rows, axis=0), f"{x} driven by {y}",
+                         figures / f"performer_{kind.replace('<-', '_from_')}.png")
+
+
+def _label(img: np.ndarray, text: str, origin, scale: float) -> None:
+    import cv2
+
+    cv2.putText(img, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _write_figure(img: np.ndarray, caption: str, path: Path) -> Path:
+    """`img` with `caption` and the GRID credit along its bottom, written as `path` (a PNG)."""
+    import cv2
+
+    _label(img, f"{caption} - {GRID_CREDIT}", (5, img.shape[0] - 7), 0.4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), img)
+    return path
 
 
 def run_pairs(kind: str, pairs, tmp: Path, gains: bool, figures: Path = None) -> list:
@@ -288,13 +299,9 @@ def expression_figure(actor: Path, dubs: dict, ref, smile: np.ndarray, figures: 
                         ("dub, expression kept", dubs["kept"]), ("performer-driven, kept", dubs["performer_kept"])]:
         f = media.read_frame(str(path), idx)[y0:y1, x0:x1]
         f = cv2.resize(f, (320, int(320 * f.shape[0] / f.shape[1])))
-        cv2.putText(f, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        _label(f, label, (6, 18), 0.5)
         tiles.append(f)
-    img = np.concatenate(tiles, axis=1)
-    cv2.putText(img, f"frame {idx} - {GRID_CREDIT}", (6, img.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                (255, 255, 255), 1, cv2.LINE_AA)
-    figures.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(figures / "expression_smile.png"), img)
+    _write_figure(np.concatenate(tiles, axis=1), f"frame {idx}", figures / "expression_smile.png")
 
 
 def run_speed(tmp: Path, repeats: int = 2) -> dict:

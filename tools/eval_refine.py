@@ -18,6 +18,7 @@ and judgeability) with its own voice, the voice 8 frames late and the next clip'
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_heads(path):
+    """(SyncHeads, the file's training record) of a heads file written by tools.train_sync_asd."""
     import torch
 
     from core.sync.asd.head import SyncHeads
@@ -36,7 +38,7 @@ def load_heads(path):
     payload = torch.load(path, map_location="cpu", weights_only=True)
     heads = SyncHeads(**payload.get("config", {}))
     heads.load_state_dict(payload["state_dict"])
-    return heads.eval()
+    return heads.eval(), payload.get("training", {})
 
 
 def refinement_data(heads, clips):
@@ -144,8 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--json")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    heads = load_heads(a.heads)
-    if json.dumps(torch.load(a.heads, map_location="cpu", weights_only=True).get("training", {}).get("s4")) != '"heldout"':
+    heads, training = load_heads(a.heads)
+    if training.get("s4") != "heldout":
         print("warning: these heads were not trained with --s4 heldout: s4 is not an unseen face for them")
     names = grid_splits.s4_names()
     if a.product:
@@ -168,7 +170,7 @@ def main(argv=None) -> int:
           f" judging on {len(rest)}")
     tuned = refine_head(heads.video, lambda h, x: h(x.view(len(x), WINDOW, EMBED)), trunk, audio, speech,
                         steps=a.steps, seed=a.seed, learning_rate=a.lr, anchor=a.anchor)
-    refined = load_heads(a.heads)
+    refined = copy.deepcopy(heads)
     refined.video = tuned
     sets = {"clean": (0, 0), "camera": (1, 0)}
     sets.update({f"room{k}": (0, k) for k in range(1, next(iter(rest.values()))[1].shape[0])})

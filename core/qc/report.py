@@ -191,7 +191,7 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     `dubbed_track`: the face the pipeline dubs). `reference`: a clip whose mouth really said the voice (LMD)."""
     from .. import audio as audio_mod
     from .. import media
-    from ..faces.track import prefetch
+    from ..streams import prefetch
     from ..pipeline import SourceFrames
 
     info_o = media.probe(original, need_video=True)

@@ -11,7 +11,7 @@ the scorer's training (refined on its first half, judged on the rest: tools/eval
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -79,31 +79,30 @@ def refine_head(head, project: Callable, trunk: np.ndarray, audio_emb: np.ndarra
     return tuned.eval()
 
 
-HOLD_CHUNK = 50     # windows (2 s): the own voice is cut in chunks, and every HOLD_EVERY-th is kept out of the refit ...
+HOLD_CHUNK = 50     # windows (2 s): the own voice is cut in chunks, every HOLD_EVERY-th kept out of the refit ...
 HOLD_EVERY = 4      # ... to measure the level the refined head reaches with this face's voice (the lane's threshold)
 
 
-def speech_seconds(face, voiced_windows, fps: float) -> float:
-    """Voiced own speech with the face scored, in seconds: refinement needs MIN_SPEECH_SECONDS of it."""
-    m = min(len(face.detected), len(voiced_windows))
-    return float((np.asarray(face.detected[:m], bool) & np.asarray(voiced_windows[:m], bool)).sum()) / fps
-
-
-def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndarray, fps: float):
+def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndarray, fps: float,
+                  video_fps: Optional[float] = None):
     """(refined scorer, own level) for a clip whose own voice, `aligned_wav` (already moved to its own offset),
     follows its lips; None when the scorer cannot be refined or there is too little speech.
 
     `face`: the clip's FaceWindows (core.sync.scoring) with `trunk`; `voiced_windows`: speech per window (0..1) on the
-    scorer's grid at `fps`. The level (core.sync.lane.own_level) is measured with the refined head on the chunks it did
-    not learn from, so the lane's threshold for this face is not set by windows the head was fitted to."""
+    scorer's grid at `fps`; `video_fps`: the clip's own rate (its `face.detected` is per video frame; default `fps`).
+    The level (core.sync.lane.own_level) is measured with the refined head on the chunks it did not learn from,
+    so the lane's threshold for this face is not set by windows the head was fitted to."""
     from .lane import own_level
-    from .scoring import lse_from_features
+    from .scoring import lse_from_features, resample_indices
 
     if face is None or face.trunk is None or not callable(getattr(scorer, "refined", None)):
         return None
-    m = min(len(face.trunk), len(voiced_windows))
-    speech = np.asarray(voiced_windows[:m], np.float64) * np.asarray(face.detected[:m], bool)
-    if speech_seconds(face, speech > 0.5, fps) < MIN_SPEECH_SECONDS:
+    # a window has the face when the video frame nearest its centre (on the scorer's grid) had it
+    seen = np.asarray(face.detected, bool)[resample_indices(len(face.detected), video_fps or fps, fps)]
+    seen = seen[scorer.window // 2:]
+    m = min(len(face.trunk), len(voiced_windows), len(seen))
+    speech = np.asarray(voiced_windows[:m], np.float64) * seen[:m]
+    if (speech > 0.5).sum() / fps < MIN_SPEECH_SECONDS:      # voiced own speech with the face scored, seconds
         return None
     held = (np.arange(m) // HOLD_CHUNK) % HOLD_EVERY == HOLD_EVERY - 1
     refined = scorer.refined(face.trunk[:m], aligned_wav, speech, train=~held)
@@ -122,6 +121,6 @@ def refine_for_clip(scorer, own_report, aligned_wav: np.ndarray):
     if face is None:
         return None
     fps = float(own_report.scorer_fps or own_report.fps)
-    m, w = len(face.detected), scorer.window
+    m, w = len(face.trunk) if face.trunk is not None else 0, scorer.window
     voiced = audio_mod.voice_activity(aligned_wav, fps, m + w)[w // 2:w // 2 + m]
-    return refine_scorer(scorer, face, aligned_wav, voiced.astype(np.float64), fps)
+    return refine_scorer(scorer, face, aligned_wav, voiced.astype(np.float64), fps, video_fps=float(own_report.fps))

@@ -63,19 +63,23 @@ class FusedScorer(SyncScorer):
         lite_in, asd_in = self._split(face_inputs)
         return np.concatenate([self.lite.video_trunk(lite_in), self.asd.video_trunk(asd_in)], axis=1)
 
-    def project_video(self, trunk: np.ndarray) -> np.ndarray:
+    def _split_trunk(self, trunk: np.ndarray):
+        """(lite's, sync_asd's) columns of a `video_trunk` row block."""
         t = np.asarray(trunk, np.float32)
         c = self.lite.model.video_fc.in_features
-        return np.concatenate([self.lite_weight * self.lite.project_video(t[:, :c]),
-                               self.asd.project_video(t[:, c:])], axis=1)
+        return t[:, :c], t[:, c:]
+
+    def project_video(self, trunk: np.ndarray) -> np.ndarray:
+        lite_part, asd_part = self._split_trunk(trunk)
+        return np.concatenate([self.lite_weight * self.lite.project_video(lite_part),
+                               self.asd.project_video(asd_part)], axis=1)
 
     def video_features(self, face_inputs) -> np.ndarray:
         return self.project_video(self.video_trunk(face_inputs))
 
     # per-clip refinement (core.sync.refine): the sync_asd side's video head, whose encoder learnt many faces
     def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None) -> "FusedScorer":
-        c = self.lite.model.video_fc.in_features
-        return FusedScorer(self.lite, self.asd.refined(np.asarray(trunk)[:, c:], aligned_wav, speech, train=train),
+        return FusedScorer(self.lite, self.asd.refined(self._split_trunk(trunk)[1], aligned_wav, speech, train=train),
                            self.lite_weight, self.path)
 
     def video_head_state(self) -> dict:
