@@ -190,8 +190,15 @@ class MediaController(QObject):
 
     def _damage_ready(self, report) -> None:
         self.session.set_damage(report)
-        if report.damaged and report.path in (self.session.project.video,
-                                              *(v.path for v in self.session.project.voices)):
+        project = self.session.project
+        if not report.damaged:
+            return
+        performers = [v.path for v in project.voices if v.performer]
+        if report.kind == "video" and report.path in performers and report.path != project.video:
+            self.messages.error(f"{Path(report.path).name}: {report.describe()}. The dub does not follow the "
+                                f"performer's mouth on those frames: the voice drives it there.",
+                                "Damaged performer video")
+        elif report.path in (project.video, *(v.path for v in project.voices)):
             what = "video" if report.kind == "video" else "voice"
             self.messages.error(f"{Path(report.path).name}: {report.describe()}. The damaged frames are hatched "
                                 f"on the timeline; a dub uses what could be decoded (see Export).",
@@ -199,6 +206,8 @@ class MediaController(QObject):
 
     def _voice_ready(self, data: AudioData) -> None:
         self.check_damage(data.path, None, "audio")
+        if any(v.performer and v.path == data.path for v in self.session.project.voices):
+            self.check_damage(data.path, None, "video")       # the performer's picture drives the mouth
         self.session.set_audio(data)
         self._start_vad(data)
         self.update_length_note()

@@ -96,24 +96,41 @@ def check_driver(driver: str, voice: str) -> None:
 
 
 def motion_for_dub(driver: str, voice: np.ndarray, fps: float, num_out: int, voice_shift_frames: int = 0, *,
-                   scorer=None, models_dir=None, device: str = "cpu", track_cache_dir=None, detect_every: int = 5,
+                   damage=None, scorer=None, models_dir=None, device: str = "cpu", track_cache_dir=None, detect_every: int = 5,
                    messages: Optional[list] = None, progress: Optional[ProgressFn] = None,
                    cancel: Optional[CancelToken] = None) -> PerformerMotion:
     """The performance of `driver` on a dub's `num_out` output frames at `fps` (`voice`: the voice as recorded, before
-    the editor's `voice_shift_frames`). `scorer`: the sync scorer already loaded (else the default one). Lines for
-    the user are appended to `messages`."""
+    the editor's `voice_shift_frames`). `damage`: the damage report of the driver's picture (core.media_damage):
+    its damaged or missing frames are not followed (ffmpeg's concealment or a held picture is no performance).
+    `scorer`: the sync scorer already loaded (else the default one). Lines for the user are appended to
+    `messages`."""
     from .sync.scoring import get_scorer
 
     scorer = scorer or get_scorer("auto", models_dir=models_dir, device=device)
     perf = read_performance(driver, voice, scorer=scorer, offset_model=ms.AudioToMouth.load(),
                             track_cache_dir=track_cache_dir, detect_every=detect_every, progress=progress,
                             cancel=cancel)
+    unfollowed = distrust_damaged(perf, damage)
     motion = performance_on_output(perf, num_out, fps, voice_shift_frames)
     if messages is not None:
         messages.append(f"Performer: the mouth follows {driver} on {motion.trusted.mean():.0%} of the frames "
                         f"(its A/V offset {perf.offset_frames:+d} frames corrected), the voice elsewhere")
+        if unfollowed:
+            messages.append(f"Performer: {unfollowed} damaged frame{'s' if unfollowed != 1 else ''} of {driver} "
+                            f"{'are' if unfollowed != 1 else 'is'} not followed (the voice drives the mouth there)")
         messages.extend("Performer: " + m for m in perf.messages)
     return motion
+
+
+def distrust_damaged(perf: Performance, damage) -> int:
+    """Mark the performer's damaged or missing frames (a core.media_damage.DamageReport of its picture, or None)
+    untrusted; how many trusted frames that took away."""
+    if damage is None or not damage.damaged:
+        return 0
+    bad = damage.frame_mask(len(perf.trusted))
+    taken = int(np.count_nonzero(perf.trusted & bad))
+    perf.trusted &= ~bad
+    return taken
 
 
 def read_performance(driver: str, voice: np.ndarray, *, scorer, offset_model, track_cache_dir=None,

@@ -135,7 +135,16 @@ class PreparedClip:
     edits: Edits = field(default_factory=Edits)
     video_damage: object = None        # core.media_damage.DamageReport of the video's picture
     voice_damage: object = None        # ... and of the voice's sound
+    driver_damage: object = None       # ... and of the performer video's picture (core.performer), when there is one
     voice: Optional[np.ndarray] = None  # the voice as recorded, before the editor's offset (core.performer)
+
+    def damage_reports(self) -> list:
+        """The damage report of each damaged input, each file once."""
+        reports = {}
+        for r in (self.video_damage, self.voice_damage, self.driver_damage):
+            if r is not None and r.damaged:
+                reports.setdefault((r.path, r.kind), r)
+        return list(reports.values())
 
     def damaged_frames(self, out_idx: np.ndarray) -> list:
         """Frames of the output file for `out_idx` that show damaged video or carry damaged voice."""
@@ -185,7 +194,7 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
     wav = voice = audio_mod.load_audio(settings.audio)   # voice: as recorded, before the editor's offset
     if wav.size == 0:
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
-    video_damage, voice_damage, damage_warnings = check_inputs(settings, info, cancel, timer)
+    video_damage, voice_damage, driver_damage, damage_warnings = check_inputs(settings, info, cancel, timer)
     fps = float(info.fps)
     edits = settings.edits or Edits()
     schedule, message = output_schedule(info.num_frames, fps, len(wav), edits.voice_offset, settings.length_policy)
@@ -249,7 +258,7 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
     )
     return PreparedClip(info=info, ctx=ctx, out_indices=out_indices, messages=messages,
                         track_set=track_set, track=track, edits=edits, speaker=speaker, video_damage=video_damage,
-                        voice_damage=voice_damage, voice=voice)
+                        voice_damage=voice_damage, driver_damage=driver_damage, voice=voice)
 
 
 def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional[ProgressFn] = None,
@@ -291,7 +300,8 @@ def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Option
     t0 = time.perf_counter()
     num_out = prep.ctx.num_output_frames
     performer = motion_for_dub(settings.driver, prep.voice, prep.ctx.fps, num_out, prep.edits.voice_offset,
-                               scorer=prep.general_scorer, models_dir=settings.models_dir, device=prep.ctx.device,
+                               damage=prep.driver_damage, scorer=prep.general_scorer, models_dir=settings.models_dir,
+                               device=prep.ctx.device,
                                track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
                                messages=prep.messages, progress=progress, cancel=cancel)
     for o in prep.edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
@@ -303,20 +313,28 @@ def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Option
 
 def check_inputs(settings: DubSettings, info, cancel: Optional[CancelToken] = None,
                  timer: Optional[_Timer] = None):
-    """(video damage, voice damage, warnings): one decode pass over the video's picture and one over the
-    voice's sound (`core.media_damage`); a damaged input is refused (DamagedMediaError, exit code 4) unless
+    """(video damage, voice damage, performer damage, warnings): one decode pass over the video's picture, one over
+    the voice's sound and, with a performer video (`settings.driver`), one over its picture (`core.media_damage`;
+    None when there is none); a damaged input is refused (DamagedMediaError, exit code 4) unless
     `settings.allow_damaged`, and then each damaged file gets one warning line."""
     from .media_damage import check_damage, scan_damage
 
+    def same(a, b) -> bool:
+        return Path(a).resolve() == Path(b).resolve()
+
     t0 = time.perf_counter()
     video = scan_damage(settings.video, info, "video", cancel=cancel)
-    voice_info = info if Path(settings.audio).resolve() == Path(settings.video).resolve() \
-        else media.probe(settings.audio)
+    voice_info = info if same(settings.audio, settings.video) else media.probe(settings.audio)
     voice = scan_damage(settings.audio, voice_info, "audio", cancel=cancel)
+    driver = None
+    if settings.driver:
+        driver = video if same(settings.driver, settings.video) else \
+            scan_damage(settings.driver, media.probe(settings.driver), "video", cancel=cancel)
     if timer is not None:
         timer.add("damage", time.perf_counter() - t0, info.num_frames)
-    warnings = check_damage([video, voice], settings.allow_damaged)
-    return video, voice, warnings
+    checked = [video, voice] + ([driver] if driver is not None and driver is not video else [])
+    warnings = check_damage(checked, settings.allow_damaged)
+    return video, voice, driver, warnings
 
 
 class SourceFrames:
@@ -689,7 +707,7 @@ def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, d
     total = len(out_idx)
     result = DubResult(output=str(settings.output), num_frames=total, fps=prep.ctx.fps, messages=prep.messages,
                        adaptation=prep.adaptation, damaged_frames=prep.damaged_frames(out_idx),
-                       damage=[r for r in (prep.video_damage, prep.voice_damage) if r is not None and r.damaged],
+                       damage=list(prep.damage_reports()),
                        timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
     if score:
         # The video is already written: a scorer problem must not lose it, only the report.

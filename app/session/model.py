@@ -155,6 +155,14 @@ class Session:
         v = self.project.voice
         return self.damage.get((v.path, "audio")) if v is not None else None
 
+    def performer_damage(self):
+        """The damage report of the active voice's picture when it is a performer video (None otherwise, or before
+        its scan ends)."""
+        v = self.project.voice
+        if v is None or not v.performer or v.path == self.project.video:
+            return None
+        return self.damage.get((v.path, "video"))
+
     def damaged_frames(self) -> Optional[np.ndarray]:
         """(num_frames,) bool: frames whose picture is damaged or missing, or whose voice (at the editor's voice
         offset) is; None when nothing is known to be damaged."""
@@ -182,10 +190,13 @@ class Session:
             parts.append("; ".join(what) + ".")
         if voice is not None and voice.damaged:
             parts.append(voice.describe() + ": the dub is silent or garbled there.")
-        if not parts:
-            return ""
-        return ("Damaged input. " + " ".join(parts) + " The damaged frames are hatched on the timeline and listed "
-                "with the result (damaged_frames).")
+        if parts:
+            parts.append("The damaged frames are hatched on the timeline and listed with the result "
+                         "(damaged_frames).")
+        performer = self.performer_damage()
+        if performer is not None and performer.damaged:
+            parts.append(f"Performer video: {performer.describe()}: the voice drives the mouth on those frames.")
+        return "Damaged input. " + " ".join(parts) if parts else ""
 
     def set_damage(self, report) -> None:
         self.damage[(report.path, report.kind)] = report

@@ -37,6 +37,24 @@ def test_session_damaged_frames_and_note():
     assert "patched-up" in note and "hatched" in note
 
 
+def test_session_note_on_a_damaged_performer_video():
+    from core import media
+
+    s = Session()
+    video = str(SAMPLES / "grid_s1_sample.mp4")
+    s.set_video(video, media.probe(video))
+    s.add_voice("performer.mp4", performer=True)
+    assert s.project.voice.performer and s.performer_damage() is None
+    s.set_damage(DamageReport(path=s.project.voice.path, kind="video", num_frames=75, fps=25.0, missing_frames=(40, 41)))
+    assert s.performer_damage().missing_frames == (40, 41)
+    assert s.damaged_frames() is None            # the output's own picture and voice are whole: nothing hatched
+    note = s.damage_note()
+    assert "Performer video: video damaged: frames 40–41 of 75" in note and "the voice drives the mouth" in note
+    assert "hatched" not in note
+    s.add_voice(str(SAMPLES / "voice_sample.wav"))   # a plain voice active: the performer's picture is not used
+    assert s.performer_damage() is None and s.damage_note() == ""
+
+
 def test_open_cut_video_says_so_hatches_and_export_explains(qtbot, make_window, tmp_path, sample_voice):
     win = make_window(auto_analyze=False)
     cut = cut_copy(tmp_path)
@@ -65,3 +83,16 @@ def test_open_cut_video_says_so_hatches_and_export_explains(qtbot, make_window, 
     dlg.close()
     # the window's dubs take the damaged input (the user has been told), listing it
     assert win.dub_settings().allow_damaged
+
+
+def test_adding_a_damaged_performer_video_says_the_voice_drives_there(qtbot, make_window, tmp_path):
+    win = make_window(auto_analyze=False)
+    win.media.open_video(str(SAMPLES / "grid_s1_sample.mp4"))
+    performer = cut_copy(tmp_path, 0.9)
+    win.media.add_voice(str(performer), performer=True)
+    qtbot.waitUntil(lambda: any(b.windowTitle() == "Damaged performer video" for b in win.messages.error_boxes),
+                    timeout=LONG)
+    box = next(b for b in win.messages.error_boxes if b.windowTitle() == "Damaged performer video")
+    assert "cut.mp4: video damaged: frames 65–74 of 75" in box.text() and "the voice drives it there" in box.text()
+    assert "Performer video: video damaged" in win.session.damage_note()
+    win.messages.close_boxes()

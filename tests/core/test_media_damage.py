@@ -225,6 +225,37 @@ def test_dub_refuses_a_damaged_voice(damaged, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_dub_refuses_a_damaged_performer_video(damaged, tmp_path):
+    out = tmp_path / "dub.mp4"
+    rc, _, stderr = run_cli("dub", "--video", SAMPLE, "--driver", damaged["zero4k"], "--audio", SAMPLE, "-o", out,
+                            "--quiet")
+    line = one_error_line(stderr)
+    assert rc == 4 and "video damaged: frames 32–34 of 75" in line and str(damaged["zero4k"]) in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_performer_frames_are_not_followed(damaged):
+    """--allow-damaged with a performer video that lost frames 32-34 (and has a few concealed after them): a held or
+    concealed picture is no performance, so the voice drives those frames; the warning and the result's damage list say so."""
+    from core.pipeline import DubSettings, prepare_clip
+
+    settings = DubSettings(video=str(SAMPLE), audio=str(SAMPLE), driver=str(damaged["zero4k"]), adapt=False)
+    with pytest.raises(DamagedMediaError, match="frames 32–34"):
+        prepare_clip(settings)
+    settings.allow_damaged = True
+    prep = prepare_clip(settings)
+    assert prep.driver_damage.missing_frames == (32, 33, 34) and not prep.video_damage.damaged
+    assert [r.path for r in prep.damage_reports()] == [str(damaged["zero4k"])]
+    assert prep.damaged_frames(prep.out_indices) == []           # the output's own picture and voice are whole
+    motion = prep.ctx.performer
+    bad = np.asarray(prep.driver_damage.frames)                   # 32-34 missing, and a few decoded with errors
+    assert set(range(32, 35)) <= set(bad.tolist()) and bad.max() < 45
+    shown = bad - motion.offset_frames                             # output frames showing those performer frames
+    assert not motion.trusted[shown].any() and motion.trusted[:25].any()
+    assert any(f"{bad.size} damaged frames of" in m and "not followed" in m for m in prep.messages), prep.messages
+    assert any(m.startswith("Warning: ") and "video damaged: frames 32–34" in m for m in prep.messages)
+
+
 def test_dub_allow_damaged_lists_the_frozen_frames(damaged, tmp_path):
     """The issue's case: the copy cut at 50 % used to export 75 frames, frozen from frame 32, without a word."""
     out = tmp_path / "dub.mp4"

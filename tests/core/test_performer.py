@@ -126,6 +126,20 @@ def test_turned_or_garbage_faces_are_not_trusted(s1_tracks):
     assert not pf.trusted_frames(canon_clean, t.present, FPS, sharp)[60:70].any()
 
 
+def test_distrust_damaged_marks_the_damaged_frames_only():
+    from core.media_damage import DamageReport
+
+    perf = pf.Performance(fps=FPS, displacement=np.zeros((60, ms.K, 2)), trusted=np.ones(60, bool),
+                          neutral=np.zeros((ms.K, 2)), articulation=0.1, offset_frames=0)
+    perf.trusted[:5] = False
+    assert pf.distrust_damaged(perf, None) == 0 and perf.trusted[5:].all()
+    assert pf.distrust_damaged(perf, DamageReport(path="d.mp4", kind="video", num_frames=60)) == 0
+    report = DamageReport(path="d.mp4", kind="video", num_frames=70, fps=FPS, bad_frames=(3, 4, 10),
+                          missing_frames=(58, 59, 65))
+    assert pf.distrust_damaged(perf, report) == 3          # 10, 58, 59 (3, 4 were untrusted; 65 is beyond)
+    assert np.flatnonzero(~perf.trusted).tolist() == [0, 1, 2, 3, 4, 10, 58, 59]
+
+
 # ------------------------------------------------------------------------------------------------ whole dubs
 @pytest.fixture(scope="module")
 def dropout_driver(tmp_path_factory):
