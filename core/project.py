@@ -5,9 +5,10 @@ settings the editor saw).
 
 File format (``.lipdub``, UTF-8 JSON)::
 
-    {"format": "lipdub-project", "version": 2,
+    {"format": "lipdub-project", "version": 3,
      "video": "clip.mp4",                         # relative to the project file's folder when possible
-     "voices": [{"path": "voice.wav", "name": "Take 2"}], "active_voice": 0,
+     "voices": [{"path": "voice.wav", "name": "Take 2"},
+                {"path": "booth.mp4", "name": "", "performer": true}], "active_voice": 0,   # performer: since 3
      "face_track": null, "engine": "classic", "device": "auto", "models_dir": null,
      "engine_options": {"wav2lip": {"checkpoint": "wav2lip_gan"}, ...},   # per engine: its options dataclass
      "mask": {"dilation": 0.08, "feather": 0.15, "extent_up": 0.0, "extent_down": 0.0, "color_match": true},
@@ -20,7 +21,9 @@ Saving is atomic (temp file in the same folder, fsync, rename). While the editor
 *autosave* copy (absolute paths, plus the path of the project it belongs to); after a crash
 `find_recoverable()` lists autosaves newer than their project and `recover()` opens one.
 Every load problem raises `core.errors.ProjectError` with a one-line message naming the file.
-Version 1 files (a top-level "checkpoint" for the Wav2Lip engine, device "cpu" by default) still load.
+Version 1 files (a top-level "checkpoint" for the Wav2Lip engine, device "cpu" by default) and version 2 files
+still load. Version 3 added what a version-2 build would silently drop or stop on (a voice track that is the
+performer's video, "Driven by voice" ranges): such a build now says "saved by a newer LipDub Studio".
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ from .media import PRESETS
 from .timing import LENGTH_POLICIES
 
 FORMAT = "lipdub-project"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3            # 3: performer videos as voices, "voice_driven" ranges (an older build must refuse)
 EXTENSION = ".lipdub"
 AUTOSAVE_SUFFIX = ".autosave"
 
@@ -470,6 +473,8 @@ def _migrate(doc: dict, version: int) -> dict:
             doc["engine_options"] = opts
         doc.setdefault("device", "cpu")
         version = 2
+    if version == 2:   # version 3 only added fields (voices[].performer, the "voice_driven" override kind)
+        version = 3
     doc["version"] = SCHEMA_VERSION
     return doc
 

@@ -138,6 +138,23 @@ def test_version_1_files_still_load(tmp_path, media):
     assert Project().device == "auto"          # new projects compute on the GPU when there is one
 
 
+def test_version_2_projects_load_and_newer_ones_are_refused(tmp_path):
+    """Version 3 added the performer video and "Driven by voice" ranges: a version-2 file loads as it was; a file
+    from a newer build is refused with a clear line (that is what a version-2 build now says of a version-3 file)."""
+    v, a = tmp_path / "v.mp4", tmp_path / "a.wav"
+    v.write_bytes(b"x"), a.write_bytes(b"x")
+    path = tmp_path / "v2.lipdub"
+    path.write_text(json.dumps({"format": "lipdub-project", "version": 2, "video": str(v),
+                                "voices": [{"path": str(a), "name": "take"}], "engine": "classic"}))
+    p = Project.load(str(path))
+    assert p.voices[0].name == "take" and not p.voices[0].performer and p.engine == "classic"
+    p.save()
+    assert json.loads(path.read_text())["version"] == SCHEMA_VERSION == 3
+    path.write_text(json.dumps({"format": "lipdub-project", "version": SCHEMA_VERSION + 1, "video": str(v)}))
+    with pytest.raises(ProjectError, match=f"newer LipDub Studio .project version {SCHEMA_VERSION + 1}"):
+        Project.load(str(path))
+
+
 def test_missing_file_raises_project_error(tmp_path):
     with pytest.raises(ProjectError, match="does not exist"):
         Project.load(str(tmp_path / "nope.lipdub"))
