@@ -509,8 +509,10 @@ def make_engines(settings: DubSettings) -> Dict[str, Engine]:
 def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, cancel=None,
                     timer: Optional[_Timer] = None) -> Dict[str, Engine]:
     """Adapt to the actor (`adapt_prepared`) and prepare the engines on the clip. What an engine can do without the
-    adapted mouth head (`Engine.prepare_early`: the classic engine's texture library, the voice's phones) runs in a
-    thread meanwhile: the adaptation's networks and the library's decoding pass share the two cores."""
+    adapted mouth head (`Engine.prepare_early`: the classic engine's texture library) runs in a thread meanwhile: the
+    adaptation's networks and the library's decoding pass share the two cores; what needs the adaptation but not the
+    early work (`Engine.prepare_adapted`: the classic engine's mouth targets) runs once the adaptation is done, while
+    the early work may still be running."""
     import threading
 
     from .errors import CancelledError
@@ -533,20 +535,25 @@ def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, ca
     worker = threading.Thread(target=early, name="lipdub-prepare-early", daemon=True)
     worker.start()
     try:
+        t0 = None
         try:
             adapt_prepared(prep, settings, progress, cancel, timer)
             follow_performer(prep, settings, progress, cancel, timer)
+            t0 = time.perf_counter()        # "prepare": what is left once the adaptation is done
+            check(cancel)
+            if prep.preload is not None:    # the engines load the mouth model the preload may be loading
+                prep.preload.wait()
+            for eng in engines.values():    # what needs the adaptation, while the early work may still run
+                eng.prepare_adapted(prep.ctx, progress, cancel)
         except BaseException:
             stop.cancel()
             raise
         finally:
-            t0 = time.perf_counter()        # "prepare": what is left once the adaptation is done
+            t0 = t0 or time.perf_counter()
             worker.join()
         if failure:
             raise failure[0]
         check(cancel)
-        if prep.preload is not None:    # the engines load the mouth model the preload may be loading
-            prep.preload.wait()
         for eng in engines.values():
             eng.prepare(prep.ctx, progress, cancel)
         timer.add("prepare", time.perf_counter() - t0, 0)

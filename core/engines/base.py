@@ -86,6 +86,13 @@ class Engine(ABC):
         library): the pipeline runs it in a thread while the per-clip adaptation and the performer run, then calls
         `prepare` with the same context plus those. `prepare` must work whether or not this ran."""
 
+    def prepare_adapted(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                        cancel: Optional[CancelToken] = None) -> None:
+        """Optionally do the part of `prepare` that needs the adapted context (`ctx.mouth_head`, `ctx.performer`) but
+        not `prepare_early`'s results (the mouth targets): the pipeline runs it in the job's thread while
+        `prepare_early` may still be running, then calls `prepare` with the same context (the same object).
+        `prepare` must work whether or not this ran."""
+
     @abstractmethod
     def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None) -> None:
