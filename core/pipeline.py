@@ -433,6 +433,11 @@ class FrameRenderer:
         self.info = info
         self._shot_proxies: dict = {}
 
+    def frames_independent(self) -> bool:
+        """Whether every engine renders each frame on its own (`Engine.frames_independent`): a batch may then be
+        split between threads (`render_file`)."""
+        return all(getattr(e, "frames_independent", False) for e in self.engines.values())
+
     def engine_for(self, out_index: int) -> Optional[str]:
         """Engine name for an output frame, or None to keep the original frame."""
         ov = self.edits.override_at(out_index)
@@ -649,6 +654,34 @@ def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
 DECODE_AHEAD = 4    # frames the decoder thread reads ahead of rendering (it keeps up easily; more would only cost RAM)
 
 
+class _RenderHelper:
+    """A second rendering thread: a batch's first half is rendered there while the job's thread renders the second
+    (cv2 and numpy release the GIL). Only for engines whose frames are independent (`FrameRenderer.frames_independent`):
+    each frame is then the same whichever thread renders it and with whichever frames it is batched."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipdub-render")
+
+    def render(self, renderer: "FrameRenderer", frames: list, out_indices: list, timer: _Timer) -> Tuple[list, int]:
+        if len(frames) < 2:
+            return renderer.render(frames, out_indices, timer)
+        half = len(frames) // 2
+        side = _Timer()
+        first = self.pool.submit(renderer.render, frames[:half], out_indices[:half], side)
+        try:
+            second, n2 = renderer.render(frames[half:], out_indices[half:], timer)
+        finally:
+            out, n1 = first.result()       # (waited for also when this thread failed: nothing left running)
+        for stage, sec in side.seconds.items():
+            timer.add(stage, sec, side.frames.get(stage, 0))
+        return out + second, n1 + n2
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
                 audio: Optional[np.ndarray], crf: int, preset: str, batch_size: int, timer: _Timer,
                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
@@ -666,12 +699,14 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
     feed = Sink(writer.write, depth=batch_size, name="lipdub-encoder-feed")
     total, done, dubbed = len(out_idx), 0, 0
     batch_frames, batch_idx = [], []
+    helper = _RenderHelper() if renderer.frames_independent() and batch_size > 1 else None
 
     def flush():
         nonlocal dubbed, done
         if not batch_frames:
             return
-        out, n = renderer.render(batch_frames, batch_idx, timer)
+        out, n = renderer.render(batch_frames, batch_idx, timer) if helper is None else \
+            helper.render(renderer, batch_frames, batch_idx, timer)
         dubbed += n
         for f in out:
             feed.put(f)
@@ -697,6 +732,8 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
         feed.stop()
         raise
     finally:
+        if helper is not None:
+            helper.close()
         frames.close()
         source.close()
     timer.add("encode", feed.busy_seconds, total)

@@ -76,6 +76,10 @@ class Engine(ABC):
     """Constructed by its plug-in (`core.engines.registry`) with its typed options."""
 
     name: str = "engine"
+    # True when `render` computes each frame from that frame and the prepared state alone, reading (never changing)
+    # the engine's state: the same frame whichever thread renders it and whatever it is batched with. The export
+    # then renders a batch's halves in two threads. (Not a network's batch: its results may depend on the batch.)
+    frames_independent: bool = False
 
     def precheck(self) -> None:
         """Raise a `core.errors.LipDubError` if the engine cannot run (missing weights...)."""

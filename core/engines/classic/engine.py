@@ -199,6 +199,7 @@ class ClassicEngine(Engine):
     """Retrieval + warp lip-sync from the clip's own mouth textures (no neural renderer, no GPU)."""
 
     name = "classic"
+    frames_independent = True       # render_one only reads the prepared state (and the warmed textures)
 
     def __init__(self, options: Optional[ClassicOptions] = None, *, models_dir: Optional[str] = None,
                  device: str = "cpu"):
