@@ -194,9 +194,43 @@ def _check_input_file(path: PathLike, what: str = "media") -> Path:
     return p
 
 
+_PROBED: "OrderedDict[tuple, MediaInfo]" = OrderedDict()   # probe()'s answers by file identity (see probe)
+_PROBED_MAX = 32
+_PROBED_LOCK = threading.Lock()
+
+
+def _probe_key(path: PathLike) -> Optional[tuple]:
+    try:
+        exe = ffprobe_path()
+        st = os.stat(path)
+    except (OSError, FFmpegMissingError):
+        return None
+    return exe, str(path), os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def probe(path: PathLike, *, need_video: bool = False, need_audio: bool = False) -> MediaInfo:
     """Describe a media file. MediaError for a missing/unreadable/empty/non-media file or zero-length media;
-    with need_video / need_audio also when that stream is missing (AudioError for audio)."""
+    with need_video / need_audio also when that stream is missing (AudioError for audio).
+    A file this process probed before with ffprobe and that is unchanged since (same size, modification and change
+    time, inode) is described from memory: a dub probes its inputs from several stages, each time a process start."""
+    key = _probe_key(path)
+    with _PROBED_LOCK:
+        info = _PROBED.get(key) if key is not None else None
+    if info is None:
+        info = _probe_file(path)
+        if key is not None and info.probed_with == "ffprobe" and _probe_key(path) == key:   # unchanged meanwhile
+            with _PROBED_LOCK:
+                _PROBED[key] = info
+                while len(_PROBED) > _PROBED_MAX:
+                    _PROBED.popitem(last=False)
+    if need_video:
+        require_video(info)
+    if need_audio and not info.has_audio:
+        raise AudioError(f"{info.path} has no audio stream. Choose a file with sound.")
+    return info
+
+
+def _probe_file(path: PathLike, *, need_video: bool = False, need_audio: bool = False) -> MediaInfo:
     p = _check_input_file(path)
     try:
         exe = ffprobe_path()

@@ -137,6 +137,7 @@ class PreparedClip:
     voice_damage: object = None        # ... and of the voice's sound
     driver_damage: object = None       # ... and of the performer video's picture (core.performer), when there is one
     voice: Optional[np.ndarray] = None  # the voice as recorded, before the editor's offset (core.performer)
+    preload: object = None             # core.preload.Preload: torch and the networks, loading in a thread
 
     def damage_reports(self) -> list:
         """The damage report of each damaged input, each file once."""
@@ -273,9 +274,12 @@ def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional
     from .sync.scoring import get_scorer
 
     t0 = time.perf_counter()
+    if prep.preload is not None:        # not the same model twice: the preload's, when it is loading it
+        prep.preload.wait()
     model = AudioToMouth.load(plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options)))
     # the lane's scorer, as score_output will use it
-    scorer = get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
+    scorer = (prep.preload.scorer(settings.models_dir, prep.ctx.device) if prep.preload is not None else None) \
+        or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
     prep.adaptation = adapt_clip(settings.video, prep.info, prep.track, model=model, scorer=scorer,
                                  cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
     prep.general_scorer, prep.scorer = scorer, prep.adaptation.lane_scorer(scorer)  # (refit on this face: the actor's)
@@ -429,6 +433,11 @@ class FrameRenderer:
         self.info = info
         self._shot_proxies: dict = {}
 
+    def frames_independent(self) -> bool:
+        """Whether every engine renders each frame on its own (`Engine.frames_independent`): a batch may then be
+        split between threads (`render_file`)."""
+        return all(getattr(e, "frames_independent", False) for e in self.engines.values())
+
     def engine_for(self, out_index: int) -> Optional[str]:
         """Engine name for an output frame, or None to keep the original frame."""
         ov = self.edits.override_at(out_index)
@@ -505,8 +514,10 @@ def make_engines(settings: DubSettings) -> Dict[str, Engine]:
 def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, cancel=None,
                     timer: Optional[_Timer] = None) -> Dict[str, Engine]:
     """Adapt to the actor (`adapt_prepared`) and prepare the engines on the clip. What an engine can do without the
-    adapted mouth head (`Engine.prepare_early`: the classic engine's texture library, the voice's phones) runs in a
-    thread meanwhile: the adaptation's networks and the library's decoding pass share the two cores."""
+    adapted mouth head (`Engine.prepare_early`: the classic engine's texture library) runs in a thread meanwhile: the
+    adaptation's networks and the library's decoding pass share the two cores; what needs the adaptation but not the
+    early work (`Engine.prepare_adapted`: the classic engine's mouth targets) runs once the adaptation is done, while
+    the early work may still be running."""
     import threading
 
     from .errors import CancelledError
@@ -529,14 +540,21 @@ def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, ca
     worker = threading.Thread(target=early, name="lipdub-prepare-early", daemon=True)
     worker.start()
     try:
+        t0 = None
         try:
             adapt_prepared(prep, settings, progress, cancel, timer)
             follow_performer(prep, settings, progress, cancel, timer)
+            t0 = time.perf_counter()        # "prepare": what is left once the adaptation is done
+            check(cancel)
+            if prep.preload is not None:    # the engines load the mouth model the preload may be loading
+                prep.preload.wait()
+            for eng in engines.values():    # what needs the adaptation, while the early work may still run
+                eng.prepare_adapted(prep.ctx, progress, cancel)
         except BaseException:
             stop.cancel()
             raise
         finally:
-            t0 = time.perf_counter()        # "prepare": what is left once the adaptation is done
+            t0 = t0 or time.perf_counter()
             worker.join()
         if failure:
             raise failure[0]
@@ -600,15 +618,30 @@ class PreparedDub:
 
 
 def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-                timer: Optional[_Timer] = None) -> PreparedDub:
+                timer: Optional[_Timer] = None, score: bool = False) -> PreparedDub:
+    """`score`: the result will be scored (`dub_result`), so its scorer is loaded early too."""
     timer = timer or _Timer()
     make_engine(settings).precheck()   # fail fast (missing weights) before tracking
+    preload = start_preload(settings, score)
     prep = prepare_unadapted(settings, progress, cancel, timer)
+    prep.preload = preload
     engines = prepare_engines(settings, prep, progress, cancel, timer)
     renderer = FrameRenderer(engines, settings.engine, prep.ctx, prep.edits,
                              _teeth_proxy(prep, engines[settings.engine]),
                              settings.teeth_strength, settings.video, prep.info)
     return PreparedDub(prep, engines, renderer)
+
+
+def start_preload(settings: DubSettings, score: bool = False):
+    """A `core.preload.Preload` of what this job will load (torch, the engine's mouth model, the lane's scorer when
+    it adapts or scores), loading in a thread while the job probes, scans and tracks."""
+    from .preload import Preload
+
+    plugin = engines.get(settings.engine)
+    mouth = plugin.mouth_model is not None
+    return Preload(device=settings.device, models_dir=settings.models_dir, mouth=mouth,
+                   mouth_model=plugin.mouth_model(engines.options_for(plugin.name, settings.engine_options))
+                   if mouth else None, scorer=(settings.adapt and mouth) or score)
 
 
 def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
@@ -619,6 +652,34 @@ def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
 
 
 DECODE_AHEAD = 4    # frames the decoder thread reads ahead of rendering (it keeps up easily; more would only cost RAM)
+
+
+class _RenderHelper:
+    """A second rendering thread: a batch's first half is rendered there while the job's thread renders the second
+    (cv2 and numpy release the GIL). Only for engines whose frames are independent (`FrameRenderer.frames_independent`):
+    each frame is then the same whichever thread renders it and with whichever frames it is batched."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipdub-render")
+
+    def render(self, renderer: "FrameRenderer", frames: list, out_indices: list, timer: _Timer) -> Tuple[list, int]:
+        if len(frames) < 2:
+            return renderer.render(frames, out_indices, timer)
+        half = len(frames) // 2
+        side = _Timer()
+        first = self.pool.submit(renderer.render, frames[:half], out_indices[:half], side)
+        try:
+            second, n2 = renderer.render(frames[half:], out_indices[half:], timer)
+        finally:
+            out, n1 = first.result()       # (waited for also when this thread failed: nothing left running)
+        for stage, sec in side.seconds.items():
+            timer.add(stage, sec, side.frames.get(stage, 0))
+        return out + second, n1 + n2
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
@@ -638,12 +699,14 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
     feed = Sink(writer.write, depth=batch_size, name="lipdub-encoder-feed")
     total, done, dubbed = len(out_idx), 0, 0
     batch_frames, batch_idx = [], []
+    helper = _RenderHelper() if renderer.frames_independent() and batch_size > 1 else None
 
     def flush():
         nonlocal dubbed, done
         if not batch_frames:
             return
-        out, n = renderer.render(batch_frames, batch_idx, timer)
+        out, n = renderer.render(batch_frames, batch_idx, timer) if helper is None else \
+            helper.render(renderer, batch_frames, batch_idx, timer)
         dubbed += n
         for f in out:
             feed.put(f)
@@ -669,6 +732,8 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
         feed.stop()
         raise
     finally:
+        if helper is not None:
+            helper.close()
         frames.close()
         source.close()
     timer.add("encode", feed.busy_seconds, total)
@@ -677,32 +742,34 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
 
 
 def begin_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
-              cancel: Optional[CancelToken] = None) -> Tuple[PreparedDub, _Timer, float]:
+              cancel: Optional[CancelToken] = None, score: bool = False) -> Tuple[PreparedDub, _Timer, float]:
     """The start of a job that writes `settings.output`: (prepared clip, its stage timer, start time)."""
     if not settings.output:
         raise OutputError("No output path was given.")
     t_all = time.perf_counter()
     timer = _Timer()
-    return prepare_dub(settings, progress, cancel, timer), timer, t_all
+    return prepare_dub(settings, progress, cancel, timer, score=score), timer, t_all
 
 
 def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None, score: bool = False) -> DubResult:
-    dub, timer, t_all = begin_dub(settings, progress, cancel)
+    dub, timer, t_all = begin_dub(settings, progress, cancel, score=score)
     prep = dub.prep
     ctx, out_idx = prep.ctx, prep.out_indices
+    report_voice = ReportVoice(settings, prep, out_idx) if score else None   # computed while the output renders
     try:
         dubbed = render_file(settings.output, dub.renderer, out_idx, audio=voice_for(ctx, out_idx), crf=settings.crf,
                              preset=settings.preset, batch_size=settings.batch_size, timer=timer, progress=progress,
                              cancel=cancel)
     finally:
         dub.close()
-    return dub_result(settings, prep, out_idx, dubbed, timer, t_all, score, progress, cancel)
+    return dub_result(settings, prep, out_idx, dubbed, timer, t_all, score, progress, cancel,
+                      report_voice=report_voice)
 
 
 def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, dubbed: int, timer: _Timer,
                t_all: float, score: bool, progress: Optional[ProgressFn] = None,
-               cancel: Optional[CancelToken] = None) -> DubResult:
+               cancel: Optional[CancelToken] = None, report_voice: Optional["ReportVoice"] = None) -> DubResult:
     """The DubResult of a written output, scored against its voice when asked."""
     total = len(out_idx)
     result = DubResult(output=str(settings.output), num_frames=total, fps=prep.ctx.fps, messages=prep.messages,
@@ -714,7 +781,7 @@ def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, d
         t0 = time.perf_counter()
         try:
             result.report = score_output(settings.output, voice_for(prep.ctx, out_idx), prep, out_idx, settings,
-                                         progress, cancel)
+                                         progress, cancel, voice=report_voice)
         except ModelError as exc:
             result.messages.append(f"Sync report skipped: {exc}")
         timer.add("score", time.perf_counter() - t0, total)
@@ -732,18 +799,63 @@ def remap_track(track, schedule: np.ndarray):
                      present=track.present[s])
 
 
-def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.ndarray,
-                 settings: DubSettings, progress=None, cancel=None):
-    """Sync report of a rendered output against its voice. Dubbing pastes into the same geometry, so the
-    source track (remapped through the schedule) locates the face in the output without re-detecting."""
-    from .sync.scoring import get_scorer, score_clip
+def report_scorer(prep: PreparedClip, settings: DubSettings):
+    """The scorer of the result's sync report: the adaptation's (refit on this face), else the preloaded one, else
+    the lane's scorer loaded now."""
+    from .sync.scoring import get_scorer
 
-    scorer = prep.scorer or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
+    return prep.scorer or (prep.preload.scorer(settings.models_dir, prep.ctx.device) if prep.preload else None) \
+        or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
+
+
+class ReportVoice:
+    """The voice side of the result's sync report (`core.sync.scoring.voice_windows` of the output's voice, by the
+    report's scorer), computed in a thread while the output renders: it needs only the voice, the render is
+    numpy/cv2 and the networks release the GIL. A failure leaves it to `score_output` (which reports it as before)."""
+
+    def __init__(self, settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray):
+        import threading
+
+        self.scorer = self.value = None
+        try:
+            self.scorer = report_scorer(prep, settings)
+        except Exception as exc:     # a missing scorer model: score_output says so after the render
+            log.debug("no early report scorer (%s)", exc)
+            self._thread = None
+            return
+        wav, fps = voice_for(prep.ctx, out_idx), prep.ctx.fps
+        self._thread = threading.Thread(target=self._run, args=(wav, fps), name="lipdub-report-voice", daemon=True)
+        self._thread.start()
+
+    def _run(self, wav: np.ndarray, fps: float) -> None:
+        from .sync.scoring import voice_windows
+
+        try:
+            self.value = voice_windows(wav, self.scorer, fps)
+        except Exception as exc:     # computed again by score_clip, which raises it in the job's thread
+            log.debug("the report's voice features failed early (%s)", exc)
+
+    def result(self):
+        """(scorer frames, audio features) or None."""
+        if self._thread is not None:
+            self._thread.join()
+        return self.value
+
+
+def score_output(video: str, wav: np.ndarray, prep: PreparedClip, out_idx: np.ndarray,
+                 settings: DubSettings, progress=None, cancel=None, voice: Optional[ReportVoice] = None):
+    """Sync report of a rendered output against its voice. Dubbing pastes into the same geometry, so the
+    source track (remapped through the schedule) locates the face in the output without re-detecting.
+    `voice`: the report's scorer and voice features, computed while the output rendered."""
+    from .sync.scoring import score_clip
+
+    scorer = voice.scorer if voice is not None and voice.scorer is not None else report_scorer(prep, settings)
     track = remap_track(prep.track, prep.ctx.source_index[out_idx])
     threshold = prep.adaptation.low_threshold if prep.adaptation is not None else None
     judgeable = prep.adaptation.judgeable if prep.adaptation is not None else True
     return score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=prep.ctx.fps,
-                      low_threshold=threshold, judgeable=judgeable)
+                      low_threshold=threshold, judgeable=judgeable,
+                      voice=voice.result() if voice is not None and voice.scorer is scorer else None)
 
 
 class DubSession:

@@ -76,6 +76,10 @@ class Engine(ABC):
     """Constructed by its plug-in (`core.engines.registry`) with its typed options."""
 
     name: str = "engine"
+    # True when `render` computes each frame from that frame and the prepared state alone, reading (never changing)
+    # the engine's state: the same frame whichever thread renders it and whatever it is batched with. The export
+    # then renders a batch's halves in two threads. (Not a network's batch: its results may depend on the batch.)
+    frames_independent: bool = False
 
     def precheck(self) -> None:
         """Raise a `core.errors.LipDubError` if the engine cannot run (missing weights...)."""
@@ -85,6 +89,13 @@ class Engine(ABC):
         """Optionally do the part of `prepare` that needs neither `ctx.mouth_head` nor `ctx.performer` (the texture
         library): the pipeline runs it in a thread while the per-clip adaptation and the performer run, then calls
         `prepare` with the same context plus those. `prepare` must work whether or not this ran."""
+
+    def prepare_adapted(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                        cancel: Optional[CancelToken] = None) -> None:
+        """Optionally do the part of `prepare` that needs the adapted context (`ctx.mouth_head`, `ctx.performer`) but
+        not `prepare_early`'s results (the mouth targets): the pipeline runs it in the job's thread while
+        `prepare_early` may still be running, then calls `prepare` with the same context (the same object).
+        `prepare` must work whether or not this ran."""
 
     @abstractmethod
     def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,

@@ -26,7 +26,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -335,16 +335,28 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                        trunk=np.concatenate(trunks, 0)[:m] if trunks else None)
 
 
+def voice_windows(wav: np.ndarray, scorer: SyncScorer, fps: float) -> Tuple[int, np.ndarray]:
+    """(scorer frames, audio window features) of a whole voice: what `score_clip` computes of the voice when the
+    video has a frame for all of it. Independent of the picture, so a job can compute it before the video it scores
+    exists (the dub, while it renders) and hand it to `score_clip` (`voice=`)."""
+    wav = np.asarray(wav, np.float32).reshape(-1)
+    s_fps, _ = scorer_frame_rate(scorer, float(fps))
+    n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
+    return n_audio, np.asarray(scorer.audio_features(wav, s_fps, n_audio), np.float32)
+
+
 def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
                low_threshold: Optional[float] = None, offset_model=None,
-               face: Optional[FaceWindows] = None, judgeable: bool = True) -> SyncReport:
+               face: Optional[FaceWindows] = None, judgeable: bool = True,
+               voice: Optional[Tuple[int, np.ndarray]] = None) -> SyncReport:
     """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
     `low_threshold`: the sync lane's threshold for this face (core.sync.lane_adapt), else core.sync.lane.LOW_THRESHOLD;
     `judgeable` False (core.sync.lane_adapt: the face's own voice did not lift it off the null): no frame is low.
     `offset_model`: an audio->mouth model (core.mouth_shape) as a second witness of the offset (core.sync.av_offset:
     for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
     `face`: this video's `face_windows` from an earlier report (`report.face`), used when they cover this voice.
+    `voice`: `voice_windows(wav, scorer, fps)` computed earlier, used when the video covers the whole voice.
 
     Frames without a detection are marked invalid in `report.valid`.
     """
@@ -364,7 +376,10 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     if m < 1:
         raise _too_short(video_path, scorer, s_fps)
     vfeat = face.features[:m]
-    afeat = np.asarray(scorer.audio_features(wav, s_fps, k_done), np.float32)[:m]
+    if voice is not None and int(voice[0]) == k_done:
+        afeat = np.asarray(voice[1], np.float32)[:m]
+    else:
+        afeat = np.asarray(scorer.audio_features(wav, s_fps, k_done), np.float32)[:m]
     if len(vfeat) < m or len(afeat) < m:
         raise LipDubError(f"The {scorer.name} scorer returned {len(vfeat)} video / {len(afeat)} audio features for "
                           f"{m} windows: the scorer is broken.")

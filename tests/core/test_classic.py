@@ -370,6 +370,37 @@ def test_prepare_early_then_prepare_renders_as_prepare_alone():
     assert other.lib is not lib and other.teeth_frame == 12
 
 
+def test_targets_computed_while_the_library_builds_are_the_targets(monkeypatch):
+    """The pipeline computes the mouth targets (prepare_adapted) while prepare_early's library is still being built:
+    prepare then uses them, for the very same context only."""
+    from dataclasses import replace
+
+    from core.engines.classic import engine as classic
+    from core.mouth_shape import AudioToMouth
+
+    name = heldout_names()[1]
+    d = load_clip(name)
+    ctx = _ctx(name, d)
+    ctx.wav = np.random.default_rng(1).normal(0, 0.1, len(ctx.wav)).astype(np.float32)
+    adapted = replace(ctx, mouth_head=AudioToMouth.load().head.scaled(1.5, np.zeros(1)))
+    alone = ClassicEngine()
+    alone.prepare(adapted)
+    calls = []
+    real = classic.predicted_targets
+    monkeypatch.setattr(classic, "predicted_targets", lambda *a, **k: calls.append(1) or real(*a, **k))
+    eng = ClassicEngine()
+    eng.prepare_early(ctx)
+    eng.prepare_adapted(adapted)
+    eng.prepare(adapted)
+    assert len(calls) == 1 and np.array_equal(eng.targets, alone.targets)
+    f = _frames(name)[40]
+    a, b = alone.render([f], [40])[0], eng.render([f], [40])[0]
+    assert a.box == b.box and np.array_equal(a.image, b.image)
+    eng.prepare_adapted(adapted)
+    eng.prepare(replace(adapted, teeth_frame=12))            # another context: its own targets
+    assert len(calls) == 3
+
+
 def test_texture_is_computed_only_where_the_frame_shows_it():
     """The retrieved texture is warped only under the mouth alpha (plus the cubic warp's reach): the rendered
     patches are bit-identical to those made from the whole texture."""

@@ -219,6 +219,39 @@ def test_probe_without_ffprobe_parses_ffmpeg(monkeypatch, grid_clip, odd_media):
         media.probe(odd_media("garbage"))
 
 
+def test_probe_remembers_an_unchanged_file(monkeypatch, grid_clip, odd_media, tmp_path):
+    """A file probed before and unchanged since is described from memory (a dub probes its inputs from several
+    stages); a copy at another path, a file rewritten in place, a failed probe and the ffmpeg fallback are not."""
+    import shutil
+
+    calls = []
+    real = media._probe_file
+    monkeypatch.setattr(media, "_probe_file", lambda p, **k: calls.append(str(p)) or real(p, **k))
+    monkeypatch.setattr(media, "_PROBED", type(media._PROBED)())
+    clip = tmp_path / "clip.mp4"
+    shutil.copyfile(grid_clip, clip)
+    first = media.probe(clip)
+    assert media.probe(clip) == first and media.probe(str(clip)) == first and len(calls) == 1
+    with pytest.raises(MediaError, match="no video stream"):        # what is asked is still checked
+        media.probe(odd_media("audio"), need_video=True)
+    with pytest.raises(MediaError, match="no video stream"):
+        media.probe(odd_media("audio"), need_video=True)
+    assert len(calls) == 2
+    shutil.copyfile(odd_media("r2997"), clip)                      # rewritten in place: probed again
+    again = media.probe(clip)
+    assert len(calls) == 3 and again.num_frames == 36 and again.fps_fraction == Fraction(30000, 1001)
+    for _ in range(2):
+        with pytest.raises(MediaError, match="not a readable"):
+            media.probe(odd_media("garbage"))
+    assert len(calls) == 5
+
+    def missing():
+        raise FFmpegMissingError("no ffprobe")
+
+    monkeypatch.setattr(media, "ffprobe_path", missing)
+    assert media.probe(clip).probed_with == "ffmpeg" and len(calls) == 6
+
+
 # ------------------------------------------------------------------------------------------------------ decoding
 @pytest.mark.parametrize("kind", ["r2997", "mkv2997", "vfr", "odd", "noaudio"])
 def test_iter_frames_count_and_size(odd_media, kind):

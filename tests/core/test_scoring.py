@@ -302,6 +302,33 @@ def test_a_picture_is_read_once_for_several_voices(grid, monkeypatch):
     assert len(reads) == 3
 
 
+def test_voice_computed_before_the_video_is_used_only_when_it_covers_the_scored_frames(grid):
+    """`voice_windows` is the voice side `score_clip` computes; handed in (`voice=`), the report is exactly the same
+    and the scorer's audio side does not run again, unless the video stops before the voice does."""
+    video, wav, track = grid
+
+    class Counting(VoiceToy):
+        def audio_features(self, wav, fps, num_frames):
+            self.audio_calls = getattr(self, "audio_calls", 0) + 1
+            return super().audio_features(wav, fps, num_frames)
+
+    for scorer in (Counting(), Counting(native_fps=20.0)):
+        early = scoring.voice_windows(wav, scorer, 25.0)
+        assert early[0] == (74 if scorer.native_fps is None else 59) and scorer.audio_calls == 1
+        fresh = score_clip(video, wav, track, scorer, fps=25.0)
+        given = score_clip(video, wav, track, scorer, fps=25.0, voice=early)
+        assert scorer.audio_calls == 2
+        np.testing.assert_array_equal(given.dists, fresh.dists)
+        np.testing.assert_array_equal(given.per_frame, fresh.per_frame)
+        assert given.offset_frames == fresh.offset_frames and given.lse_c == fresh.lse_c
+    long_voice = np.concatenate([wav, wav])                     # 150 frames of voice, 75 of video: not used
+    scorer = Counting()
+    early = scoring.voice_windows(long_voice, scorer, 25.0)
+    given = score_clip(video, long_voice, track, scorer, fps=25.0, voice=early)
+    assert scorer.audio_calls == 2
+    np.testing.assert_array_equal(given.dists, score_clip(video, long_voice, track, scorer, fps=25.0).dists)
+
+
 @pytest.fixture(scope="module")
 def syncnet_v2_scorer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")

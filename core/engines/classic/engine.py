@@ -199,6 +199,7 @@ class ClassicEngine(Engine):
     """Retrieval + warp lip-sync from the clip's own mouth textures (no neural renderer, no GPU)."""
 
     name = "classic"
+    frames_independent = True       # render_one only reads the prepared state (and the warmed textures)
 
     def __init__(self, options: Optional[ClassicOptions] = None, *, models_dir: Optional[str] = None,
                  device: str = "cpu"):
@@ -210,6 +211,7 @@ class ClassicEngine(Engine):
         self.lib: Optional[retrieval.TextureLibrary] = None
         self._textures: dict = {}           # output frame -> JPEG of its retrieved texture (see warm)
         self._early: Optional[DubContext] = None   # the context prepare_early ran on
+        self._adapted: Optional[tuple] = None      # (the context prepare_adapted ran on, its mouth targets)
 
     def precheck(self) -> None:
         """The audio->mouth model must be there and intact (checked before any tracking; loaded in prepare)."""
@@ -232,11 +234,21 @@ class ClassicEngine(Engine):
         self._build_library(ctx, progress, cancel)
         self._early = ctx
 
+    def prepare_adapted(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
+                        cancel: Optional[CancelToken] = None) -> None:
+        """The mouth targets (the voice through the adapted mouth model): the pipeline runs this while the texture
+        library is still being built."""
+        self._adapted = None
+        if self.options.target_landmarks is None:
+            report(progress, "mouth", 0, 1)
+            self._adapted = (ctx, predicted_targets(ctx, self.options.mouth_model, self.options.keep_expression))
+
     def prepare(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelToken] = None) -> None:
         if self._early is None or not _same_source(self._early, ctx):
             self.prepare_early(ctx, progress, cancel)
         self._early = None
+        adapted, self._adapted = self._adapted, None
         self.ctx = ctx
         n_out = ctx.num_output_frames
         src = np.asarray(ctx.source_index, np.int64)[:n_out]
@@ -244,6 +256,7 @@ class ClassicEngine(Engine):
         report(progress, "mouth", 0, 1)
         opts = self.options
         targets = (np.asarray(opts.target_landmarks, np.float32) if opts.target_landmarks is not None
+                   else adapted[1] if adapted is not None and adapted[0] is ctx
                    else predicted_targets(ctx, opts.mouth_model, opts.keep_expression))
         if targets.shape != (n_out, 68, 2):
             raise LipDubError(f"Mouth targets have shape {targets.shape}, expected ({n_out}, 68, 2).")
