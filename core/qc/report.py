@@ -227,12 +227,17 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     # each video decoded in its own thread a few frames ahead (ffmpeg writes into a 64 KB pipe and would otherwise
     # wait for the measures): the two decoders and the measures run at once on the cores there are
     source = SourceFrames(str(original), info_o, src)
-    orig_frames = prefetch(f for _o, _s, f in source.iterate(np.arange(n)))
-    dub_frames = prefetch(iter(media.iter_frames(dub, info_d)))
+    # (each `prefetch_depth` frames ahead: the measures take twice as long on silent frames, where the lips are
+    # fitted, and the decoders go on filling the queue meanwhile instead of waiting)
+    depth = prefetch_depth(info_o.width, info_o.height)
+    orig_frames = prefetch((f for _o, _s, f in source.iterate(np.arange(n))), depth)
+    dub_frames = prefetch(iter(media.iter_frames(dub, info_d)), depth)
     try:
         m = measure(orig_frames, dub_frames, track.landmarks[idx], present, track.boxes[idx],
                     silent, mask=mask, fit_all=reference is not None, num_frames=n,
-                    open_gate=lambda op: open_level(op, thresholds), progress=progress, cancel=cancel)
+                    open_gate=lambda op: open_level(op, thresholds),
+                    fit_where=None if silent is None else judged_silence(silent, thresholds.silence_margin),
+                    progress=progress, cancel=cancel)
     finally:
         orig_frames.close()
         dub_frames.close()
@@ -249,6 +254,14 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
         d = lmd(m.dub_landmarks, rt.landmarks, rt.present)
     return QCReport(num_frames=n, fps=fps, flags=f, judged=m.judged.copy(), summary=summarize(m, f, d, thresholds),
                     start=int(start), measures=m)
+
+
+PREFETCH_BYTES = 48 << 20    # per video: the decoded frames a check holds ahead of its measures (18 at 720p)
+
+
+def prefetch_depth(width: int, height: int) -> int:
+    """Frames each video is decoded ahead of the measures: `PREFETCH_BYTES` of BGR frames, 3 to 24."""
+    return int(min(24, max(3, PREFETCH_BYTES // max(1, width * height * 3))))
 
 
 def qc_for_settings(settings, output, track=None, progress: Optional[ProgressFn] = None,
