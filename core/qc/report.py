@@ -8,7 +8,8 @@ judges the voice's silences from the dub's own sound (or `voice`), measures (`co
 (batch rows, the window's Score Dubbed Result).
 
 Summary (JSON `summary`):
-- `psnr_outside` (dB, BGR of the whole frame outside the lower-face mask, all frames pooled) and `ssim_outside`
+- `psnr_outside` (dB, the B, G, R values of the whole frame outside the lower-face mask as the product decodes
+  them, all frames pooled; not luma: see docs/QC.md, where it looks) and `ssim_outside`
   (mean SSIM in the face crop outside the mask): a dub should leave the rest of the frame alone (a CRF 18
   re-encode: ~40 dB, 0.97-0.99);
 - `ssim_mouth`: mean SSIM of the mouth box against the original (a new mouth is expected to differ: read it
