@@ -724,18 +724,57 @@ def _file_identity(path: PathLike) -> Optional[Tuple[int, int]]:
 
 
 def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0,
-                stop: Optional[int] = None) -> Iterator[np.ndarray]:
+                stop: Optional[int] = None, backend: str = "ffmpeg") -> Iterator[np.ndarray]:
     """Yield BGR uint8 frames `start .. stop-1` (display orientation, constant frame rate) from an ffmpeg pipe.
 
     Exactly ``min(stop, info.num_frames) - start`` frames are yielded (see the module docstring); MediaError when
     the decoder stops short because the file changed or vanished meanwhile. Closing the
-    generator early (break, ``.close()``, garbage collection) stops the ffmpeg process."""
+    generator early (break, ``.close()``, garbage collection) stops the ffmpeg process.
+
+    `backend="auto"`: OpenCV's in-process FFmpeg decoder where FrameReader trusts it (`_cv2_eligible`: CFR
+    MP4/MOV/MKV/WebM/AVI; the same frames as the pipe, verified in tests), the pipe otherwise and from wherever
+    OpenCV stops early. No pipe, no copy of each frame through it: a 720p frame cost 2.6-3.1 ms CPU in all
+    instead of ~5 ms (ffmpeg process and reading thread; measured for core.qc)."""
     info = _resolve_info(path, info)
     n = info.num_frames
     stop = n if stop is None else min(int(stop), n)
     start = max(0, int(start))
     if start >= stop:
         return
+    if backend not in ("ffmpeg", "auto"):
+        raise ValueError(f"unknown iter_frames backend {backend!r}")
+    if backend == "auto" and _cv2_eligible(info):
+        yield from _cv2_frames(path, info, start, stop)
+        return
+    yield from _pipe_frames(path, info, start, stop)
+
+
+def _cv2_frames(path: PathLike, info: MediaInfo, start: int, stop: int) -> Iterator[np.ndarray]:
+    """Frames `start .. stop-1` from OpenCV's decoder (checked as FrameReader checks it: its frame count within 2
+    of ffprobe's, frames of the probed size); the ffmpeg pipe takes over where OpenCV fails or stops early."""
+    try:
+        be = _Cv2Backend(str(path), info)
+    except (ImportError, MediaError):
+        be = None
+    i = start
+    try:
+        if be is not None and abs(be.count - info.num_frames) <= 2:
+            be.seek(start)
+            shape = (info.height, info.width, 3)
+            while i < stop:
+                frame = be.read_next()
+                if frame is None or frame.shape != shape:
+                    break
+                yield frame
+                i += 1
+    finally:
+        if be is not None:
+            be.close()
+    if i < stop:
+        yield from _pipe_frames(path, info, i, stop)
+
+
+def _pipe_frames(path: PathLike, info: MediaInfo, start: int, stop: int) -> Iterator[np.ndarray]:
     exe = ffmpeg_path()
     args = build_decode_args(exe, path, info, start, ffmpeg_version(exe))
     w, h = info.width, info.height

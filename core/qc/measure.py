@@ -83,13 +83,22 @@ def stroke_length(edges: np.ndarray, zone: np.ndarray, iod: float) -> float:
 def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray], landmarks: np.ndarray,
             present: np.ndarray, boxes: np.ndarray, silent: Optional[np.ndarray] = None, *,
             mask: Optional[MaskSettings] = None, fit_all: bool = False, num_frames: Optional[int] = None,
-            open_gate=None, progress: Optional[ProgressFn] = None,
+            open_gate=None, fit_where: Optional[np.ndarray] = None, progress: Optional[ProgressFn] = None,
             cancel: Optional[CancelToken] = None) -> Measures:
     """Measure dub frames against original frames (both in dub order, same size). `landmarks`/`present`/`boxes`:
-    the original's track per dub frame. `silent`: per dub frame, the voice is silent (the lips are fitted on the
-    dub there). `fit_all`: fit the dub's lips on every frame (for LMD). `open_gate(orig_opening) -> float`: the
-    original's lips are fitted only where the dub's open wider than this (the open-mouth rule looks no further;
-    None: wherever the dub's are fitted)."""
+    the original's track per dub frame. `silent`: per dub frame, the voice is silent. `fit_where`: the frames
+    whose lips are fitted on the dub (where the dub changed the mouth; default: the silent ones; the report
+    passes the silent frames the open-mouth rule judges, `rules.judged_silence`: it looks nowhere else).
+    `fit_all`: fit the dub's lips on every frame (for LMD). `open_gate(orig_opening) -> float`: the original's
+    lips are fitted only where the dub's open wider than this (the open-mouth rule looks no further; None:
+    wherever the dub's are fitted). OpenCV runs on one thread meanwhile (`metrics.opencv_single_threaded`)."""
+    with M.opencv_single_threaded():
+        return _measure(orig_frames, dub_frames, landmarks, present, boxes, silent, mask, fit_all, num_frames,
+                        open_gate, fit_where, progress, cancel)
+
+
+def _measure(orig_frames, dub_frames, landmarks, present, boxes, silent, mask, fit_all, num_frames, open_gate,
+             fit_where, progress, cancel) -> Measures:
     n = int(num_frames if num_frames is not None else len(landmarks))
     out = Measures.empty(n, silent)
     v = out.values
@@ -100,6 +109,11 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
         op = mouth_opening(lm) / inter_ocular(lm)
     out.orig_opening = np.where(np.asarray(present[:n], bool), op, np.nan)
     gate = -np.inf if open_gate is None else float(open_gate(out.orig_opening))
+    fit = out.silent.copy()
+    if fit_where is not None:
+        fw = np.asarray(fit_where, bool)[:n]
+        fit[:] = False
+        fit[:len(fw)] = fw
     if fit_all:
         out.dub_landmarks = np.full((n, 68, 2), np.nan, np.float32)
     ring: deque = deque(maxlen=3)      # (index, orig full, dub full)
@@ -143,7 +157,7 @@ def measure(orig_frames: Iterable[np.ndarray], dub_frames: Iterable[np.ndarray],
             # the lips are fitted (dlib, the costliest step) on silent frames only, and only where the dub changed
             # the mouth at all: an unchanged mouth cannot open wider than the original's (the rule's second test)
             changed = not (v["ssim_mouth"][i] >= SAME_MOUTH_SSIM)
-            if fit_all or (out.silent[i] and changed):
+            if fit_all or (fit[i] and changed):
                 box = boxes[i]
                 if np.all(np.isfinite(box)):
                     v["open_dub"][i] = M.lip_opening(df, box)

@@ -8,7 +8,8 @@ judges the voice's silences from the dub's own sound (or `voice`), measures (`co
 (batch rows, the window's Score Dubbed Result).
 
 Summary (JSON `summary`):
-- `psnr_outside` (dB, BGR of the whole frame outside the lower-face mask, all frames pooled) and `ssim_outside`
+- `psnr_outside` (dB, the B, G, R values of the whole frame outside the lower-face mask as the product decodes
+  them, all frames pooled; not luma: see docs/QC.md, where it looks) and `ssim_outside`
   (mean SSIM in the face crop outside the mask): a dub should leave the rest of the frame alone (a CRF 18
   re-encode: ~40 dB, 0.97-0.99);
 - `ssim_mouth`: mean SSIM of the mouth box against the original (a new mouth is expected to differ: read it
@@ -192,7 +193,6 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     from .. import audio as audio_mod
     from .. import media
     from ..streams import prefetch
-    from ..pipeline import SourceFrames
 
     info_o = media.probe(original, need_video=True)
     info_d = media.probe(dub, need_video=True)
@@ -223,20 +223,25 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     present = np.asarray(track.present, bool)[idx] & (src < tn)
     # Both decoded to BGR the way the product decodes (not luma straight from the decoder: two files whose colours
     # look the same can carry different Y values, e.g. BT.601 against BT.709 matrices; measured: 31 dB luma PSNR
-    # for a clean copy that is 41 dB in BGR)
-    # each video decoded in its own thread a few frames ahead (ffmpeg writes into a 64 KB pipe and would otherwise
-    # wait for the measures): the two decoders and the measures run at once on the cores there are
-    source = SourceFrames(str(original), info_o, src)
-    orig_frames = prefetch(f for _o, _s, f in source.iterate(np.arange(n)))
-    dub_frames = prefetch(iter(media.iter_frames(dub, info_d)))
+    # for a clean copy that is 41 dB in BGR; and where the product's BGR round trip clipped colours outside RGB,
+    # e.g. GRID's saturated blue backdrop, the Y planes differ where the pictures do not: a real dub's PSNR outside
+    # the mask measured 37.6 dB from the planes against 45.1 in BGR, its seam flags 1.8% against 6.2%), by OpenCV's
+    # in-process decoder where it is exact (`media.iter_frames(backend="auto")`: no pipe, ~2.5 ms CPU less a
+    # 720p frame per video), each video in its own thread `prefetch_depth` frames ahead (the measures take twice
+    # as long on silent frames, where the lips are fitted; the decoders go on meanwhile instead of waiting): the
+    # two decoders and the measures run at once on the cores there are
+    depth = prefetch_depth(info_o.width, info_o.height)
+    orig_frames = prefetch(scheduled_frames(str(original), info_o, src), depth)
+    dub_frames = prefetch(iter(media.iter_frames(dub, info_d, backend="auto")), depth)
     try:
         m = measure(orig_frames, dub_frames, track.landmarks[idx], present, track.boxes[idx],
                     silent, mask=mask, fit_all=reference is not None, num_frames=n,
-                    open_gate=lambda op: open_level(op, thresholds), progress=progress, cancel=cancel)
+                    open_gate=lambda op: open_level(op, thresholds),
+                    fit_where=None if silent is None else judged_silence(silent, thresholds.silence_margin),
+                    progress=progress, cancel=cancel)
     finally:
         orig_frames.close()
         dub_frames.close()
-        source.close()
     f = make_flags(m, thresholds)
     d = None
     if reference is not None:
@@ -249,6 +254,50 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
         d = lmd(m.dub_landmarks, rt.landmarks, rt.present)
     return QCReport(num_frames=n, fps=fps, flags=f, judged=m.judged.copy(), summary=summarize(m, f, d, thresholds),
                     start=int(start), measures=m)
+
+
+def scheduled_frames(path: str, info, schedule: np.ndarray):
+    """The original's BGR frames in the dub's order: frame `schedule[k]` for k = 0, 1, ... A non-decreasing
+    schedule (a whole clip or a range, shortest / trim / hold) is one decoding pass (`media.iter_frames`,
+    OpenCV's decoder where exact; a repeated index repeats the frame, past the decodable end the last frame is
+    held); loop and ping-pong come from the product's `SourceFrames`."""
+    from .. import media
+    from ..pipeline import SourceFrames
+
+    idx = np.asarray(schedule, np.int64)
+    if len(idx) == 0:
+        return
+    if np.any(np.diff(idx) < 0):
+        source = SourceFrames(path, info, idx)
+        try:
+            for _o, _s, f in source.iterate(np.arange(len(idx))):
+                yield f
+        finally:
+            source.close()
+        return
+    it = iter(media.iter_frames(path, info, start=int(idx[0]), stop=int(idx[-1]) + 1, backend="auto"))
+    cur_i, cur = int(idx[0]) - 1, None
+    try:
+        for s in idx:
+            while cur_i < s:
+                f = next(it, None)
+                if f is None:                  # fewer frames than probed: hold the last one
+                    if cur is None:
+                        raise MediaError(f"Could not decode any frame from {path}")
+                    cur_i = int(s)
+                    break
+                cur, cur_i = f, cur_i + 1
+            yield cur
+    finally:
+        it.close()
+
+
+PREFETCH_BYTES = 48 << 20    # per video: the decoded frames a check holds ahead of its measures (18 at 720p)
+
+
+def prefetch_depth(width: int, height: int) -> int:
+    """Frames each video is decoded ahead of the measures: `PREFETCH_BYTES` of BGR frames, 3 to 24."""
+    return int(min(24, max(3, PREFETCH_BYTES // max(1, width * height * 3))))
 
 
 def qc_for_settings(settings, output, track=None, progress: Optional[ProgressFn] = None,

@@ -44,8 +44,9 @@ level (the original track's 10th percentile opening + `Thresholds.open_share` = 
 range) and wider than the original's own lips at that frame by `Thresholds.open_margin` = 0.04 IOD. Why the second
 condition: an actor who keeps the mouth open in a pause does so in the original too; the dub is judged on what it
 adds. The made defect (the clip's most open mouth held through silence) opens 0.12-0.23 IOD against closed lips at
-0.01-0.05. (The lips are fitted only where the dub changed the mouth, mouth SSIM < 0.95, and the original's only
-where the dub's pass the open level: elsewhere the rule cannot fire.)"""
+0.01-0.05. (The dub's lips are fitted only on the silent frames the rule judges, and there only where the dub changed
+the mouth, mouth SSIM < 0.95; the original's only where the dub's pass the open level: elsewhere the rule cannot
+fire. The CSV's open_dub is empty on the other frames.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -321,6 +321,45 @@ def test_iter_frames_pads_when_decoder_stops_short(grid_clip, grid_frames):
     assert len(frames) == 77 and np.array_equal(frames[-1], grid_frames[-1])
 
 
+@pytest.mark.parametrize("kind,cv2_used", [("cfr", True), ("mkv2997", True), ("rot90", True), ("odd", True),
+                                           ("vfr", False)])
+def test_iter_frames_auto_backend_matches_the_pipe(odd_media, kind, cv2_used, monkeypatch):
+    """backend="auto": OpenCV's in-process decoder where FrameReader trusts it, the very frames of the pipe (every
+    frame, and a start/stop range: the seek); the pipe for the rest (VFR)."""
+    path = odd_media(kind)
+    info = media.probe(path)
+    full = _frames(path, info)
+    opened = []
+    real = media._Cv2Backend
+
+    def spy(*a, **k):
+        opened.append(a[0])
+        return real(*a, **k)
+
+    monkeypatch.setattr(media, "_Cv2Backend", spy)
+    assert np.array_equal(_frames(path, info, backend="auto"), full)
+    a, b = info.num_frames // 2, info.num_frames - 2
+    assert np.array_equal(_frames(path, info, start=a, stop=b, backend="auto"), full[a:b])
+    assert bool(opened) == cv2_used
+
+
+def test_iter_frames_auto_backend_continues_on_the_pipe(odd_media, monkeypatch):
+    """Where OpenCV stops early, the pipe goes on from that frame: still every frame, in order."""
+    path = odd_media("cfr")
+    info = media.probe(path)
+    full = _frames(path, info)
+    real = media._Cv2Backend.read_next
+
+    def short(self):
+        return None if self.pos >= 10 else real(self)
+
+    monkeypatch.setattr(media._Cv2Backend, "read_next", short)
+    got = _frames(path, info, start=3, backend="auto")
+    assert np.array_equal(got, full[3:])
+    with pytest.raises(ValueError):
+        next(media.iter_frames(path, info, backend="gpu"))
+
+
 # ------------------------------------------------------------------------------------------------- FrameReader
 @pytest.mark.parametrize("kind,backend", [("cfr", "opencv"), ("mkv2997", "opencv"), ("rot90", "opencv"),
                                           ("odd", "opencv"), ("vfr", "ffmpeg")])

@@ -106,3 +106,34 @@ def test_batch_row_has_qc_columns():
     assert list(row) == list(SUMMARY_FIELDS) and set(QC_FIELDS) <= set(row)
     assert row["qc_flagged"] == "0.100" and row["qc_psnr_outside"] == "41.20"
     assert ItemResult(row=2).as_row()["qc_blur"] == ""
+
+
+def test_lips_are_fitted_only_where_the_open_rule_judges(clip):
+    """The report fits the dub's lips only on the silent frames the open-mouth rule judges (2 frames from speech):
+    the same flags as fitting them on every silent frame, fewer fits."""
+    from core.qc.measure import measure
+    from core.qc.rules import flags, open_level
+
+    tr = clip["track"]
+    frames, _hit = D.open_silence(clip["frames"], tr.landmarks, tr.present, clip["silent"])
+    out = D.write_video(clip["dir"] / "open_fits.mp4", frames, 25, audio_from=CLIP)
+    rep = run_qc(str(CLIP), str(out), track_cache_dir=clip["cache"])
+    m = rep.measures
+    quiet = judged_silence(m.silent, Thresholds().silence_margin)
+    fitted = np.isfinite(m["open_dub"])
+    assert fitted.any() and not (fitted & ~quiet).any()
+    # every silent frame fitted (as before): more fits, the same flags
+    n = rep.num_frames
+    every = measure(media.iter_frames(str(CLIP)), media.iter_frames(str(out)), tr.landmarks[:n], tr.present[:n],
+                    tr.boxes[:n], m.silent, num_frames=n, open_gate=open_level)
+    assert (np.isfinite(every["open_dub"]) & m.silent & ~quiet).any()
+    f = flags(every)
+    for k in KINDS:
+        assert np.array_equal(f[k], rep.flags[k]), k
+    assert rep.flags["open_in_silence"].any()
+
+
+def test_prefetch_depth():
+    from core.qc.report import prefetch_depth
+
+    assert prefetch_depth(360, 288) == 24 and prefetch_depth(1280, 720) == 18 and prefetch_depth(3840, 2160) == 3

@@ -59,3 +59,21 @@ def test_moved_strands_are_not_a_seam():
     g = textured(3)
     moved = cv2.warpAffine(g, np.float32([[1, 0, 1.0], [0, 1, 0.5]]), g.shape[::-1], borderMode=cv2.BORDER_REFLECT)
     assert QM.seam_length(g, moved, np.ones(g.shape, bool), IOD) <= Thresholds().seam_length
+
+
+def test_opencv_single_threaded_restores_the_pool():
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        with M.opencv_single_threaded():
+            assert cv2.getNumThreads() == 1
+            with M.opencv_single_threaded():          # overlapping checks (two threads)
+                assert cv2.getNumThreads() == 1
+            assert cv2.getNumThreads() == 1
+        assert cv2.getNumThreads() == 2
+        with pytest.raises(RuntimeError):
+            with M.opencv_single_threaded():
+                raise RuntimeError("a failing measure")
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
