@@ -34,7 +34,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import media
-from .errors import CancelledError, MediaError
+from .errors import CancelledError, FFmpegMissingError, MediaError
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +451,7 @@ def scan_damage(path, info: Optional[media.MediaInfo] = None, kind: str = "video
         p = subprocess.Popen(build_scan_args(exe, path, stream), stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **media._popen_kwargs())
     except OSError as e:
-        raise media.FFmpegMissingError(f"{exe} cannot be run ({e}): {media.INSTALL_HINT}.") from None
+        raise FFmpegMissingError(f"{exe} cannot be run ({e}): {media.INSTALL_HINT}.") from None
     why: List[str] = []
 
     def watchdog():

@@ -1,5 +1,6 @@
 import os
 import random
+import shutil
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -126,7 +127,7 @@ def test_tool_paths(monkeypatch, tmp_path):
         media.ffmpeg_path()
     monkeypatch.delenv("LIPDUB_FFMPEG")
     # nothing on PATH: imageio-ffmpeg's binary; neither: a clear error
-    monkeypatch.setattr(media.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     import imageio_ffmpeg
 
     assert media.ffmpeg_path() == imageio_ffmpeg.get_ffmpeg_exe()
@@ -207,7 +208,7 @@ def test_probe_without_ffprobe_parses_ffmpeg(monkeypatch, grid_clip, odd_media):
     def missing():
         raise FFmpegMissingError("no ffprobe")
 
-    monkeypatch.setattr(media, "ffprobe_path", missing)
+    monkeypatch.setattr(media.probing, "ffprobe_path", missing)     # as probe() finds it
     for p, r in zip(paths, ref):
         i = media.probe(p)
         assert i.probed_with == "ffmpeg"
@@ -225,9 +226,9 @@ def test_probe_remembers_an_unchanged_file(monkeypatch, grid_clip, odd_media, tm
     import shutil
 
     calls = []
-    real = media._probe_file
-    monkeypatch.setattr(media, "_probe_file", lambda p, **k: calls.append(str(p)) or real(p, **k))
-    monkeypatch.setattr(media, "_PROBED", type(media._PROBED)())
+    real = media.probing._probe_file
+    monkeypatch.setattr(media.probing, "_probe_file", lambda p, **k: calls.append(str(p)) or real(p, **k))
+    monkeypatch.setattr(media.probing, "_PROBED", type(media.probing._PROBED)())
     clip = tmp_path / "clip.mp4"
     shutil.copyfile(grid_clip, clip)
     first = media.probe(clip)
@@ -248,7 +249,7 @@ def test_probe_remembers_an_unchanged_file(monkeypatch, grid_clip, odd_media, tm
     def missing():
         raise FFmpegMissingError("no ffprobe")
 
-    monkeypatch.setattr(media, "ffprobe_path", missing)
+    monkeypatch.setattr(media.probing, "ffprobe_path", missing)     # as probe() finds it
     assert media.probe(clip).probed_with == "ffmpeg" and len(calls) == 6
 
 
@@ -305,7 +306,7 @@ def test_iter_frames_closes_ffmpeg_on_early_stop(monkeypatch, grid_clip):
             super().__init__(*a, **k)
             procs.append(self)
 
-    monkeypatch.setattr(media, "_Proc", Recording)
+    monkeypatch.setattr(media.decoding, "_Proc", Recording)      # as iter_frames() finds it
     gen = media.iter_frames(grid_clip)
     next(gen)
     next(gen)
@@ -330,13 +331,13 @@ def test_iter_frames_auto_backend_matches_the_pipe(odd_media, kind, cv2_used, mo
     info = media.probe(path)
     full = _frames(path, info)
     opened = []
-    real = media._Cv2Backend
+    real = media.decoding._Cv2Backend
 
     def spy(*a, **k):
         opened.append(a[0])
         return real(*a, **k)
 
-    monkeypatch.setattr(media, "_Cv2Backend", spy)
+    monkeypatch.setattr(media.decoding, "_Cv2Backend", spy)
     assert np.array_equal(_frames(path, info, backend="auto"), full)
     a, b = info.num_frames // 2, info.num_frames - 2
     assert np.array_equal(_frames(path, info, start=a, stop=b, backend="auto"), full[a:b])
@@ -348,12 +349,12 @@ def test_iter_frames_auto_backend_continues_on_the_pipe(odd_media, monkeypatch):
     path = odd_media("cfr")
     info = media.probe(path)
     full = _frames(path, info)
-    real = media._Cv2Backend.read_next
+    real = media.decoding._Cv2Backend.read_next
 
     def short(self):
         return None if self.pos >= 10 else real(self)
 
-    monkeypatch.setattr(media._Cv2Backend, "read_next", short)
+    monkeypatch.setattr(media.decoding._Cv2Backend, "read_next", short)
     got = _frames(path, info, start=3, backend="auto")
     assert np.array_equal(got, full[3:])
     with pytest.raises(ValueError):
@@ -534,7 +535,7 @@ def test_writer_refuses_bad_output_paths(tmp_path, grid_clip, monkeypatch, odd_m
     with pytest.raises(AudioError, match="no audio stream"):
         media.VideoWriter(tmp_path / "o.mp4", 360, 288, 25, audio=str(odd_media("noaudio")))
     real_access = os.access
-    monkeypatch.setattr(media.os, "access", lambda p, m: False if Path(p) == tmp_path else real_access(p, m))
+    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == tmp_path else real_access(p, m))
     with pytest.raises(OutputError, match="not writable"):
         media.VideoWriter(tmp_path / "out.mp4", 360, 288, 25, audio=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "clip.mp4"]

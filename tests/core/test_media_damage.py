@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ def test_scan_args_exact():
 
 def _info(**kw):
     base = dict(path="x.mp4", has_video=True, has_audio=True, width=4, height=4, coded_width=4, coded_height=4,
-                fps=25.0, fps_fraction=media.Fraction(25), num_frames=6, duration=0.24, rotation=0, sar="1:1",
+                fps=25.0, fps_fraction=Fraction(25), num_frames=6, duration=0.24, rotation=0, sar="1:1",
                 pix_fmt="yuv420p", video_codec="h264", is_vfr=False, audio_sample_rate=16000, audio_channels=1,
                 audio_codec="aac", audio_duration=0.24, video_stream_index=0, audio_stream_index=1,
                 format_name="mov,mp4,m4a,3gp,3g2,mj2")
