@@ -152,7 +152,7 @@ def _schedule(info, num_dub: int, start: int, policy: str, voice_samples: Option
             raise MediaError(f"The dub has {num_dub} frames from frame {start} but the original has {n}: compare a "
                              "dub with the video it was made from (and give --length for a looped or held dub).")
         return np.arange(start, start + num_dub, dtype=np.int64)
-    from ..pipeline import output_schedule
+    from ..render.schedule import output_schedule
 
     sched, _ = output_schedule(n, float(info.fps), voice_samples, 0, policy)
     if start + num_dub > len(sched):
@@ -192,7 +192,7 @@ def run_qc(original, dub, *, voice=None, face: Optional[int] = None, reference=N
     from .. import audio as audio_mod
     from .. import media
     from ..streams import prefetch
-    from ..pipeline import SourceFrames
+    from ..render.source import SourceFrames
 
     info_o = media.probe(original, need_video=True)
     info_d = media.probe(dub, need_video=True)
