@@ -1,31 +1,35 @@
 """One dub job: probe -> fit lengths -> track -> engine.prepare -> stream (render, composite, teeth) -> encode.
 
-The pipeline never knows which engine runs (see `core.engines.base.Engine`). It streams source frames (never
-the whole video in RAM), reports progress per stage and checks the cancel token between batches. The output
-is written to a temporary file and renamed only on success (`core.media.VideoWriter`).
+The pipeline never knows which engine runs (see `core.engines.base.Engine`). It prepares a clip (probe, damage
+check, track, adaptation, engines) and hands it to the render path (`core.render`: the output schedule, the
+source frames streamed, the renderer, the writer), which reports progress per stage and checks the cancel token
+between batches. The output is written to a temporary file and renamed only on success
+(`core.media.VideoWriter`).
 """
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import audio as audio_mod
 from . import media, timing
 from .device import AUTO, resolve_device
-from .edits import Edits, shift_voice, shifted_length
+from .edits import Edits, shift_voice
 from .engines import registry as engines
 from .engines.base import DubContext, Engine, MaskSettings
-from .engines.teeth import TeethProxy, apply_teeth, suggest_teeth_frames
+from .engines.teeth import suggest_teeth_frames
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
-from .progress import CancelToken, ProgressFn, check, report
-from .streams import Sink, prefetch
+from .progress import CancelToken, ProgressFn, check
+from .render.renderer import FrameRenderer, proxy_from_frame
+from .render.schedule import output_schedule, remap_track, voice_for
+from .render.stages import StageTimer
+from .render.writer import render_file
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +76,6 @@ class DubResult:
     adaptation: object = None          # core.adapt.Adaptation, when the engine adapts to the actor
     damaged_frames: list = field(default_factory=list)   # output file frames from damaged video or voice
     damage: list = field(default_factory=list)           # core.media_damage.DamageReport of each damaged input
-
-
-class _Timer:
-    """Accumulates wall time per stage (for progress ETA and tools.bench)."""
-
-    def __init__(self) -> None:
-        self.seconds: Dict[str, float] = {}
-        self.frames: Dict[str, int] = {}
-
-    def add(self, stage: str, seconds: float, frames: int = 0) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-        self.frames[stage] = self.frames.get(stage, 0) + frames
 
 
 def make_engine(settings: DubSettings, name: Optional[str] = None) -> Engine:
@@ -156,18 +148,8 @@ class PreparedClip:
 
 
 
-def output_schedule(num_video_frames: int, fps: float, num_voice_samples: int, voice_offset: int = 0,
-                    length_policy: str = "shortest", seconds: bool = False):
-    """(source frame per output frame, message): how long the dub of a voice of `num_voice_samples` (16 kHz,
-    before the editor's `voice_offset`) is, and why. `seconds`: durations in the message in seconds, not frames."""
-    n = shifted_length(num_voice_samples, voice_offset, fps, audio_mod.SAMPLE_RATE)
-    num_voice_frames = max(1, timing.voice_frames(n, fps, audio_mod.SAMPLE_RATE))
-    return timing.frame_schedule(num_video_frames, num_voice_frames, timing.LengthPolicy(length_policy),
-                                 fps=fps if seconds else None)
-
-
 def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> PreparedClip:
+                 cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> PreparedClip:
     """Everything computed before rendering, the per-clip adaptation included."""
     prep = prepare_unadapted(settings, progress, cancel, timer)
     adapt_prepared(prep, settings, progress, cancel, timer)
@@ -176,12 +158,12 @@ def prepare_clip(settings: DubSettings, progress: Optional[ProgressFn] = None,
 
 
 def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = None,
-                      cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> PreparedClip:
+                      cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> PreparedClip:
     """`prepare_clip` short of the adaptation (`adapt_prepared`) and the performer (`follow_performer`): the
     context's mouth head and performance are None."""
     from .faces.track import track_video
 
-    timer = timer or _Timer()
+    timer = timer or StageTimer()
     validate_paths(settings)
     info = media.probe(settings.video)
     if not info.has_video:
@@ -263,7 +245,7 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
 
 
 def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> None:
+                   cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> None:
     """Learn the actor from the clip's own voice (core.adapt), when asked and the engine has a mouth model: sets
     `prep.adaptation`, `prep.scorer` and the context's mouth head."""
     plugin = engines.get(settings.engine)
@@ -283,14 +265,14 @@ def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional
     prep.adaptation = adapt_clip(settings.video, prep.info, prep.track, model=model, scorer=scorer,
                                  cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
     prep.general_scorer, prep.scorer = scorer, prep.adaptation.lane_scorer(scorer)  # (refit on this face: the actor's)
-    (timer or _Timer()).add("adapt", time.perf_counter() - t0, prep.info.num_frames)
+    (timer or StageTimer()).add("adapt", time.perf_counter() - t0, prep.info.num_frames)
     prep.messages.append(("Adaptation: " if prep.adaptation.adapted else "No adaptation: ")
                          + prep.adaptation.message)
     prep.ctx = replace(prep.ctx, mouth_head=prep.adaptation.head)
 
 
 def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Optional[ProgressFn] = None,
-                     cancel: Optional[CancelToken] = None, timer: Optional[_Timer] = None) -> None:
+                     cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> None:
     """With a performer video (`settings.driver`) and an engine that follows mouth shapes (classic): the
     performance on the output frames (core.performer), into the context."""
     if not settings.driver:
@@ -311,12 +293,12 @@ def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Option
     for o in prep.edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
         if o.kind == "voice_driven":
             performer.trusted[max(0, o.start):min(num_out, o.end)] = False
-    (timer or _Timer()).add("performer", time.perf_counter() - t0, num_out)
+    (timer or StageTimer()).add("performer", time.perf_counter() - t0, num_out)
     prep.ctx = replace(prep.ctx, performer=performer)
 
 
 def check_inputs(settings: DubSettings, info, cancel: Optional[CancelToken] = None,
-                 timer: Optional[_Timer] = None):
+                 timer: Optional[StageTimer] = None):
     """(video damage, voice damage, performer damage, warnings): one decode pass over the video's picture, one over
     the voice's sound and, with a performer video (`settings.driver`), one over its picture (`core.media_damage`;
     None when there is none); a damaged input is refused (DamagedMediaError, exit code 4) unless
@@ -341,159 +323,6 @@ def check_inputs(settings: DubSettings, info, cancel: Optional[CancelToken] = No
     return video, voice, driver, warnings
 
 
-class SourceFrames:
-    """Source frames in output order for a schedule, streamed.
-
-    A non-decreasing schedule (shortest, trim, hold) is served from one decoding pass. Loop and ping-pong
-    need frames again or backwards: the first pass spills frames to a disk-backed memmap (never RAM).
-    """
-
-    def __init__(self, video: str, info, schedule: np.ndarray):
-        self.video = video
-        self.info = info
-        self.schedule = np.asarray(schedule, np.int64)
-        self.decode_seconds = 0.0
-        self._spill: Optional[np.memmap] = None
-        self._spill_dir: Optional[tempfile.TemporaryDirectory] = None
-
-    def _timed(self, it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        while True:
-            t0 = time.perf_counter()
-            try:
-                frame = next(it)
-            except StopIteration:
-                return
-            finally:
-                self.decode_seconds += time.perf_counter() - t0
-            yield frame
-
-    def iterate(self, out_indices: Sequence[int]) -> Iterator[Tuple[int, int, np.ndarray]]:
-        """Yield (out_index, source_index, frame) for each requested output index (ascending)."""
-        out_indices = np.asarray(out_indices, np.int64)
-        wanted = self.schedule[out_indices]
-        if np.all(np.diff(wanted) >= 0):
-            yield from self._monotonic(out_indices, wanted)
-        else:
-            yield from self._spilled(out_indices, wanted)
-
-    def _monotonic(self, out_indices, wanted):
-        start, stop = int(wanted[0]), int(wanted[-1]) + 1
-        frames = self._timed(iter(media.iter_frames(self.video, self.info, start=start, stop=stop)))
-        cur_idx, cur = start - 1, None
-        last_good = None
-        for o, s in zip(out_indices, wanted):
-            while cur_idx < s:
-                try:
-                    cur = next(frames)
-                    last_good = cur
-                except StopIteration:
-                    cur = last_good  # decoder yielded fewer frames than probed: hold the last one
-                    if cur is None:
-                        raise MediaError(f"Could not decode any frame from {self.video}")
-                    cur_idx = s
-                    break
-                cur_idx += 1
-            yield int(o), int(s), cur
-
-    def _spilled(self, out_indices, wanted):
-        if self._spill is None:
-            lo, hi = int(wanted.min()), int(wanted.max()) + 1
-            self._spill_dir = tempfile.TemporaryDirectory(prefix="lipdub_frames_")
-            shape = (hi - lo, self.info.height, self.info.width, 3)
-            self._spill = np.memmap(Path(self._spill_dir.name) / "frames.u8", np.uint8, "w+", shape=shape)
-            self._spill_lo = lo
-            n = 0
-            for n, f in enumerate(self._timed(iter(media.iter_frames(self.video, self.info, start=lo, stop=hi)))):
-                self._spill[n] = f
-            for k in range(n + 1, hi - lo):  # hold the last decoded frame if the decoder fell short
-                self._spill[k] = self._spill[n]
-        for o, s in zip(out_indices, wanted):
-            yield int(o), int(s), np.array(self._spill[int(s) - self._spill_lo])
-
-    def close(self) -> None:
-        self._spill = None
-        if self._spill_dir is not None:
-            self._spill_dir.cleanup()
-            self._spill_dir = None
-
-
-class FrameRenderer:
-    """Engine output -> composite -> teeth proxy for a batch of frames, honouring the editor's corrections
-    (keep-original and forced-engine ranges, keyframed mask, per-shot teeth proxy). Shared by export and preview."""
-
-    def __init__(self, engines: Dict[str, Engine], main: str, ctx: DubContext, edits: Edits, teeth_proxy=None,
-                 teeth_strength: float = 1.0, video_path: Optional[str] = None, info=None):
-        self.engines = engines
-        self.main = main
-        self.ctx = ctx
-        self.edits = edits
-        self.teeth_proxy = teeth_proxy
-        self.teeth_strength = teeth_strength
-        self.video_path = video_path
-        self.info = info
-        self._shot_proxies: dict = {}
-
-    def frames_independent(self) -> bool:
-        """Whether every engine renders each frame on its own (`Engine.frames_independent`): a batch may then be
-        split between threads (`render_file`)."""
-        return all(getattr(e, "frames_independent", False) for e in self.engines.values())
-
-    def engine_for(self, out_index: int) -> Optional[str]:
-        """Engine name for an output frame, or None to keep the original frame."""
-        ov = self.edits.override_at(out_index)
-        if ov is None or ov.kind == "mouth_closed":
-            return self.main
-        if ov.kind == "keep_original":
-            return None
-        return ov.engine if ov.engine in self.engines else self.main
-
-    def _proxy(self, out_index: int):
-        shot = self.edits.teeth_at(out_index)
-        if shot is None:
-            return self.teeth_proxy, self.teeth_strength
-        if shot.frame not in self._shot_proxies:
-            self._shot_proxies[shot.frame] = _proxy_from_frame(self.video_path, self.info, self.ctx, shot.frame)
-        return self._shot_proxies[shot.frame], shot.strength
-
-    def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int], timer: _Timer) -> Tuple[list, int]:
-        from .compose import composite
-
-        t0 = time.perf_counter()
-        patches: list = [None] * len(frames)
-        groups: Dict[str, list] = {}
-        for k, o in enumerate(out_indices):
-            name = self.engine_for(int(o))
-            if name is not None:
-                groups.setdefault(name, []).append(k)
-        for name, ks in groups.items():
-            res = self.engines[name].render([frames[k] for k in ks], [out_indices[k] for k in ks])
-            for k, p in zip(ks, res):
-                patches[k] = p
-        timer.add("generate", time.perf_counter() - t0, len(frames))
-        t0 = time.perf_counter()
-        out, dubbed = [], 0
-        for frame, o, patch in zip(frames, out_indices, patches):
-            if patch is None:
-                out.append(frame)
-                continue
-            dubbed += 1
-            mask, polygons = self.edits.mask_at(int(o), self.ctx.mask)
-            result = composite(frame, patch, mask, polygons)
-            proxy, strength = self._proxy(int(o))
-            if proxy is not None and strength > 0:
-                result = apply_teeth(result, patch.mask_landmarks, proxy, strength)
-            out.append(result)
-        timer.add("composite", time.perf_counter() - t0, len(frames))
-        return out, dubbed
-
-
-def _proxy_from_frame(video_path, info, ctx: DubContext, idx: int):
-    if not (0 <= idx < len(ctx.present)) or not ctx.present[idx]:
-        raise LipDubError(f"The teeth-proxy frame {idx} has no tracked face: pick a frame where the face is found.")
-    frame = media.read_frame(video_path, int(idx), info)
-    return TeethProxy.from_frame(frame, ctx.landmarks[idx], frame_index=int(idx))
-
-
 def make_engines(settings: DubSettings) -> Dict[str, Engine]:
     """The main engine plus any engine an override range forces, each prechecked (not yet prepared)."""
     names = [settings.engine] + [o.engine for o in (settings.edits or Edits()).overrides
@@ -512,7 +341,7 @@ def make_engines(settings: DubSettings) -> Dict[str, Engine]:
 
 
 def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, cancel=None,
-                    timer: Optional[_Timer] = None) -> Dict[str, Engine]:
+                    timer: Optional[StageTimer] = None) -> Dict[str, Engine]:
     """Adapt to the actor (`adapt_prepared`) and prepare the engines on the clip. What an engine can do without the
     adapted mouth head (`Engine.prepare_early`: the classic engine's texture library) runs in a thread meanwhile: the
     adaptation's networks and the library's decoding pass share the two cores; what needs the adaptation but not the
@@ -522,7 +351,7 @@ def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, ca
 
     from .errors import CancelledError
 
-    timer = timer or _Timer()
+    timer = timer or StageTimer()
     engines = make_engines(settings)
     early_ctx = prep.ctx
     stop = CancelToken()          # the early work stops when the job is cancelled or the adaptation fails
@@ -599,7 +428,7 @@ def _teeth_proxy(prep: PreparedClip, engine: Engine):
         idx = picks[0]
     if not (0 <= idx < len(ctx.present)) or not ctx.present[idx]:
         return None
-    return _proxy_from_frame(ctx.video_path, prep.info, ctx, int(idx))
+    return proxy_from_frame(ctx.video_path, prep.info, ctx, int(idx))
 
 
 @dataclass
@@ -618,9 +447,9 @@ class PreparedDub:
 
 
 def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-                timer: Optional[_Timer] = None, score: bool = False) -> PreparedDub:
+                timer: Optional[StageTimer] = None, score: bool = False) -> PreparedDub:
     """`score`: the result will be scored (`dub_result`), so its scorer is loaded early too."""
-    timer = timer or _Timer()
+    timer = timer or StageTimer()
     make_engine(settings).precheck()   # fail fast (missing weights) before tracking
     preload = start_preload(settings, score)
     prep = prepare_unadapted(settings, progress, cancel, timer)
@@ -644,110 +473,13 @@ def start_preload(settings: DubSettings, score: bool = False):
                    if mouth else None, scorer=(settings.adapt and mouth) or score)
 
 
-def voice_for(ctx: DubContext, out_idx: np.ndarray) -> np.ndarray:
-    """The fitted voice under output frames [out_idx[0], out_idx[-1]] (what the output file carries)."""
-    a, b = int(out_idx[0]), int(out_idx[-1]) + 1
-    spf = audio_mod.SAMPLE_RATE / ctx.fps
-    return ctx.wav[int(round(a * spf)):int(round(b * spf))]
-
-
-DECODE_AHEAD = 4    # frames the decoder thread reads ahead of rendering (it keeps up easily; more would only cost RAM)
-
-
-class _RenderHelper:
-    """A second rendering thread: a batch's first half is rendered there while the job's thread renders the second
-    (cv2 and numpy release the GIL). Only for engines whose frames are independent (`FrameRenderer.frames_independent`):
-    each frame is then the same whichever thread renders it and with whichever frames it is batched."""
-
-    def __init__(self):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipdub-render")
-
-    def render(self, renderer: "FrameRenderer", frames: list, out_indices: list, timer: _Timer) -> Tuple[list, int]:
-        if len(frames) < 2:
-            return renderer.render(frames, out_indices, timer)
-        half = len(frames) // 2
-        side = _Timer()
-        first = self.pool.submit(renderer.render, frames[:half], out_indices[:half], side)
-        try:
-            second, n2 = renderer.render(frames[half:], out_indices[half:], timer)
-        finally:
-            out, n1 = first.result()       # (waited for also when this thread failed: nothing left running)
-        for stage, sec in side.seconds.items():
-            timer.add(stage, sec, side.frames.get(stage, 0))
-        return out + second, n1 + n2
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-
-
-def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
-                audio: Optional[np.ndarray], crf: int, preset: str, batch_size: int, timer: _Timer,
-                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> int:
-    """Render output frames `out_idx` (ascending) of `renderer`'s clip in batches and encode them to `path`
-    (atomically, with `audio` muxed when given). Returns how many frames had a dubbed face.
-
-    Three stages overlap on both cores (`core.streams`): a thread reads
-    the decoder's frames, this thread renders, a thread feeds the encoder (ffmpeg compresses while we render)."""
-    info = renderer.info
-    source = SourceFrames(renderer.video_path, info, renderer.ctx.source_index)
-    writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=audio, crf=crf,
-                               preset=preset, sar=info.sar, sample_rate=audio_mod.SAMPLE_RATE)
-    frames = prefetch(source.iterate(out_idx), depth=DECODE_AHEAD)
-    # a whole batch fits in the feed: the encoder works through one batch while the next one renders
-    feed = Sink(writer.write, depth=batch_size, name="lipdub-encoder-feed")
-    total, done, dubbed = len(out_idx), 0, 0
-    batch_frames, batch_idx = [], []
-    helper = _RenderHelper() if renderer.frames_independent() and batch_size > 1 else None
-
-    def flush():
-        nonlocal dubbed, done
-        if not batch_frames:
-            return
-        out, n = renderer.render(batch_frames, batch_idx, timer) if helper is None else \
-            helper.render(renderer, batch_frames, batch_idx, timer)
-        dubbed += n
-        for f in out:
-            feed.put(f)
-        done += len(out)
-        batch_frames.clear()
-        batch_idx.clear()
-        report(progress, "dub", done, total)
-        check(cancel)
-
-    try:
-        for o, _s, frame in frames:
-            batch_frames.append(frame)
-            batch_idx.append(o)
-            if len(batch_frames) >= batch_size:
-                flush()
-        flush()
-        feed.close()
-        t1 = time.perf_counter()
-        writer.close()
-        timer.add("encode", time.perf_counter() - t1, 0)
-    except BaseException:
-        writer.abort()          # first: a feed blocked in a pipe write gets a broken pipe
-        feed.stop()
-        raise
-    finally:
-        if helper is not None:
-            helper.close()
-        frames.close()
-        source.close()
-    timer.add("encode", feed.busy_seconds, total)
-    timer.add("decode", source.decode_seconds, total)
-    return dubbed
-
-
 def begin_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
-              cancel: Optional[CancelToken] = None, score: bool = False) -> Tuple[PreparedDub, _Timer, float]:
+              cancel: Optional[CancelToken] = None, score: bool = False) -> Tuple[PreparedDub, StageTimer, float]:
     """The start of a job that writes `settings.output`: (prepared clip, its stage timer, start time)."""
     if not settings.output:
         raise OutputError("No output path was given.")
     t_all = time.perf_counter()
-    timer = _Timer()
+    timer = StageTimer()
     return prepare_dub(settings, progress, cancel, timer, score=score), timer, t_all
 
 
@@ -767,7 +499,7 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
                       report_voice=report_voice)
 
 
-def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, dubbed: int, timer: _Timer,
+def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, dubbed: int, timer: StageTimer,
                t_all: float, score: bool, progress: Optional[ProgressFn] = None,
                cancel: Optional[CancelToken] = None, report_voice: Optional["ReportVoice"] = None) -> DubResult:
     """The DubResult of a written output, scored against its voice when asked."""
@@ -788,15 +520,6 @@ def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, d
         result.timings = dict(timer.seconds)
     result.timings["total"] = time.perf_counter() - t_all
     return result
-
-
-def remap_track(track, schedule: np.ndarray):
-    """The chosen track seen through an output schedule (output frame i shows source frame schedule[i])."""
-    from .faces.track import FaceTrack
-
-    s = np.asarray(schedule, np.int64)
-    return FaceTrack(track_id=track.track_id, boxes=track.boxes[s], landmarks=track.landmarks[s],
-                     present=track.present[s])
 
 
 def report_scorer(prep: PreparedClip, settings: DubSettings):
@@ -898,7 +621,7 @@ class DubSession:
             raise LipDubError(f"Frame {out_index} is outside the output (0..{self.num_frames - 1}).")
         src = int(self.prep.ctx.source_index[out_index])
         original = self._reader.read(src)
-        out, _ = self.renderer.render([original], [out_index], _Timer())
+        out, _ = self.renderer.render([original], [out_index], StageTimer())
         return original, out[0]
 
     def close(self) -> None:

@@ -26,7 +26,11 @@ import numpy as np
 
 from . import audio as audio_mod
 from . import media
-from .pipeline import DubResult, DubSettings, FrameRenderer, _Timer, begin_dub, dub_result, render_file, voice_for
+from .pipeline import DubResult, DubSettings, begin_dub, dub_result
+from .render.renderer import FrameRenderer
+from .render.schedule import voice_for
+from .render.stages import StageTimer
+from .render.writer import render_file
 from .progress import CancelToken, ProgressFn, check, report
 
 DEFAULT_MIN_SHOT_SECONDS = 2.0   # shorter shots join their neighbour: a segment task costs ~0.1-1 s to start
@@ -68,7 +72,7 @@ def shot_segments(source_index: np.ndarray, cuts: Sequence[int], out_indices: np
 def render_segment(job: ClipRender, start: int, stop: int, path: str,
                    cancel: Optional[CancelToken] = None) -> PartResult:
     """Render output frames [start, stop) of the clip to a video-only file (written atomically)."""
-    timer = _Timer()
+    timer = StageTimer()
     dubbed = render_file(path, job.renderer, np.arange(start, stop),
                          audio=None, crf=job.crf, preset=job.preset, batch_size=job.batch_size, timer=timer,
                          cancel=cancel)

@@ -1,7 +1,7 @@
 """The quality report of one dub: per-frame flags, the summary, and the ways to get one (files, a dub job).
 
 `run_qc(original, dub, ...)` streams both videos (the dub's frame i is the original's frame `start + i` for
-the default `shortest` length policy, else the schedule `core.pipeline.output_schedule` gives), takes the
+the default `shortest` length policy, else the schedule `core.render.schedule.output_schedule` gives), takes the
 original's face track from the tracker's cache (tracking once when there is none: no detection per check),
 judges the voice's silences from the dub's own sound (or `voice`), measures (`core.qc.measure`) and flags
 (`core.qc.rules`). `qc_for_settings(settings, output)` does the same for a file the pipeline just wrote
@@ -153,7 +153,7 @@ def _schedule(info, num_dub: int, start: int, policy: str, voice_samples: Option
             raise MediaError(f"The dub has {num_dub} frames from frame {start} but the original has {n}: compare a "
                              "dub with the video it was made from (and give --length for a looped or held dub).")
         return np.arange(start, start + num_dub, dtype=np.int64)
-    from ..pipeline import output_schedule
+    from ..render.schedule import output_schedule
 
     sched, _ = output_schedule(n, float(info.fps), voice_samples, 0, policy)
     if start + num_dub > len(sched):
@@ -262,7 +262,7 @@ def scheduled_frames(path: str, info, schedule: np.ndarray):
     OpenCV's decoder where exact; a repeated index repeats the frame, past the decodable end the last frame is
     held); loop and ping-pong come from the product's `SourceFrames`."""
     from .. import media
-    from ..pipeline import SourceFrames
+    from ..render.source import SourceFrames
 
     idx = np.asarray(schedule, np.int64)
     if len(idx) == 0:

@@ -10,7 +10,8 @@ import pytest
 from core import media
 from core.engines.wav2lip import Wav2LipOptions
 from core.errors import CancelledError, NoFaceError
-from core.pipeline import DubSettings, SourceFrames, run_dub
+from core.pipeline import DubSettings, run_dub
+from core.render.source import SourceFrames
 from core.progress import CancelToken
 from data_paths import GRID_S1, ROOT, heldout_names
 

@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from core import media
-from core.pipeline import DubSettings, SourceFrames, _Timer, prepare_dub, render_file, voice_for
+from core.pipeline import DubSettings, prepare_dub
+from core.render.schedule import voice_for
+from core.render.source import SourceFrames
+from core.render.stages import StageTimer
+from core.render.writer import render_file
 from data_paths import GRID_S1, SAMPLES, heldout_names
 
 MIN_PSNR_DB = 50.0
@@ -17,7 +21,7 @@ def serial_reference(renderer, out_idx, batch_size):
     frames, originals, batch, idx = [], [], [], []
 
     def flush():
-        out, _ = renderer.render(batch, idx, _Timer())
+        out, _ = renderer.render(batch, idx, StageTimer())
         frames.extend(np.array(f) for f in out)
         batch.clear()
         idx.clear()
@@ -46,7 +50,7 @@ def encoder_input(monkeypatch, path, renderer, out_idx, batch_size, audio):
 
     monkeypatch.setattr(media.VideoWriter, "write", recording)
     render_file(path, renderer, out_idx, audio=audio, crf=18, preset="ultrafast", batch_size=batch_size,
-                timer=_Timer())
+                timer=StageTimer())
     return seen
 
 

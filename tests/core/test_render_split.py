@@ -1,11 +1,13 @@
-"""render_file's second rendering thread (pipeline._RenderHelper): a batch's halves are rendered in two threads only
+"""render_file's second rendering thread (pipeline.RenderHelper): a batch's halves are rendered in two threads only
 for engines whose frames are independent; the frames come back in order, the stage times add up, errors surface."""
 import threading
 
 import numpy as np
 import pytest
 
-from core.pipeline import FrameRenderer, _RenderHelper, _Timer
+from core.render.renderer import FrameRenderer
+from core.render.stages import StageTimer
+from core.render.writer import RenderHelper
 
 
 class Renderer:
@@ -21,9 +23,9 @@ class Renderer:
 
 
 def test_halves_in_two_threads_in_order():
-    helper = _RenderHelper()
+    helper = RenderHelper()
     try:
-        r, timer = Renderer(), _Timer()
+        r, timer = Renderer(), StageTimer()
         frames = [np.full(2, i) for i in range(16)]
         out, n = helper.render(r, frames, list(range(16)), timer)
         assert [int(f[0]) for f in out] == list(range(1, 17)) and n == 16
@@ -33,7 +35,7 @@ def test_halves_in_two_threads_in_order():
         assert n == 1 and int(out[0][0]) == 1
         for bad in (3, 12):                                                # either half's error reaches the job
             with pytest.raises(ValueError, match=f"frame {bad}"):
-                helper.render(Renderer(fail_at=bad), frames, list(range(16)), _Timer())
+                helper.render(Renderer(fail_at=bad), frames, list(range(16)), StageTimer())
     finally:
         helper.close()
 
