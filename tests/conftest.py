@@ -14,11 +14,20 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "lipdub" /
 from data_paths import GRID_S1, REFERENCE, SHARED, heldout_names  # noqa: E402
 
 
+def run_temp_root(tmp_path_factory) -> Path:
+    """pytest's temp folder of the whole run: with pytest-xdist each worker's own basetemp (.../popen-gwN) is a
+    folder inside the one of the run."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Every cache the program writes during the tests (face tracks, model hashes...) goes under pytest's temp
-    area, never into the user's cache folder (subprocesses inherit the variable)."""
-    folder = tmp_path_factory.getbasetemp() / "lipdub_cache"
+    area, never into the user's cache folder (subprocesses inherit the variable). One folder for the whole run,
+    shared by the xdist workers: a clip tracked, a GRID landmark file or the frozen ASD encoder made by one worker
+    is a cache hit for the other (every cache file is written to a temporary name and renamed into place)."""
+    folder = run_temp_root(tmp_path_factory) / "lipdub_cache"
     old = os.environ.get("LIPDUB_CACHE_DIR")
     os.environ["LIPDUB_CACHE_DIR"] = str(folder)
     yield folder
