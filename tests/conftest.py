@@ -11,6 +11,16 @@ sys.path.insert(0, str(ROOT / "tests"))  # data_paths, shared by every test fold
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "lipdub" / "numba"))
 
+# Under pytest-xdist each worker gets its share of the cores for torch's and the BLAS libraries' thread pools (set
+# before anything imports them; subprocesses inherit it). With their default of one thread per core, two workers on
+# two cores run four spinning pools, and the other jobs of a shared machine more: one in-process dub measured under
+# load took 2x the CPU time and 2x the wall time with 2 threads as with 1.
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+WORKER_THREADS = max(1, (os.cpu_count() or 1) // _XDIST_WORKERS) if _XDIST_WORKERS > 1 else None
+if WORKER_THREADS:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, str(WORKER_THREADS))
+
 from data_paths import GRID_S1, REFERENCE, SHARED, heldout_names  # noqa: E402
 
 
@@ -76,6 +86,16 @@ def private_cache(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def worker_threads():
+    """A test that sets torch's thread count (some do, for reference fixtures made with one thread) does not leave it
+    to the tests after it on this worker."""
+    yield
+    torch = sys.modules.get("torch")
+    if WORKER_THREADS and torch is not None and torch.get_num_threads() != WORKER_THREADS:
+        torch.set_num_threads(WORKER_THREADS)
+
+
+@pytest.fixture(autouse=True)
 def hang_guard(request):
     """A test stuck in native code that holds the GIL (a Qt deadlock) cannot be stopped by pytest-timeout's signal;
     faulthandler's watchdog is a C thread: it prints every thread's stack and ends the run, so CI fails at once
@@ -109,3 +129,4 @@ def matrix_media(tmp_path_factory, grid_clip):
     from media_matrix import MatrixMedia
 
     return MatrixMedia(tmp_path_factory.mktemp("matrix"), grid_clip)
+
