@@ -130,3 +130,14 @@ def matrix_media(tmp_path_factory, grid_clip):
 
     return MatrixMedia(tmp_path_factory.mktemp("matrix"), grid_clip)
 
+
+@pytest.fixture(scope="session")
+def w2l_checkpoint(tmp_path_factory):
+    """A Wav2Lip generator file in the released format with random weights: exercises the real engine and
+    pipeline plumbing (preview, export, cancel) without the shipped or user-supplied models. Made once per worker
+    (a few seconds) for every test that needs one."""
+    from tools.bench import fill_rule_checkpoint
+
+    p = tmp_path_factory.mktemp("ckpt") / "wav2lip_random.pth"
+    fill_rule_checkpoint(p)
+    return str(p)

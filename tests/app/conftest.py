@@ -57,13 +57,3 @@ def make_window(qtbot, tmp_path, track_cache):
         w.shutdown()
         w.close()
 
-
-@pytest.fixture(scope="session")
-def w2l_checkpoint(tmp_path_factory):
-    """A Wav2Lip generator file in the released format with random weights: exercises the real engine and
-    pipeline plumbing (preview, export, cancel) without the shipped or user-supplied models."""
-    from tools.bench import fill_rule_checkpoint
-
-    p = tmp_path_factory.mktemp("ckpt") / "wav2lip_random.pth"
-    fill_rule_checkpoint(p)
-    return str(p)
