@@ -26,8 +26,9 @@ def sample_voice():
 
 
 @pytest.fixture(scope="session")
-def track_cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tracks"))
+def track_cache(private_cache):
+    """The run's shared track cache (tests/conftest.py): a clip the core tests tracked is a cache hit here."""
+    return str(private_cache / "tracks")
 
 
 @pytest.fixture
