@@ -13,5 +13,5 @@ demo: install
 		-o out/demo_dub.mp4 --report out/demo_sync.csv
 
 test: install
-	# the suite on both cores, one test file per worker
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
+	# the suite on both cores, one test file per worker, the heaviest files first (tests/conftest.py: HEAVY_FIRST)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder tests

@@ -89,9 +89,10 @@ def _work(args):
     if target.exists():
         return path.stem, "cached"
     data = extract(path)
-    tmp = target.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **data)
-    os.replace(tmp, target)
+    from core.atomic import atomic_write
+
+    with atomic_write(target, "wb") as fh:      # a temporary name of its own: two processes may make the same clip
+        np.savez_compressed(fh, **data)
     return path.stem, f"{int(data['present'].sum())}/{len(data['present'])} frames with a face"
 
 

@@ -26,8 +26,9 @@ def sample_voice():
 
 
 @pytest.fixture(scope="session")
-def track_cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tracks"))
+def track_cache(private_cache):
+    """The run's shared track cache (tests/conftest.py): a clip the core tests tracked is a cache hit here."""
+    return str(private_cache / "tracks")
 
 
 @pytest.fixture
@@ -57,13 +58,3 @@ def make_window(qtbot, tmp_path, track_cache):
         w.shutdown()
         w.close()
 
-
-@pytest.fixture(scope="session")
-def w2l_checkpoint(tmp_path_factory):
-    """A Wav2Lip generator file in the released format with random weights: exercises the real engine and
-    pipeline plumbing (preview, export, cancel) without the shipped or user-supplied models."""
-    from tools.bench import fill_rule_checkpoint
-
-    p = tmp_path_factory.mktemp("ckpt") / "wav2lip_random.pth"
-    fill_rule_checkpoint(p)
-    return str(p)

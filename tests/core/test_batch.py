@@ -24,8 +24,8 @@ VOICE = SAMPLES / "voice_sample.wav"
 
 
 @pytest.fixture(autouse=True)
-def own_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("LIPDUB_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "lipdub_cache"))
+def own_cache(private_cache, monkeypatch):
+    monkeypatch.setenv("LIPDUB_CACHE_DIR", str(private_cache))
 
 
 def make_job(tmp_path, rows, header="video,voice,output"):

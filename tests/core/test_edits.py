@@ -83,13 +83,10 @@ def test_shift_voice_units():
     assert earlier[0] == 1280
 
 
-def test_keep_original_range_is_source_and_mask_edits_apply(tmp_path):
+def test_keep_original_range_is_source_and_mask_edits_apply(tmp_path, w2l_checkpoint):
     """Export with edits: frames in a keep-original range equal the source (up to encoding); outside it the
     engine changed the mouth; a narrower mask keyframe changes less of the frame."""
-    from tools.bench import fill_rule_checkpoint
-
-    ckpt = tmp_path / "w.pth"
-    fill_rule_checkpoint(ckpt)
+    ckpt = w2l_checkpoint
     h = EditHistory()
     h.add_override(20, 35, "keep_original")
     out = tmp_path / "edited.mp4"

@@ -26,17 +26,9 @@ def ffmpeg(*args):
 
 
 @pytest.fixture(scope="module")
-def w2l_checkpoint(tmp_path_factory):
-    from tools.bench import fill_rule_checkpoint
-
-    p = tmp_path_factory.mktemp("ckpt") / "wav2lip_random.pth"
-    fill_rule_checkpoint(p)
-    return p
-
-
-@pytest.fixture(scope="module")
-def track_cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tracks"))
+def track_cache(private_cache):
+    """The run's shared track cache (the sample clip is tracked once for every file that dubs it)."""
+    return str(private_cache / "tracks")
 
 
 def run_cli(*args, timeout=300):

@@ -4,15 +4,13 @@ the clip's own voice is mostly not low, the same voice 8 frames late and another
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from core.sync import lane as sync_lane
 from core.sync.scoring import score_clip
-from data_paths import GRID_S1, ROOT, SHARED, heldout_names
+from data_paths import GRID_S1, SHARED, heldout_names
 
 V = 15
 
@@ -80,13 +78,22 @@ def test_real_clip_own_voice_late_voice_and_other_voice(held_clip):
     assert shares["own"] <= 0.25 and shares["late"] >= 0.8 and shares["other"] >= 0.8, shares
 
 
-def test_score_json_reports_low_and_its_threshold(held_clip, tmp_path):
-    path = held_clip[0]
-    out = subprocess.run([sys.executable, str(ROOT / "main.py"), "score", "--video", str(path), "--json", "--quiet",
-                          "--scorer", "lite", "--csv", str(tmp_path / "f.csv")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
+def test_score_json_reports_low_and_its_threshold_and_scores_the_own_sound_once(held_clip, tmp_path, monkeypatch,
+                                                                               capsys):
+    """`score --json --csv` reports `low` exactly as the lane computes it, with its threshold, in both files. And
+    the adaptation scores the clip's own voice to learn the threshold; `score` without --audio reuses that report,
+    judged by the learnt threshold, instead of decoding and scoring the video a second time. (One `score` run for
+    both: `main.py score` in a process of its own is test_sync_asd.py's.)"""
+    from core.sync import scoring
+    from core.cli import main as cli_main
+
+    calls = []
+    real = scoring.score_clip
+    monkeypatch.setattr(scoring, "score_clip", lambda *a, **k: calls.append(k) or real(*a, **k))
+    assert cli_main(["score", "--video", str(held_clip[0]), "--json", "--quiet", "--scorer", "lite",
+                     "--csv", str(tmp_path / "f.csv")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(calls) == 1 and len(doc["low"]) == 75
     assert doc["low_threshold"] == sync_lane.LOW_THRESHOLD
     conf, low, voiced = np.array(doc["per_frame"], float), np.array(doc["low"]), np.array(doc["voiced"])
     assert len(low) == len(conf) == len(voiced) == 75
@@ -94,19 +101,3 @@ def test_score_json_reports_low_and_its_threshold(held_clip, tmp_path):
     rows = (tmp_path / "f.csv").read_text().splitlines()
     assert rows[0].split(",")[:4] == ["frame", "time_s", "confidence", "low"]
     assert [int(r.split(",")[3]) for r in rows[1:]] == low.astype(int).tolist()
-
-
-def test_score_of_the_clips_own_sound_scores_it_once(held_clip, monkeypatch, capsys):
-    """The adaptation scores the clip's own voice to learn the threshold; `score` without --audio reuses that
-    report, judged by the learnt threshold, instead of decoding and scoring the video a second time."""
-    from core.sync import scoring
-    from core.cli import main as cli_main
-
-    calls = []
-    real = scoring.score_clip
-    monkeypatch.setattr(scoring, "score_clip", lambda *a, **k: calls.append(k) or real(*a, **k))
-    assert cli_main(["score", "--video", str(held_clip[0]), "--json", "--quiet", "--scorer", "lite"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert len(calls) == 1 and len(doc["low"]) == 75
-    np.testing.assert_array_equal(np.array(doc["low"]), np.array(doc["voiced"]) & np.array(doc["valid"])
-                                  & (np.array(doc["per_frame"], float) < doc["low_threshold"]))
