@@ -554,7 +554,7 @@ def _open_video(path):
     if not info.has_video:
         raise MediaError(f"{p} has no video stream: choose a video file with a visible face.")
     return (float(info.fps), int(info.num_frames), int(info.width), int(info.height),
-            media.iter_frames(str(p), info), "core.media")
+            media.iter_frames(str(p), info, backend="auto"), "core.media")
 
 
 def track_video(path, *, backend=None, detect_every: Optional[int] = None, progress: Optional[ProgressFn] = None,

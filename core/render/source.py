@@ -49,7 +49,7 @@ class SourceFrames:
 
     def _monotonic(self, out_indices, wanted):
         start, stop = int(wanted[0]), int(wanted[-1]) + 1
-        frames = self._timed(iter(media.iter_frames(self.video, self.info, start=start, stop=stop)))
+        frames = self._timed(iter(media.iter_frames(self.video, self.info, start=start, stop=stop, backend="auto")))
         cur_idx, cur = start - 1, None
         last_good = None
         for o, s in zip(out_indices, wanted):
@@ -74,7 +74,7 @@ class SourceFrames:
             self._spill = np.memmap(Path(self._spill_dir.name) / "frames.u8", np.uint8, "w+", shape=shape)
             self._spill_lo = lo
             n = 0
-            for n, f in enumerate(self._timed(iter(media.iter_frames(self.video, self.info, start=lo, stop=hi)))):
+            for n, f in enumerate(self._timed(iter(media.iter_frames(self.video, self.info, start=lo, stop=hi, backend="auto")))):
                 self._spill[n] = f
             for k in range(n + 1, hi - lo):  # hold the last decoded frame if the decoder fell short
                 self._spill[k] = self._spill[n]

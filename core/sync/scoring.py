@@ -301,7 +301,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     done = 0
     last_needed = int(src[-1])
     report(progress, "score", 0, k_total)
-    frames = prefetch(media.iter_frames(video_path))   # ffmpeg decodes while the networks run
+    frames = prefetch(media.iter_frames(video_path, backend="auto"))   # decoded while the networks run
     try:
         for i, frame in enumerate(frames):
             if i > last_needed:

@@ -66,6 +66,9 @@ def test_video_probe_and_streaming_decode(matrix_media, case):
     info = media.probe(path)
     frames = list(media.iter_frames(path, info))
     assert len(frames) == info.num_frames > 0
+    # the in-process decoder (tracking, scoring, the render's source frames) gives the pipe's very frames
+    in_process = list(media.iter_frames(path, info, backend="auto"))
+    assert len(in_process) == len(frames) and all(np.array_equal(a, b) for a, b in zip(in_process, frames))
     assert all(f.shape == (info.height, info.width, 3) and f.dtype == np.uint8 for f in frames)
     assert info.has_audio == (case != "no_audio")
     assert abs(info.duration - CLIP_SECONDS) < 0.1

@@ -320,7 +320,7 @@ class ClassicEngine(Engine):
 
         open_iod = geo.mouth_opening(self.canon)      # canonical: already in IOD units
         n = 0
-        for i, frame in enumerate(iter_frames(ctx.video_path, stop=n_src)):
+        for i, frame in enumerate(iter_frames(ctx.video_path, stop=n_src, backend="auto")):
             if keep[i]:
                 self.lib.add(i, self.crop.extract(frame, self.sims[i]), self.canon[i])
             if self.pres[i]:

@@ -333,7 +333,8 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
     first, last = min(wants), max(wants)
     done = 0
     report(progress, "speaker", 0, total)
-    frames_it = prefetch(media.iter_frames(str(video_path), info, start=first, stop=last + 1))
+    frames_it = prefetch(media.iter_frames(str(video_path), info, start=first, stop=last + 1,
+                                           backend="auto"))
     try:
         for i, frame in enumerate(frames_it, start=first):
             if i > last:
