@@ -131,7 +131,11 @@ def iter_frames(path: PathLike, info: Optional[MediaInfo] = None, start: int = 0
 
 def _cv2_frames(path: PathLike, info: MediaInfo, start: int, stop: int) -> Iterator[np.ndarray]:
     """Frames `start .. stop-1` from OpenCV's decoder (checked as FrameReader checks it: its frame count within 2
-    of ffprobe's, frames of the probed size); the ffmpeg pipe takes over where OpenCV fails or stops early."""
+    of ffprobe's, frames of the probed size). Where OpenCV fails or stops early, the ffmpeg pipe gives the rest
+    exactly as it would have from `start` (it is restarted there and the frames already given are skipped): a
+    short or damaged file then behaves as with the pipe alone (the last decoded frame held), and a file that
+    changed or vanished meanwhile is the pipe's MediaError."""
+    identity = _file_identity(path)
     try:
         be = _Cv2Backend(str(path), info)
     except (ImportError, MediaError):
@@ -151,7 +155,16 @@ def _cv2_frames(path: PathLike, info: MediaInfo, start: int, stop: int) -> Itera
         if be is not None:
             be.close()
     if i < stop:
-        yield from _pipe_frames(path, info, i, stop)
+        if _file_identity(path) != identity:
+            raise _vanished(path)
+        for k, frame in enumerate(_pipe_frames(path, info, start, stop)):
+            if k >= i - start:
+                yield frame
+
+
+def _vanished(path: PathLike) -> MediaError:
+    return MediaError(f"{path} changed or disappeared while it was being read (drive unplugged, file moved or "
+                      "overwritten?). Make it available again and restart.")
 
 
 def _pipe_frames(path: PathLike, info: MediaInfo, start: int, stop: int) -> Iterator[np.ndarray]:
@@ -174,8 +187,7 @@ def _pipe_frames(path: PathLike, info: MediaInfo, start: int, stop: int) -> Iter
         if i < stop:
             rc = proc.wait()
             if _file_identity(path) != identity:    # not a damaged tail: the file went away under us
-                raise MediaError(f"{path} changed or disappeared while it was being read (drive unplugged, file "
-                                 "moved or overwritten?). Make it available again and restart.")
+                raise _vanished(path)
             if last is None:
                 raise MediaError(f"ffmpeg could not decode {path} from frame {start} "
                                  f"({proc.stderr_tail() or f'exit code {rc}'}). The file may be damaged.")
