@@ -70,6 +70,12 @@ def _rotation_args(rotation: int, version: Tuple[int, int]) -> Tuple[List[str], 
     return [], ["-metadata:s:v:0", f"rotate={rotation % 360}"]
 
 
+def _output_args(out_path: PathLike, container: Optional[str]) -> List[str]:
+    """The output end of an ffmpeg command: MP4/MOV with the index up front, the container forced when named."""
+    args = ["-movflags", "+faststart"] if container in (None, "mp4", "mov") else []
+    return args + (["-f", container] if container else []) + [str(out_path)]
+
+
 def build_encode_args(ffmpeg: str, out_path: PathLike, width: int, height: int, fps_fraction: Fraction, *,
                       crf: int = 18, preset: str = "medium", sar: str = "1:1",
                       version: Tuple[int, int] = (99, 0), container: Optional[str] = None) -> List[str]:
@@ -86,12 +92,7 @@ def build_encode_args(ffmpeg: str, out_path: PathLike, width: int, height: int, 
             "-c:v", "libx264", "-preset", str(preset), "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
             *_fps_mode_args("passthrough", version)]
-    if container in (None, "mp4", "mov"):
-        args += ["-movflags", "+faststart"]
-    if container:
-        args += ["-f", container]
-    args += [str(out_path)]
-    return args
+    return args + _output_args(out_path, container)
 
 
 def build_mux_args(ffmpeg: str, video_path: PathLike, audio_path: Optional[PathLike], out_path: PathLike,
@@ -113,12 +114,7 @@ def build_mux_args(ffmpeg: str, video_path: PathLike, audio_path: Optional[PathL
     else:
         args += ["-map", "0:v:0", "-c:v", "copy"]
     args += rout
-    if container in (None, "mp4", "mov"):
-        args += ["-movflags", "+faststart"]
-    if container:
-        args += ["-f", container]
-    args += [str(out_path)]
-    return args
+    return args + _output_args(out_path, container)
 
 
 def build_concat_args(ffmpeg: str, list_path: PathLike, out_path: PathLike,
@@ -127,11 +123,7 @@ def build_concat_args(ffmpeg: str, list_path: PathLike, out_path: PathLike,
     re-encoding, so each part's frames are kept bit for bit (parts must share codec settings and size)."""
     args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
             "-i", str(list_path), "-map", "0:v:0", "-c", "copy"]
-    if container in (None, "mp4", "mov"):
-        args += ["-movflags", "+faststart"]
-    if container:
-        args += ["-f", container]
-    return args + [str(out_path)]
+    return args + _output_args(out_path, container)
 
 
 def concat_list(paths: Sequence[PathLike]) -> str:

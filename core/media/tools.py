@@ -23,14 +23,19 @@ INSTALL_HINT = ("install FFmpeg (Debian/Ubuntu: 'sudo apt install ffmpeg', macOS
                 "Windows: 'winget install ffmpeg') and make sure it is on PATH, or set $LIPDUB_FFMPEG/$LIPDUB_FFPROBE")
 
 
-def ffmpeg_path() -> str:
-    """The ffmpeg executable: $LIPDUB_FFMPEG, else ffmpeg on PATH, else imageio-ffmpeg's bundled binary."""
-    env = os.environ.get("LIPDUB_FFMPEG")
+def _configured_or_on_path(variable: str, name: str) -> Optional[str]:
+    """The executable `$variable` names (FFmpegMissingError when it names no file), else `name` on PATH, else None."""
+    env = os.environ.get(variable)
     if env:
         if Path(env).is_file():
             return env
-        raise FFmpegMissingError(f"$LIPDUB_FFMPEG points to {env}, which does not exist; fix it or unset it.")
-    exe = shutil.which("ffmpeg")
+        raise FFmpegMissingError(f"${variable} points to {env}, which does not exist; fix it or unset it.")
+    return shutil.which(name)
+
+
+def ffmpeg_path() -> str:
+    """The ffmpeg executable: $LIPDUB_FFMPEG, else ffmpeg on PATH, else imageio-ffmpeg's bundled binary."""
+    exe = _configured_or_on_path("LIPDUB_FFMPEG", "ffmpeg")
     if exe:
         return exe
     try:
@@ -48,12 +53,7 @@ def ffprobe_path() -> str:
     """The ffprobe executable: $LIPDUB_FFPROBE, else ffprobe on PATH, else next to ffmpeg.
 
     Raises FFmpegMissingError when there is none (``probe`` then falls back to parsing ``ffmpeg -i``)."""
-    env = os.environ.get("LIPDUB_FFPROBE")
-    if env:
-        if Path(env).is_file():
-            return env
-        raise FFmpegMissingError(f"$LIPDUB_FFPROBE points to {env}, which does not exist; fix it or unset it.")
-    exe = shutil.which("ffprobe")
+    exe = _configured_or_on_path("LIPDUB_FFPROBE", "ffprobe")
     if exe:
         return exe
     try:
