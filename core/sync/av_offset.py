@@ -17,7 +17,7 @@ would vouch for itself. The LSE figures stay syncnet_python's (at the scorer's o
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -79,18 +79,24 @@ def candidate_offsets(report) -> np.ndarray:
     return np.round(native * fps / float(report.scorer_fps or fps)).astype(np.int64)
 
 
+def candidate_evidence(mean_dists: np.ndarray, mouth_r: np.ndarray, weight: float = MOUTH_WEIGHT) -> np.ndarray:
+    """Per candidate, how strongly both witnesses vouch for it (each curve in units of its own spread; higher is
+    better)."""
+    return robust_z(-np.asarray(mean_dists, np.float64)) + weight * robust_z(mouth_r)
+
+
 def best_candidate(mean_dists: np.ndarray, mouth_r: np.ndarray, weight: float = MOUTH_WEIGHT) -> int:
-    """Index of the candidate both witnesses agree on best (each curve in units of its own spread)."""
-    return int(np.argmax(robust_z(-np.asarray(mean_dists, np.float64)) + weight * robust_z(mouth_r)))
+    """Index of the candidate both witnesses agree on best."""
+    return int(np.argmax(candidate_evidence(mean_dists, mouth_r, weight)))
 
 
-def fused_offset(report, model, wav: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
-                 weight: float = MOUTH_WEIGHT) -> Optional[int]:
-    """The offset (video frames) both witnesses agree on best, from a scorer's SyncReport (its mean distances per
-    candidate) and the mouth model; None when the report has no distance curve."""
+def fused_evidence(report, model, wav: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
+                   weight: float = MOUTH_WEIGHT) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(candidate offsets in video frames, both witnesses' evidence for each) from a scorer's SyncReport (its mean
+    distances per candidate) and the mouth model; None when the report has no distance curve."""
     md = np.asarray(report.mean_dists, np.float64)
     if md.size == 0 or not np.isfinite(md).all():
         return None
     video = candidate_offsets(report)
     mouth = mouth_curve(model, wav, float(report.fps), landmarks, present, video)
-    return int(video[best_candidate(md, mouth, weight)])
+    return video, candidate_evidence(md, mouth, weight)

@@ -57,11 +57,32 @@ def own_voice(video: str, info) -> Optional[np.ndarray]:
     return wav
 
 
+def own_offset_choice(offsets: np.ndarray, evidence: np.ndarray, level_at) -> int:
+    """The clip's own A/V offset among candidate `offsets` (video frames), given the witnesses' `evidence` for each
+    (higher is better) and `level_at(offset)`, the face's own level there (core.sync.lane.own_level).
+
+    A clip's own sound is within a few frames of its picture, and on a face the scorer reads weakly a short stretch
+    of voice can raise a spurious peak far away (measured: an unseen face's 1.5 s of HD voice put it at +12 frames,
+    its level there 0.7, at -1 frames 1.7). So when the overall best lies beyond MAX_OWN_OFFSET, the best candidate
+    within it is taken if the face reaches the confidence floor there; otherwise the overall best stands (and the
+    sound is refused as not this face's voice: a late voice on a face the scorer barely reads stays refused)."""
+    offsets = np.asarray(offsets, np.int64)
+    evidence = np.asarray(evidence, np.float64)
+    best = int(offsets[np.argmax(evidence)])
+    near = np.abs(offsets) <= MAX_OWN_OFFSET
+    if abs(best) <= MAX_OWN_OFFSET or not near.any():
+        return best
+    nearby = int(offsets[near][np.argmax(evidence[near])])
+    return nearby if level_at(nearby) >= MIN_OWN_CONFIDENCE else best
+
+
 def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None,
                     offset_model=None):
     """(offset, level, report) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
-    witness: core.sync.av_offset) and the median calibrated confidence at that offset over the voiced windows
-    (core.sync.lane.own_level), and the own voice's SyncReport."""
+    witness: core.sync.av_offset; kept near 0 where the face supports it: `own_offset_choice`) and the median
+    calibrated confidence at that offset over the voiced windows (core.sync.lane.own_level), and the own voice's
+    SyncReport (whose `offset_frames` stays the witnesses' overall best)."""
+    from .av_offset import candidate_offsets, robust_z
     from .scoring import score_clip
 
     rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model)
@@ -69,8 +90,14 @@ def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, prog
     s_fps = float(rep.scorer_fps or fps)
     # speech per window, on the scorer's frame grid (a resampling scorer's windows are not video frames)
     voiced = audio_mod.voice_activity(wav, s_fps, m + rep.window)[rep.window // 2:rep.window // 2 + m]
-    native = int(round(rep.offset_frames * s_fps / fps))
-    return int(rep.offset_frames), own_level(rep.dists, rep.vshift, native, voiced), rep
+
+    def level_at(offset: int) -> float:
+        return own_level(rep.dists, rep.vshift, int(round(offset * s_fps / fps)), voiced)
+
+    offsets, evidence = (rep.offset_evidence if rep.offset_evidence is not None
+                         else (candidate_offsets(rep), robust_z(-np.asarray(rep.mean_dists, np.float64))))
+    offset = own_offset_choice(offsets, evidence, level_at)
+    return offset, level_at(offset), rep
 
 
 @dataclass

@@ -79,6 +79,8 @@ class SyncReport:
     # when the mouth model was a second witness of the offset (core.sync.av_offset): the scorer's own offset (video
     # frames); `offset_frames` is then the offset both agree on
     offset_scorer: Optional[int] = None
+    # ... and both witnesses' evidence per candidate offset: (offsets in video frames, evidence; higher is better)
+    offset_evidence: Optional[Tuple[np.ndarray, np.ndarray]] = field(default=None, repr=False)
     face: Optional["FaceWindows"] = field(default=None, repr=False)   # the picture's features (score_clip's face=)
 
     @property
@@ -403,12 +405,13 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     rep.scorer_fps = s_fps
     rep.offset_frames = int(round(rep.offset_native * fps / s_fps))
     if offset_model is not None:
-        from .av_offset import fused_offset
+        from .av_offset import fused_evidence
 
         check(cancel)
         report(progress, "offset", 0, 1)
-        both = fused_offset(rep, offset_model, wav, track.landmarks, track.present)
+        evidence = fused_evidence(rep, offset_model, wav, track.landmarks, track.present)
         report(progress, "offset", 1, 1)
-        if both is not None:
-            rep.offset_scorer, rep.offset_frames = rep.offset_frames, both
+        if evidence is not None:
+            rep.offset_evidence = evidence
+            rep.offset_scorer, rep.offset_frames = rep.offset_frames, int(evidence[0][np.argmax(evidence[1])])
     return rep

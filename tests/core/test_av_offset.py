@@ -54,3 +54,29 @@ def test_a_still_face_leaves_the_scorer_alone(unseen):
     still = np.repeat(track.landmarks[:1], len(track.landmarks), axis=0)
     r = av_offset.mouth_curve(AudioToMouth.load(), wav, 25.0, still, track.present, np.arange(-15, 16))
     assert np.all(r == 0)
+
+
+def test_own_offset_stays_near_zero_where_the_face_supports_it():
+    """core.sync.lane_adapt.own_offset_choice: a far peak gives way to the best candidate within reach when the
+    face's level there clears the floor; a far peak the face only supports stays (a badly muxed file)."""
+    from core.sync.lane_adapt import MAX_OWN_OFFSET, MIN_OWN_CONFIDENCE, own_offset_choice
+
+    offsets = np.arange(-15, 16)
+    evidence = -np.abs(offsets - 12).astype(float)          # peak at +12 ...
+    evidence[offsets == -1] = -2.0                          # ... and a lesser one at -1
+    strong, weak = MIN_OWN_CONFIDENCE + 0.5, MIN_OWN_CONFIDENCE - 0.5
+    assert own_offset_choice(offsets, evidence, lambda o: strong) == -1
+    assert own_offset_choice(offsets, evidence, lambda o: strong if o == 12 else weak) == 12
+    assert own_offset_choice(offsets, evidence, lambda o: weak) == 12      # nothing near 0: refused as before
+    within = -np.abs(offsets - 3).astype(float)
+    assert own_offset_choice(offsets, within, lambda o: weak) == 3         # a best within reach is never moved
+    assert abs(3) <= MAX_OWN_OFFSET
+
+
+def test_the_witnesses_evidence_is_kept_on_the_report(unseen):
+    """score_clip keeps both witnesses' evidence per candidate; its best is the reported offset."""
+    path, wav, track = unseen[1]
+    rep = score_clip(path, delayed(wav, 4), track, get_scorer("lite"), fps=25.0, offset_model=AudioToMouth.load())
+    offsets, evidence = rep.offset_evidence
+    assert len(offsets) == len(evidence) == 2 * rep.vshift + 1
+    assert offsets[np.argmax(evidence)] == rep.offset_frames and abs(rep.offset_frames + 4) <= 1
