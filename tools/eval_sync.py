@@ -123,9 +123,12 @@ def lane_low_share(report, wav, fps, n, span, threshold, frames=slice(None)):
 
 def adapted_threshold(rec):
     """Per-clip threshold learnt from the first half of the clip's own voice, as core.sync.lane_adapt sets it
-    (`face_threshold`: the own offset found by both witnesses, core.sync.av_offset, and the level there); the lane is
-    then measured on the second half only, never on what it adapted on. The offset and level are found once per
-    clip; the threshold is derived at each call (`--tune` varies sync_lane.OWN_SHARE)."""
+    (`face_threshold`: the own offset found by both witnesses, core.sync.av_offset, kept near 0 where the face
+    supports it, `own_offset_choice`; the level there; the face's P(speaking) with that half, core.sync.asd.speaker);
+    the lane is then measured on the second half only, never on what it adapted on. The offset, level and
+    P(speaking) are found once per clip; the threshold is derived at each call (`--tune` varies sync_lane.OWN_SHARE).
+    A clip the adaptation calls unjudgeable (`face_judgeable`) has no frame low, as in the product (its lane is
+    grey): the per-speaker rows say so."""
     from core.sync.lane_adapt import face_threshold
 
     if "own_fit" not in rec:
@@ -133,12 +136,22 @@ def adapted_threshold(rec):
     return face_threshold(*rec["own_fit"]), slice(rec["frames"] // 2, None)
 
 
+def adapted_judgeable(rec) -> bool:
+    from core.sync.lane_adapt import face_judgeable
+
+    if "own_fit" not in rec:
+        rec["own_fit"] = own_fit_first_half(rec)
+    return face_judgeable(*rec["own_fit"])
+
+
 def own_fit_first_half(rec):
-    """(own offset, own level) from the first half of the clip's own voice."""
+    """(own offset, own level, P(speaking)) from the first half of the clip's own voice (P(speaking): NaN unless
+    `rec["path"]` is a video the active-speaker network can read)."""
     from core.audio import voice_activity
-    from core.sync.av_offset import best_candidate, mouth_curve
+    from core.sync.av_offset import candidate_evidence, mouth_curve
     from core.mouth_shape import AudioToMouth
     from core.sync.lane import own_level
+    from core.sync.lane_adapt import own_offset_choice
 
     r, wav = rec["lane"]["own"]
     half, fps = rec["frames"] // 2, rec["fps"]
@@ -148,10 +161,33 @@ def own_fit_first_half(rec):
     offsets = r.vshift - np.arange(len(md))
     track = clip_track(rec["name"], None)
     src = rec["src"][:half]
-    mouth = mouth_curve(AudioToMouth.load(), wav[:int(half * 16000 / fps)], fps, track["landmarks"][src],
-                        track["present"][src], offsets)
-    offset = int(offsets[best_candidate(md, mouth)])
-    return offset, own_level(r.dists[first], r.vshift, offset, voiced[first])
+    head = wav[:int(half * 16000 / fps)]
+    mouth = mouth_curve(AudioToMouth.load(), head, fps, track["landmarks"][src], track["present"][src], offsets)
+
+    def level_at(o):
+        return own_level(r.dists[first], r.vshift, o, voiced[first])
+
+    offset = own_offset_choice(offsets, candidate_evidence(md, mouth), level_at)
+    return offset, level_at(offset), first_half_speaking(rec, head, track)
+
+
+def first_half_speaking(rec, head, track) -> float:
+    """The face's mean P(speaking) with the first half of its own voice (core.sync.asd.speaker.own_speaking, the
+    adaptation's own-voice test), on the clip's video and cached dlib track."""
+    from core import media
+    from core.faces.track import FaceTrack
+    from core.sync.asd.speaker import own_speaking
+
+    path = rec.get("path")
+    if path is None:
+        return float("nan")
+    info = media.probe(str(path))
+    n = len(track["present"])
+    face = FaceTrack(0, np.asarray(track["boxes"], np.float32), np.asarray(track["landmarks"], np.float32),
+                     np.asarray(track["present"], bool))
+    wav = np.zeros(int(round(n / info.fps * 16000)), np.float32)
+    wav[:len(head)] = head[:len(wav)]
+    return own_speaking(str(path), info, face, wav, use_cache=False)
 
 
 LANE_CASES = {"own": 0, "late8": 8}
@@ -168,9 +204,10 @@ def embed_shifts(scorer, path, name, wav, fps, reach):
     return trunk, scorer.project_video(trunk), every, n, src
 
 
-def evaluate_set(scorer, items, desc):
+def evaluate_set(scorer, items, desc, all_others=False):
     """items: list of (name, video path, wav, fps). Returns per-clip raw results; `lane` keeps the reports and
-    voices of the own voice, the voice 8 frames late and another clip's voice (`embed_shifts`)."""
+    voices of the own voice, the voice 8 frames late and another clip's voice (`embed_shifts`); `all_others`: also
+    every other clip's voice (`others_all`; for the per-speaker sets)."""
     from core.sync.scoring import lse_from_features
     from tqdm import tqdm
 
@@ -183,7 +220,7 @@ def evaluate_set(scorer, items, desc):
         m = len(vfeat)
         feats[name] = (vfeat, n, fps)
         rec = {"name": name, "shift": {}, "lane": {}, "fps": fps, "frames": n, "trunk": trunk, "every": every,
-               "wav": wav, "src": src}
+               "wav": wav, "src": src, "path": path}
         for k in SHIFTS + FAR:
             r = lse_from_features(vfeat, every[reach - k:reach - k + m], scorer.vshift)
             for case, kk in LANE_CASES.items():
@@ -203,6 +240,14 @@ def evaluate_set(scorer, items, desc):
         r = lse_from_features(vfeat, rec["other_audio"], scorer.vshift)
         rec["mismatch"] = {"lse_d": r.lse_d, "lse_c": r.lse_c, "offset": r.offset_frames}
         rec["lane"]["other"] = (r, other)
+        # every other item's voice ("another voice" without the luck of one pairing: GRID sentences share one
+        # grammar and rhythm, and one pairing can be nearly in step by chance)
+        rec["others_all"] = []
+        for j, item in enumerate(items if all_others else []):
+            if j != i:
+                wj = np.resize(item[2], len(items[i][2]))
+                rec["others_all"].append((lse_from_features(vfeat, scorer.audio_features(wj, fps, n), scorer.vshift),
+                                          wj))
     return out
 
 
@@ -317,18 +362,22 @@ def scorer_adaptation_summary(scorer, recs, adapt_scorer=True):
 
 
 def lane_summary(recs, span, threshold, adaptive=False):
-    """Per case (own voice, 8 frames late, another clip's voice): share of all voiced frames marked low.
-    `adaptive`: each clip's threshold from the first half of its own voice, measured on the second half."""
+    """Per case (own voice, 8 frames late, another clip's voice, and every other clip's voice where the set has
+    them): share of all voiced frames marked low. `adaptive`: each clip's threshold from the first half of its own
+    voice, measured on the second half; a clip the adaptation calls unjudgeable has no frame low."""
     out = {}
-    for case in ("own", "late8", "other"):
+    for case in ("own", "late8", "other", "other_all"):
         low = tot = 0.0
         for rec in recs:
-            r, wav = rec["lane"][case]
+            pairs = rec.get("others_all", []) if case == "other_all" else [rec["lane"][case]]
             thr, frames = adapted_threshold(rec) if adaptive else (threshold, slice(None))
-            share, voiced = lane_low_share(r, wav, rec["fps"], rec["frames"], span, thr, frames)
-            low += share * voiced
-            tot += voiced
-        out[f"low_{case}" + ("_adapted" if adaptive else "")] = low / max(tot, 1)
+            judged = adapted_judgeable(rec) if adaptive else True
+            for r, wav in pairs:
+                share, voiced = lane_low_share(r, wav, rec["fps"], rec["frames"], span, thr, frames)
+                low += share * voiced * judged
+                tot += voiced
+        if case != "other_all" or tot:
+            out[f"low_{case}" + ("_adapted" if adaptive else "")] = low / max(tot, 1)
     return out
 
 
@@ -431,6 +480,8 @@ def proxy_dir() -> Path:
 
 
 SPANS = (9, 15, 25)
+PER_SPEAKER_SETS = ("others", "proxies", "others_room")   # one clip per speaker: figures per speaker, and
+                                                         # "another voice" also over every other speaker's voice
 THRESHOLDS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
 
@@ -468,12 +519,12 @@ def main():
               "lane": {"span": sync_lane.SPAN, "low_threshold": sync_lane.LOW_THRESHOLD}}
     cols = ["clips", "offset_recovery_pm1", "offset_exact", "window_bal_acc", "clip_bal_acc", "lse_c_sync",
             "lse_c_other_audio", "low_own", "low_late8", "low_other", "low_own_adapted", "low_late8_adapted",
-            "low_other_adapted"]
+            "low_other_adapted", "low_other_all_adapted"]
     short = ["n", "rec+-1", "exact", "win acc", "clip acc", "LSE-C", "C other", "low own", "low +8", "low oth",
-             "A own", "A +8", "A oth"]
+             "A own", "A +8", "A oth", "A oth*"]
     print(f"{'set':<16}" + "".join(f"{c:>9}" for c in short))
     for label, items in load_sets(a.sets, a.limit):
-        recs = evaluate_set(scorer, items, label)
+        recs = evaluate_set(scorer, items, label, all_others=label in PER_SPEAKER_SETS)
         if a.tune:
             for span in SPANS:
                 for thr in THRESHOLDS:
@@ -491,7 +542,7 @@ def main():
             print({k: round(v, 3) for k, v in summary.items() if k.startswith("second_half")})
         result[label] = summary
         rows = [(label, summary)]
-        if label in ("others", "proxies"):
+        if label in PER_SPEAKER_SETS:
             per = {r["name"]: {**summarise([r], wt, ct),
                                **lane_summary([r], sync_lane.SPAN, sync_lane.LOW_THRESHOLD),
                                **lane_summary([r], sync_lane.SPAN, sync_lane.LOW_THRESHOLD, adaptive=True)}
@@ -502,7 +553,16 @@ def main():
             result[f"{label}_worst_speaker"] = worst
             print(f"worst own-voice face in {label}: {worst}")
         for lab, m in rows:
-            print(f"{lab[:16]:<16}" + "".join(f"{m[c]:>9.0f}" if c == "clips" else f"{m[c]:>9.3f}" for c in cols))
+            print(f"{lab[:16]:<16}" + "".join(f"{m.get(c, float('nan')):>9.0f}" if c == "clips"
+                                               else f"{m.get(c, float('nan')):>9.3f}" for c in cols))
+        if label in PER_SPEAKER_SETS:
+            print(f"{'adaptation':<16}{'offset':>9}{'level':>9}{'speaking':>9}{'threshold':>10}  judgeable")
+            for rec in recs:
+                off, lvl, spk = rec["own_fit"]
+                per[rec["name"]].update(own_offset=off, own_level=lvl, own_speaking=spk,
+                                        threshold=adapted_threshold(rec)[0], judgeable=adapted_judgeable(rec))
+                print(f"{rec['name'][:16]:<16}{off:>9d}{lvl:>9.2f}{spk:>9.2f}{adapted_threshold(rec)[0]:>10.2f}  "
+                      f"{adapted_judgeable(rec)}")
     result["eval_wall_s"] = round(time.time() - t0, 1)
     if not a.no_speed:
         result["speed"] = speed(scorer)
