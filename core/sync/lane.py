@@ -13,6 +13,12 @@ clip's own evidence when the voice does *not* fit:
    "no sync" looks like for this face, this voice and this recording.
 3. `confidence` = (local confidence at offset 0 - null median) / null spread: about 0 where the lips do not
    follow the voice, large where they do, whatever the clip.
+4. A rival: where another offset at least `RIVAL_MIN_SHIFT` frames away fits the window clearly better (by more
+   than `RIVAL_MARGIN` null spreads), the voice is not in sync there however high offset 0 scores: the confidence
+   becomes that (negative) difference, below every threshold. A wrong voice that shares the right voice's rhythm
+   (GRID's sentences share one grammar) lifts offset 0 by chance, but rarely above every other offset; measured:
+   another speaker's voice caught on 0.76 -> 0.81 of the unseen speakers' frames, their own voice unchanged
+   (docs/MEASUREMENTS.md).
 
 A frame is `low` where the voice is active and its confidence is below the clip's threshold. Frames where the
 voice is silent carry no sync evidence and are never marked low. The threshold is `LOW_THRESHOLD`, chosen on the
@@ -34,6 +40,8 @@ LOW_THRESHOLD = 3.0     # null spreads above the null median: below it, a voiced
 MIN_SPREAD = 1e-3       # floor of the null's spread (a constant distance table, e.g. a blank face)
 OWN_SHARE = 0.6         # per-clip threshold: this share of the face's own in-sync level ...
 MIN_LOW_THRESHOLD = 1.0  # ... never below this (the null itself reaches it on about 1 window in 6)
+RIVAL_MIN_SHIFT = 3     # offsets at least this far from the judged one can be its rival ...
+RIVAL_MARGIN = 0.5      # ... when they fit better by more than this (null spreads; chosen on s4's selection half)
 CANNOT_JUDGE = ("sync cannot be judged on this face: its own voice scores no better than wrong offsets "
                 "(a profile or a hidden mouth?)")
 
@@ -75,8 +83,12 @@ def calibrate(dists: np.ndarray, vshift: int, span: int = SPAN, null_min_shift: 
     null = conf[null_cells]
     med = float(np.median(null))
     spread = max(1.4826 * float(np.median(np.abs(null - med))), MIN_SPREAD)
-    return LaneCalibration(confidence=((conf[:, column] - med) / spread).astype(np.float32),
-                           null_median=med, null_spread=spread)
+    rivals = inside & (np.abs(np.arange(w) - column)[None, :] >= RIVAL_MIN_SHIFT)
+    rival = np.where(rivals, conf, -np.inf).max(axis=1)
+    at_offset = (conf[:, column] - med) / spread
+    beaten = (conf[:, column] - rival) / spread            # < 0: another offset fits this window better
+    judged = np.where(beaten < -RIVAL_MARGIN, beaten, at_offset)
+    return LaneCalibration(confidence=judged.astype(np.float32), null_median=med, null_spread=spread)
 
 
 def own_level(dists: np.ndarray, vshift: int, offset: int, voiced_windows=None) -> float:

@@ -32,6 +32,26 @@ def test_in_sync_table_is_confident_and_out_of_sync_is_low():
     assert np.median(sync_lane.calibrate(_table(true_offset=-8), V, offset=-8).confidence) > 2 * sync_lane.LOW_THRESHOLD
 
 
+def test_a_rival_offset_that_fits_clearly_better_makes_the_window_low():
+    """Where another offset (>= RIVAL_MIN_SHIFT away) fits a stretch better than offset 0 by more than RIVAL_MARGIN,
+    the stretch is out of sync whatever offset 0 scores; where offset 0 is the best, nothing changes."""
+    d = _table(seed=5)
+    plain = sync_lane.calibrate(d, V).confidence
+    rivalled = d.copy()
+    rivalled[30:90, V - 9] -= 4.0          # a stretch where the voice 9 frames early fits far better than at 0
+    conf = sync_lane.calibrate(rivalled, V).confidence
+    reach = sync_lane.SPAN // 2 + 1        # the local average's reach
+    inner = slice(30 + reach, 90 - reach)
+    assert inner.stop - inner.start >= 30 and (conf[inner] < 0).all()                          # below every threshold (MIN_LOW_THRESHOLD > 0)
+    assert np.median(plain[inner]) > 2 * sync_lane.LOW_THRESHOLD   # offset 0 alone still looks fine there
+    far = np.r_[0:30 - reach, 90 + reach:120]
+    np.testing.assert_allclose(conf[far], plain[far], rtol=0.2)     # elsewhere as before (the null barely moves)
+    # a rival within RIVAL_MIN_SHIFT is the same peak seen from a neighbouring offset: not a rival
+    near = d.copy()
+    near[30:90, V - (sync_lane.RIVAL_MIN_SHIFT - 1)] -= 4.0
+    assert (sync_lane.calibrate(near, V).confidence[inner] > 0).all()
+
+
 def test_confidence_does_not_depend_on_the_scale_of_the_distances():
     """A face or scorer whose distances are all twice as spread gives the same calibrated confidence."""
     d = _table(seed=3)
