@@ -16,9 +16,9 @@ clip's own evidence when the voice does *not* fit:
 4. A rival: where another offset at least `RIVAL_MIN_SHIFT` frames away fits the window clearly better (by more
    than `RIVAL_MARGIN` null spreads), the voice is not in sync there however high offset 0 scores: the confidence
    becomes that (negative) difference, below every threshold. A wrong voice that shares the right voice's rhythm
-   (GRID's sentences share one grammar) lifts offset 0 by chance, but rarely above every other offset; measured:
-   another speaker's voice caught on 0.76 -> 0.81 of the unseen speakers' frames, their own voice unchanged
-   (docs/MEASUREMENTS.md).
+   (GRID's sentences share one grammar) lifts offset 0 by chance, but rarely above every other offset; measured on
+   the unseen speakers: every other speaker's voice caught on 0.76 -> 0.81 of their frames, their own voice shaded
+   on 0.07 -> 0.09 (docs/MEASUREMENTS.md).
 
 A frame is `low` where the voice is active and its confidence is below the clip's threshold. Frames where the
 voice is silent carry no sync evidence and are never marked low. The threshold is `LOW_THRESHOLD`, chosen on the
