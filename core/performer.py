@@ -263,7 +263,7 @@ def mouth_sharpness(video: str, info, landmarks: np.ndarray, present: np.ndarray
 
     n = len(present)
     out = np.full(n, np.nan)
-    for i, frame in enumerate(iter_frames(video, info, stop=n)):
+    for i, frame in enumerate(iter_frames(video, info, stop=n, backend="auto")):
         if i >= n:
             break
         if present[i] and np.isfinite(landmarks[i]).all():
