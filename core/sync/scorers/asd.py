@@ -67,16 +67,23 @@ class AsdScorer(SyncScorer):
     def video_trunk(self, face_inputs) -> np.ndarray:
         """(N, 112, 112) crops -> (N - 4, 5 * 128) float32: each window's five per-frame visual embeddings (the
         frozen encoder, run over the whole chunk), what the video head reads and per-clip refinement refits."""
+        return self.video_trunk_frames(face_inputs)[0]
+
+    def video_trunk_frames(self, face_inputs):
+        """(`video_trunk`, (N, 128) float32 the encoder's per-frame embeddings before the chunk's standardisation):
+        the active-speaker test reads the latter (core.sync.asd.speaker.own_speaking) instead of encoding the face
+        again."""
         import torch
+
+        from ..asd.head import EMBED, normalise_clip, windows
 
         x = np.asarray(face_inputs)
         if len(x) < self.window:
-            return np.zeros((0, self.window * 128), np.float32)
-        from ..asd.head import normalise_clip, windows
-
+            return np.zeros((0, self.window * EMBED), np.float32), np.zeros((0, EMBED), np.float32)
         with torch.inference_mode():
             per_frame = self.asd.visual(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
-            return windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
+            trunk = windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
+            return trunk, per_frame.float().cpu().numpy()
 
     def project_video(self, trunk: np.ndarray) -> np.ndarray:
         """(M, 5 * 128) window trunks -> (M, D) scaled unit embeddings through the (possibly refined) video head."""
