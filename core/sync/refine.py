@@ -58,6 +58,8 @@ def refine_head(head, project: Callable, trunk: np.ndarray, audio_emb: np.ndarra
     bool: the windows it may learn from (default all)."""
     import torch
 
+    from ..device import one_torch_thread
+
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     tuned = copy.deepcopy(head).train()
@@ -69,13 +71,14 @@ def refine_head(head, project: Callable, trunk: np.ndarray, audio_emb: np.ndarra
     if train is not None:
         draw = draw * np.asarray(train, bool)
     draw /= draw.sum()
-    for _ in range(steps):
-        idx = rng.choice(len(x), size=min(BATCH, int((draw > 0).sum())), replace=False, p=draw)
-        loss = contrast_loss(project(tuned, x[torch.as_tensor(idx)]), a, idx, 0.2 + 0.8 * speech[idx], rng)
-        loss = loss + anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(tuned.parameters(), start))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with one_torch_thread():                    # many small operations (core.device.one_torch_thread)
+        for _ in range(steps):
+            idx = rng.choice(len(x), size=min(BATCH, int((draw > 0).sum())), replace=False, p=draw)
+            loss = contrast_loss(project(tuned, x[torch.as_tensor(idx)]), a, idx, 0.2 + 0.8 * speech[idx], rng)
+            loss = loss + anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(tuned.parameters(), start))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     return tuned.eval()
 
 

@@ -65,6 +65,44 @@ def test_refine_head_learns_only_from_the_training_windows():
     assert rows and rows <= {tuple(r) for r in x[:100]}
 
 
+def test_refine_head_trains_on_one_thread_with_the_weights_of_two(monkeypatch):
+    """The refit's many small steps run on one torch thread (core.device.one_torch_thread): the caller's thread count
+    is restored after, and the refit weights are the ones two threads give."""
+    from contextlib import nullcontext
+
+    from core import device
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 640)).astype(np.float32)
+    audio = F.normalize(torch.as_tensor(rng.standard_normal((400, 128)).astype(np.float32)), dim=1).numpy()
+    speech = (rng.random(400) > 0.3).astype(np.float64)
+    head = nn.Sequential(nn.Linear(640, 512), nn.ReLU(), nn.Linear(512, 128), UnitLinear(128, 128))
+    seen = []
+
+    def project(h, batch):
+        seen.append(torch.get_num_threads())
+        return h(batch)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = refine.refine_head(head, project, x, audio, speech, steps=20)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        with device.one_torch_thread():                    # nested, restored
+            with device.one_torch_thread():
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(device, "one_torch_thread", nullcontext)    # the same refit on two threads
+        seen.clear()
+        two = refine.refine_head(head, project, x, audio, speech, steps=20)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+    for p, p1, p2 in zip(head.parameters(), one.parameters(), two.parameters()):
+        assert torch.equal(p1, p2) and not torch.equal(p, p1)
+
+
 def test_short_clips_and_scorers_without_a_head_are_not_refined():
     from core.sync.scoring import FaceWindows
 
