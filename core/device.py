@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-from contextlib import contextmanager
+
+from .thread_limit import OneThread
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +37,19 @@ def describe_device(device: str | None = AUTO) -> str:
     return f"Device: {'auto, ' if name == AUTO else ''}{text}"
 
 
-_one_thread_lock = threading.Lock()
-_one_thread_users = 0
-_threads_before = 0
-
-
-@contextmanager
-def one_torch_thread():
-    """torch computes on one thread inside (restored after; nesting and concurrent users are counted). For loops of
-    many small operations (a small head's training steps): a second thread there costs more than it gives on an
-    idle machine, and on a loaded one every operation waits for it to be scheduled (measured: 300 steps of the sync
-    head's refit 2.5 s on one thread, 24-120 s on two at load ~5). Matrix products of that size give the same
-    numbers on one thread as on two (the refit's weights are bit-identical)."""
+def _torch_threads() -> int:
     import torch
+    return torch.get_num_threads()
 
-    global _one_thread_users, _threads_before
-    with _one_thread_lock:
-        if _one_thread_users == 0:
-            _threads_before = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _one_thread_users += 1
-    try:
-        yield
-    finally:
-        with _one_thread_lock:
-            _one_thread_users -= 1
-            if _one_thread_users == 0:
-                torch.set_num_threads(_threads_before)
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+    torch.set_num_threads(n)
+
+
+# torch computes on one thread inside `with one_torch_thread():` (restored after; core.thread_limit). For loops of
+# many small operations (a small head's training steps): a second thread there costs more than it gives on an idle
+# machine, and on a loaded one every operation waits for it to be scheduled (measured: 300 steps of the sync head's
+# refit 2.5 s on one thread, 24-120 s on two at load ~5). Matrix products of that size give the same numbers on one
+# thread as on two (the refit's weights are bit-identical).
+one_torch_thread = OneThread(_torch_threads, _set_torch_threads)

@@ -22,39 +22,21 @@ All measures take crops made by `core.qc.regions` (the face at `CANON_IOD` scale
 from __future__ import annotations
 
 import math
-import threading
-from contextlib import contextmanager
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from ..thread_limit import OneThread
+
 EPS = 1e-6
 
-_THREADS_LOCK = threading.Lock()
-_THREADS_USERS = 0
-_THREADS_SAVED = 0
-
-
-@contextmanager
-def opencv_single_threaded():
-    """OpenCV's own thread pool off while the measures run (process-wide: OpenCV has one pool), restored after the
-    last overlapping user. The measures work on ~150 px crops, where the pool only costs: with it, a worker thread
-    spent 1.3 ms CPU a frame of a 720p check and the measures took no less time (measured with tools/bench_qc.py:
-    the check's main thread 6.0 ms a frame either way); the two decoders and the measures already fill the cores."""
-    global _THREADS_USERS, _THREADS_SAVED
-    with _THREADS_LOCK:
-        if _THREADS_USERS == 0:
-            _THREADS_SAVED = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-        _THREADS_USERS += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _THREADS_USERS -= 1
-            if _THREADS_USERS == 0:
-                cv2.setNumThreads(_THREADS_SAVED)
+# OpenCV's own thread pool off while the measures run (process-wide: OpenCV has one pool), restored after the last
+# overlapping user (core.thread_limit). The measures work on ~150 px crops, where the pool only costs: with it, a
+# worker thread spent 1.3 ms CPU a frame of a 720p check and the measures took no less time (measured with
+# tools/bench_qc.py: the check's main thread 6.0 ms a frame either way); the two decoders and the measures already
+# fill the cores.
+opencv_single_threaded = OneThread(cv2.getNumThreads, cv2.setNumThreads)
 
 
 def gray(img: np.ndarray) -> np.ndarray:
