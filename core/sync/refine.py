@@ -93,8 +93,8 @@ def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndar
 
     `face`: the clip's FaceWindows (core.sync.scoring) with `trunk`; `voiced_windows`: speech per window (0..1) on the
     scorer's grid at `fps`; `video_fps`: the clip's own rate (its `face.detected` is per video frame; default `fps`).
-    The level (core.sync.lane.own_level) is measured with the refined head on the chunks it did not learn from,
-    so the lane's threshold for this face is not set by windows the head was fitted to."""
+    The level (core.sync.lane.own_level) is measured with the refined head on the chunks it did not learn from, and
+    only on them (null included), so the lane's threshold for this face is not set by windows the head was fitted to."""
     from .lane import own_level
     from .scoring import lse_from_features, resample_indices
 
@@ -112,7 +112,10 @@ def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndar
     vfeat = refined.project_video(face.trunk[:m])
     afeat = np.asarray(refined.audio_features(aligned_wav, fps, m + scorer.window - 1), np.float32)[:m]
     rep = lse_from_features(vfeat, afeat, scorer.vshift, scorer=scorer.name, window=scorer.window)
-    return refined, own_level(rep.dists, rep.vshift, 0, held & (speech > 0.5))
+    # the level comes from the held-out chunks alone, their null included: the refit pushed the wrong offsets away
+    # on the windows it learnt from, and a null taken there (or a 1 s average reaching into them) raised the level
+    # and so the threshold (docs/MEASUREMENTS.md: s4 held out, own voice shaded 0.29 -> 0.20 on the reverse split)
+    return refined, own_level(rep.dists[held], rep.vshift, 0, (speech > 0.5)[held])
 
 
 def refine_for_clip(scorer, own_report, aligned_wav: np.ndarray):

@@ -120,6 +120,44 @@ def test_short_clips_and_scorers_without_a_head_are_not_refined():
     assert refine.refine_scorer(Refinable(), face, wav, np.ones(100), 25.0) is None        # 4 s < MIN_SPEECH_SECONDS
 
 
+def test_the_refit_level_comes_from_the_windows_it_did_not_learn_from(monkeypatch):
+    """The lane's threshold after a refit comes from the held-out chunks alone: how the refit head scores the windows
+    it learnt from (there it pushed wrong offsets far away) must not move the level, null included."""
+    from types import SimpleNamespace
+
+    from core.sync import scoring
+    from core.sync.lane import own_level
+    from core.sync.scoring import FaceWindows
+
+    m, vshift = 600, 15                                       # 24 s of windows: enough speech to refit
+    rng = np.random.default_rng(0)
+    base = rng.normal(1.0, 0.1, (m, 2 * vshift + 1))
+    base[:, vshift] -= 0.3                                    # offset 0 fits a little better everywhere
+    held = (np.arange(m) // refine.HOLD_CHUNK) % refine.HOLD_EVERY == refine.HOLD_EVERY - 1
+    face = FaceWindows(scorer="x", features=np.zeros((m, 4), np.float32), frames=m + 4, requested=m + 4,
+                       available=m + 4, detected=np.ones(m + 4, bool), trunk=np.zeros((m, 8), np.float32))
+
+    def learnt(contrast):         # the table with the learnt windows' wrong offsets `contrast` times further away
+        return base + (contrast - 1.0) * (base - base[:, vshift:vshift + 1]) * ~held[:, None]
+
+    class Refinable:
+        window, vshift, name = 5, 15, "x"
+
+        def refined(self, *a, **k):
+            return SimpleNamespace(project_video=lambda t: np.zeros((len(t), 4), np.float32),
+                                   audio_features=lambda *a: np.zeros((m, 4), np.float32))
+
+    levels = []
+    for contrast in (1.0, 10.0):
+        monkeypatch.setattr(scoring, "lse_from_features",
+                            lambda *a, table=learnt(contrast), **k: SimpleNamespace(dists=table, vshift=vshift))
+        _, level = refine.refine_scorer(Refinable(), face, np.zeros(16000 * 25, np.float32), np.ones(m), 25.0)
+        levels.append(level)
+    assert levels[0] == pytest.approx(levels[1])
+    assert levels[0] == pytest.approx(own_level(base[held], vshift, 0))
+    assert own_level(learnt(10.0), vshift, 0) > levels[0] + 1       # what a level over every window would say
+
+
 def test_adaptation_cache_keeps_the_refit_head(tmp_path):
     from core.adapt import Adaptation, load_adaptation, store_adaptation
 
