@@ -156,9 +156,11 @@ def read_performance(driver: str, voice: np.ndarray, *, scorer, offset_model, tr
     n = min(len(track.present), int(OFFSET_SECONDS * fps))
     head = FaceTrack(track_id=track.track_id, boxes=track.boxes[:n], landmarks=track.landmarks[:n],
                      present=track.present[:n])
+    read = MouthSharpness(track.landmarks, track.present)     # during the offset pass's decode: one decode, not two
     offset, level, _ = find_own_offset(driver, voice[:int(round(n / fps * SAMPLE_RATE))], head, scorer, fps,
-                                       progress=progress, cancel=cancel, offset_model=offset_model)
-    sharp = mouth_sharpness(driver, info, track.landmarks, track.present, progress, cancel)
+                                       progress=progress, cancel=cancel, offset_model=offset_model,
+                                       on_frame=read.add)
+    sharp = mouth_sharpness(driver, info, track.landmarks, track.present, progress, cancel, read=read)
     perf = performance_from_track(track.landmarks, track.present, fps, offset, sharpness=sharp)
     perf.own_confidence = float(level)
     if abs(offset) > MAX_OWN_OFFSET or not level >= MIN_OWN_CONFIDENCE:
@@ -253,36 +255,57 @@ def _drop_short_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     return out
 
 
-def mouth_sharpness(video: str, info, landmarks: np.ndarray, present: np.ndarray,
-                    progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> np.ndarray:
-    """(N,) variance of the Laplacian of the grey mouth region (a box round the mouth points, half an IOD of margin,
-    resized to a fixed size so faces of any size compare); NaN without a face."""
-    import cv2
+class MouthSharpness:
+    """Per-frame mouth sharpness, read from frames as they are decoded (`add`, in order from frame 0): the performer's
+    A/V offset pass decodes the video anyway (core.sync.scoring.face_windows' `on_frame`), `mouth_sharpness` reads
+    only the frames it did not reach."""
 
+    def __init__(self, landmarks: np.ndarray, present: np.ndarray):
+        self.landmarks, self.present = landmarks, np.asarray(present, bool)
+        self.values = np.full(len(self.present), np.nan)
+        self.done = 0                   # frames 0 .. done-1 were read
+
+    def add(self, i: int, frame: np.ndarray) -> None:
+        """Frame i's sharpness: the variance of the Laplacian of the grey mouth region (a box round the mouth points,
+        a quarter IOD of margin, resized to a fixed size so faces of any size compare); NaN without a face."""
+        import cv2
+
+        if i != self.done:
+            raise ValueError(f"mouth sharpness: frame {i} given after frame {self.done - 1}")
+        self.done = i + 1
+        if i >= len(self.present) or not (self.present[i] and np.isfinite(self.landmarks[i]).all()):
+            return
+        lm = self.landmarks[i]
+        iod = float(geo.inter_ocular(lm))
+        m = lm[geo.MOUTH]
+        x0, y0 = np.floor(m.min(axis=0) - 0.25 * iod).astype(int)
+        x1, y1 = np.ceil(m.max(axis=0) + 0.25 * iod).astype(int)
+        h, w = frame.shape[:2]
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 >= 8 and y1 - y0 >= 8:
+            grey = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+            grey = cv2.resize(grey, (64, 40), interpolation=cv2.INTER_AREA)
+            self.values[i] = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def mouth_sharpness(video: str, info, landmarks: np.ndarray, present: np.ndarray,
+                    progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                    read: Optional[MouthSharpness] = None) -> np.ndarray:
+    """(N,) `MouthSharpness` of each frame of `video`; `read`: the frames already read in another decode (only the
+    rest is decoded here)."""
     from .media import iter_frames
 
-    n = len(present)
-    out = np.full(n, np.nan)
-    for i, frame in enumerate(iter_frames(video, info, stop=n, backend="auto")):
+    read = read or MouthSharpness(landmarks, present)
+    n = len(read.present)
+    for i, frame in enumerate(iter_frames(video, info, start=read.done, stop=n, backend="auto"), start=read.done):
         if i >= n:
             break
-        if present[i] and np.isfinite(landmarks[i]).all():
-            lm = landmarks[i]
-            iod = float(geo.inter_ocular(lm))
-            m = lm[geo.MOUTH]
-            x0, y0 = np.floor(m.min(axis=0) - 0.25 * iod).astype(int)
-            x1, y1 = np.ceil(m.max(axis=0) + 0.25 * iod).astype(int)
-            h, w = frame.shape[:2]
-            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-            if x1 - x0 >= 8 and y1 - y0 >= 8:
-                grey = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
-                grey = cv2.resize(grey, (64, 40), interpolation=cv2.INTER_AREA)
-                out[i] = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+        read.add(i, frame)
         if i % 32 == 0:
             report(progress, "performer", i, n)
             check(cancel)
     report(progress, "performer", n, n)
-    return out
+    return read.values
 
 
 # ------------------------------------------------------------------------------------------- output frames

@@ -1,6 +1,6 @@
 """Dubs driven by the voice performer's video against dubs driven by the voice alone, on GRID (evaluation only).
 
-    python -m tools.eval_performer [--sections same cross expression speed] [--pairs 6] [--json OUT] [--figures DIR]
+    python -m tools.eval_performer [--sections same cross expression speed own] [--pairs 6] [--json OUT] [--figures DIR]
 
 Nothing here is trained or tuned: the performer module's constants were set a priori or from tracked GRID s1 training
 clips, s4 and grid_others (how fast real mouths move, how well frontal faces fit the template: see core.performer);
@@ -22,6 +22,10 @@ every figure below is evaluation. Sets (tools/grid_splits.py): GRID s4's evaluat
   the slow mouth width (inner-lip corner distance / IOD, smoothed over 1 s) against the smiling original's (r, and
   the smile's rise: width inside the smile minus outside, dub / original). Pictures: DIR/expression_smile.png, and
   DIR/performer_*.png (mouth crops of each kind's first pair: the real performer, both dubs).
+- `own` (a diagnosis on *selection* clips, `--own-clips`: s4's training half, s1's training clips): each clip re-dubbed
+  with its own voice, its textures barred from source frames within OWN_EXCLUDE of the output frame's own (so they
+  come from its other words, as in a dub across sentences); the mouth shape either the clip's own real one (driven by
+  itself) or the sound model's. LSE-C of both: does the render lose the sync evidence of real mouth shapes?
 
 GRID is CC BY 4.0 (data/ATTRIBUTION.md): figures made from it carry the credit.
 """
@@ -54,9 +58,9 @@ def _pairs(actors, performers, n, seed):
     return out
 
 
-def dub(video, out, *, driver=None, audio=None, keep_expression=True, tmp: Path):
+def dub(video, out, *, driver=None, audio=None, keep_expression=True, exclude_near=0, tmp: Path):
     """One dub, scored against its voice, with caches of its own (tracks, adaptation, speaker): every dub is timed
-    cold, as a first dub of the clip would be."""
+    cold, as a first dub of the clip would be. `exclude_near`: ClassicOptions.exclude_near."""
     from core.engines.classic import ClassicOptions
     from core.pipeline import DubSettings, run_dub
 
@@ -64,7 +68,8 @@ def dub(video, out, *, driver=None, audio=None, keep_expression=True, tmp: Path)
     settings = DubSettings(video=str(video), audio=str(audio or driver), driver=str(driver) if driver else None,
                            output=str(out), allow_damaged=True, track_cache_dir=str(caches / "tracks"),
                            adapt_cache_dir=str(caches / "adapt"), speaker_cache_dir=str(caches / "speaker"),
-                           engine_options={"classic": ClassicOptions(keep_expression=keep_expression)})
+                           engine_options={"classic": ClassicOptions(keep_expression=keep_expression,
+                                                                     exclude_near=exclude_near)})
     t0 = time.perf_counter()
     res = run_dub(settings, score=True)
     return res, time.perf_counter() - t0
@@ -172,6 +177,35 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool, figures: Path = None) ->
         rows.append(row)
     if figures is not None and rows:
         pair_figure(kind, rows[0]["actor"], rows[0]["performer_clip"], tmp, figures)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ own clips
+OWN_CLIPS = ("bgbu2a", "bwat1p", "brwm8s", "swao4a", "bbal6n", "bras9a", "lrik4p", "prap4n")  # s4 / s1 training clips
+OWN_EXCLUDE = 12      # source frames (0.48 s at 25 fps): a syllable or two either side
+
+
+def run_own(names, tmp: Path) -> list:
+    from tools import grid_splits
+    from tools.eval_crossdub import track_fresh
+    from tools.eval_dub_speakers import opening_vs, real_track
+
+    allowed = set(grid_splits.s4_train_names()) | set(grid_splits.s1_pool())
+    rows = []
+    for x in names:
+        if x not in allowed:
+            raise SystemExit(f"{x} is not a selection clip (s4's training half, s1's training clips)")
+        vx = grid_splits.video_path(x)
+        row = {"clip": x}
+        for cond in ("real", "sound"):
+            out = tmp / f"own_{x}_{cond}.mp4"
+            res, _ = dub(vx, out, driver=vx if cond == "real" else None, audio=vx, exclude_near=OWN_EXCLUDE, tmp=tmp)
+            r, amp = opening_vs(track_fresh(str(out)), real_track(x).landmarks, real_track(x).present)
+            row[cond] = {"lse_c": float(res.report.lse_c), "offset": int(res.report.offset_frames), "r": r,
+                         "amplitude": amp}
+        print(f"own {x}: LSE-C real shape {row['real']['lse_c']:.2f} (r {row['real']['r']:.3f}) vs sound model "
+              f"{row['sound']['lse_c']:.2f} (r {row['sound']['r']:.3f})", flush=True)
+        rows.append(row)
     return rows
 
 
@@ -367,8 +401,9 @@ def summarise(rows) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", nargs="+", default=["same", "cross", "expression"],
-                    choices=["same", "cross", "expression", "speed"])
+                    choices=["same", "cross", "expression", "speed", "own"])
     ap.add_argument("--pairs", type=int, default=6, help="pairs per kind")
+    ap.add_argument("--own-clips", nargs="+", default=list(OWN_CLIPS), help="selection clips of the `own` section")
     ap.add_argument("--json")
     ap.add_argument("--figures", type=Path, default=ROOT / "docs" / "screenshots")
     a = ap.parse_args()
@@ -395,6 +430,8 @@ def main() -> int:
         result["expression"] = run_expression(tmp, a.figures)
     if "speed" in a.sections:
         result["speed"] = run_speed(tmp)
+    if "own" in a.sections:
+        result["own"] = run_own(a.own_clips, tmp)
     result["data"] = GRID_CREDIT
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     if a.json:

@@ -174,9 +174,12 @@ class Selection:
 
 
 def select(lib: TextureLibrary, target_canon: np.ndarray, valid: Optional[np.ndarray] = None, *, k: int = 12,
-           blend: int = 3, sigma: float = 0.03, jump: float = 1.0, chosen_boost: float = 1.0) -> Selection:
+           blend: int = 3, sigma: float = 0.03, jump: float = 1.0, chosen_boost: float = 1.0,
+           exclude_near: int = 0, query_frames: Optional[np.ndarray] = None) -> Selection:
     """Candidates, Viterbi path and blend sets for target canonical shapes (N, 68, 2) (IOD units).
-    `valid` (N,) marks output frames to solve (others get rows -1); runs of valid frames are solved jointly."""
+    `valid` (N,) marks output frames to solve (others get rows -1); runs of valid frames are solved jointly.
+    `exclude_near` > 0 (evaluations): candidates come from library frames more than this many source frames from
+    `query_frames` (N,), each output frame's own source frame (near ones only where too few others are left)."""
     n = len(target_canon)
     valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
     m = max(1, int(blend))
@@ -186,7 +189,14 @@ def select(lib: TextureLibrary, target_canon: np.ndarray, valid: Optional[np.nda
     if lib.size == 0 or not valid.any():
         return Selection(rows, weights, err)
     feats = shape_features(target_canon[valid])
-    cand, dist = knn(feats, lib.features, k)
+    if exclude_near > 0:
+        # at most 2 * exclude_near + 1 library frames lie that near: the k nearest of the rest are among these
+        cand, dist = knn(feats, lib.features, k + 2 * int(exclude_near) + 1)
+        near = np.abs(lib.frames[cand] - np.asarray(query_frames, np.int64)[valid][:, None]) <= exclude_near
+        keep = np.argsort(near, axis=1, kind="stable")[:, :min(k, cand.shape[1])]
+        cand, dist = np.take_along_axis(cand, keep, 1), np.take_along_axis(dist, keep, 1)
+    else:
+        cand, dist = knn(feats, lib.features, k)
     unary = (dist / sigma) ** 2
     path = viterbi(unary, lambda t: jump_costs(lib, cand[t], cand[t + 1], jump))
     vi = np.flatnonzero(valid)

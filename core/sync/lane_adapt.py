@@ -77,15 +77,16 @@ def own_offset_choice(offsets: np.ndarray, evidence: np.ndarray, level_at) -> in
 
 
 def find_own_offset(video: str, wav: np.ndarray, track, scorer, fps: float, progress=None, cancel=None,
-                    offset_model=None):
+                    offset_model=None, on_frame=None):
     """(offset, level, report) of the clip's own voice: its A/V offset (the scorer's, with `offset_model` as a second
     witness: core.sync.av_offset; kept near 0 where the face supports it: `own_offset_choice`) and the median
     calibrated confidence at that offset over the voiced windows (core.sync.lane.own_level), and the own voice's
-    SyncReport (whose `offset_frames` stays the witnesses' overall best)."""
+    SyncReport (whose `offset_frames` stays the witnesses' overall best). `on_frame`: see scoring.face_windows."""
     from .av_offset import candidate_offsets, robust_z
     from .scoring import score_clip
 
-    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model)
+    rep = score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=fps, offset_model=offset_model,
+                     on_frame=on_frame)
     m = len(rep.dists)
     s_fps = float(rep.scorer_fps or fps)
     # speech per window, on the scorer's frame grid (a resampling scorer's windows are not video frames)

@@ -26,7 +26,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -275,10 +275,13 @@ def _too_short(video_path, scorer: SyncScorer, s_fps: float) -> MediaError:
 
 
 def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: Optional[int] = None, *,
-                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None) -> FaceWindows:
+                 progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
+                 on_frame: Optional[Callable[[int, np.ndarray], None]] = None) -> FaceWindows:
     """Stream the video's frames, crop the tracked face and embed it window by window (memory stays bounded by one
     batch of crops); `max_frames`: stop after this many scorer frames (the voice ends there). Frames without a
-    detection use a box interpolated/held from the neighbouring detections."""
+    detection use a box interpolated/held from the neighbouring detections. `on_frame(i, frame)` sees every
+    decoded video frame, in order from 0 (to the last one the scorer needs): other per-frame reads of this video
+    need no decode of their own."""
     boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
     n_video = len(detected)
     s_fps, resampled = scorer_frame_rate(scorer, fps)
@@ -329,6 +332,8 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         for i, frame in enumerate(frames):
             if i > last_needed:
                 break
+            if on_frame is not None:
+                on_frame(i, frame)
             if need[i] == 0:
                 continue
             check(cancel)
@@ -373,7 +378,8 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
                cancel: Optional[CancelToken] = None, fps: Optional[float] = None,
                low_threshold: Optional[float] = None, offset_model=None,
                face: Optional[FaceWindows] = None, judgeable: bool = True,
-               voice: Optional[Tuple[int, np.ndarray]] = None) -> SyncReport:
+               voice: Optional[Tuple[int, np.ndarray]] = None,
+               on_frame: Optional[Callable[[int, np.ndarray], None]] = None) -> SyncReport:
     """Score how well `wav` (float32 mono 16 kHz) matches the lips of `track` (a FaceTrack over the video's frames).
     `low_threshold`: the sync lane's threshold for this face (core.sync.lane_adapt), else core.sync.lane.LOW_THRESHOLD;
     `judgeable` False (core.sync.lane_adapt: the face's own voice did not lift it off the null): no frame is low.
@@ -381,6 +387,7 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     for a voice against an original picture, not for a dub made by that model); LSE-D/LSE-C stay syncnet_python's.
     `face`: this video's `face_windows` from an earlier report (`report.face`), used when they cover this voice.
     `voice`: `voice_windows(wav, scorer, fps)` computed earlier, used when the video covers the whole voice.
+    `on_frame`: passed to `face_windows` (not called when `face` is used instead of a decode).
 
     Frames without a detection are marked invalid in `report.valid`.
     """
@@ -391,7 +398,8 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     s_fps, resampled = scorer_frame_rate(scorer, fps)
     n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
     if face is None or not face.covers(scorer, n_audio):
-        face = face_windows(video_path, track, scorer, fps, n_audio, progress=progress, cancel=cancel)
+        face = face_windows(video_path, track, scorer, fps, n_audio, progress=progress, cancel=cancel,
+                            on_frame=on_frame)
     detected = face.detected
     n_video = len(detected)
     win = scorer.window

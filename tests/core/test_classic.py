@@ -74,6 +74,18 @@ def test_select_follows_a_coherent_source_run():
     assert np.all(sel.shape_error < 0.03)
 
 
+def test_select_can_bar_the_frames_near_each_output_frames_own():
+    lib = _synthetic_library()
+    own = np.arange(3, 18)
+    targets = lib.canon[own].astype(np.float64)
+    sel = retrieval.select(lib, targets, k=6, blend=3, jump=1.0)
+    assert np.all(lib.frames[sel.rows[:, 0]] == own)            # its own frames match exactly
+    barred = retrieval.select(lib, targets, k=6, blend=3, jump=1.0, exclude_near=5, query_frames=own)
+    assert np.all(np.abs(lib.frames[barred.rows] - own[:, None]) > 5)
+    assert np.all(np.abs(lib.frames[barred.rows[:, 0]] - own) == 20)   # the same shape a period later
+    assert np.all(barred.shape_error < 0.03)
+
+
 def test_weighted_median_matches_sorting_definition():
     rng = np.random.default_rng(3)
     for m in (1, 2, 3, 5):

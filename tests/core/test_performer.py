@@ -200,6 +200,42 @@ def test_performer_offset_is_found_and_corrected(tmp_path, monkeypatch):
     assert np.corrcoef(moved[u], opening[u - 4])[0, 1] > 0.9
 
 
+def test_mouth_sharpness_is_read_during_the_offset_pass(s1_tracks, monkeypatch):
+    """The sharpness of the frames the A/V offset pass decodes is read there (a second decode reads only the rest) and
+    equals a pass of its own."""
+    from core import audio as audio_mod
+    from core import media
+    from core.sync.scoring import get_scorer
+
+    video, t = str(_clip(0)), s1_tracks[0]
+    alone = pf.mouth_sharpness(video, media.probe(video), t.landmarks, t.present)
+    assert np.isfinite(alone[t.present]).all()
+    decoded, seen = [], {}                                   # frame indices each decode gave
+    decode = media.iter_frames
+
+    def counted(*args, **kwargs):
+        given = []
+        decoded.append(given)
+        for i, frame in enumerate(decode(*args, **kwargs), start=int(kwargs.get("start", 0))):
+            given.append(i)
+            yield frame
+
+    def performance(*args, sharpness=None, **kwargs):
+        seen["sharpness"] = sharpness
+        return from_track(*args, sharpness=sharpness, **kwargs)
+
+    from_track = pf.performance_from_track
+    monkeypatch.setattr(media, "iter_frames", counted)
+    monkeypatch.setattr(pf, "performance_from_track", performance)
+    monkeypatch.setattr(pf, "OFFSET_SECONDS", 2.0)          # the offset pass decodes ~50 of the 75 frames
+    pf.read_performance(video, audio_mod.load_audio(video), scorer=get_scorer("auto"),
+                        offset_model=ms.AudioToMouth.load())
+    starts = [given[0] for given in decoded if given]
+    assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 40     # the offset pass's decode, then the rest only
+    assert decoded[-1][-1] == len(t.present) - 1
+    np.testing.assert_array_equal(seen["sharpness"], alone)
+
+
 def test_dub_from_a_performer_video_writes_a_dub_scored_against_its_sound(tmp_path):
     out = tmp_path / "dub.mp4"
     rc, stdout, err = run_cli("dub", "--video", _clip(0), "--driver", _clip(1), "-o", out, "--json", "--quiet",

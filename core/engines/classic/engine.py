@@ -275,7 +275,7 @@ class ClassicEngine(Engine):
         self.valid = valid
         self.target_canon = tcan
         self.selection = retrieval.select(self.lib, tcan, valid, k=opts.k, blend=opts.blend, sigma=opts.sigma,
-                                          jump=opts.jump)
+                                          jump=opts.jump, exclude_near=opts.exclude_near, query_frames=src)
         # fixed triangulation of the canonical crop (template with the mouth slightly open + crop border)
         w, h = self.crop.size
         self._cborder = warp.boundary_points(-1.0, -1.0, float(w), float(h), per_side=3)

@@ -23,3 +23,6 @@ class ClassicOptions:
     # (N_out, 68, 2) frame-space targets replacing the model's prediction (oracle tests, evaluations): code only
     target_landmarks: Optional[np.ndarray] = field(default=None, compare=False, repr=False,
                                                      metadata={"persist": False})
+    # textures only from source frames more than this many frames from the output frame's own (evaluations: a clip
+    # re-dubbed from itself then shows its other words, as a dub across sentences does): code only
+    exclude_near: int = field(default=0, metadata={"persist": False})
