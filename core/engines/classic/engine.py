@@ -446,15 +446,10 @@ class ClassicEngine(Engine):
             tex_box = cv2.warpAffine(tex, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
             a_box = cv2.warpAffine(alpha, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             np.clip(a_box, 0.0, 1.0, out=a_box)
-            # colour-match and blend only where the alpha reaches (~half the box): where it is 0 the blend gives
-            # the jaw exactly, and the match samples the same pixels in the same order, so bit-identical
-            x0a, y0a, x1a, y1a = support(a_box, 0) or (0, 0, bw, bh)
-            win = np.s_[y0a:y1a, x0a:x1a]
-            am = a_box[win][..., None]
-            tex_win = color_match(tex_box[win], jaw[win], ring_weights(a_box[win]))
-            image = jaw.copy()
-            image[win] = np.clip(jaw[win].astype(np.float32) * (1 - am) + tex_win.astype(np.float32) * am + 0.5,
-                                 0, 255).astype(np.uint8)
+            tex_box = color_match(tex_box, jaw, ring_weights(a_box))
+            am = a_box[..., None]
+            image = np.clip(jaw.astype(np.float32) * (1 - am) + tex_box.astype(np.float32) * am + 0.5,
+                            0, 255).astype(np.uint8)
         iod = float(geo.inter_ocular(target))
         opening = float(geo.mouth_opening(target)) / iod if iod > 0 else 0.0
         return RenderedPatch(box=(x0, y0, x1, y1), image=image, mask_landmarks=mask_lm.astype(np.float32),
