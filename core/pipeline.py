@@ -177,29 +177,36 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
     wav = voice = audio_mod.load_audio(settings.audio)   # voice: as recorded, before the editor's offset
     if wav.size == 0:
         raise MediaError(f"The voice file contains no audio samples: {settings.audio}")
-    video_damage, voice_damage, driver_damage, damage_warnings = check_inputs(settings, info, cancel, timer)
-    fps = float(info.fps)
-    edits = settings.edits or Edits()
-    schedule, message = output_schedule(info.num_frames, fps, len(wav), edits.voice_offset, settings.length_policy)
-    if edits.voice_offset:
-        wav = shift_voice(wav, edits.voice_offset, fps, audio_mod.SAMPLE_RATE)
-    messages = damage_warnings + ([message] if message else [])
-    num_out = len(schedule)
-    wav_out = timing.fit_wav(wav, num_out, fps)
+    # the damage scans (ffmpeg, one core) run while the face is tracked (GIL-bound, one core); a damaged input is
+    # still refused with its damage named, also when the tracker failed on it first
+    checks = _in_thread(check_inputs, settings, info, cancel, timer, name="lipdub-damage-scan")
+    try:
+        fps = float(info.fps)
+        edits = settings.edits or Edits()
+        schedule, message = output_schedule(info.num_frames, fps, len(wav), edits.voice_offset, settings.length_policy)
+        if edits.voice_offset:
+            wav = shift_voice(wav, edits.voice_offset, fps, audio_mod.SAMPLE_RATE)
+        num_out = len(schedule)
+        wav_out = timing.fit_wav(wav, num_out, fps)
 
-    out_indices = np.arange(num_out)
-    if settings.frame_range is not None:
-        a, b = settings.frame_range
-        a, b = max(0, int(a)), min(num_out, int(b))
-        if b <= a:
-            raise LipDubError(f"The frame range {settings.frame_range} is empty for a {num_out}-frame output.")
-        out_indices = out_indices[a:b]
+        out_indices = np.arange(num_out)
+        if settings.frame_range is not None:
+            a, b = settings.frame_range
+            a, b = max(0, int(a)), min(num_out, int(b))
+            if b <= a:
+                raise LipDubError(f"The frame range {settings.frame_range} is empty for a {num_out}-frame output.")
+            out_indices = out_indices[a:b]
 
-    check(cancel)
-    t0 = time.perf_counter()
-    track_set = track_video(settings.video, progress=progress, cancel=cancel,
-                            cache_dir=settings.track_cache_dir, detect_every=settings.detect_every)
+        t0 = time.perf_counter()
+        check(cancel)
+        track_set = track_video(settings.video, progress=progress, cancel=cancel,
+                                cache_dir=settings.track_cache_dir, detect_every=settings.detect_every)
+    except BaseException:
+        checks.result()     # the damage first, as when the scans ran before everything
+        raise
     timer.add("track", time.perf_counter() - t0, info.num_frames)
+    video_damage, voice_damage, driver_damage, damage_warnings = checks.result()
+    messages = damage_warnings + ([message] if message else [])
     if not track_set.tracks:
         raise NoFaceError(f"No face was found anywhere in {settings.video}: nothing to dub.")
     device = resolve_device(settings.device)
@@ -295,6 +302,17 @@ def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Option
             performer.trusted[max(0, o.start):min(num_out, o.end)] = False
     (timer or StageTimer()).add("performer", time.perf_counter() - t0, num_out)
     prep.ctx = replace(prep.ctx, performer=performer)
+
+
+def _in_thread(fn, *args, name: str):
+    """`fn(*args)` started in a thread of its own: a Future (its result() re-raises fn's exception)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def check_inputs(settings: DubSettings, info, cancel: Optional[CancelToken] = None,

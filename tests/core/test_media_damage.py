@@ -257,6 +257,53 @@ def test_damaged_performer_frames_are_not_followed(damaged):
     assert any(m.startswith("Warning: ") and "video damaged: frames 32–34" in m for m in prep.messages)
 
 
+def test_the_damage_scan_runs_while_the_face_is_tracked(monkeypatch, tmp_path):
+    """The video's damage scan and the tracker run at once: the scan waits until tracking has started (it would wait
+    in vain, and the test fail, if the scan still ran before the tracker)."""
+    import threading
+
+    import core.faces.track as track_mod
+    import core.media_damage as damage_mod
+    from core.pipeline import DubSettings, prepare_clip
+
+    tracking = threading.Event()
+    scan, track = damage_mod.scan_damage, track_mod.track_video
+    waited = []
+
+    def scan_after_tracking_began(path, *a, **k):
+        waited.append(tracking.wait(timeout=20))
+        return scan(path, *a, use_cache=False, **{key: v for key, v in k.items() if key != "use_cache"})
+
+    def tracker(*a, **k):
+        tracking.set()
+        return track(*a, **k)
+
+    monkeypatch.setattr(damage_mod, "scan_damage", scan_after_tracking_began)
+    monkeypatch.setattr(track_mod, "track_video", tracker)
+    prep = prepare_clip(DubSettings(video=str(SAMPLE), audio=str(VOICE), adapt=False,
+                                    track_cache_dir=str(tmp_path / "tracks")))
+    assert waited and all(waited)
+    assert not prep.video_damage.damaged and not prep.voice_damage.damaged
+
+
+def test_a_damaged_video_is_refused_when_the_tracker_fails_on_it_first(damaged, monkeypatch, tmp_path):
+    import core.faces.track as track_mod
+    from core.errors import MediaError
+    from core.pipeline import DubSettings, prepare_clip
+
+    def broken_tracker(*a, **k):
+        raise MediaError("the tracker could not read the file")
+
+    monkeypatch.setattr(track_mod, "track_video", broken_tracker)
+    settings = DubSettings(video=str(damaged["cut50"]), audio=str(VOICE), adapt=False,
+                           track_cache_dir=str(tmp_path / "tracks"))
+    with pytest.raises(DamagedMediaError, match="video damaged"):
+        prepare_clip(settings)
+    settings.allow_damaged = True                  # allowed: the tracker's own error
+    with pytest.raises(MediaError, match="the tracker could not read"):
+        prepare_clip(settings)
+
+
 def test_dub_allow_damaged_lists_the_frozen_frames(damaged, tmp_path):
     """The issue's case: the copy cut at 50 % used to export 75 frames, frozen from frame 32, without a word."""
     out = tmp_path / "dub.mp4"
