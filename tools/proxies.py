@@ -34,13 +34,31 @@ def proxy_video_args(src: Path, dst: Path) -> list[str]:
             "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-ar", "44100", str(dst)]
 
 
-def make_proxy(src: Path, dst: Path) -> Path:
+def encoded_once(args_for, src: Path, dst: Path) -> Path:
+    """`dst` made from `src` by the ffmpeg arguments `args_for(src, tmp)` unless it exists (written whole or not at
+    all)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.exists():
         tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
-        subprocess.run(proxy_video_args(src, tmp), check=True)
+        subprocess.run(args_for(src, tmp), check=True)
         tmp.replace(dst)
     return dst
+
+
+def make_proxy(src: Path, dst: Path) -> Path:
+    return encoded_once(proxy_video_args, src, dst)
+
+
+def mpeg1_args(src: Path, dst: Path) -> list[str]:
+    """ffmpeg arguments for an MPEG-1 copy of a clip as the grid_others files are coded (360x288 mpeg1video at about
+    850 kb/s, an I-frame every 12 frames, no B-frames; MPEG audio): the codec's blocks and I-frame flicker on
+    clips that may be used for selection (s1_val), where the originals are H.264."""
+    return ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-vf", "scale=360:288", "-c:v", "mpeg1video",
+            "-b:v", "850k", "-g", "12", "-bf", "0", "-c:a", "mp2", "-b:a", "224k", "-f", "mpeg", str(dst)]
+
+
+def make_mpeg1(src: Path, dst: Path) -> Path:
+    return encoded_once(mpeg1_args, src, dst)
 
 
 def room_impulse(rt60: float = 0.45, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
