@@ -138,12 +138,10 @@ def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToke
                                     offset_model=offset_model)
     lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
     if speaking and abs(offset) <= MAX_OWN_OFFSET:
-        from .asd.speaker import ASD_FPS, own_speaking
+        from .asd.speaker import own_speaking
 
-        face = getattr(rep, "face", None)         # the scoring pass's face embeddings, when its scorer has them
-        same_grid = getattr(scorer, "native_fps", None) == ASD_FPS    # its frames are the test's 25 fps frames
-        lane.own_speaking = own_speaking(video, info, track, wav, cancel=cancel,
-                                         visual=face.visual if face is not None and same_grid else None)
+        # the network reads the authors' crops, the sync scorer blurred ones (core.sync.asd.features): its own pass
+        lane.own_speaking = own_speaking(video, info, track, wav, cancel=cancel)
     said = "" if not np.isfinite(lane.own_speaking) else f", speaking {lane.own_speaking:.2f}"
     if lane.own_voice_fits:
         lane.message = (f"this face reaches confidence {level:.1f} with its own voice (own A/V offset "

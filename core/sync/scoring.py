@@ -251,12 +251,6 @@ class FaceWindows:
     trunk: Optional[np.ndarray] = None   # (M, C) what the scorer's video projection reads, window by window, for
                                          # scorers that have one (`video_trunk` / `project_video`): per-clip
                                          # refinement refits the projection without decoding the video again
-    visual: Optional[np.ndarray] = None  # (frames, 128) the ASD visual encoder's per-frame embeddings of the scorer
-                                         # frames read, for scorers built on it (`video_trunk_frames`: sync_asd,
-                                         # fused): the own-voice test (core.sync.asd.speaker.own_speaking) reads them
-                                         # instead of decoding and encoding the face again. Each chunk's encoder pass
-                                         # sees no further than the chunk; of the frames two chunks share, the
-                                         # first half is taken from the earlier chunk, the rest from the later one
 
     def covers(self, scorer: SyncScorer, frames: int) -> bool:
         """Do these windows hold everything a voice of `frames` scorer frames is compared with?"""
@@ -298,26 +292,11 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     buffer: List[np.ndarray] = []
     feats: List[np.ndarray] = []
     trunks: List[np.ndarray] = []
-    visual: List[np.ndarray] = []           # per-frame encoder embeddings, in order, overlaps resolved
     split = callable(getattr(scorer, "video_trunk", None)) and callable(getattr(scorer, "project_video", None))
-    with_frames = split and callable(getattr(scorer, "video_trunk_frames", None))
 
     def embed(crops: List[np.ndarray]) -> None:
         x = np.stack(crops)
-        if with_frames:
-            t, v = scorer.video_trunk_frames(x)
-            t = np.asarray(t, np.float32)
-            trunks.append(t)
-            feats.append(np.asarray(scorer.project_video(t), np.float32))
-            first = done - len(crops)                       # scorer frame of crops[0]
-            have = sum(len(e) for e in visual)
-            shared = have - first                           # frames the previous chunk embedded too
-            if shared > 0:                                  # its first half stays, the rest comes from this chunk
-                keep = shared // 2
-                visual[-1] = visual[-1][:len(visual[-1]) - (shared - keep)]
-                v = v[keep:]
-            visual.append(np.asarray(v, np.float32))
-        elif split:
+        if split:
             t = np.asarray(scorer.video_trunk(x), np.float32)
             trunks.append(t)
             feats.append(np.asarray(scorer.project_video(t), np.float32))
@@ -360,8 +339,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     report(progress, "score", k_total, k_total)
     return FaceWindows(scorer=scorer.name, features=np.concatenate(feats, 0)[:m], frames=done, requested=k_total,
                        available=available, detected=detected,
-                       trunk=np.concatenate(trunks, 0)[:m] if trunks else None,
-                       visual=np.concatenate(visual, 0)[:done] if visual else None)
+                       trunk=np.concatenate(trunks, 0)[:m] if trunks else None)
 
 
 def voice_windows(wav: np.ndarray, scorer: SyncScorer, fps: float) -> Tuple[int, np.ndarray]:

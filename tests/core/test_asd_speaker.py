@@ -185,7 +185,9 @@ def test_pipeline_default_face_follows_the_speaker_and_face_overrides_it(pair):
 
 @pytest.fixture(scope="module")
 def unseen_face():
-    """A grid_others clip whose own, in-sync voice the sync scorer is not confident on (it never saw this face)."""
+    """A grid_others clip (never trained on): swiz3n, a dark, mustached, low-contrast mouth in MPEG-1, the face the
+    sync scorer reads worst (with the authors' crops it found no offset on it; blurred, its confidence is just above
+    the old floor)."""
     from core import media
     from core.faces.track import track_video
 
@@ -195,7 +197,7 @@ def unseen_face():
 
 
 def test_adaptation_accepts_an_in_sync_face_the_scorer_never_learnt(unseen_face):
-    from core.sync.lane_adapt import MIN_OWN_CONFIDENCE, lane_adaptation, voice_fits
+    from core.sync.lane_adapt import lane_adaptation
     from core.sync.scoring import get_scorer
 
     torch.set_num_threads(2)
@@ -204,9 +206,7 @@ def test_adaptation_accepts_an_in_sync_face_the_scorer_never_learnt(unseen_face)
 
     lane = lane_adaptation(video, info, track, get_scorer("auto"), offset_model=AudioToMouth.load())
     assert abs(lane.own_offset) <= 1
-    assert lane.own_confidence < MIN_OWN_CONFIDENCE                 # refused by the old test ...
-    assert not voice_fits(lane.own_offset, lane.own_confidence)
-    assert lane.own_speaking > 0.9 and lane.own_voice_fits          # ... accepted: this face speaks its sound
+    assert lane.own_speaking > 0.9 and lane.own_voice_fits          # accepted: this face speaks its sound
     assert "speaking" in lane.message
 
 
@@ -216,7 +216,7 @@ def test_own_voice_test_refuses_a_late_voice_and_a_still_face(unseen_face, tmp_p
     from core.edits import shift_voice
     from core.faces.track import track_video
     from core.sync.lane_adapt import find_own_offset, voice_fits
-    from core.sync.scoring import face_windows, get_scorer
+    from core.sync.scoring import get_scorer
 
     torch.set_num_threads(2)
     video, info, track = unseen_face
@@ -235,30 +235,3 @@ def test_own_voice_test_refuses_a_late_voice_and_a_still_face(unseen_face, tmp_p
     sinfo = media.probe(str(still))
     strack = track_video(str(still)).primary()
     assert SP.own_speaking(str(still), sinfo, strack, load_audio(str(still))) < 0.2
-    still_face = face_windows(str(still), strack, scorer, float(sinfo.fps))     # the scoring pass's embeddings
-    assert SP.own_speaking(str(still), sinfo, strack, load_audio(str(still)), visual=still_face.visual) < 0.2
-
-
-def test_own_voice_test_reads_the_scoring_pass_embeddings(unseen_face, monkeypatch):
-    """Given the own voice's scoring pass's visual embeddings (FaceWindows.visual, the same encoder on the same
-    crops), the own-voice test gives what its own encoder pass gives without decoding the video again."""
-    from core.audio import load_audio
-    from core.sync.scoring import face_windows, get_scorer
-
-    torch.set_num_threads(2)
-    video, info, track = unseen_face
-    wav = load_audio(video)
-    face = face_windows(video, track, get_scorer("auto"), float(info.fps))
-    assert face.visual.shape == (face.frames, 128)
-    own = SP.own_speaking(video, info, track, wav, use_cache=False)
-    computed = SP.speaking_scores(video, [track], wav, info=info)          # the whole clip: one segment, one chunk
-
-    def no_decoding(*a, **k):
-        raise AssertionError("the video was decoded again")
-
-    monkeypatch.setattr(SP.media, "iter_frames", no_decoding)
-    given = SP.speaking_scores(video, [track], wav, info=info, visual=face.visual)
-    assert np.isfinite(computed.of(track.track_id)).sum() > 60
-    np.testing.assert_allclose(given.of(track.track_id), computed.of(track.track_id), atol=1e-4)
-    shared = SP.own_speaking(video, info, track, wav, visual=face.visual)
-    assert shared > 0.9 and abs(shared - own) < 0.01      # the test's segment starts inside the clip: edges differ

@@ -244,10 +244,12 @@ def test_dub_from_a_performer_video_writes_a_dub_scored_against_its_sound(tmp_pa
     doc = json.loads(stdout)
     assert doc["faces_found"] == 75 and any(m.startswith("Performer:") for m in doc["messages"])
     assert doc["lse_c"] > 1.5
-    # score reads the performer's voice from its video file, as the dub did
+    # score reads the performer's voice from its video file, as the dub did (the dub locates the face with the
+    # source's track, score re-tracks the output: measured 4.18 against 3.76, 4.16 against 3.55 with the blurred
+    # crops)
     rc, stdout, err = run_cli("score", "--video", out, "--audio", _clip(1), "--json", "--quiet", "--no-adapt")
     assert rc == 0, err
-    assert json.loads(stdout)["lse_c"] == pytest.approx(doc["lse_c"], abs=0.5)
+    assert json.loads(stdout)["lse_c"] == pytest.approx(doc["lse_c"], abs=0.75)
 
 
 # ------------------------------------------------------------------------------------------------ bad input

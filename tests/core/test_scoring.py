@@ -302,52 +302,6 @@ def test_a_picture_is_read_once_for_several_voices(grid, monkeypatch):
     assert len(reads) == 3
 
 
-class FrameToy(ToyScorer):
-    """A scorer with per-frame encoder embeddings (`video_trunk_frames`, as sync_asd's): each frame's embedding is
-    (the frame's number, the chunk that embedded it)."""
-
-    def __init__(self, batch_size):
-        super().__init__(batch_size)
-        self.read = 0
-
-    def face_input(self, frame, box, landmarks):
-        self.read += 1
-        return np.float32(self.read - 1)
-
-    def video_trunk_frames(self, face_inputs):
-        self.calls += 1
-        x = np.asarray(face_inputs, np.float32)
-        return np.zeros((len(x) - 4, 2), np.float32), np.stack([x, np.full(len(x), self.calls, np.float32)], 1)
-
-    def video_trunk(self, face_inputs):
-        return self.video_trunk_frames(face_inputs)[0]
-
-    def project_video(self, trunk):
-        return np.asarray(trunk, np.float32)
-
-    def audio_features(self, wav, fps, num_frames):
-        return np.zeros((num_frames - 4, 2), np.float32)
-
-
-def test_face_windows_keep_each_frames_encoder_embedding_once(grid):
-    """The scoring pass keeps the per-frame embeddings (FaceWindows.visual) for the own-voice test: every frame read
-    once, in order; of the 4 frames two chunks share, the first 2 from the earlier chunk, the other 2 from the later."""
-    video, wav, track = grid
-    toy = FrameToy(batch_size=8)                                 # chunks of 12 frames, 4 shared with the next
-    face = scoring.face_windows(video, track, toy, 25.0)
-    assert toy.calls > 3 and face.visual.shape == (face.frames, 2)
-    np.testing.assert_array_equal(face.visual[:, 0], np.arange(face.frames))
-    chunk = face.visual[:, 1].astype(int)
-    starts = [8 * k for k in range(toy.calls)]                   # chunk k embeds frames 8k .. 8k + 11
-    for f in range(face.frames):
-        holders = [k + 1 for k, a in enumerate(starts) if a <= f < a + 12]
-        if len(holders) == 1:
-            assert chunk[f] == holders[0]
-        else:                                                    # frame 8k + 0..3 of chunks k and k+1
-            assert chunk[f] == (holders[0] if f - starts[holders[1] - 1] < 2 else holders[1])
-    assert scoring.face_windows(video, track, ToyScorer(), 25.0).visual is None   # a scorer without them
-
-
 def test_voice_computed_before_the_video_is_used_only_when_it_covers_the_scored_frames(grid):
     """`voice_windows` is the voice side `score_clip` computes; handed in (`voice=`), the report is exactly the same
     and the scorer's audio side does not run again, unless the video stops before the voice does."""

@@ -72,6 +72,40 @@ def test_lane_on_an_unseen_face_separates_own_voice_from_late(unseen_clip, name)
     assert abs(shifted.offset_frames + 4) <= 1
 
 
+def test_a_dark_mustached_mpeg1_face_is_read_through_its_codec_blocks():
+    """swiz3n (grid_others, evaluation only): a dark, mustached, low-contrast mouth in 360x288 MPEG-1. On the authors'
+    crop the encoder followed the codec's 8-pixel blocks and their I-frame flicker (its offset found for 0 of 9
+    delays); the scorer's blurred crop (core.sync.asd.features.smooth_face_crop) reads the lips, as on the same clip
+    re-encoded to H.264."""
+    from core.faces.track import track_video
+
+    path = GRID_OTHERS / "swiz3n.mpg"
+    wav, track = load_audio(path), track_video(path).primary()
+    scorer = get_scorer("sync_asd")
+    face = None
+    for delay in (0, 4, -4):
+        moved = _late(wav, delay) if delay >= 0 else np.concatenate([wav[-delay * 640:],
+                                                                     np.zeros(-delay * 640, np.float32)])
+        rep = score_clip(path, moved, track, scorer, face=face)
+        face = rep.face
+        assert abs(rep.offset_frames + delay) <= 1, (delay, rep.offset_frames, rep.lse_c)
+
+
+def test_the_blur_is_in_frame_pixels():
+    """One frame pixel whatever the face's size: a small face's crop is blurred by about a crop pixel, an HD face's
+    (shrunk to the crop) by a fraction of one."""
+    from core.sync.asd import features as AF
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (1080, 1920, 3), np.uint8)
+    small, large = np.array([900, 500, 980, 580], np.float32), np.array([700, 300, 1180, 780], np.float32)
+
+    def change(box):
+        return np.abs(AF.smooth_face_crop(frame, None, box).astype(float) - AF.face_crop(frame, None, box)).mean()
+
+    assert change(small) > 3 * change(large) > 0
+
+
 def test_fused_distance_is_both_scorers_distances_combined():
     from core.sync.scorers.fused import LITE_WEIGHT
 

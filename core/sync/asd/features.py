@@ -24,6 +24,7 @@ MFCC_PER_FRAME = 4    # MFCC rows (10 ms) per video frame (40 ms)
 PAD_GREY = 110        # the authors' padding value
 SILENCE_LEVEL = 1e-4  # the voice beyond its ends: faint noise (digital zeros would give MFCCs of log(eps))
 FOREHEAD = 0.3        # share of the landmarks' height added above them (a detector box holds the forehead)
+CROP_BLUR_PIXELS = 1.0  # Gaussian blur of the sync scorer's crops, in the frame's pixels (`smooth_face_crop`)
 
 
 def face_box(landmarks: Optional[np.ndarray], box: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -42,6 +43,13 @@ def face_box(landmarks: Optional[np.ndarray], box: Optional[np.ndarray]) -> Opti
     return None
 
 
+def crop_square(b: np.ndarray):
+    """(x0, y0, side) in frame pixels of the crop of face box `b` (see the module docstring)."""
+    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    bs = max(b[2] - b[0], b[3] - b[1]) / 2
+    return cx - 0.7 * bs, cy - 0.3 * bs, 1.4 * bs
+
+
 def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     """(112, 112) uint8 grayscale crop of the face (see the module docstring); plain grey without a face."""
     import cv2
@@ -49,10 +57,7 @@ def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     b = face_box(landmarks, box)
     if b is None:
         return np.full((CROP, CROP), PAD_GREY, np.uint8)
-    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-    bs = max(b[2] - b[0], b[3] - b[1]) / 2
-    side = 1.4 * bs                                  # the crop's side in frame pixels
-    x0, y0 = cx - 0.7 * bs, cy - 0.3 * bs
+    x0, y0, side = crop_square(b)
     # only the crop's region (and a pixel round it) is converted and resized, not the whole frame
     h, w = frame.shape[:2]
     l, t = max(0, int(np.floor(x0)) - 1), max(0, int(np.floor(y0)) - 1)
@@ -70,6 +75,23 @@ def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     m = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
     return cv2.warpAffine(gray, m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=PAD_GREY)
+
+
+def smooth_face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
+    """`face_crop` blurred by CROP_BLUR_PIXELS of the frame's pixels: what the sync scorer's encoder reads (the
+    active-speaker network keeps the authors' `face_crop`). A codec's artefacts are in the frame's pixels: on GRID's
+    MPEG-1 faces (360x288, 8-pixel blocks, an I-frame every 12 frames) the block edges and their flicker are at the
+    scale of the lips' motion, and on a low-contrast mouth (swiz3n: a dark, mustached face) the encoder followed them
+    instead of the lips (its offset found for 0 of 9 delays; the same clip re-encoded to H.264: 9 of 9). An HD face
+    is shrunk to the crop by area averaging, so the same blur is a fraction of a crop pixel there (a whole crop pixel
+    lost HD faces' lips: docs/MEASUREMENTS.md)."""
+    import cv2
+
+    crop = face_crop(frame, landmarks, box)
+    b = face_box(landmarks, box)
+    if b is None or CROP_BLUR_PIXELS <= 0:
+        return crop
+    return cv2.GaussianBlur(crop, (0, 0), CROP_BLUR_PIXELS * CROP / crop_square(b)[2])
 
 
 def pad_voice(wav: np.ndarray, before: int, after: int) -> np.ndarray:

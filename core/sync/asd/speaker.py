@@ -276,13 +276,11 @@ class _Segment:
 def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float] = None, info=None,
                     frames: Optional[np.ndarray] = None, track_ids=None, cuts: Optional[Sequence[int]] = None,
                     model=None, device: str = "cpu", progress: Optional[ProgressFn] = None,
-                    cancel: Optional[CancelToken] = None, visual: Optional[np.ndarray] = None) -> SpeakingScores:
+                    cancel: Optional[CancelToken] = None) -> SpeakingScores:
     """P(speaking) per face track and video frame of `video_path` with the sound `wav` (16 kHz mono; the clip's own
     sound to know who speaks it). `tracks`: a TrackSet (its `cuts` split the segments) or FaceTracks; `track_ids`:
     only these; `frames` (N,) bool: only these video frames (NaN elsewhere); `cuts`: shot starts (default: the
-    TrackSet's). `visual` (K, 128): the visual encoder's embeddings of the one face's 25 fps frames, already
-    computed (core.sync.scoring.FaceWindows.visual): the segments they cover are not decoded or encoded again.
-    Progress stage "speaker"."""
+    TrackSet's). Progress stage "speaker"."""
     import time
 
     from ..scoring import fill_track
@@ -312,8 +310,6 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
             continue
         boxes, lms, _ = fill_track(t.boxes, t.landmarks, present)
         plans.append((t, boxes, lms, segs))
-    if visual is not None and len(plans) > 1:
-        raise ValueError("speaking_scores: given visual embeddings belong to one face track")
     out = {int(t.track_id): np.full(n, np.nan, np.float32) for t in ts}
     total = sum(b - a for *_, segs in plans for a, b in segs)
     result = SpeakingScores(fps, n, out, scored=total)
@@ -328,16 +324,6 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
     probs25: Dict[int, np.ndarray] = {int(t.track_id): np.full(k_total, np.nan, np.float32) for t, *_ in plans}
     done = 0
     report(progress, "speaker", 0, total)
-    if visual is not None:                  # the segments whose embeddings were given: only the back end runs
-        t, boxes, lms, segs = plans[0]
-        given = [(a, b) for a, b in segs if b <= len(visual)]
-        for a, b in given:
-            check(cancel)
-            probs25[int(t.track_id)][a:b] = _speaking_prob(model, np.ascontiguousarray(visual[a:b], np.float32),
-                                                           mfcc[AF.MFCC_PER_FRAME * a:AF.MFCC_PER_FRAME * b])
-            done += b - a
-        plans[0] = (t, boxes, lms, [ab for ab in segs if ab not in given])
-
     # which (plan, segment) wants each video frame
     wants: Dict[int, list] = {}
     for p, (t, boxes, lms, segs) in enumerate(plans):
@@ -508,12 +494,10 @@ def speaking_track(track_set, shots: Sequence[ShotSpeaker], fallback=None):
 
 def own_speaking(video, info, track, wav: np.ndarray, *, cuts: Sequence[int] = (), cache_dir=None,
                  use_cache: bool = True, model=None, progress: Optional[ProgressFn] = None,
-                 cancel: Optional[CancelToken] = None, visual: Optional[np.ndarray] = None) -> float:
+                 cancel: Optional[CancelToken] = None) -> float:
     """The adaptation's own-voice test (core.sync.lane_adapt): the face's mean P(speaking) with the clip's own sound
     `wav` over its voiced frames (the first OWN_TEST_SECONDS of them). NaN when there are too few
-    voiced frames with the face, or when the network cannot be used (logged; the scorer's test applies then).
-    `visual`: the face's per-frame visual embeddings from the own voice's scoring pass (core.sync.scoring.FaceWindows
-    .visual): then nothing is decoded or encoded again, and nothing cached (only the network's back end runs)."""
+    voiced frames with the face, or when the network cannot be used (logged; the scorer's test applies then)."""
     from ...errors import CancelledError, ModelError
 
     fps = float(info.fps)
@@ -525,8 +509,8 @@ def own_speaking(video, info, track, wav: np.ndarray, *, cuts: Sequence[int] = (
     frames = limit_frames(grow(voiced, fps=fps), int(round(OWN_TEST_SECONDS * fps)), spread=False)
     try:
         sc = cached_speaking_scores(video, [track], wav, frames=frames, info=info, cuts=list(cuts),
-                                    cache_dir=cache_dir, use_cache=use_cache and visual is None, model=model,
-                                    progress=progress, cancel=cancel, visual=visual)
+                                    cache_dir=cache_dir, use_cache=use_cache, model=model, progress=progress,
+                                    cancel=cancel)
     except CancelledError:
         raise
     except (ModelError, OSError, RuntimeError) as exc:

@@ -11,6 +11,12 @@ The visual encoder looks 6 frames either side (its temporal convolutions); `vide
 chunks (`batch_size` + 4 frames, `core.sync.scoring.face_windows`), so only the frames at a chunk's edge see its
 zero padding. Its embeddings are standardised over the chunk (`core.sync.asd.head.normalise_clip`, as in
 training): the heads see how the face moves, not what it looks like.
+
+It reads the authors' crop blurred by one frame pixel (`core.sync.asd.features.smooth_face_crop`): on small,
+block-coded faces the encoder otherwise follows the codec's blocks. The heads were trained on the authors' crops
+through a camera chain that blurs by up to 1.5 pixels; heads retrained on the blurred crops measured no better
+(docs/MEASUREMENTS.md), so the shipped ones stay. Active-speaker detection keeps the authors' crop: blurred, it
+calls a still face more "speaking".
 """
 from __future__ import annotations
 
@@ -62,28 +68,21 @@ class AsdScorer(SyncScorer):
 
     # ------------------------------------------------------------------ SyncScorer
     def face_input(self, frame: np.ndarray, box, landmarks) -> np.ndarray:
-        return AF.face_crop(frame, landmarks, box)
+        return AF.smooth_face_crop(frame, landmarks, box)
 
     def video_trunk(self, face_inputs) -> np.ndarray:
         """(N, 112, 112) crops -> (N - 4, 5 * 128) float32: each window's five per-frame visual embeddings (the
         frozen encoder, run over the whole chunk), what the video head reads and per-clip refinement refits."""
-        return self.video_trunk_frames(face_inputs)[0]
-
-    def video_trunk_frames(self, face_inputs):
-        """(`video_trunk`, (N, 128) float32 the encoder's per-frame embeddings before the chunk's standardisation):
-        the active-speaker test reads the latter (core.sync.asd.speaker.own_speaking) instead of encoding the face
-        again."""
         import torch
 
         from ..asd.head import EMBED, normalise_clip, windows
 
         x = np.asarray(face_inputs)
         if len(x) < self.window:
-            return np.zeros((0, self.window * EMBED), np.float32), np.zeros((0, EMBED), np.float32)
+            return np.zeros((0, self.window * EMBED), np.float32)
         with torch.inference_mode():
             per_frame = self.asd.visual(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
-            trunk = windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
-            return trunk, per_frame.float().cpu().numpy()
+            return windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
 
     def project_video(self, trunk: np.ndarray) -> np.ndarray:
         """(M, 5 * 128) window trunks -> (M, D) scaled unit embeddings through the (possibly refined) video head."""

@@ -60,13 +60,8 @@ class FusedScorer(SyncScorer):
 
     def video_trunk(self, face_inputs) -> np.ndarray:
         """(N, LITE_SIZE + ASD_SIZE) inputs -> (N - 4, C_lite + C_asd) both trunks side by side."""
-        return self.video_trunk_frames(face_inputs)[0]
-
-    def video_trunk_frames(self, face_inputs):
-        """(`video_trunk`, sync_asd's per-frame visual embeddings: AsdScorer.video_trunk_frames)."""
         lite_in, asd_in = self._split(face_inputs)
-        asd_trunk, visual = self.asd.video_trunk_frames(asd_in)
-        return np.concatenate([self.lite.video_trunk(lite_in), asd_trunk], axis=1), visual
+        return np.concatenate([self.lite.video_trunk(lite_in), self.asd.video_trunk(asd_in)], axis=1)
 
     def _split_trunk(self, trunk: np.ndarray):
         """(lite's, sync_asd's) columns of a `video_trunk` row block."""
