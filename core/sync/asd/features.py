@@ -52,9 +52,13 @@ def crop_square(b: np.ndarray):
 
 def face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     """(112, 112) uint8 grayscale crop of the face (see the module docstring); plain grey without a face."""
+    return crop_of_box(frame, face_box(landmarks, box))
+
+
+def crop_of_box(frame: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:
+    """`face_crop` of the face box `b` (`face_box`; None: plain grey)."""
     import cv2
 
-    b = face_box(landmarks, box)
     if b is None:
         return np.full((CROP, CROP), PAD_GREY, np.uint8)
     x0, y0, side = crop_square(b)
@@ -87,8 +91,8 @@ def smooth_face_crop(frame: np.ndarray, landmarks=None, box=None) -> np.ndarray:
     lost HD faces' lips: docs/MEASUREMENTS.md)."""
     import cv2
 
-    crop = face_crop(frame, landmarks, box)
     b = face_box(landmarks, box)
+    crop = crop_of_box(frame, b)
     if b is None or CROP_BLUR_PIXELS <= 0:
         return crop
     return cv2.GaussianBlur(crop, (0, 0), CROP_BLUR_PIXELS * CROP / crop_square(b)[2])

@@ -322,8 +322,7 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
     need = int(math.ceil((k_total + 1) * audio_mod.SAMPLE_RATE / ASD_FPS))
     mfcc = AF.mfcc(AF.pad_voice(wav, 0, need - len(wav)))
     probs25: Dict[int, np.ndarray] = {int(t.track_id): np.full(k_total, np.nan, np.float32) for t, *_ in plans}
-    done = 0
-    report(progress, "speaker", 0, total)
+
     # which (plan, segment) wants each video frame
     wants: Dict[int, list] = {}
     for p, (t, boxes, lms, segs) in enumerate(plans):
@@ -331,9 +330,11 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
             for k in range(a, b):
                 wants.setdefault(int(src[k]), []).append((p, s, k))
     live: Dict[tuple, _Segment] = {}
-    first, last = min(wants, default=0), max(wants, default=-1)
-    frames_it = prefetch(media.iter_frames(str(video_path), info, start=first, stop=last + 1, backend="auto")) \
-        if wants else iter(())
+    first, last = min(wants), max(wants)
+    done = 0
+    report(progress, "speaker", 0, total)
+    frames_it = prefetch(media.iter_frames(str(video_path), info, start=first, stop=last + 1,
+                                           backend="auto"))
     try:
         for i, frame in enumerate(frames_it, start=first):
             if i > last:
