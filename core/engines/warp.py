@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..faces import geometry as geo
+from . import kernels
 
 # Lower-face control points: cheeks/jaw, nose (fixed anchors), and the whole mouth.
 # Resampling filter of every warp: bicubic keeps the lips and teeth visibly sharper than bilinear after the
@@ -122,11 +123,7 @@ def pwa_maps(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple
         if origin != (0, 0):    # rasterising a smaller image clips triangles differently at its edge
             raise ValueError("pwa_maps: a window needs the labels of the whole output, cut to the window")
         labels = label_triangles(dst, tris, (h, w))
-    xs, ys = _grid(h, w)
-    if origin != (0, 0):                             # exact: small integers in float32
-        xs, ys = xs + np.float32(origin[0]), ys + np.float32(origin[1])
-    mx, my = _apply_affines(aff, labels.ravel(), xs, ys)
-    return mx.reshape(h, w), my.reshape(h, w)
+    return kernels.affine_maps(aff, labels, origin, _grid(h, w))
 
 
 def _apply_affines(aff: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray):

@@ -31,7 +31,7 @@ from ...errors import LipDubError, MediaError, NoFaceError
 from ...faces import geometry as geo
 from ...media import iter_frames
 from ...progress import CancelToken, ProgressFn, check, report
-from .. import retrieval, warp
+from .. import kernels, retrieval, warp
 from ..base import DubContext, Engine, RenderedPatch
 from ..teeth import OPEN_LO, TeethProxy, teeth_score
 from .options import ClassicOptions
@@ -447,9 +447,7 @@ class ClassicEngine(Engine):
             a_box = cv2.warpAffine(alpha, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             np.clip(a_box, 0.0, 1.0, out=a_box)
             tex_box = color_match(tex_box, jaw, ring_weights(a_box))
-            am = a_box[..., None]
-            image = np.clip(jaw.astype(np.float32) * (1 - am) + tex_box.astype(np.float32) * am + 0.5,
-                            0, 255).astype(np.uint8)
+            image = kernels.blend(jaw, tex_box, a_box)
         iod = float(geo.inter_ocular(target))
         opening = float(geo.mouth_opening(target)) / iod if iod > 0 else 0.0
         return RenderedPatch(box=(x0, y0, x1, y1), image=image, mask_landmarks=mask_lm.astype(np.float32),
