@@ -63,3 +63,16 @@ def test_off_switch(monkeypatch):
     monkeypatch.setattr(K, "_jit", {})
     monkeypatch.setenv("LIPDUB_NUMBA", "0")
     assert K._compile("blend") is None
+
+
+def test_affines_many_equal_to_one_solve_each():
+    from core.engines import warp
+
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(0, 250, (50, 2))
+    tris = warp.triangulate(pts)
+    for _ in range(40):
+        dst = pts + rng.normal(0, 3, pts.shape)
+        srcs = [pts + rng.normal(0, 5, pts.shape) for _ in range(int(rng.integers(1, 7)))]
+        for got, src in zip(warp.affines_many(srcs, dst, tris), srcs):
+            assert np.array_equal(got.view(np.int64), warp._affines(src, dst, tris).view(np.int64))

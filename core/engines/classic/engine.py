@@ -399,11 +399,12 @@ class ClassicEngine(Engine):
         w, h = self.crop.size
         x0, y0, x1, y1 = region or (0, 0, w, h)
         labels = warp.label_triangles(dst, self._ctris, (h, w))[y0:y1, x0:x1]
-        warped = []
-        for r in rows[use]:
-            src = np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
-            warped.append(warp.warp_image(self.lib.images[r], src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
-                                          labels=labels, origin=(x0, y0)))
+        srcs = [np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
+                for r in rows[use]]
+        affs = warp.affines_many(srcs, dst, self._ctris)      # the candidates share dst: one solve
+        warped = [warp.warp_image(self.lib.images[r], src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
+                                  labels=labels, origin=(x0, y0), affines=aff)
+                  for r, src, aff in zip(rows[use], srcs, affs)]
         tex = retrieval.weighted_median(np.stack(warped), wts[use])
         if (x0, y0, x1, y1) != (0, 0, w, h):
             tex = cv2.copyMakeBorder(tex, y0, h - y1, x0, w - x1, cv2.BORDER_REPLICATE)
