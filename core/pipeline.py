@@ -391,6 +391,9 @@ def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, ca
             pass
         except BaseException as e:   # raised in the job's thread, after the adaptation
             failure.append(e)
+        finally:
+            if share is not None:    # a reader that failed before reading must not leave the scoring pass waiting
+                share.close()
 
     worker = threading.Thread(target=early, name="lipdub-prepare-early", daemon=True)
     worker.start()

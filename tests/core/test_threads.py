@@ -71,3 +71,14 @@ def test_frame_share_out_of_order_or_closed_reader():
     reader.close()                                        # the reader stops: the blocked pass goes on
     th.join(timeout=5)
     assert not th.is_alive()
+
+
+def test_frame_share_closed_before_reading_never_blocks_the_pass():
+    """The pipeline closes the share when the reading engine failed before it read (no scoring pass left waiting)."""
+    from core.streams import FrameShare
+
+    share = FrameShare(depth=1)
+    share.close()
+    for i in range(20):
+        share.add(i, i)                                   # returns at once: nobody will read
+    share.done()
