@@ -182,9 +182,10 @@ def cache_settings(track, scorer_name: str, model_sha: str) -> dict:
 
 def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=None,
                progress: Optional[ProgressFn] = None, cancel: Optional[CancelToken] = None,
-               use_cache: bool = True) -> Adaptation:
+               use_cache: bool = True, frames=None) -> Adaptation:
     """Adapt to the actor of `track` in `video` (see the module docstring). Never raises for a clip that cannot
-    be adapted: the returned Adaptation says why (`message`) and carries no head."""
+    be adapted: the returned Adaptation says why (`message`) and carries no head. `frames`: see
+    `lane_adaptation` (not told anything on a cache hit)."""
     from . import mouth_shape as ms
     from .faces import cache as cache_mod
     from .sync.scoring import get_scorer
@@ -210,7 +211,8 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
             report(progress, "adapt", done, 2 * max(1, total))
 
     report(progress, "adapt", 0, 2)
-    lane = lane_adaptation(video, info, track, scorer, cancel=cancel, offset_model=model, progress=scoring_progress)
+    lane = lane_adaptation(video, info, track, scorer, cancel=cancel, offset_model=model, progress=scoring_progress,
+                           frames=frames)
     report(progress, "adapt", 1, 2)
     if not lane.own_voice_fits:
         result = not_adapted(lane.message + ": dubbing with the general mouth model", own_offset=lane.own_offset,

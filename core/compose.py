@@ -230,7 +230,6 @@ def composite(frame: np.ndarray, patch: RenderedPatch, settings: Optional[MaskSe
     if settings.color_match:
         src = color_match(src, dst, ring_weights(m))
     blended = cv2.blendLinear(np.ascontiguousarray(dst), np.ascontiguousarray(src), 1.0 - m, m)
-    keep = m <= 0
-    blended[keep] = dst[keep]
+    np.copyto(blended, dst, where=(m <= 0)[..., None])     # the frame's own pixels where the mask is 0
     out[y0:y1, x0:x1] = blended
     return out

@@ -252,9 +252,9 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
 
 
 def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional[ProgressFn] = None,
-                   cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> None:
+                   cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None, frames=None) -> None:
     """Learn the actor from the clip's own voice (core.adapt), when asked and the engine has a mouth model: sets
-    `prep.adaptation`, `prep.scorer` and the context's mouth head."""
+    `prep.adaptation`, `prep.scorer` and the context's mouth head. `frames`: see `core.adapt.adapt_clip`."""
     plugin = engines.get(settings.engine)
     if not settings.adapt or plugin.mouth_model is None:
         return
@@ -270,7 +270,7 @@ def adapt_prepared(prep: PreparedClip, settings: DubSettings, progress: Optional
     scorer = (prep.preload.scorer(settings.models_dir, prep.ctx.device) if prep.preload is not None else None) \
         or get_scorer("auto", models_dir=settings.models_dir, device=prep.ctx.device)
     prep.adaptation = adapt_clip(settings.video, prep.info, prep.track, model=model, scorer=scorer,
-                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel)
+                                 cache_dir=settings.adapt_cache_dir, progress=progress, cancel=cancel, frames=frames)
     prep.general_scorer, prep.scorer = scorer, prep.adaptation.lane_scorer(scorer)  # (refit on this face: the actor's)
     (timer or StageTimer()).add("adapt", time.perf_counter() - t0, prep.info.num_frames)
     prep.messages.append(("Adaptation: " if prep.adaptation.adapted else "No adaptation: ")
@@ -364,32 +364,45 @@ def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, ca
     adapted mouth head (`Engine.prepare_early`: the classic engine's texture library) runs in a thread meanwhile: the
     adaptation's networks and the library's decoding pass share the two cores; what needs the adaptation but not the
     early work (`Engine.prepare_adapted`: the classic engine's mouth targets) runs once the adaptation is done, while
-    the early work may still be running."""
+    the early work may still be running. The first engine that reads the whole video early
+    (`Engine.shares_decode`) is handed the frames the adaptation's scoring pass decodes (core.streams.FrameShare)
+    instead of decoding them a second time."""
     import threading
 
     from .errors import CancelledError
+    from .streams import FrameShare
 
     timer = timer or StageTimer()
     engines = make_engines(settings)
     early_ctx = prep.ctx
     stop = CancelToken()          # the early work stops when the job is cancelled or the adaptation fails
     failure: list = []
+    reader = next((e for e in engines.values() if getattr(e, "shares_decode", False)), None)
+    share = FrameShare() if reader is not None else None
 
     def early() -> None:
         try:
             for eng in engines.values():
-                eng.prepare_early(early_ctx, progress, _Either(cancel, stop))
+                if eng is reader:
+                    eng.prepare_early(early_ctx, progress, _Either(cancel, stop), frames=share)
+                else:
+                    eng.prepare_early(early_ctx, progress, _Either(cancel, stop))
         except CancelledError:
             pass
         except BaseException as e:   # raised in the job's thread, after the adaptation
             failure.append(e)
+        finally:
+            if share is not None:    # a reader that failed before reading must not leave the scoring pass waiting
+                share.close()
 
     worker = threading.Thread(target=early, name="lipdub-prepare-early", daemon=True)
     worker.start()
     try:
         t0 = None
         try:
-            adapt_prepared(prep, settings, progress, cancel, timer)
+            adapt_prepared(prep, settings, progress, cancel, timer, frames=share)
+            if share is not None:       # no scoring pass (no adaptation, a cached one) or it is over
+                share.done()
             follow_performer(prep, settings, progress, cancel, timer)
             t0 = time.perf_counter()        # "prepare": what is left once the adaptation is done
             check(cancel)
@@ -402,6 +415,8 @@ def prepare_engines(settings: DubSettings, prep: PreparedClip, progress=None, ca
             raise
         finally:
             t0 = t0 or time.perf_counter()
+            if share is not None:
+                share.done()
             worker.join()
         if failure:
             raise failure[0]

@@ -128,3 +128,73 @@ class Sink:
         except queue.Full:
             pass
         self._thread.join(timeout=10)
+
+
+class FrameShare:
+    """The frames of one decoding pass handed to a reader in another thread that would otherwise decode the same
+    video itself (the classic engine's texture library reads the frames the adaptation's scoring pass decodes).
+
+    The pass calls `add(i, frame)` for frames 0, 1, 2, ... in order and `done()` when it stops, wherever that is
+    (`done()` alone when no pass comes). The reader iterates `frames(n, decode)`: frames 0 .. n-1, the pass's while
+    they come, then `decode(k)`'s (an iterator of frames k .. n-1) from wherever the pass stopped. Both must give
+    the same frames (the same decoder from the start), so the reader sees what it would have decoded itself.
+    At most `depth` frames wait: the pass waits while the reader is that far behind; a reader that stops (`close`,
+    also when `frames` ends) releases the pass, whose later frames are then dropped. Frames must not be modified."""
+
+    def __init__(self, depth: int = 8):
+        import collections
+
+        self._cond = threading.Condition()
+        self._q: "collections.deque" = collections.deque()
+        self._depth = max(1, int(depth))
+        self._next = 0              # the frame index the pass must add next
+        self._finished = False      # the pass stopped (or an out-of-order frame ended the sharing)
+        self._closed = False        # the reader stopped
+        self.shared = 0             # frames the reader took from the pass
+
+    def add(self, i: int, frame) -> None:
+        with self._cond:
+            if self._closed or self._finished:
+                return
+            if int(i) != self._next:            # not the pass from the start after all: the reader decodes on
+                self._finished = True
+                self._cond.notify_all()
+                return
+            while len(self._q) >= self._depth and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return
+            self._q.append(frame)
+            self._next += 1
+            self._cond.notify_all()
+
+    def done(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._q.clear()
+            self._cond.notify_all()
+
+    def frames(self, n: int, decode: Callable[[int], Iterator]) -> Iterator:
+        k = 0
+        try:
+            while k < n:
+                with self._cond:
+                    while not self._q and not self._finished:
+                        self._cond.wait()
+                    if not self._q:
+                        break
+                    frame = self._q.popleft()
+                    self._cond.notify_all()
+                yield frame
+                k += 1
+            self.shared = k
+            self.close()
+            if k < n:
+                yield from decode(k)
+        finally:
+            self.close()

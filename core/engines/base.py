@@ -80,15 +80,19 @@ class Engine(ABC):
     # the engine's state: the same frame whichever thread renders it and whatever it is batched with. The export
     # then renders a batch's halves in two threads. (Not a network's batch: its results may depend on the batch.)
     frames_independent: bool = False
+    # True when `prepare_early` reads every frame of the video from the start and accepts `frames`: the pipeline then
+    # hands it the frames the adaptation's scoring pass decodes (one decoding pass instead of two)
+    shares_decode: bool = False
 
     def precheck(self) -> None:
         """Raise a `core.errors.LipDubError` if the engine cannot run (missing weights...)."""
 
     def prepare_early(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
-                      cancel: Optional[CancelToken] = None) -> None:
+                      cancel: Optional[CancelToken] = None, frames=None) -> None:
         """Optionally do the part of `prepare` that needs neither `ctx.mouth_head` nor `ctx.performer` (the texture
         library): the pipeline runs it in a thread while the per-clip adaptation and the performer run, then calls
-        `prepare` with the same context plus those. `prepare` must work whether or not this ran."""
+        `prepare` with the same context plus those. `prepare` must work whether or not this ran. `frames` (only
+        for an engine whose `shares_decode` is True): a core.streams.FrameShare to read the video's frames from."""
 
     def prepare_adapted(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
                         cancel: Optional[CancelToken] = None) -> None:

@@ -224,6 +224,13 @@ def weighted_median(images: np.ndarray, weights: np.ndarray) -> np.ndarray:
     if m == 1:
         return imgs[0].copy()
     half = float(w.sum()) / 2.0 - 1e-6
+    if imgs.dtype == np.uint8:
+        from .kernels import weighted_median_u8
+
+        # compared with float32 cumulative weights, `half` is taken as float32 (numpy's rule for a Python float)
+        out = weighted_median_u8(imgs, w, np.float32(half))
+        if out is not None:
+            return out
     big = np.iinfo(imgs.dtype).max if imgs.dtype.kind in "ui" else np.inf
     out = None
     for j in range(m):

@@ -186,10 +186,11 @@ def teeth_weight(landmarks: np.ndarray, strength: float = 1.0) -> float:
     return float(np.clip((o - OPEN_LO) / (OPEN_HI - OPEN_LO), 0.0, 1.0) * max(0.0, strength))
 
 
-def apply_teeth(frame: np.ndarray, landmarks: np.ndarray, proxy: TeethProxy, strength: float = 1.0) -> np.ndarray:
+def apply_teeth(frame: np.ndarray, landmarks: np.ndarray, proxy: TeethProxy, strength: float = 1.0,
+                inplace: bool = False) -> np.ndarray:
     """Add the proxy's teeth detail inside the inner mouth of `frame` (whose target landmarks are given).
-    Returns `frame` itself when nothing applies (closed mouth, strength 0), else a modified copy; pixels outside
-    the mouth box are untouched."""
+    Returns `frame` itself when nothing applies (closed mouth, strength 0), else a modified copy (`inplace`:
+    `frame` itself, modified); pixels outside the mouth box are untouched."""
     lm = np.asarray(landmarks, np.float64)
     if proxy is None or lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
         return frame
@@ -225,7 +226,7 @@ def apply_teeth(frame: np.ndarray, landmarks: np.ndarray, proxy: TeethProxy, str
     wgt = (w_open * region * (0.3 + 0.7 * t_out)).astype(np.float32)
     if not np.any(wgt > 1e-3):
         return frame
-    out = frame.copy()
+    out = frame if inplace else frame.copy()
     res = crop.astype(np.float32) + (detail * wgt)[..., None]
     out[y0:y1, x0:x1] = np.clip(res + 0.5, 0, 255).astype(np.uint8)
     return out

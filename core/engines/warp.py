@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..faces import geometry as geo
+from . import kernels
 
 # Lower-face control points: cheeks/jaw, nose (fixed anchors), and the whole mouth.
 # Resampling filter of every warp: bicubic keeps the lips and teeth visibly sharper than bilinear after the
@@ -76,6 +77,24 @@ def _affines(src: np.ndarray, dst: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return out
 
 
+def affines_many(srcs, dst: np.ndarray, tris: np.ndarray) -> list:
+    """`_affines(src, dst, tris)` for each of several `srcs` sharing one `dst`: one LAPACK solve with all the
+    right-hand sides (each column is solved on its own, bit-identical to one solve per source; tested)."""
+    dst = np.asarray(dst, np.float64)
+    d = dst[tris]
+    a = np.concatenate([d, np.ones(d.shape[:2] + (1,))], axis=2)
+    ok = np.abs(np.linalg.det(a)) > 1e-9
+    out = np.zeros((len(srcs), len(tris), 2, 3))
+    out[:, :, 0, 0] = 1.0
+    out[:, :, 1, 1] = 1.0
+    if ok.any() and len(srcs):
+        s = np.concatenate([np.asarray(src, np.float64)[tris] for src in srcs], axis=2)    # (T, 3, 2 n)
+        sol = np.linalg.solve(a[ok], s[ok])
+        for k in range(len(srcs)):
+            out[k][ok] = sol[:, :, 2 * k:2 * k + 2].transpose(0, 2, 1)
+    return list(out)
+
+
 def label_triangles(dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple[int, int]) -> np.ndarray:
     """int32 (h, w) image: 1 + index of the destination triangle covering each pixel centre, 0 outside."""
     h, w = shape_hw
@@ -105,28 +124,25 @@ def _grid(h: int, w: int):
 
 
 def pwa_maps(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple[int, int],
-             labels: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0)):
+             labels: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
+             affines: Optional[np.ndarray] = None):
     """Backward maps (map_x, map_y) float32 (h, w) for `cv2.remap`: the piecewise-affine warp that carries
     `src` points onto `dst` points (both in pixel coordinates of their own images; the output image has size
     `shape_hw` and lives in dst coordinates). Pixels outside every triangle map to themselves.
     `labels` (from `label_triangles(dst, tris, shape_hw)`) may be passed when several sources share one dst.
     `origin` (x, y): the maps of only the window of that size at that pixel of the output (`labels`: the whole
-    output's, cut to the window)."""
+    output's, cut to the window). `affines`: `_affines(src, dst, tris)` when already computed (`affines_many`)."""
     h, w = shape_hw
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
     aff = np.empty((len(tris) + 1, 6), np.float32)
     aff[0] = (1, 0, 0, 0, 1, 0)                     # label 0 (outside): identity
-    aff[1:] = _affines(src, dst, tris).reshape(-1, 6)
+    aff[1:] = (_affines(src, dst, tris) if affines is None else affines).reshape(-1, 6)
     if labels is None:
         if origin != (0, 0):    # rasterising a smaller image clips triangles differently at its edge
             raise ValueError("pwa_maps: a window needs the labels of the whole output, cut to the window")
         labels = label_triangles(dst, tris, (h, w))
-    xs, ys = _grid(h, w)
-    if origin != (0, 0):                             # exact: small integers in float32
-        xs, ys = xs + np.float32(origin[0]), ys + np.float32(origin[1])
-    mx, my = _apply_affines(aff, labels.ravel(), xs, ys)
-    return mx.reshape(h, w), my.reshape(h, w)
+    return kernels.affine_maps(aff, labels, origin, _grid(h, w))
 
 
 def _apply_affines(aff: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray):
@@ -169,11 +185,12 @@ def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw
 
 def warp_image(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray,
                out_hw: Optional[Tuple[int, int]] = None, interpolation: Optional[int] = None,
-               labels: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0)) -> np.ndarray:
+               labels: Optional[np.ndarray] = None, origin: Tuple[int, int] = (0, 0),
+               affines: Optional[np.ndarray] = None) -> np.ndarray:
     """Piecewise-affine warp of `img` so that `src` points move to `dst` points (same pixel frame); `origin`: only
     the `out_hw` window at that pixel of the output (see `pwa_maps`)."""
     out_hw = out_hw or img.shape[:2]
-    mx, my = pwa_maps(src, dst, tris, out_hw, labels, origin)
+    mx, my = pwa_maps(src, dst, tris, out_hw, labels, origin, affines)
     return cv2.remap(img, mx, my, INTERP if interpolation is None else interpolation,
                      borderMode=cv2.BORDER_REPLICATE)
 

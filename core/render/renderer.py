@@ -79,7 +79,8 @@ class FrameRenderer:
             result = composite(frame, patch, mask, polygons)
             proxy, strength = self._proxy(int(o))
             if proxy is not None and strength > 0:
-                result = apply_teeth(result, patch.mask_landmarks, proxy, strength)
+                # (composite's result is a new frame of ours: changed in place, not copied again)
+                result = apply_teeth(result, patch.mask_landmarks, proxy, strength, inplace=True)
             out.append(result)
         timer.add("composite", time.perf_counter() - t0, len(frames))
         return out, dubbed

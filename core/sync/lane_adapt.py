@@ -125,17 +125,31 @@ class LaneAdaptation:
 
 
 def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToken] = None,
-                    offset_model=None, progress: Optional[ProgressFn] = None, speaking: bool = True) -> LaneAdaptation:
+                    offset_model=None, progress: Optional[ProgressFn] = None, speaking: bool = True,
+                    frames=None) -> LaneAdaptation:
     """Score the clip against its own sound: its A/V offset (`offset_model`: the audio->mouth model as a second
     witness, core.sync.av_offset), how confident this face gets when in sync and (`speaking`) whether the face
-    speaks that sound (core.sync.asd.speaker.own_speaking)."""
-    wav = own_voice(video, info)
+    speaks that sound (core.sync.asd.speaker.own_speaking). `frames` (core.streams.FrameShare): is handed the frames
+    the scoring pass decodes, and told when that pass is over (whether or not it ran)."""
+    try:
+        wav = own_voice(video, info)
+    except BaseException:
+        if frames is not None:
+            frames.done()
+        raise
     if wav is None:
+        if frames is not None:
+            frames.done()
         return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
                                       "actor from")
     check(cancel)
-    offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress, cancel=cancel,
-                                    offset_model=offset_model)
+    try:
+        offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress,
+                                             cancel=cancel, offset_model=offset_model,
+                                             on_frame=None if frames is None else frames.add)
+    finally:
+        if frames is not None:
+            frames.done()
     lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
     if speaking and abs(offset) <= MAX_OWN_OFFSET:
         from .asd.speaker import own_speaking

@@ -462,3 +462,40 @@ def test_pwa_maps_equal_the_per_pixel_affine_exactly():
     labels = warp.label_triangles(dst, tris, (h, w))[25:45, 40:70]
     wx, wy = warp.pwa_maps(src, dst, tris, (20, 30), labels=labels, origin=(40, 25))
     assert np.array_equal(wx, mx[25:45, 40:70]) and np.array_equal(wy, my[25:45, 40:70])
+
+
+@pytest.mark.parametrize("handed", [0, 17, None])
+def test_library_from_the_scoring_pass_frames_is_the_same(handed):
+    """The pipeline hands the library the frames the adaptation's scoring pass decodes (core.streams.FrameShare):
+    the same library and teeth source whether the pass gives none, a part (then the library decodes the rest
+    itself) or all of them; a pass that goes on past the library's end is released."""
+    import threading
+
+    from core.media import iter_frames
+    from core.streams import FrameShare
+
+    name = heldout_names()[0]
+    d = load_clip(name)
+    ctx = _ctx(name, d)
+    own = ClassicEngine()
+    own.prepare_early(ctx)
+    share = FrameShare(depth=3)
+
+    def scoring_pass():
+        for i, frame in enumerate(iter_frames(ctx.video_path, backend="auto")):
+            if handed is not None and i >= handed:
+                break
+            share.add(i, frame)
+        share.done()
+
+    th = threading.Thread(target=scoring_pass)
+    th.start()
+    shared = ClassicEngine()
+    shared.prepare_early(ctx, frames=share)
+    th.join(timeout=30)
+    assert not th.is_alive()
+    assert share.shared == (len(ctx.present) if handed is None else handed)
+    for field in ("frames", "images", "canon", "thumbs"):
+        assert np.array_equal(getattr(shared.lib, field), getattr(own.lib, field)), field
+    assert shared._teeth_source[0] == own._teeth_source[0]
+    assert np.array_equal(shared._teeth_source[1], own._teeth_source[1])

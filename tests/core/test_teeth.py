@@ -104,3 +104,17 @@ def test_proxy_follows_a_scaled_face(clip):
     inner = _inner_mask(big.shape, lm2)
     assert np.abs(out[inner].astype(float) - sharp_big[inner]).mean() < \
         np.abs(soft[inner].astype(float) - sharp_big[inner]).mean()
+
+
+def test_apply_teeth_in_place_is_the_copy(clip):
+    """The renderer changes composite's new frame in place (no second copy of the whole frame): the same pixels."""
+    _, d, frames = clip
+    lm = d["landmarks"]
+    best = int(np.argmax(_opening(lm)))
+    proxy = TeethProxy.from_frame(frames[best], lm[best])
+    for i in (best, (best + 3) % len(frames)):
+        copied = apply_teeth(frames[i], lm[best], proxy, 1.0)
+        mine = frames[i].copy()
+        out = apply_teeth(mine, lm[best], proxy, 1.0, inplace=True)
+        assert out is mine and np.array_equal(out, copied)
+    assert not np.array_equal(copied, frames[i])

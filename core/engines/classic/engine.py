@@ -31,7 +31,7 @@ from ...errors import LipDubError, MediaError, NoFaceError
 from ...faces import geometry as geo
 from ...media import iter_frames
 from ...progress import CancelToken, ProgressFn, check, report
-from .. import retrieval, warp
+from .. import kernels, retrieval, warp
 from ..base import DubContext, Engine, RenderedPatch
 from ..teeth import OPEN_LO, TeethProxy, teeth_score
 from .options import ClassicOptions
@@ -200,6 +200,7 @@ class ClassicEngine(Engine):
 
     name = "classic"
     frames_independent = True       # render_one only reads the prepared state (and the warmed textures)
+    shares_decode = True            # the texture library's pass (prepare_early)
 
     def __init__(self, options: Optional[ClassicOptions] = None, *, models_dir: Optional[str] = None,
                  device: str = "cpu"):
@@ -219,7 +220,7 @@ class ClassicEngine(Engine):
 
     # -- prepare ---------------------------------------------------------------------------------------------
     def prepare_early(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
-                      cancel: Optional[CancelToken] = None) -> None:
+                      cancel: Optional[CancelToken] = None, frames=None) -> None:
         """The texture library and the teeth proxy's source frame: neither needs the adapted mouth head, so the
         pipeline runs this while the adaptation runs. (Not the voice's phones: PocketSphinx holds the GIL.)"""
         lms = np.asarray(ctx.landmarks, np.float64)
@@ -231,7 +232,7 @@ class ClassicEngine(Engine):
         iods = geo.inter_ocular(lms[self.pres])
         ppi = float(opts.ppi or np.clip(opts.ppi_scale * np.median(iods), 24.0, opts.max_ppi))
         self.crop = warp.CanonicalCrop(ppi=ppi)
-        self._build_library(ctx, progress, cancel)
+        self._build_library(ctx, progress, cancel, frames)
         self._early = ctx
 
     def prepare_adapted(self, ctx: DubContext, progress: Optional[ProgressFn] = None,
@@ -303,7 +304,7 @@ class ClassicEngine(Engine):
         y1 = pts[:, 1].max() + grow + max(0.0, m.extent_down)
         return warp.boundary_points(x0, y0, x1, y1, per_side=4)
 
-    def _build_library(self, ctx: DubContext, progress, cancel) -> None:
+    def _build_library(self, ctx: DubContext, progress, cancel, share=None) -> None:
         n_src = len(self.pres)
         idx = np.flatnonzero(self.pres)
         w, h = self.crop.size
@@ -320,21 +321,32 @@ class ClassicEngine(Engine):
 
         open_iod = geo.mouth_opening(self.canon)      # canonical: already in IOD units
         n = 0
-        for i, frame in enumerate(iter_frames(ctx.video_path, stop=n_src, backend="auto")):
-            if keep[i]:
-                self.lib.add(i, self.crop.extract(frame, self.sims[i]), self.canon[i])
-            if self.pres[i]:
-                if want_teeth is not None:
-                    if i == int(want_teeth):
-                        best = (i, frame.copy())
-                elif open_iod[i] >= OPEN_LO:
-                    sc = teeth_score(frame, ctx.landmarks[i])
-                    if sc > best_score:
-                        best_score, best = sc, (i, frame.copy())
-            n = i + 1
-            if i % 16 == 0:
-                report(progress, "library", i, n_src)
-                check(cancel)
+
+        def decode(start: int):
+            return iter_frames(ctx.video_path, start=start, stop=n_src, backend="auto")
+
+        # the frames the adaptation's scoring pass decodes, when it runs (the same decoder from the start)
+        frames = decode(0) if share is None else share.frames(n_src, decode)
+        try:
+            for i, frame in enumerate(frames):
+                if keep[i]:
+                    self.lib.add(i, self.crop.extract(frame, self.sims[i]), self.canon[i])
+                if self.pres[i]:
+                    if want_teeth is not None:
+                        if i == int(want_teeth):
+                            best = (i, frame.copy())
+                    elif open_iod[i] >= OPEN_LO:
+                        sc = teeth_score(frame, ctx.landmarks[i])
+                        if sc > best_score:
+                            best_score, best = sc, (i, frame.copy())
+                n = i + 1
+                if i % 16 == 0:
+                    report(progress, "library", i, n_src)
+                    check(cancel)
+        finally:
+            frames.close()
+        if share is not None:
+            log.debug("texture library: %d of %d frames from the scoring pass", share.shared, n_src)
         report(progress, "library", n_src, n_src)
         if n == 0:
             raise MediaError(f"Could not decode any frame of {ctx.video_path}")
@@ -399,11 +411,12 @@ class ClassicEngine(Engine):
         w, h = self.crop.size
         x0, y0, x1, y1 = region or (0, 0, w, h)
         labels = warp.label_triangles(dst, self._ctris, (h, w))[y0:y1, x0:x1]
-        warped = []
-        for r in rows[use]:
-            src = np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
-            warped.append(warp.warp_image(self.lib.images[r], src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
-                                          labels=labels, origin=(x0, y0)))
+        srcs = [np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
+                for r in rows[use]]
+        affs = warp.affines_many(srcs, dst, self._ctris)      # the candidates share dst: one solve
+        warped = [warp.warp_image(self.lib.images[r], src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
+                                  labels=labels, origin=(x0, y0), affines=aff)
+                  for r, src, aff in zip(rows[use], srcs, affs)]
         tex = retrieval.weighted_median(np.stack(warped), wts[use])
         if (x0, y0, x1, y1) != (0, 0, w, h):
             tex = cv2.copyMakeBorder(tex, y0, h - y1, x0, w - x1, cv2.BORDER_REPLICATE)
@@ -447,9 +460,7 @@ class ClassicEngine(Engine):
             a_box = cv2.warpAffine(alpha, a, (bw, bh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             np.clip(a_box, 0.0, 1.0, out=a_box)
             tex_box = color_match(tex_box, jaw, ring_weights(a_box))
-            am = a_box[..., None]
-            image = np.clip(jaw.astype(np.float32) * (1 - am) + tex_box.astype(np.float32) * am + 0.5,
-                            0, 255).astype(np.uint8)
+            image = kernels.blend(jaw, tex_box, a_box)
         iod = float(geo.inter_ocular(target))
         opening = float(geo.mouth_opening(target)) / iod if iod > 0 else 0.0
         return RenderedPatch(box=(x0, y0, x1, y1), image=image, mask_landmarks=mask_lm.astype(np.float32),
