@@ -1,7 +1,7 @@
-"""Per-pixel kernels of the classic engine's render, compiled with numba when it is installed (one pass over the
-pixels, no temporaries), else the plain numpy formulas. Both give bit-identical results: the same float32
-operations in the same order (numba does not contract a * b + c into a fused multiply-add unless asked to), tested
-against each other in tests/core/test_kernels.py. `LIPDUB_NUMBA=0` turns numba off.
+"""Per-pixel kernels of the classic engine's render, compiled with numba (one pass over the pixels, no
+temporaries); the plain numpy formulas are the reference and what `LIPDUB_NUMBA=0` runs. Both give bit-identical
+results: the same float32 operations in the same order (numba does not contract a * b + c into a fused
+multiply-add unless asked to), tested against each other in tests/core/test_kernels.py.
 
 numba compiles a kernel on its first call (~1 s each) and keeps the machine code in its cache folder next to this
 file, or in the user's cache when that is not writable; a frozen app without the source files compiles in every
@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 _lock = threading.Lock()
-_jit = {}          # name -> compiled function, or None when numba is off or failed to compile
+_jit = {}          # name -> compiled function, or None when numba is off
 
 
 def numba_enabled() -> bool:
@@ -22,23 +22,20 @@ def numba_enabled() -> bool:
 
 
 def _compile(name: str):
-    """The numba-compiled kernel `name` (a function of this module named _nb_<name>), or None without numba."""
+    """The numba-compiled kernel `name` (a function of this module named _nb_<name>), or None when turned off."""
     if name in _jit:
         return _jit[name]
     with _lock:
         if name not in _jit:
             fn = None
             if numba_enabled():
-                try:
-                    import numba
+                import numba
 
-                    py = globals()["_nb_" + name]
-                    try:
-                        fn = numba.njit(cache=True, nogil=True)(py)
-                    except Exception:       # no cache locator (e.g. a frozen app without source files)
-                        fn = numba.njit(cache=False, nogil=True)(py)
-                except ImportError:
-                    fn = None
+                py = globals()["_nb_" + name]
+                try:
+                    fn = numba.njit(cache=True, nogil=True)(py)
+                except RuntimeError:        # no cache locator (e.g. a frozen app without source files)
+                    fn = numba.njit(cache=False, nogil=True)(py)
             _jit[name] = fn
     return _jit[name]
 
@@ -116,7 +113,7 @@ def _nb_weighted_median(imgs, w, half, big):
 
 
 def weighted_median_u8(imgs: np.ndarray, w: np.ndarray, half: np.float32):
-    """The numba weighted median of (m, ...) uint8 images (see `retrieval.weighted_median`), or None without numba.
+    """The numba weighted median of (m, ...) uint8 images (see `retrieval.weighted_median`), or None when numba is off.
     `half`: the float32 threshold the cumulative weight must reach."""
     fn = _compile("weighted_median")
     if fn is None:
