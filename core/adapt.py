@@ -38,7 +38,7 @@ from .sync.refine import refine_for_clip
 
 log = logging.getLogger(__name__)
 
-ADAPT_VERSION = 5
+ADAPT_VERSION = 6
 RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
 SYNC_HEAD_PREFIX = "sync_head."   # cache arrays of the refit sync head
 MIN_VOICED_FRAMES = 75   # at least 3 s of the actor's tracked speech (a single GRID sentence did not help, FINDINGS)

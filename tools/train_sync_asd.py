@@ -1,14 +1,20 @@
 """Train the face-general sync scorer `sync_asd` (core/sync/scorers/asd.py) on GRID s1 + s4's training half.
 
     python -m tools.train_sync_asd prep [--limit 200] [--part K --parts N]   # frozen ASD embeddings (cached)
-    python -m tools.train_sync_asd train [--steps 1500] [--s4 train|heldout] [--out FILE]
+    python -m tools.train_sync_asd prep --encoder lr_asd [...]               # LR-ASD's, for the second voice
+    python -m tools.train_sync_asd train [--steps 1500] [--second-voice lr_asd] [--s4 train|heldout] [--out FILE]
     python -m tools.train_sync_asd export FILE        # -> resources/models/sync_asd.pt + .json
+
+The shipped file: `RECIPE` below (the second voice on).
 
 The picture side is Light-ASD's visual encoder (TalkSet weights, trained on thousands of faces), frozen: what
 it learnt about lips on those faces is what makes the scorer hold on faces GRID does not have. The voice side is
-Light-ASD's audio encoder on MFCCs, frozen too. The picture's embeddings are standardised over each clip first
-(`normalise_clip`: what stays is how the face moves, not what it looks like). What we train is the two heads that map 5-frame windows of their
-128-d per-frame embeddings to a shared sync space (core.sync.asd.head.SyncHeads), with InfoNCE against the same
+Light-ASD's audio encoder on MFCCs, frozen too, and with `--second-voice lr_asd` LR-ASD's audio encoder beside it
+(its 128 values a frame appended: it reads reverberant, noisy voices of unseen speakers better, docs/MEASUREMENTS.md;
+`export` puts the authors' weights of that encoder, unchanged, in the heads file). The picture's embeddings are
+standardised over each clip first (`normalise_clip`: what stays is how the face moves, not what it looks like). What
+we train is the two heads that map 5-frame windows of their per-frame embeddings to a shared sync space
+(core.sync.asd.head.SyncHeads), with InfoNCE against the same
 clip's voice at wrong offsets (the hard negatives that teach timing) and other clips' voices.
 
 Data roles (tools/grid_splits.py, tools/train_sync.split_names): training is the s1 pool's training split (at most
@@ -26,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,13 +42,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SEED = 1234
+# the authors' checkpoints whose audio encoder can read the voice beside Light-ASD's (../shared/models/asd, MIT)
+SECOND_VOICE_CHECKPOINTS = {"lr_asd": ROOT.parent / "shared" / "models" / "asd" / "lr_asd" / "finetuning_TalkSet.model"}
+RECIPE = ("python -m tools.train_sync_asd prep && python -m tools.train_sync_asd prep --encoder lr_asd && "
+          "python -m tools.train_sync_asd train --second-voice lr_asd && "
+          "python -m tools.train_sync_asd export out/sync_asd_heads.pt")
 CAMERA_VARIANTS = 2      # as is + one random camera chain
 VOICE_VARIANTS = 4       # clean + three random rooms
 
 
-def prep_dir() -> Path:
+def prep_dir(arch: str = "") -> Path:
+    """Where `prep` keeps the embeddings: the shipped Light-ASD's, or (`arch`) another network's (`--encoder`)."""
     from core.paths import user_cache_dir
-    return user_cache_dir("sync_asd_prep")
+    return user_cache_dir("sync_asd_prep" + (f"_{arch}" if arch else ""))
+
+
+def encoder_model(path):
+    """The network whose encoders `prep` runs: the shipped Light-ASD (None) or an authors' checkpoint file."""
+    from core.sync.asd.weights import load_asd
+    if path is None:
+        return load_asd()
+    from core.sync.asd.net import freeze_visual, load_checkpoint
+    return freeze_visual(load_checkpoint(Path(path)).eval())
 
 
 # ------------------------------------------------------------------------------------------------ augmentation
@@ -153,7 +173,6 @@ def embed_clip(model, name: str, seed: int) -> dict:
 def cmd_prep(a):
     import torch
 
-    from core.sync.asd.weights import load_asd
     from tools.train_sync import split_names
 
     torch.set_num_threads(1)
@@ -164,9 +183,9 @@ def cmd_prep(a):
     s1 = [n for n in train if n in pool][: a.limit]
     names = s1 + grid_splits.s4_train_names() + val[: a.val_limit] + grid_splits.s4_eval_names()
     names = names[a.part::a.parts]
-    out = prep_dir()
+    model = encoder_model(SECOND_VOICE_CHECKPOINTS[a.encoder] if a.encoder else None)
+    out = prep_dir(model.arch if a.encoder else "")
     out.mkdir(parents=True, exist_ok=True)
-    model = load_asd()
     t0 = time.time()
     for i, name in enumerate(names):
         f = out / f"{name}.npz"
@@ -190,8 +209,10 @@ TEMPERATURE = 10.0   # logit scale of the cosine
 MAX_SHIFT = 12       # same-clip negatives: the voice up to this many frames early or late (not +-1: 80% overlap)
 
 
-def load_prepped(names):
-    """{name: (v (C, T, 128), a (V, T, 128), voiced (T,))} of the prepped clips among `names`."""
+def load_prepped(names, second_voice: str = ""):
+    """{name: (v (C, T, 128), a (V, T, 128), voiced (T,))} of the prepped clips among `names`; `second_voice` (an
+    architecture prepped with `--encoder`): its voice embeddings beside the first's, a (V, T, 256) (the same rooms:
+    `prep` draws them from the same per-clip seed whatever the encoder)."""
     out = {}
     for n in names:
         f = prep_dir() / f"{n}.npz"
@@ -199,6 +220,11 @@ def load_prepped(names):
             continue
         with np.load(f) as z:
             v, a, voiced = z["v"].astype(np.float32), z["a"].astype(np.float32), z["voiced"]
+        if second_voice:
+            with np.load(prep_dir(second_voice) / f"{n}.npz") as z:
+                a2 = z["a"].astype(np.float32)
+            t2 = min(a.shape[1], a2.shape[1])
+            a = np.concatenate([a[:, :t2], a2[:, :t2]], axis=2)
         t = min(v.shape[1], a.shape[1])
         out[n] = (clip_normalised(v[:, :t]), a[:, :t], np.asarray(voiced[:t], bool))
     return out
@@ -260,8 +286,8 @@ def batch_loss(heads, clips, names, rng, clips_per_batch=32, per_clip=6, train=T
 def standardise(heads, clips):
     import torch
 
-    v = np.concatenate([c[0].reshape(-1, 128) for c in clips.values()])
-    a = np.concatenate([c[1].reshape(-1, 128) for c in clips.values()])
+    v = np.concatenate([c[0].reshape(-1, c[0].shape[-1]) for c in clips.values()])
+    a = np.concatenate([c[1].reshape(-1, c[1].shape[-1]) for c in clips.values()])
     for head, x in ((heads.video, v), (heads.audio, a)):
         head.mean.copy_(torch.as_tensor(x.mean(0)))
         head.std.copy_(torch.as_tensor(x.std(0) + 1e-3))
@@ -319,9 +345,7 @@ def save_heads(path: Path, heads, a, training: dict) -> None:
     import torch
 
     tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": heads.state_dict(),
-                "config": {"hidden": heads.video.net[0].out_features, "out": heads.video.net[-1].out_features},
-                "training": training}, tmp)
+    torch.save({"state_dict": heads.state_dict(), "config": heads.config(), "training": training}, tmp)
     tmp.replace(path)
 
 
@@ -336,16 +360,16 @@ def cmd_train(a):
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(a.seed)
     train, val = split_names()
-    sel = {"s1_val": load_prepped(val)}
+    sel = {"s1_val": load_prepped(val, a.second_voice)}
     if a.s4 == "heldout":       # s4 neither trained on nor selected on: a long unseen face for evaluation
         s4 = set(grid_splits.s4_names())
         train = [n for n in train if n not in s4]
     else:
-        sel["s4_eval"] = load_prepped(grid_splits.s4_eval_names())
-    train_clips = load_prepped(train)
+        sel["s4_eval"] = load_prepped(grid_splits.s4_eval_names(), a.second_voice)
+    train_clips = load_prepped(train, a.second_voice)
     names = sorted(train_clips)
     print(f"training clips: {len(names)}; selection: " + ", ".join(f"{k} {len(v)}" for k, v in sel.items()))
-    heads = SyncHeads()
+    heads = SyncHeads(audio_embed=next(iter(train_clips.values()))[1].shape[-1])
     standardise(heads, train_clips)
     opt = torch.optim.AdamW(heads.parameters(), lr=a.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=a.steps, pct_start=0.05)
@@ -370,7 +394,7 @@ def cmd_train(a):
             if best is None or score > best[0]:
                 best = (score, step)
                 save_heads(out, heads, a, {"steps": a.steps, "best_step": step, "seed": a.seed, "lr": a.lr,
-                                           "s4": a.s4, "train_clips": len(names),
+                                           "s4": a.s4, "second_voice": a.second_voice, "train_clips": len(names),
                                            "wall_time_s": round(time.time() - t0, 1), "history": history})
     print(f"wrote {out} (best step {best[1]})")
 
@@ -382,10 +406,20 @@ def cmd_export(a):
 
     import torch
 
+    from core.sync.asd.net import audio_encoder_state
+
     payload = torch.load(a.file, map_location="cpu", weights_only=True)
+    second = dict(payload.get("training", {})).get("second_voice", "")
+    if second and int(payload["config"].get("audio_embed", 0)) != 256:
+        raise SystemExit(f"{a.file}: trained with a second voice, but its voice head reads "
+                         f"{payload['config'].get('audio_embed')} values a frame")
     models = ROOT / "resources" / "models"
     dst = models / "sync_asd.pt"
-    torch.save({"state_dict": payload["state_dict"], "config": payload["config"]}, dst)
+    out = {"state_dict": payload["state_dict"], "config": payload["config"]}
+    if second:       # the authors' audio encoder of that network, unchanged, travels with the heads
+        arch, state = audio_encoder_state(SECOND_VOICE_CHECKPOINTS[second])
+        out["second_voice"] = {"arch": arch, "state": state}
+    torch.save(out, dst)
     meta_path = models / "sync_asd.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     training = dict(payload.get("training", {}))
@@ -393,12 +427,16 @@ def cmd_export(a):
     meta.update({
         "name": "sync_asd", "file": "sync_asd.pt", "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(),
         "kind": "sync_scorer",
-        "licence": "heads: CC BY 4.0 (trained on GRID); encoders: Light-ASD, MIT (light_asd.md)",
-        "source": "heads trained by tools/train_sync_asd.py over the shipped Light-ASD encoders (light_asd.pt)",
-        "title": "Face-general sync scorer (Light-ASD encoders + GRID-trained sync heads)",
+        "licence": "heads: CC BY 4.0 (trained on GRID); encoders: Light-ASD, MIT (light_asd.md)"
+                   + ("; second voice encoder: LR-ASD's, MIT (sync_asd.md)" if second else ""),
+        "source": "heads trained by tools/train_sync_asd.py over the shipped Light-ASD encoders (light_asd.pt)"
+                  + (f", LR-ASD's audio encoder beside Light-ASD's ({second}, TalkSet weights, unchanged)"
+                     if second else ""),
+        "title": "Face-general sync scorer (Light-ASD encoders" + (" + LR-ASD's audio encoder" if second else "")
+                 + " + GRID-trained sync heads)",
         "training": {**training, "selection_at_best": next((h for h in history
                                                             if h["step"] == training.get("best_step")), None),
-                     "recipe": "python -m tools.train_sync_asd prep && python -m tools.train_sync_asd train"},
+                     "recipe": RECIPE},
         "training_data": "GRID s1 (200 clips of the training pool; 30 of s1_val for selection) + GRID s4's even "
                          "half (24 clips; its odd half for selection); each picture twice (as is, a random camera), "
                          "each voice four times (clean, three random rooms)",
@@ -415,6 +453,8 @@ def main():
     p.add_argument("--val-limit", type=int, default=30, help="s1_val clips (selection; shipped: 30)")
     p.add_argument("--part", type=int, default=0)
     p.add_argument("--parts", type=int, default=1)
+    p.add_argument("--encoder", choices=sorted(SECOND_VOICE_CHECKPOINTS), default=None,
+                   help="embed with another network's encoders (for --second-voice; default: the shipped Light-ASD)")
     p = sub.add_parser("train")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -423,6 +463,8 @@ def main():
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--s4", choices=["train", "heldout"], default="train",
                    help="train on s4's even half (selecting on its other half), or hold all of s4 out")
+    p.add_argument("--second-voice", choices=sorted(SECOND_VOICE_CHECKPOINTS), default="",
+                   help="read the voice with this network's audio encoder too (prepped with --encoder)")
     p.add_argument("--out", default=str(ROOT / "out" / "sync_asd_heads.pt"))
     p = sub.add_parser("export")
     p.add_argument("file")

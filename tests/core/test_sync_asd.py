@@ -134,3 +134,44 @@ def test_score_json_says_judgeable(tmp_path):
     doc = json.loads(out.stdout)
     assert doc["judgeable"] is True and doc["scorer"] == "sync_asd"
     assert len(doc["low"]) == 75
+
+
+def test_the_shipped_scorer_reads_the_voice_with_both_networks_audio_encoders_as_their_authors():
+    """sync_asd's voice side is Light-ASD's audio encoder and LR-ASD's beside it (core.sync.asd.net.SecondVoice),
+    each giving its authors' embeddings on the reference inputs; active-speaker detection keeps Light-ASD alone."""
+    import torch
+
+    from data_paths import REFERENCE
+
+    from core.sync.asd.net import ASDModel, SecondVoice
+    from core.sync.asd.weights import load_asd
+    from core.sync.scorers.asd import AsdScorer
+
+    scorer = AsdScorer.load()
+    assert isinstance(scorer.asd, SecondVoice) and scorer.heads.audio.mean.shape[0] == 256
+    with np.load(REFERENCE / "asd" / "inputs.npz") as z:
+        mfcc = torch.as_tensor(z["mfcc"])[None]
+    with torch.no_grad():
+        both = scorer.asd.audio(mfcc)[0].numpy()
+        alone = load_asd("cpu").audio(mfcc)[0].numpy()
+    for half, ref in ((both[:, :128], "light_asd_finetuning_TalkSet"), (both[:, 128:], "lr_asd_finetuning_TalkSet")):
+        with np.load(REFERENCE / "asd" / f"{ref}.npz") as z:
+            np.testing.assert_allclose(half, z["audio_embed"], atol=1e-4, rtol=0, err_msg=ref)
+    assert isinstance(load_asd("cpu"), ASDModel) and alone.shape[-1] == 128
+    np.testing.assert_array_equal(alone, both[:, :128])
+
+
+def test_a_heads_file_without_a_second_voice_reads_the_voice_with_light_asd_alone(tmp_path):
+    import torch
+
+    from core.sync.asd.head import SyncHeads
+    from core.sync.asd.net import ASDModel
+    from core.sync.scorers.asd import AsdScorer
+
+    heads = SyncHeads()
+    path = tmp_path / "heads.pt"
+    torch.save({"state_dict": heads.state_dict(), "config": {"hidden": 512, "out": 128}}, path)
+    scorer = AsdScorer.load(path)
+    assert isinstance(scorer.asd, ASDModel)
+    wav = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+    assert scorer.audio_features(wav, 25.0, 25).shape == (21, 128)

@@ -1,6 +1,7 @@
 """The sync heads of the `sync_asd` scorer: two small networks that map 5-frame windows of the ASD encoders'
-per-frame embeddings (picture and voice, 128-d each) into one space where a window of lips and the window of voice
-that goes with it are close (trained by tools/train_sync_asd.py)."""
+per-frame embeddings (picture 128-d; voice 128-d, or 256-d with a second voice encoder: net.SecondVoice) into one
+space where a window of lips and the window of voice that goes with it are close (trained by
+tools/train_sync_asd.py)."""
 from __future__ import annotations
 
 import torch
@@ -15,14 +16,14 @@ CLIP_STD_FLOOR = 1e-2   # a still face: no division by ~0
 
 
 class WindowHead(nn.Module):
-    """(B, WINDOW, EMBED) -> (B, OUT) unit vectors; inputs standardised by statistics fixed at training time."""
+    """(B, WINDOW, embed) -> (B, OUT) unit vectors; inputs standardised by statistics fixed at training time."""
 
-    def __init__(self, hidden: int = HIDDEN, out: int = OUT):
+    def __init__(self, hidden: int = HIDDEN, out: int = OUT, embed: int = EMBED):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(EMBED))
-        self.register_buffer("std", torch.ones(EMBED))
+        self.register_buffer("mean", torch.zeros(embed))
+        self.register_buffer("std", torch.ones(embed))
         self.net = nn.Sequential(
-            nn.Linear(WINDOW * EMBED, hidden), nn.ReLU(), nn.Dropout(0.1),
+            nn.Linear(WINDOW * embed, hidden), nn.ReLU(), nn.Dropout(0.1),
             nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, out))
 
@@ -32,10 +33,22 @@ class WindowHead(nn.Module):
 
 
 class SyncHeads(nn.Module):
-    def __init__(self, hidden: int = HIDDEN, out: int = OUT):
+    """`audio_embed`: the voice side's per-frame width (2 * EMBED with a second voice encoder, net.SecondVoice)."""
+
+    def __init__(self, hidden: int = HIDDEN, out: int = OUT, audio_embed: int = EMBED):
         super().__init__()
         self.video = WindowHead(hidden, out)
-        self.audio = WindowHead(hidden, out)
+        self.audio = WindowHead(hidden, out, audio_embed)
+
+    def config(self) -> dict:
+        """What a heads file records to rebuild these heads (`from_config`)."""
+        return {"hidden": self.video.net[0].out_features, "out": self.video.net[-1].out_features,
+                "audio_embed": int(self.audio.mean.shape[0])}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "SyncHeads":
+        return cls(hidden=int(cfg.get("hidden", HIDDEN)), out=int(cfg.get("out", OUT)),
+                   audio_embed=int(cfg.get("audio_embed", EMBED)))
 
 
 def windows(per_frame: torch.Tensor) -> torch.Tensor:

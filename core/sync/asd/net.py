@@ -316,3 +316,32 @@ def load_checkpoint(path: Path, device: str = "cpu") -> ASDModel:
     """Read an authors' checkpoint file (no hash check here: shipped files go through core.models.registry)."""
     state = torch.load(Path(path), map_location=device, weights_only=True)
     return from_state_dict(state).to(device)
+
+
+class SecondVoice(nn.Module):
+    """A network's encoders with a second network's audio encoder beside its own: `audio` gives both embeddings of
+    each frame side by side (B, T, 2 * EMBED), `visual` is the first network's (shared, not copied). The sync
+    scorer's voice side (core.sync.scorers.asd): LR-ASD's audio encoder reads reverberant, noisy voices of speakers
+    Light-ASD's misses (docs/MEASUREMENTS.md). Active-speaker detection keeps the authors' network alone."""
+
+    def __init__(self, base: ASDModel, arch: str, audio_state: Dict[str, torch.Tensor]):
+        super().__init__()
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown ASD architecture {arch!r}: {ARCHITECTURES}")
+        self.second = AudioEncoder(LightAudioBlock if arch == "light_asd" else LRAudioBlock)
+        self.second.load_state_dict(audio_state, strict=True)
+        self.second.float().eval()
+        self._base = (base,)                 # a tuple: not a submodule (its weights stay the shared network's)
+
+    def visual(self, faces):
+        return self._base[0].visual(faces)
+
+    def audio(self, mfcc):
+        x = mfcc.float().unsqueeze(1).transpose(2, 3)
+        return torch.cat([self._base[0].audioEncoder(x), self.second(x)], dim=-1)
+
+
+def audio_encoder_state(path: Path) -> tuple:
+    """(architecture, audio encoder state dict) of an authors' checkpoint file: what `SecondVoice` is built from."""
+    model = load_checkpoint(path)
+    return model.arch, {k: v.clone() for k, v in model.audioEncoder.state_dict().items()}

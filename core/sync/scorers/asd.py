@@ -1,6 +1,7 @@
 """`AsdScorer` ("sync_asd"): the face-general sync scorer. Its picture side is Light-ASD's visual encoder, which
 learnt lip motion on thousands of faces (AVA-ActiveSpeaker, TalkSet; MIT, credit in resources/models/sync_asd.md),
-frozen and shared with active-speaker detection; its voice side is Light-ASD's audio encoder on MFCCs; two heads
+frozen and shared with active-speaker detection; its voice side is Light-ASD's and LR-ASD's audio encoders on MFCCs,
+side by side (core.sync.asd.net.SecondVoice: LR-ASD's reads reverberant, noisy voices Light-ASD's misses); two heads
 trained by tools/train_sync_asd.py on GRID map 5-frame windows of both into one space (core.sync.asd.head).
 
 Conventions as every scorer (core.sync.scorers.base): 25 fps (`native_fps`, the encoders' rate), window i covers
@@ -49,22 +50,27 @@ class AsdScorer(SyncScorer):
     @classmethod
     def load(cls, path=None, device: str = "cpu") -> "AsdScorer":
         """The heads file (None: the shipped resources/models/sync_asd.pt, SHA-256 checked) over the shipped
-        Light-ASD encoders."""
+        Light-ASD encoders; a file that also holds a `second_voice` (an architecture and the authors' audio encoder
+        weights of another ASD network) reads the voice with both audio encoders (core.sync.asd.net.SecondVoice)."""
         import torch
 
         from ...models.registry import resolve_model
         from ..asd.head import SyncHeads
+        from ..asd.net import SecondVoice
         from ..asd.weights import load_asd
 
         p = resolve_model(MODEL_NAME if path is None else Path(path))
+        asd = load_asd(device)
         try:
             payload = torch.load(p, map_location=device, weights_only=True)
-            cfg = dict(payload.get("config", {}))
-            heads = SyncHeads(hidden=int(cfg.get("hidden", 512)), out=int(cfg.get("out", 128)))
+            heads = SyncHeads.from_config(dict(payload.get("config", {})))
             heads.load_state_dict(payload["state_dict"], strict=True)
+            second = payload.get("second_voice")
+            if second is not None:
+                asd = SecondVoice(asd, second["arch"], second["state"]).to(device)
         except Exception as exc:  # unpickling / layout errors all mean "not our heads file"
             raise ModelError(f"{p} is not a sync_asd heads file ({type(exc).__name__}: {exc}).") from exc
-        return cls(load_asd(device), heads.to(device).float(), device, path=p)
+        return cls(asd, heads.to(device).float(), device, path=p)
 
     # ------------------------------------------------------------------ SyncScorer
     def face_input(self, frame: np.ndarray, box, landmarks) -> np.ndarray:
@@ -92,8 +98,9 @@ class AsdScorer(SyncScorer):
         return self.project_video(self.video_trunk(face_inputs))
 
     def audio_trunk(self, wav, num_frames: int, first_frame: int = 0) -> np.ndarray:
-        """(num_frames, 128) per-frame audio embeddings of frames first_frame .. first_frame + num_frames - 1 of
-        the 25 fps timeline whose frame 0 starts at the voice's first sample (beyond the voice: faint noise)."""
+        """(num_frames, E) per-frame audio embeddings (E: 128, or 256 with a second voice encoder) of frames
+        first_frame .. first_frame + num_frames - 1 of the 25 fps timeline whose frame 0 starts at the voice's first
+        sample (beyond the voice: faint noise)."""
         import torch
 
         spf = int(round(AF.SAMPLE_RATE / AF.FPS))
@@ -150,13 +157,11 @@ class AsdScorer(SyncScorer):
     def _project(self, trunk: np.ndarray, head) -> np.ndarray:
         import torch
 
-        from ..asd.head import EMBED
-
         x = torch.as_tensor(np.asarray(trunk, np.float32)).to(self.device)
         if len(x) == 0:
             return np.zeros((0, head.net[-1].out_features), np.float32)
         with torch.inference_mode():
-            return (DIST_SCALE * head(x.reshape(len(x), self.window, EMBED))).float().cpu().numpy()
+            return (DIST_SCALE * head(x.reshape(len(x), self.window, -1))).float().cpu().numpy()
 
 
 def _load(path: Path, device: str) -> SyncScorer:
