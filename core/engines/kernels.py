@@ -73,14 +73,22 @@ def affine_maps(aff: np.ndarray, labels: np.ndarray, origin=(0, 0), grid=None):
         xs, ys = grid
     if origin != (0, 0):                             # exact: small integers in float32
         xs, ys = xs + np.float32(origin[0]), ys + np.float32(origin[1])
-    a, b, c, d, e, f = (np.take(row, labels.ravel()) for row in np.ascontiguousarray(aff.T))
+    mx, my = apply_affines(aff, labels.ravel(), xs, ys)
+    return mx.reshape(h, w), my.reshape(h, w)
+
+
+def apply_affines(aff: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray):
+    """(map_x, map_y) = the affine `aff[labels[p]]` (each row a, b, c, d, e, f) applied to (xs[p], ys[p]), the
+    plain numpy formula. Each coefficient is gathered into its own contiguous array (twice as fast as gathering
+    whole rows)."""
+    a, b, c, d, e, f = (np.take(row, labels) for row in np.ascontiguousarray(aff.T))
     mx = a * xs
     mx += b * ys
     mx += c
     my = d * xs
     my += e * ys
     my += f
-    return mx.reshape(h, w), my.reshape(h, w)
+    return mx, my
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -145,19 +145,6 @@ def pwa_maps(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple
     return kernels.affine_maps(aff, labels, origin, _grid(h, w))
 
 
-def _apply_affines(aff: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray):
-    """(map_x, map_y) = the affine `aff[labels[p]]` (each row a, b, c, d, e, f) applied to (xs[p], ys[p]). Each
-    coefficient is gathered into its own contiguous array (twice as fast as gathering whole rows)."""
-    a, b, c, d, e, f = (np.take(row, labels) for row in np.ascontiguousarray(aff.T))
-    mx = a * xs
-    mx += b * ys
-    mx += c
-    my = d * xs
-    my += e * ys
-    my += f
-    return mx, my
-
-
 def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw: Tuple[int, int], step: int):
     """`pwa_maps` evaluated on a grid `step` times coarser and upsampled bilinearly (the maps are piecewise
     linear, so the error is sub-pixel near triangle edges only). For large regions (HD faces)."""
@@ -175,7 +162,7 @@ def pwa_maps_coarse(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape_hw
     xs, ys = _grid(hc, wc)
     xs = xs * step + off
     ys = ys * step + off
-    mx, my = _apply_affines(aff, lab.ravel(), xs, ys)
+    mx, my = kernels.apply_affines(aff, lab.ravel(), xs, ys)
     mx, my = mx.reshape(hc, wc), my.reshape(hc, wc)
     size = (wc * step, hc * step)
     mx = cv2.resize(mx, size, interpolation=cv2.INTER_LINEAR)[:h, :w]

@@ -133,22 +133,15 @@ def lane_adaptation(video: str, info, track, scorer, cancel: Optional[CancelToke
     the scoring pass decodes, and told when that pass is over (whether or not it ran)."""
     try:
         wav = own_voice(video, info)
-    except BaseException:
-        if frames is not None:
-            frames.done()
-        raise
-    if wav is None:
-        if frames is not None:
-            frames.done()
-        return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
-                                      "actor from")
-    check(cancel)
-    try:
+        if wav is None:
+            return LaneAdaptation(message="the video has no sound of its own, so there is nothing to learn this "
+                                          "actor from")
+        check(cancel)
         offset, level, rep = find_own_offset(video, wav, track, scorer, float(info.fps), progress=progress,
                                              cancel=cancel, offset_model=offset_model,
                                              on_frame=None if frames is None else frames.add)
     finally:
-        if frames is not None:
+        if frames is not None:      # the scoring pass is over, or never came
             frames.done()
     lane = LaneAdaptation(own_offset=offset, own_confidence=level, wav=wav, report=rep)
     if speaking and abs(offset) <= MAX_OWN_OFFSET:

@@ -240,8 +240,13 @@ class ASDModel(nn.Module):
     def visual(self, faces):
         return self.visualEncoder(self.normalize(faces))
 
+    @staticmethod
+    def audio_input(mfcc):
+        """(B, 4T, 13) MFCCs -> (B, 1, 13, 4T), the audio encoder's layout."""
+        return mfcc.float().unsqueeze(1).transpose(2, 3)
+
     def audio(self, mfcc):
-        return self.audioEncoder(mfcc.float().unsqueeze(1).transpose(2, 3))
+        return self.audioEncoder(self.audio_input(mfcc))
 
     def backend(self, a, v):
         return self.backend_net(a, v)
@@ -337,8 +342,7 @@ class SecondVoice(nn.Module):
         return self._base[0].visual(faces)
 
     def audio(self, mfcc):
-        x = mfcc.float().unsqueeze(1).transpose(2, 3)
-        return torch.cat([self._base[0].audioEncoder(x), self.second(x)], dim=-1)
+        return torch.cat([self._base[0].audio(mfcc), self.second(ASDModel.audio_input(mfcc))], dim=-1)
 
 
 def audio_encoder_state(path: Path) -> tuple:
