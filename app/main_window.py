@@ -26,6 +26,7 @@ from .jobs import Jobs
 from .media_controller import MediaController
 from .messages import Messages
 from .navigation import Navigation
+from .performer_view import PerformerDisplay, PerformerView
 from .playback import PlaybackController
 from .preview import PreviewView
 from .project_io import ProjectIO
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.views = SessionViews(self)
         self.frames = FrameDisplay(self)
+        self.performer = PerformerDisplay(self)
         self.media = MediaController(self)
         self.analysis = AnalysisController(self)
         self.rescore = RescoreController(self)
@@ -90,11 +92,13 @@ class MainWindow(QMainWindow):
     # ---- layout -----------------------------------------------------------------------------------------------
     def _build_widgets(self) -> None:
         self.face_view = FaceView()
+        self.performer_view = PerformerView()      # shown while the active voice is a performer video
         self.preview = PreviewView()
         top = QSplitter(Qt.Horizontal)
         top.addWidget(self.face_view)
+        top.addWidget(self.performer_view)
         top.addWidget(self.preview)
-        top.setSizes([640, 640])
+        top.setSizes([640, 420, 640])
         self.sync_panel = SyncStatusPanel()
         self.timeline = TimelineWidget()
         self.orig_lane = WaveformLane("Original audio", color=(150, 150, 160))
@@ -310,6 +314,7 @@ class MainWindow(QMainWindow):
         self.playback.shutdown()
         self.jobs.shutdown(15000)
         self.frames.shutdown()
+        self.performer.shutdown()
         self.project_io.shutdown()
         self.messages.close_boxes()
         self.scratch.cleanup()

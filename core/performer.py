@@ -309,13 +309,20 @@ def mouth_sharpness(video: str, info, landmarks: np.ndarray, present: np.ndarray
 
 
 # ------------------------------------------------------------------------------------------- output frames
+def performer_positions(out_frames, fps: float, voice_shift_frames: int, performer_fps: float,
+                        offset_frames: int = 0) -> np.ndarray:
+    """Where output frames fall in the performer's video, in its frames (float; frame centres at integers): output
+    frame u carries the voice from (u - voice_shift) / fps, which the performer's picture shows at that time plus
+    its A/V offset (`offset_frames`, the performer's frames; 0 = the file as recorded, as the window shows it)."""
+    t = (np.asarray(out_frames, np.float64) + 0.5 - voice_shift_frames) / float(fps) + offset_frames / performer_fps
+    return t * performer_fps - 0.5
+
+
 def performance_on_output(perf: Performance, num_out: int, fps: float, voice_shift_frames: int = 0) -> PerformerMotion:
-    """The performance at each output frame's time: output frame u carries the voice from (u - voice_shift) / fps,
-    which the performer's picture shows at that time plus its A/V offset. Frames beyond the performer's video are
+    """The performance at each output frame's time (`performer_positions`). Frames beyond the performer's video are
     not trusted."""
     n_d = len(perf.trusted)
-    t = (np.arange(num_out) + 0.5 - voice_shift_frames) / float(fps) + perf.offset_frames / perf.fps
-    pos = t * perf.fps - 0.5
+    pos = performer_positions(np.arange(num_out), fps, voice_shift_frames, perf.fps, perf.offset_frames)
     inside = (pos >= -0.5) & (pos <= n_d - 0.5)
     p = np.clip(pos, 0, n_d - 1)
     i0 = np.floor(p).astype(np.int64)

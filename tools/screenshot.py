@@ -1,6 +1,7 @@
 """Start the real studio window, load a GRID clip and a voice, track + score, and save a PNG screenshot.
 
     .venv/bin/python tools/screenshot.py [--video V] [--audio A] [--out out/screenshot.png] [--preview] [--dubbed]
+                                         [--performer]
 
 Uses the current DISPLAY; without one it starts `Xvfb :99` (and stops it afterwards). QT_QPA_PLATFORM=offscreen
 also works (no X server needed).
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
                     help="also dub and score the whole clip, so the sync lane shows before and after")
     ap.add_argument("--speaking", action="store_true",
                     help="also wait for who speaks the clip's own sound (the speaking lane)")
+    ap.add_argument("--performer", action="store_true",
+                    help="add --audio as a performer video (its picture beside the face view)")
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--size", default="1500x950")
     args = ap.parse_args(argv)
@@ -93,7 +96,11 @@ def main(argv=None) -> int:
         spoken = []
         win.analysis.speakingFinished.connect(lambda: spoken.append(True))
         t0 = time.monotonic()
-        win.project_io.open_paths([args.video, args.audio])
+        if args.performer:
+            win.project_io.open_paths([args.video])
+            win.media.add_voice(args.audio, performer=True)
+        else:
+            win.project_io.open_paths([args.video, args.audio])
         ok = wait_for(app, lambda: bool(scored) or bool(errors), args.timeout)
         print(f"analysis {'done' if ok and scored else 'NOT done'} in {time.monotonic() - t0:.1f} s; "
               f"errors: {errors}; damage: {damage}")

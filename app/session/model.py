@@ -155,13 +155,18 @@ class Session:
         v = self.project.voice
         return self.damage.get((v.path, "audio")) if v is not None else None
 
-    def performer_damage(self):
-        """The damage report of the active voice's picture when it is a performer video (None otherwise, or before
-        its scan ends)."""
+    def performer_video(self) -> Optional[str]:
+        """The active voice's file when it is a performer video other than the clip itself, else None."""
         v = self.project.voice
         if v is None or not v.performer or v.path == self.project.video:
             return None
-        return self.damage.get((v.path, "video"))
+        return v.path
+
+    def performer_damage(self):
+        """The damage report of the active voice's picture when it is a performer video (None otherwise, or before
+        its scan ends)."""
+        path = self.performer_video()
+        return None if path is None else self.damage.get((path, "video"))
 
     def damaged_frames(self) -> Optional[np.ndarray]:
         """(num_frames,) bool: frames whose picture is damaged or missing, or whose voice (at the editor's voice
