@@ -501,7 +501,8 @@ def main():
                     help="sweep the lane's span and threshold (run it on s1_val only: that is what tuned them)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--scorer-adapt", action="store_true",
-                    help="also adapt on each clip's first half (threshold, then scorer projection), measure the rest")
+                    help="also adapt sync_lite's projection on each clip's first half (a rejected experiment), "
+                         "measure the rest; the lane's own adaptation is always measured")
     ap.add_argument("--update-meta", action="store_true", help="write the metrics into the model's JSON beside its weights")
     a = ap.parse_args()
 
@@ -517,6 +518,9 @@ def main():
     else:
         choice = a.weights or a.scorer
         scorer = get_scorer(Path(choice) if Path(choice).suffix else choice, device="cpu")
+    if a.scorer_adapt and not hasattr(getattr(scorer, "model", None), "video_fc"):
+        ap.error(f"--scorer-adapt re-measures a rejected experiment on sync_lite's video projection; {scorer.name} "
+                 f"has none (use --scorer lite). The adapted lane is measured without it.")
     wt, ct = getattr(scorer, "window_threshold", None), getattr(scorer, "clip_threshold", None)
     t0 = time.time()
     result = {"weights": str(scorer.path), "window_threshold": wt, "clip_threshold": ct,
