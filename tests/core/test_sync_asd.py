@@ -175,3 +175,21 @@ def test_a_heads_file_without_a_second_voice_reads_the_voice_with_light_asd_alon
     assert isinstance(scorer.asd, ASDModel)
     wav = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
     assert scorer.audio_features(wav, 25.0, 25).shape == (21, 128)
+
+
+def test_a_long_voice_is_encoded_in_chunks_exactly_as_in_one_pass(monkeypatch):
+    # memory: a 10 min voice's MFCCs and encoder activations took ~1.5 GB in one pass; the chunks must join exactly
+    import core.sync.scorers.asd as asd_scorer
+
+    scorer = get_scorer("sync_asd")
+    voice = np.concatenate([load_audio(str(GRID_OTHERS / f"{n}.mpg")) for n in ("lbax4n", "sbwe5n", "pwij3p")])
+    frames = len(voice) // 640 - 2
+    for first in (0, -7, 11):
+        monkeypatch.setattr(asd_scorer, "AUDIO_CHUNK", 10 ** 9)
+        whole = scorer.audio_trunk(voice, frames, first)
+        monkeypatch.setattr(asd_scorer, "AUDIO_CHUNK", 32)      # 7 chunks of 1.3 s, each with its 64-frame margins
+        chunked = scorer.audio_trunk(voice, frames, first)
+        assert chunked.shape == whole.shape == (frames, 256)
+        assert np.array_equal(chunked, whole), float(np.abs(chunked - whole).max())
+    monkeypatch.setattr(asd_scorer, "AUDIO_MARGIN", 2)          # too little context: the joins show
+    assert not np.array_equal(scorer.audio_trunk(voice, frames, first), whole)

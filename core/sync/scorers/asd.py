@@ -33,6 +33,8 @@ from .registry import ScorerPlugin
 
 MODEL_NAME = "sync_asd"
 DIST_SCALE = 10.0
+AUDIO_CHUNK = 1536      # frames (61 s) of voice encoded at a time (memory; the result does not depend on it)
+AUDIO_MARGIN = 64       # frames of context read on each side of a chunk
 
 
 class AsdScorer(SyncScorer):
@@ -110,10 +112,19 @@ class AsdScorer(SyncScorer):
         after = max(0, need - len(wav))
         wav = AF.pad_voice(wav, before * spf, after)
         start = max(0, first_frame) * spf
-        feats = AF.mfcc(wav[start:start + (num_frames + 2) * spf])
+        voice = wav[start:start + (num_frames + 2) * spf]
+        total = len(voice) // spf                             # frames of voice, the look-ahead included
+        parts = []
         with torch.inference_mode():
-            a = self.asd.audio(torch.from_numpy(feats).to(self.device)[None])[0].float().cpu().numpy()
-        return a[:num_frames]
+            # a long voice in chunks: MFCCs and encoder activations of a whole 10 min voice took ~1.5 GB at once.
+            # Each chunk reads AUDIO_MARGIN frames of voice beyond it on both sides, more than the MFCC window and the
+            # encoders' reach (~7 frames), so the chunks join to exactly the one-pass result.
+            for s in range(0, total, AUDIO_CHUNK):
+                a0, a1 = max(0, s - AUDIO_MARGIN), min(total, s + AUDIO_CHUNK + AUDIO_MARGIN)
+                feats = AF.mfcc(voice[a0 * spf:a1 * spf])
+                a = self.asd.audio(torch.from_numpy(feats).to(self.device)[None])[0].float().cpu().numpy()
+                parts.append(a[s - a0:s - a0 + min(AUDIO_CHUNK, total - s)])
+        return np.concatenate(parts)[:num_frames]
 
     def audio_features(self, wav, fps: float, num_frames: int, first_window: int = 0) -> np.ndarray:
         """(num_frames - 4, D) audio window embeddings (`first_window`: start elsewhere, negative = before)."""
