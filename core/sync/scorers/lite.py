@@ -126,8 +126,9 @@ class LiteScorer(SyncScorer):
             mel = np.asarray(audio_mod.melspectrogram(wav), np.float32)
         else:  # too short for an STFT: treat as silence
             mel = np.full((L.MEL_BANDS, 1), L.SILENCE_MEL, np.float32)
-        windows = L.mel_windows(mel, L.audio_window_starts(fps, n, first=first_window))
-        audio = self._run(lambda s: windows[s][:, None], n, self.model.embed_audio)
+        starts = L.audio_window_starts(fps, n, first=first_window)
+        # windows cut batch by batch: all of a long voice's at once took ~100 MB per 10 min
+        audio = self._run(lambda s: L.mel_windows(mel, starts[s])[:, None], n, self.model.embed_audio)
         return (audio * self.dist_scale).astype(np.float32)
 
     # ------------------------------------------------------------------ helpers
