@@ -120,3 +120,19 @@ def test_the_frozen_encoder_is_kept_and_read_back_exactly(inputs, tmp_path):
         assert torch.equal(made.visual(faces), again.visual(faces))
     assert cache.stat().st_size > 1000                           # rewritten
     assert frozen_cache("cpu").name.startswith("light_asd-visual-")
+
+
+def test_mfccs_computed_in_chunks_equal_python_speech_features_in_one_pass(monkeypatch):
+    from python_speech_features import mfcc as psf_mfcc
+
+    from core.audio import load_audio
+    from data_paths import GRID_OTHERS
+
+    voice = load_audio(str(GRID_OTHERS / "lbax4n.mpg"))
+    for n in (len(voice), 401, 561, 16000 + 37):
+        x = voice[:n]
+        one_pass = psf_mfcc(np.asarray(x, np.float64) * 32768.0, 16000, numcep=13, winlen=0.025,
+                            winstep=0.010).astype(np.float32)
+        for rows in (AF.MFCC_CHUNK, 97, 1):
+            monkeypatch.setattr(AF, "MFCC_CHUNK", rows)
+            assert np.array_equal(AF.mfcc(x), one_pass), (n, rows)
