@@ -25,6 +25,7 @@ from .engines import registry as engines
 from .engines.base import DubContext, Engine, MaskSettings
 from .engines.teeth import suggest_teeth_frames
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
+from .heap import release_free_memory
 from .progress import CancelToken, ProgressFn, check
 from .render.renderer import FrameRenderer, proxy_from_frame
 from .render.schedule import output_schedule, remap_track, voice_for
@@ -491,6 +492,7 @@ def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, ca
     renderer = FrameRenderer(engines, settings.engine, prep.ctx, prep.edits,
                              _teeth_proxy(prep, engines[settings.engine]),
                              settings.teeth_strength, settings.video, prep.info)
+    release_free_memory()       # the analysis' transients, before the render holds its frames for the whole clip
     return PreparedDub(prep, engines, renderer)
 
 
