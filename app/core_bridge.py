@@ -19,17 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def score(video: str, info, wav: np.ndarray, track, *, adapt: bool = True, models_dir=None, device="cpu",
-          progress=None, cancel=None):
+          progress=None, cancel=None, adapt_cache_dir=None):
     """The sync report of `wav` against the video's face. With `adapt`, the clip's own voice first teaches the
     lane this face's threshold and the mouth model this actor (core.adapt, cached per clip, so the dub later
-    finds it ready; the video is read once for both voices); the report's `adaptation` says what was learnt."""
+    finds it ready; the video is read once for both voices); the report's `adaptation` says what was learnt.
+    `adapt_cache_dir`: that cache's folder (default: the user's; tools.bench gives its own)."""
     from core.adapt import adapt_clip
     from core.mouth_shape import AudioToMouth
 
     scorer = scoring.get_scorer("auto", models_dir=models_dir, device=device)
     witness = AudioToMouth.load()           # the offset's second witness (core.sync.av_offset)
-    adaptation = adapt_clip(video, info, track, model=witness, scorer=scorer, progress=progress,
-                            cancel=cancel) if adapt else None
+    adaptation = adapt_clip(video, info, track, model=witness, scorer=scorer, cache_dir=adapt_cache_dir,
+                            progress=progress, cancel=cancel) if adapt else None
     if adaptation is not None:
         scorer = adaptation.lane_scorer(scorer)
     report = scoring.score_clip(video, wav, track, scorer, progress=progress, cancel=cancel, fps=float(info.fps),

@@ -209,15 +209,14 @@ def score_seconds(clip: str, info, track_cache: str, scorer_name: str) -> dict:
 
 
 def analyse_as_window(clip: str, info, track_cache: str, adapt_cache: str) -> None:
-    """What the window computes on opening a clip and keeps for the export (app.analysis, app.core_bridge.score):
-    the face track and the per-clip adaptation, with the same models, into the dub's caches."""
-    from core.adapt import adapt_clip
+    """What the window computes on opening a clip and keeps for the export: the face track (app.analysis) and
+    its own call, `app.core_bridge.score` (the adaptation, then the clip's sound scored), into the dub's caches."""
+    from app import core_bridge
+    from core.audio import load_audio
     from core.faces.track import track_video
-    from core.mouth_shape import AudioToMouth
-    from core.sync.scoring import get_scorer
 
     track = track_video(clip, cache_dir=track_cache).primary()
-    adapt_clip(clip, info, track, model=AudioToMouth.load(), scorer=get_scorer("auto"), cache_dir=adapt_cache)
+    core_bridge.score(clip, info, load_audio(clip), track, adapt_cache_dir=adapt_cache)
 
 
 def main() -> int:
