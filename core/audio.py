@@ -55,6 +55,7 @@ VAD_SILENCE_DBFS = -70.0     # peak level below this (dB re full scale): silence
 VAD_HANGOVER_FRAMES = 2      # video frames kept active after speech ends
 VAD_ONSET_FRAMES = 1         # video frames made active before speech starts
 VAD_MIN_GAP_FRAMES = 2       # shorter pauses inside speech are bridged (video frames)
+LEVEL_CHUNK = 2048           # hops whose levels are computed at once (bounds band_levels_db's memory)
 
 FAST_PATH_SUFFIXES = (".wav", ".flac")
 MAX_AVERAGED_CHANNELS = 2    # mono/stereo are averaged; surround is downmixed by ffmpeg's matrix (dialogue is in
@@ -330,22 +331,31 @@ def mel_chunks(mel: np.ndarray, fps: float, num_video_frames: int, start: int = 
 # voice activity
 # --------------------------------------------------------------------------------------------------------------
 def band_levels_db(wav: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Speech-band (100-7800 Hz) power in dB re full scale, one value per 10 ms hop (centred frames)."""
-    x = sanitize(wav)
+    """Speech-band (100-7800 Hz) power in dB re full scale, one value per 10 ms hop (centred frames).
+    Computed LEVEL_CHUNK hops at a time from the samples they cover, so a long voice never has its padded copy and
+    spectra in memory at once (each hop's level is the same whatever the chunking)."""
+    x = np.asarray(wav).reshape(-1)
     if x.size == 0:
         return np.zeros(0)
+    if not np.all(np.isfinite(x)):
+        x = sanitize(x)                           # logs the repair once
     pad = VAD_N_FFT // 2
-    xp = np.pad(x, pad, mode="constant")
-    frames = np.lib.stride_tricks.sliding_window_view(xp, VAD_N_FFT)[::VAD_HOP]
+    n_hops = 1 + (x.size + 2 * pad - VAD_N_FFT) // VAD_HOP
     window = hann_window(VAD_N_FFT)
     freqs = np.fft.rfftfreq(VAD_N_FFT, 1.0 / sr)
     band = (freqs >= VAD_BAND_HZ[0]) & (freqs <= VAD_BAND_HZ[1])
     norm = 2.0 / (np.sum(window) ** 2)            # a full-scale sine in band -> about 0 dB
-    out = np.empty(frames.shape[0])
-    for a in range(0, frames.shape[0], 8192):
-        spec = np.fft.rfft(frames[a:a + 8192] * window, axis=1)
+    out = np.empty(n_hops)
+    starts = list(range(0, max(1, n_hops - LEVEL_CHUNK + 1), LEVEL_CHUNK))   # the last chunk takes the rest: FFTs
+    for a, b in zip(starts, starts[1:] + [n_hops]):                         # of one row differ in the last bit
+        # samples of hops a..b-1 in the zero-padded signal: [a*HOP, (b-1)*HOP + N_FFT), shifted back by `pad`
+        lo, hi = a * VAD_HOP - pad, (b - 1) * VAD_HOP + VAD_N_FFT - pad
+        seg = np.zeros(hi - lo)
+        seg[max(0, -lo):seg.size - max(0, hi - x.size)] = x[max(0, lo):min(x.size, hi)]
+        frames = np.lib.stride_tricks.sliding_window_view(seg, VAD_N_FFT)[::VAD_HOP]
+        spec = np.fft.rfft(frames * window, axis=1)
         p = np.sum(np.abs(spec[:, band]) ** 2, axis=1) * norm
-        out[a:a + 8192] = 10.0 * np.log10(p + 1e-12)
+        out[a:b] = 10.0 * np.log10(p + 1e-12)
     return out
 
 

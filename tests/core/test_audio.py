@@ -245,6 +245,29 @@ def test_vad_synthetic_bursts_and_edge_cases():
     assert audio.voice_activity(gap, fps, 100)[35]
 
 
+def _band_levels_in_one_pass(wav):
+    """band_levels_db as one pass over the whole padded signal (how it was computed before it was chunked)."""
+    x = audio.sanitize(wav)
+    pad = audio.VAD_N_FFT // 2
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad), audio.VAD_N_FFT)[::audio.VAD_HOP]
+    window = audio.hann_window(audio.VAD_N_FFT)
+    freqs = np.fft.rfftfreq(audio.VAD_N_FFT, 1.0 / audio.SAMPLE_RATE)
+    band = (freqs >= audio.VAD_BAND_HZ[0]) & (freqs <= audio.VAD_BAND_HZ[1])
+    spec = np.fft.rfft(frames * window, axis=1)
+    return 10.0 * np.log10(np.sum(np.abs(spec[:, band]) ** 2, axis=1) * 2.0 / np.sum(window) ** 2 + 1e-12)
+
+
+def test_vad_levels_are_the_same_in_chunks(monkeypatch, speech):
+    """A long voice's levels are computed a chunk at a time (memory): every hop's value is the one-pass value,
+    at the chunk edges and the signal's ends too, on speech and on noise with NaNs."""
+    noise = np.random.default_rng(3).standard_normal(16000 * 2 + 77).astype(np.float32) * 0.1
+    noise[5000] = np.nan
+    for chunk in (audio.LEVEL_CHUNK, 64, 7):
+        monkeypatch.setattr(audio, "LEVEL_CHUNK", chunk)
+        for wav in (speech, speech[:1], speech[:300], speech[:16000 + 159], noise):
+            assert np.array_equal(audio.band_levels_db(wav), _band_levels_in_one_pass(wav))
+
+
 @pytest.mark.parametrize("container, codec", [("m4a", "aac"), ("mp3", "libmp3lame"), ("ogg", "libopus")])
 def test_load_16k_mono_lossy_without_resampling(tmp_path, speech, container, codec):
     """16 kHz mono in a lossy container needs no resampling or downmix: the decoded bytes used to be clipped in
