@@ -37,6 +37,7 @@ HOP = 160            # 10 ms
 WIN = 400            # 25 ms
 N_FFT = 512
 N_MELS = 80
+MEL_CHUNK = 4096     # log-mel frames whose spectra are computed at once (bounds log_mel's memory)
 FMIN, FMAX = 55.0, 7600.0
 CONTEXT = 4          # mel frames (10 ms apart) sampled around each video frame's centre
 LOG_EPS = 1e-10      # power floor (about -120 dBFS): digital silence stays finite, real recordings stay gain-invariant
@@ -259,9 +260,16 @@ def log_mel(wav: np.ndarray, min_seconds: float = 0.0, with_energy: bool = False
     w = np.ascontiguousarray(np.pad(w, (WIN // 2, WIN // 2 + HOP)), np.float32)
     n = max(1, 1 + (len(w) - WIN) // HOP)
     frames = as_strided(w, shape=(n, WIN), strides=(w.strides[0] * HOP, w.strides[0]), writeable=False)
-    spec = sfft.rfft(frames * _window(), n=N_FFT, axis=1)
-    power = spec.real ** 2 + spec.imag ** 2
+    # the spectra MEL_CHUNK frames at a time (each frame's spectrum is the same whatever the chunking): a long voice's
+    # frames and complex spectra are never all in memory, only its power (the product by the mel bank stays one
+    # product over all frames: BLAS's result for a row depends on how the rows are split)
+    power = np.empty((n, N_FFT // 2 + 1), np.float32)
+    starts = list(range(0, max(1, n - MEL_CHUNK + 1), MEL_CHUNK))    # the last chunk takes the rest (no 1-row FFT)
+    for a, b in zip(starts, starts[1:] + [n]):
+        spec = sfft.rfft(frames[a:b] * _window(), n=N_FFT, axis=1)
+        power[a:b] = spec.real ** 2 + spec.imag ** 2
     mel = power @ _mel_basis().T
+    del power
     out = np.log(mel + LOG_EPS).astype(np.float32)
     if with_energy:
         return out, np.log(mel.sum(axis=1, dtype=np.float64) + LOG_EPS)

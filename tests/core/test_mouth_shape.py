@@ -161,6 +161,23 @@ def model():
     return ms.AudioToMouth.load()
 
 
+def test_log_mel_is_the_same_in_chunks(monkeypatch):
+    """The spectra of a long voice are computed a chunk at a time (memory): the log-mel and energy are bit for bit
+    the one-pass values, on real speech and at chunk edges."""
+    from core.audio import load_audio
+
+    wav = load_audio(GRID_S1 / "video" / f"{heldout_names()[0]}.mp4")
+    for w in (wav, wav[:399], wav[:1000]):
+        full, energy = ms.log_mel(w, min_seconds=3.5, with_energy=True)
+        for chunk in (5, 64, 2):
+            monkeypatch.setattr(ms, "MEL_CHUNK", chunk)
+            out, e = ms.log_mel(w, min_seconds=3.5, with_energy=True)
+            assert np.array_equal(out, full) and np.array_equal(e, energy)
+            assert np.array_equal(ms.log_mel(w), ms.log_mel(w, with_energy=True)[0])
+        monkeypatch.setattr(ms, "MEL_CHUNK", 10 ** 9)
+        assert np.array_equal(ms.log_mel(w, min_seconds=3.5), full)
+
+
 def test_shipped_model_is_described_and_verified(model, tmp_path):
     meta = json.loads((ms.shipped_model_path().with_suffix(".json")).read_text())
     assert meta["name"] == "mouth_shape" and meta["kind"] == "audio_to_mouth" and "CC BY 4.0" in meta["licence"]
