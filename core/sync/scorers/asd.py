@@ -33,7 +33,7 @@ from .registry import ScorerPlugin
 
 MODEL_NAME = "sync_asd"
 DIST_SCALE = 10.0
-AUDIO_CHUNK = 1536      # frames (61 s) of voice encoded at a time (memory; the result does not depend on it) ...
+AUDIO_CHUNK = 512       # frames (20 s) of voice encoded at a time (memory; the result does not depend on it) ...
 AUDIO_MARGIN = 64       # ... with this much context on each side (both multiples of 16: see audio_trunk)
 
 
