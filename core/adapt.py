@@ -32,6 +32,7 @@ from typing import Optional
 import numpy as np
 
 from . import audio as audio_mod
+from .heap import release_free_memory
 from .progress import CancelToken, ProgressFn, check, report
 from .sync.lane_adapt import face_judgeable, face_threshold, lane_adaptation
 from .sync.refine import refine_for_clip
@@ -214,6 +215,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     lane = lane_adaptation(video, info, track, scorer, cancel=cancel, offset_model=model, progress=scoring_progress,
                            frames=frames)
     report(progress, "adapt", 1, 2)
+    release_free_memory()      # the scoring pass's transients, before the refits add theirs (long clips: ~0.3 GB)
     if not lane.own_voice_fits:
         result = not_adapted(lane.message + ": dubbing with the general mouth model", own_offset=lane.own_offset,
                              own_confidence=lane.own_confidence, own_speaking=lane.own_speaking)
@@ -237,6 +239,7 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
             result.message += (f"; the sync lane refit on this face (confidence {result.refined_confidence:.1f} with "
                                f"its own voice)")
     report(progress, "adapt", 2, 2)
+    release_free_memory()
     result.face = lane.report.face if lane.report is not None else None
     result.seconds = time.perf_counter() - t0
     if cfile is not None:
