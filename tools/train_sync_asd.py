@@ -6,6 +6,7 @@
     python -m tools.train_sync_asd train [--steps 1500] [--second-voice lr_asd] [--s4 train|heldout] [--out FILE]
                                          [--pictures 3]
     python -m tools.train_sync_asd export FILE        # -> resources/models/sync_asd.pt + .json
+    python -m tools.train_sync_asd export FILE --dest out/X.pt   # the same layout elsewhere (eval_sync --weights)
 
 The shipped file: `RECIPE` below (the second voice on).
 
@@ -575,6 +576,13 @@ def cmd_export(a):
     if second:       # the authors' audio encoder of that network, unchanged, travels with the heads
         arch, state = audio_encoder_state(SECOND_VOICE_CHECKPOINTS[second])
         out["second_voice"] = {"arch": arch, "state": state}
+    if a.dest:       # a heads file as the product reads it, elsewhere (eval_sync --weights); nothing shipped changes
+        if Path(a.dest).name == dst.name:
+            raise SystemExit(f"--dest: name it other than {dst.name} (that name is checked against the shipped file)")
+        Path(a.dest).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, a.dest)
+        print(f"wrote {a.dest}")
+        return
     torch.save(out, dst)
     meta_path = models / "sync_asd.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -633,6 +641,8 @@ def main():
     p.add_argument("--out", default=str(ROOT / "out" / "sync_asd_heads.pt"))
     p = sub.add_parser("export")
     p.add_argument("file")
+    p.add_argument("--dest", default="", help="write the product's heads file here instead of resources/models "
+                                               "(for eval_sync --weights; resources/ untouched)")
     a = ap.parse_args()
     {"prep": cmd_prep, "train": cmd_train, "export": cmd_export}[a.cmd](a)
 
