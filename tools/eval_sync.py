@@ -9,8 +9,8 @@ Sets: GRID s1 held-out (grid_s1/heldout.txt, 250 clips), s4's evaluation half (s
 speakers, one clip each), `proxies` (grid_others as 1080p head-motion CRF 30 proxies with degraded voices,
 tools.proxies), and `others_room` / `s4_eval_room` (the clips' own video, their voices degraded as the proxies',
 to separate the voice's share of the loss from the picture's); s1_val (the scorer's validation split) for tuning,
-and `s1_val_mpeg1` (the same clips coded as grid_others' MPEG-1 files: tools.proxies.make_mpeg1) to tune against
-that codec's blocks.
+`s1_val_mpeg1` (the same clips coded as grid_others' MPEG-1 files: tools.proxies.make_mpeg1) to tune against
+that codec's blocks, and `s1_val_room` (their voices degraded as the proxies').
 Everything goes through the shipped inference path: `face_input` on the decoded frames with the cached dlib
 landmarks (tools.grid_cache), `audio_features` on the 16 kHz wav, `core.sync.scoring.lse_from_features`
 (syncnet_python's offset search over +-15 frames).
@@ -449,7 +449,7 @@ def load_sets(names, limit):
 
     sets = []
     for label in names:
-        if label in ("s1_val", "s1_val_mpeg1"):   # the scorer's own validation split: tuning only
+        if label in ("s1_val", "s1_val_mpeg1", "s1_val_room"):   # the scorer's own validation split: tuning only
             from tools.train_sync import split_names
             clips = split_names()[1]
         elif label == "s1_heldout":
@@ -460,7 +460,7 @@ def load_sets(names, limit):
             clips = grid_splits.others_names()
         else:
             raise SystemExit(f"unknown set {label}")
-        if limit and label in ("s1_val", "s1_val_mpeg1", "s1_heldout"):
+        if limit and label in ("s1_val", "s1_val_mpeg1", "s1_val_room", "s1_heldout"):
             clips = clips[:limit]
         items = []
         for n in clips:

@@ -2,8 +2,11 @@
 
     python -m tools.train_sync_asd prep [--limit 200] [--part K --parts N]   # frozen ASD embeddings (cached)
     python -m tools.train_sync_asd prep --encoder lr_asd [...]               # LR-ASD's, for the second voice
+    python -m tools.train_sync_asd prep --pictures 3                         # + a third picture (`footage_chain`)
     python -m tools.train_sync_asd train [--steps 1500] [--second-voice lr_asd] [--s4 train|heldout] [--out FILE]
+                                         [--pictures 3]
     python -m tools.train_sync_asd export FILE        # -> resources/models/sync_asd.pt + .json
+    python -m tools.train_sync_asd export FILE --dest out/X.pt   # the same layout elsewhere (eval_sync --weights)
 
 The shipped file: `RECIPE` below (the second voice on).
 
@@ -27,6 +30,26 @@ and a small per-frame jitter, as head motion and re-framing); its voice four tim
 random rooms (`room_wave`: RT60 0.15-0.9 s, direct-to-reverberant -3..12 dB, an EQ tilt, pink-ish noise at
 5-35 dB SNR, gain -12..+6 dB). The evaluation's degraded voices come from tools.proxies (a different impulse
 generator and a fixed chain).
+
+A third picture (`prep --pictures 3`, `train --pictures 3`; its own prep folder `sync_asd_prep_p3`, each file
+recording `pictures`; not in the shipped recipe, issue 17's ninth session): `footage_chain`, what real footage and
+the unseen faces have that the camera chain lacks. Its own random stream (the clip's seed and 3), so the first two
+pictures and the four voices are the shipped prep's, bit for bit (`prep --pictures 3` copies them from it when
+present). Per clip each family is drawn independently (at least one), in the order a face meets them:
+  * an upper-lip occluder (p 0.4): a dark band from the nose's base (landmark 33) down to the upper lip's outer
+    contour (48-54) and a little over it, as wide as the mouth (48-54) plus 10-25 % each side, following the
+    landmarks each frame in crop coordinates (`clip_crops(..., with_landmarks=True)`); its top at 0.1-0.4 of the
+    gap from the nose to the lip's top (50-52), its lower edge -0.1..+0.15 of the mouth's height past the contour;
+    pixels times 0.25-0.6 and a vertical hair texture (noise blurred along the rows, std 4-16 grey levels), edges
+    blurred (sigma 1-3 px);
+  * low contrast and darker skin (p 0.5): each pixel pulled toward the clip's mean by a factor 0.35-0.75, then
+    times 0.45-0.9;
+  * then the camera chain above (always);
+  * block-codec artefacts (p 0.7): the crop shrunk to 0.35-1.0 of its size (GRID's MPEG-1 faces are ~100 px, HD
+    faces a few hundred), JPEG-coded with a per-clip block-grid offset (0-7 px), its quality drawn anew for each
+    group of 12 frames (a random phase) in base +-10 (base 10-50, clipped to 5-60), a brightness step of
+    N(0, 2) grey levels at each group's start (I-frame flicker), and back to 112 px.
+These ranges were set before any figure of the new heads was seen.
 """
 from __future__ import annotations
 
@@ -47,14 +70,17 @@ SECOND_VOICE_CHECKPOINTS = {"lr_asd": ROOT.parent / "shared" / "models" / "asd" 
 RECIPE = ("python -m tools.train_sync_asd prep && python -m tools.train_sync_asd prep --encoder lr_asd && "
           "python -m tools.train_sync_asd train --second-voice lr_asd && "
           "python -m tools.train_sync_asd export out/sync_asd_heads.pt")
-CAMERA_VARIANTS = 2      # as is + one random camera chain
+CAMERA_VARIANTS = 2      # as is + one random camera chain (the shipped recipe)
+PICTURE_CHOICES = (2, 3)  # + `footage_chain` (issue 17's ninth session; not shipped)
 VOICE_VARIANTS = 4       # clean + three random rooms
 
 
-def prep_dir(arch: str = "") -> Path:
-    """Where `prep` keeps the embeddings: the shipped Light-ASD's, or (`arch`) another network's (`--encoder`)."""
+def prep_dir(arch: str = "", pictures: int = CAMERA_VARIANTS) -> Path:
+    """Where `prep` keeps the embeddings: the shipped Light-ASD's, or (`arch`) another network's (`--encoder`);
+    with a number of pictures other than the shipped recipe's, a folder of its own (`_p3`)."""
     from core.paths import user_cache_dir
-    return user_cache_dir("sync_asd_prep" + (f"_{arch}" if arch else ""))
+    return user_cache_dir("sync_asd_prep" + (f"_{arch}" if arch else "")
+                          + (f"_p{pictures}" if pictures != CAMERA_VARIANTS else ""))
 
 
 def encoder_model(path):
@@ -124,9 +150,107 @@ def camera_chain(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def lip_occluder(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(T, 112, 112) uint8 crops with a synthetic mustache: a dark, hair-textured, soft-edged band between the nose's
+    base and the upper lip, placed each frame from the 68 landmarks `lms` (T, 68, 2) in crop coordinates."""
+    import cv2
+
+    t, h, w = crops.shape
+    top_frac, over = rng.uniform(0.1, 0.4), rng.uniform(-0.1, 0.15)
+    widen, dark = rng.uniform(0.10, 0.25), rng.uniform(0.25, 0.6)
+    edge = rng.uniform(1.0, 3.0)
+    hair = rng.standard_normal((h, w)).astype(np.float32)
+    hair = cv2.GaussianBlur(hair, (0, 0), sigmaX=0.6, sigmaY=3.0)          # vertical strands
+    hair *= rng.uniform(4.0, 16.0) / (hair.std() + 1e-6)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = np.empty_like(crops)
+    for i in range(t):
+        lm = lms[i]
+        nose_y = lm[33, 1]
+        lip_y = lm[50:53, 1].min()
+        mouth_h = max(lm[57, 1] - lip_y, 1.0)
+        x0, x1 = lm[48, 0], lm[54, 0]
+        span = max(x1 - x0, 4.0)
+        y_top = nose_y + top_frac * max(lip_y - nose_y, 1.0)
+        # the lower edge hugs the upper lip's outer contour (48-54), lowered by `over` of the mouth's height
+        order = np.argsort(lm[48:55, 0])
+        contour = np.interp(xx[0], lm[48:55, 0][order], lm[48:55, 1][order])
+        y_bot = np.maximum(contour + over * mouth_h, y_top + 1)[None, :]
+        band = ((yy >= y_top) & (yy <= y_bot) &
+                (xx >= x0 - widen * span) & (xx <= x1 + widen * span)).astype(np.float32)
+        band = cv2.GaussianBlur(band, (0, 0), edge)
+        c = crops[i].astype(np.float32)
+        dark_c = c * dark + hair
+        out[i] = np.clip(c * (1 - band) + dark_c * band, 0, 255).astype(np.uint8)
+    return out
+
+
+def low_contrast(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Crops pulled toward the clip's mean (a flat, low-contrast face) and darkened (darker skin, dim light)."""
+    k, dark = rng.uniform(0.35, 0.75), rng.uniform(0.45, 0.9)
+    m = float(crops.mean())
+    return np.clip((m + (crops.astype(np.float32) - m) * k) * dark, 0, 255).astype(np.uint8)
+
+
+def block_codec(crops: np.ndarray, rng: np.random.Generator, gop: int = 12) -> np.ndarray:
+    """Crops through a block codec's artefacts: shrunk, JPEG-coded (8-pixel blocks at a per-clip grid offset) at a
+    quality drawn anew every `gop` frames, a brightness step at each group's start (I-frame flicker), regrown."""
+    import cv2
+
+    t, h, w = crops.shape
+    scale = rng.uniform(0.35, 1.0)
+    sw, sh = max(16, int(round(w * scale))), max(16, int(round(h * scale)))
+    base = rng.uniform(10, 50)
+    ox, oy = (int(v) for v in rng.integers(0, 8, size=2))
+    phase = int(rng.integers(gop))
+    out = np.empty_like(crops)
+    q, step = int(base), 0.0
+    for i in range(t):
+        if i == 0 or (i + phase) % gop == 0:
+            q = int(np.clip(base + rng.uniform(-10, 10), 5, 60))
+            step = rng.normal(0.0, 2.0)
+        c = crops[i]
+        small = cv2.resize(c, (sw, sh), interpolation=cv2.INTER_AREA) if (sw, sh) != (w, h) else c
+        padded = cv2.copyMakeBorder(small, oy, 0, ox, 0, cv2.BORDER_REPLICATE)
+        ok, buf = cv2.imencode(".jpg", padded, [cv2.IMWRITE_JPEG_QUALITY, q])
+        dec = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)[oy:, ox:]
+        big = cv2.resize(dec, (w, h), interpolation=cv2.INTER_LINEAR) if (sw, sh) != (w, h) else dec
+        out[i] = np.clip(big.astype(np.float32) + step, 0, 255).astype(np.uint8)
+    return out
+
+
+def footage_chain(crops: np.ndarray, lms: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The third picture (`--pictures 3`; the module docstring): per clip, some of an upper-lip occluder and low
+    contrast, then the camera chain, then block-codec artefacts (at least one of the three families)."""
+    use = {"occluder": rng.random() < 0.4, "contrast": rng.random() < 0.5, "codec": rng.random() < 0.7}
+    if not any(use.values()):
+        use[("occluder", "contrast", "codec")[int(rng.integers(3))]] = True
+    x = crops
+    if use["occluder"]:
+        x = lip_occluder(x, lms, rng)
+    if use["contrast"]:
+        x = low_contrast(x, rng)
+    x = camera_chain(x, rng)
+    if use["codec"]:
+        x = block_codec(x, rng)
+    return x
+
+
 # ------------------------------------------------------------------------------------------------ prep
-def clip_crops(name: str) -> np.ndarray:
-    """(T, 112, 112) uint8 face crops of a GRID clip, from its cached dlib landmarks (tools.grid_cache)."""
+def crop_landmarks(lm: np.ndarray, box) -> np.ndarray:
+    """The 68 landmarks of a frame in the coordinates of its `face_crop` (nan where the crop is plain grey)."""
+    from core.sync.asd.features import CROP, crop_square, face_box
+
+    b = face_box(lm, box)
+    if b is None:
+        return np.full((68, 2), np.nan, np.float32)
+    x0, y0, side = crop_square(b)
+    return ((np.asarray(lm, np.float32) - np.array([x0, y0], np.float32)) * (CROP / side)).astype(np.float32)
+
+
+def clip_crops(name: str, with_landmarks: bool = False):
+    """(T, 112, 112) uint8 face crops of a GRID clip, from its cached dlib landmarks (tools.grid_cache);
+    `with_landmarks`: also (T, 68, 2) the landmarks in crop coordinates (`crop_landmarks`)."""
     import cv2
 
     from core.sync.asd.features import face_crop
@@ -145,10 +269,25 @@ def clip_crops(name: str) -> np.ndarray:
         i = len(crops)
         crops.append(face_crop(frame, lms[i], boxes[i]))
     cap.release()
+    if with_landmarks:
+        return np.stack(crops), np.stack([crop_landmarks(lms[i], boxes[i]) for i in range(len(crops))])
     return np.stack(crops)
 
 
-def embed_clip(model, name: str, seed: int) -> dict:
+def fill_nan_landmarks(lms: np.ndarray) -> np.ndarray:
+    """Frames without landmarks take the nearest frame's (a plain grey crop: the occluder lands anywhere harmless)."""
+    ok = np.isfinite(lms).all(axis=(1, 2))
+    if ok.all() or not ok.any():
+        return np.nan_to_num(lms, nan=56.0)
+    idx = np.flatnonzero(ok)
+    near = idx[np.abs(np.arange(len(lms))[:, None] - idx[None, :]).argmin(1)]
+    return lms[near]
+
+
+def embed_clip(model, name: str, seed: int, pictures: int = CAMERA_VARIANTS, reuse: dict | None = None) -> dict:
+    """A clip's embeddings: `pictures` pictures (as is, a camera chain, and with 3 `footage_chain` from its own
+    random stream) and VOICE_VARIANTS voices. `reuse`: a prep file of the same clip with the first two pictures and
+    the voices (the same seed draws them identically): only the third picture is embedded."""
     import torch
 
     from core.sync.asd.features import mfcc
@@ -156,8 +295,17 @@ def embed_clip(model, name: str, seed: int) -> dict:
     from tools.train_sync import load_audio
 
     rng = np.random.default_rng(seed)
-    crops = clip_crops(name)
-    variants = [crops] + [camera_chain(crops, rng) for _ in range(CAMERA_VARIANTS - 1)]
+    crops, lms = clip_crops(name, with_landmarks=True)
+    extra = []
+    if pictures >= 3:
+        extra = [footage_chain(crops, fill_nan_landmarks(lms), np.random.default_rng([seed, 3]))]
+    if reuse is not None:
+        with torch.no_grad():
+            v3 = np.stack([model.visual(torch.as_tensor(c)[None])[0].numpy() for c in extra])
+        v = np.concatenate([reuse["v"].astype(np.float16), v3.astype(np.float16)])
+        return {"v": v, "a": reuse["a"], "frames": reuse["frames"], "voiced": reuse["voiced"],
+                "pictures": np.int32(pictures)}
+    variants = [crops] + [camera_chain(crops, rng) for _ in range(CAMERA_VARIANTS - 1)] + extra
     wav = np.asarray(load_audio(grid_splits.video_path(name)), np.float32)
     voices = [wav] + [room_wave(wav, rng) for _ in range(VOICE_VARIANTS - 1)]
     with torch.no_grad():
@@ -167,7 +315,8 @@ def embed_clip(model, name: str, seed: int) -> dict:
     from core.audio import voice_activity
 
     voiced = voice_activity(wav, 25.0, len(crops))
-    return {"v": v.astype(np.float16), "a": a.astype(np.float16), "frames": np.int32(len(crops)), "voiced": voiced}
+    return {"v": v.astype(np.float16), "a": a.astype(np.float16), "frames": np.int32(len(crops)), "voiced": voiced,
+            "pictures": np.int32(pictures)}
 
 
 def cmd_prep(a):
@@ -184,14 +333,20 @@ def cmd_prep(a):
     names = s1 + grid_splits.s4_train_names() + val[: a.val_limit] + grid_splits.s4_eval_names()
     names = names[a.part::a.parts]
     model = encoder_model(SECOND_VOICE_CHECKPOINTS[a.encoder] if a.encoder else None)
-    out = prep_dir(model.arch if a.encoder else "")
+    arch = model.arch if a.encoder else ""
+    out = prep_dir(arch, a.pictures)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for i, name in enumerate(names):
         f = out / f"{name}.npz"
         if f.exists():
             continue
-        data = embed_clip(model, name, seed=SEED + hash_name(name))
+        reuse = None
+        shipped = prep_dir(arch) / f"{name}.npz"
+        if a.pictures > CAMERA_VARIANTS and shipped.exists() and not a.no_reuse:
+            with np.load(shipped) as z:
+                reuse = {k: z[k] for k in z.files}
+        data = embed_clip(model, name, seed=SEED + hash_name(name), pictures=a.pictures, reuse=reuse)
         tmp = out / f"{name}.tmp.npz"
         np.savez(tmp, **data)
         tmp.replace(f)
@@ -209,13 +364,14 @@ TEMPERATURE = 10.0   # logit scale of the cosine
 MAX_SHIFT = 12       # same-clip negatives: the voice up to this many frames early or late (not +-1: 80% overlap)
 
 
-def load_prepped(names, second_voice: str = ""):
+def load_prepped(names, second_voice: str = "", pictures: int = CAMERA_VARIANTS):
     """{name: (v (C, T, 128), a (V, T, 128), voiced (T,))} of the prepped clips among `names`; `second_voice` (an
     architecture prepped with `--encoder`): its voice embeddings beside the first's, a (V, T, 256) (the same rooms:
-    `prep` draws them from the same per-clip seed whatever the encoder)."""
+    `prep` draws them from the same per-clip seed whatever the encoder, and however many pictures); `pictures`:
+    the prep folder with that many pictures a clip."""
     out = {}
     for n in names:
-        f = prep_dir() / f"{n}.npz"
+        f = prep_dir(pictures=pictures) / f"{n}.npz"
         if not f.exists():
             continue
         with np.load(f) as z:
@@ -360,13 +516,13 @@ def cmd_train(a):
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(a.seed)
     train, val = split_names()
-    sel = {"s1_val": load_prepped(val, a.second_voice)}
+    sel = {"s1_val": load_prepped(val, a.second_voice, a.pictures)}
     if a.s4 == "heldout":       # s4 neither trained on nor selected on: a long unseen face for evaluation
         s4 = set(grid_splits.s4_names())
         train = [n for n in train if n not in s4]
     else:
-        sel["s4_eval"] = load_prepped(grid_splits.s4_eval_names(), a.second_voice)
-    train_clips = load_prepped(train, a.second_voice)
+        sel["s4_eval"] = load_prepped(grid_splits.s4_eval_names(), a.second_voice, a.pictures)
+    train_clips = load_prepped(train, a.second_voice, a.pictures)
     names = sorted(train_clips)
     print(f"training clips: {len(names)}; selection: " + ", ".join(f"{k} {len(v)}" for k, v in sel.items()))
     heads = SyncHeads(audio_embed=next(iter(train_clips.values()))[1].shape[-1])
@@ -395,6 +551,7 @@ def cmd_train(a):
                 best = (score, step)
                 save_heads(out, heads, a, {"steps": a.steps, "best_step": step, "seed": a.seed, "lr": a.lr,
                                            "s4": a.s4, "second_voice": a.second_voice, "train_clips": len(names),
+                                           "pictures": a.pictures,
                                            "wall_time_s": round(time.time() - t0, 1), "history": history})
     print(f"wrote {out} (best step {best[1]})")
 
@@ -419,6 +576,13 @@ def cmd_export(a):
     if second:       # the authors' audio encoder of that network, unchanged, travels with the heads
         arch, state = audio_encoder_state(SECOND_VOICE_CHECKPOINTS[second])
         out["second_voice"] = {"arch": arch, "state": state}
+    if a.dest:       # a heads file as the product reads it, elsewhere (eval_sync --weights); nothing shipped changes
+        if Path(a.dest).name == dst.name:
+            raise SystemExit(f"--dest: name it other than {dst.name} (that name is checked against the shipped file)")
+        Path(a.dest).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, a.dest)
+        print(f"wrote {a.dest}")
+        return
     torch.save(out, dst)
     meta_path = models / "sync_asd.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -438,8 +602,11 @@ def cmd_export(a):
                                                             if h["step"] == training.get("best_step")), None),
                      "recipe": RECIPE},
         "training_data": "GRID s1 (200 clips of the training pool; 30 of s1_val for selection) + GRID s4's even "
-                         "half (24 clips; its odd half for selection); each picture twice (as is, a random camera), "
-                         "each voice four times (clean, three random rooms)",
+                         "half (24 clips; its odd half for selection); each picture "
+                         + ("three times (as is, a random camera, a random footage chain: lip occluder, low "
+                            "contrast, block codec)" if int(training.get("pictures", 2)) == 3
+                            else "twice (as is, a random camera)")
+                         + ", each voice four times (clean, three random rooms)",
     })
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {dst} and {meta_path}")
@@ -455,6 +622,10 @@ def main():
     p.add_argument("--parts", type=int, default=1)
     p.add_argument("--encoder", choices=sorted(SECOND_VOICE_CHECKPOINTS), default=None,
                    help="embed with another network's encoders (for --second-voice; default: the shipped Light-ASD)")
+    p.add_argument("--pictures", type=int, choices=PICTURE_CHOICES, default=CAMERA_VARIANTS,
+                   help="pictures a clip: 2 (shipped: as is, a camera chain) or 3 (+ footage_chain; own prep folder)")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="with --pictures 3: embed all pictures and voices anew instead of copying the shipped prep's")
     p = sub.add_parser("train")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -465,9 +636,13 @@ def main():
                    help="train on s4's even half (selecting on its other half), or hold all of s4 out")
     p.add_argument("--second-voice", choices=sorted(SECOND_VOICE_CHECKPOINTS), default="",
                    help="read the voice with this network's audio encoder too (prepped with --encoder)")
+    p.add_argument("--pictures", type=int, choices=PICTURE_CHOICES, default=CAMERA_VARIANTS,
+                   help="train on the prep with this many pictures a clip (`prep --pictures`)")
     p.add_argument("--out", default=str(ROOT / "out" / "sync_asd_heads.pt"))
     p = sub.add_parser("export")
     p.add_argument("file")
+    p.add_argument("--dest", default="", help="write the product's heads file here instead of resources/models "
+                                               "(for eval_sync --weights; resources/ untouched)")
     a = ap.parse_args()
     {"prep": cmd_prep, "train": cmd_train, "export": cmd_export}[a.cmd](a)
 
