@@ -16,6 +16,15 @@ from .stages import StageTimer
 
 
 DECODE_AHEAD = 4    # frames the decoder thread reads ahead of rendering (it keeps up easily; more would only cost RAM)
+BATCH_BYTES = 16 * 1280 * 720 * 3   # frames a batch holds, at most: 16 at 720p, fewer for larger frames (memory)
+
+
+def frames_per_batch(batch_size: int, width: int, height: int) -> int:
+    """The batch `render_file` renders: `batch_size` frames, but no more than BATCH_BYTES of them (a batch is held
+    three times at once: being decoded into, rendered, queued for the encoder; 16 frames of 1080p in each took
+    ~0.3 GB), and at least 2 so that both threads render."""
+    fit = max(2, BATCH_BYTES // max(1, 3 * int(width) * int(height)))
+    return max(1, min(int(batch_size), fit))
 
 
 class RenderHelper:
@@ -59,6 +68,7 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
     writer = media.VideoWriter(path, info.width, info.height, info.fps_fraction, audio=audio, crf=crf,
                                preset=preset, sar=info.sar, sample_rate=audio_mod.SAMPLE_RATE)
     frames = prefetch(source.iterate(out_idx), depth=DECODE_AHEAD)
+    batch_size = frames_per_batch(batch_size, info.width, info.height)
     # a whole batch fits in the feed: the encoder works through one batch while the next one renders
     feed = Sink(writer.write, depth=batch_size, name="lipdub-encoder-feed")
     total, done, dubbed = len(out_idx), 0, 0

@@ -109,3 +109,20 @@ def test_export_hands_the_encoder_the_serial_loops_frames(clip, length, tmp_path
     assert outside_bad == [], f"frames {outside_bad} differ outside what the dub changed"
     assert psnr >= MIN_PSNR_DB
     assert media.probe(tmp_path / "out.mp4").num_frames == len(out_idx)
+
+
+def test_batches_hold_a_bounded_number_of_bytes():
+    """Large frames are rendered in smaller batches (memory: a batch is held three times at once), never fewer than
+    two (both threads render) unless asked for one; small frames keep the batch asked for."""
+    from core.render.writer import BATCH_BYTES, frames_per_batch
+
+    assert frames_per_batch(16, 1280, 720) == 16
+    assert frames_per_batch(16, 640, 360) == 16
+    assert frames_per_batch(16, 1920, 1080) == 7
+    assert frames_per_batch(16, 1080, 1920) == 7
+    assert frames_per_batch(4, 1920, 1080) == 4
+    assert frames_per_batch(16, 3840, 2160) == 2
+    assert frames_per_batch(1, 3840, 2160) == 1
+    for w, h in ((1920, 1080), (2560, 1440), (1280, 720)):
+        n = frames_per_batch(64, w, h)
+        assert n * 3 * w * h <= BATCH_BYTES < (n + 1) * 3 * w * h
