@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preset", default="medium")
     d.add_argument("--teeth-frame", type=int, default=None, help="frame to use as teeth proxy (default: suggested)")
     d.add_argument("--teeth-strength", type=float, default=1.0)
-    d.add_argument("--batch-size", type=int, default=16)
+    d.add_argument("--batch-size", type=int, default=16,
+                   help="frames rendered per batch, at most (large frames: fewer, core.render.writer.frames_per_batch)")
     d.add_argument("--report", help="write the result's per-frame sync confidence as CSV")
     d.add_argument("--no-score", action="store_true", help="skip scoring the result")
     d.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
