@@ -330,6 +330,13 @@ def mel_chunks(mel: np.ndarray, fps: float, num_video_frames: int, start: int = 
 # --------------------------------------------------------------------------------------------------------------
 # voice activity
 # --------------------------------------------------------------------------------------------------------------
+def chunk_bounds(n: int, size: int) -> list:
+    """[(start, stop)] cutting range(n) into chunks of `size`, the last one taking the rest (so no chunk but a
+    whole short range is smaller than `size`: numpy's and scipy's FFTs of a single row round differently)."""
+    starts = list(range(0, max(1, int(n) - int(size) + 1), int(size)))
+    return list(zip(starts, starts[1:] + [int(n)]))
+
+
 def band_levels_db(wav: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Speech-band (100-7800 Hz) power in dB re full scale, one value per 10 ms hop (centred frames).
     Computed LEVEL_CHUNK hops at a time from the samples they cover, so a long voice never has its padded copy and
@@ -346,8 +353,7 @@ def band_levels_db(wav: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     band = (freqs >= VAD_BAND_HZ[0]) & (freqs <= VAD_BAND_HZ[1])
     norm = 2.0 / (np.sum(window) ** 2)            # a full-scale sine in band -> about 0 dB
     out = np.empty(n_hops)
-    starts = list(range(0, max(1, n_hops - LEVEL_CHUNK + 1), LEVEL_CHUNK))   # the last chunk takes the rest: FFTs
-    for a, b in zip(starts, starts[1:] + [n_hops]):                         # of one row differ in the last bit
+    for a, b in chunk_bounds(n_hops, LEVEL_CHUNK):
         # samples of hops a..b-1 in the zero-padded signal: [a*HOP, (b-1)*HOP + N_FFT), shifted back by `pad`
         lo, hi = a * VAD_HOP - pad, (b - 1) * VAD_HOP + VAD_N_FFT - pad
         seg = np.zeros(hi - lo)

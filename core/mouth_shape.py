@@ -24,7 +24,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, chunk_bounds
 from .errors import ModelCorruptError, NoFaceError
 from .faces import geometry as g
 
@@ -264,8 +264,7 @@ def log_mel(wav: np.ndarray, min_seconds: float = 0.0, with_energy: bool = False
     # frames and complex spectra are never all in memory, only its power (the product by the mel bank stays one
     # product over all frames: BLAS's result for a row depends on how the rows are split)
     power = np.empty((n, N_FFT // 2 + 1), np.float32)
-    starts = list(range(0, max(1, n - MEL_CHUNK + 1), MEL_CHUNK))    # the last chunk takes the rest (no 1-row FFT)
-    for a, b in zip(starts, starts[1:] + [n]):
+    for a, b in chunk_bounds(n, MEL_CHUNK):
         spec = sfft.rfft(frames[a:b] * _window(), n=N_FFT, axis=1)
         power[a:b] = spec.real ** 2 + spec.imag ** 2
     mel = power @ _mel_basis().T

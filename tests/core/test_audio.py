@@ -281,3 +281,14 @@ def test_load_16k_mono_lossy_without_resampling(tmp_path, speech, container, cod
     assert x.dtype == np.float32 and x.ndim == 1 and x.flags.writeable
     assert abs(len(x) - len(speech)) <= 0.05 * 16000 and np.abs(x).max() <= 1.0
     x[:10] = 0                                           # callers may edit what they get
+
+
+def test_chunk_bounds_cover_the_range_with_no_short_chunk_but_the_only_one():
+    assert audio.chunk_bounds(10, 4) == [(0, 4), (4, 10)]
+    assert audio.chunk_bounds(8, 4) == [(0, 4), (4, 8)]
+    assert audio.chunk_bounds(3, 4) == [(0, 3)]
+    assert audio.chunk_bounds(0, 4) == [(0, 0)]
+    for n in range(1, 40):
+        b = audio.chunk_bounds(n, 7)
+        assert b[0][0] == 0 and b[-1][1] == n and all(x[1] == y[0] for x, y in zip(b, b[1:]))
+        assert all(hi - lo >= min(n, 7) for lo, hi in b)
