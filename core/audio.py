@@ -243,28 +243,44 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
 
     Edge cases: NaN/inf samples count as 0 (silence); an empty input is one sample of silence (one column of
     -4); any input shorter than the 400-sample reflect padding is reflected as numpy does (repeatedly), where
-    librosa 0.7 would have raised."""
-    x = sanitize(wav)
+    librosa 0.7 would have raised. Computed MEL_BLOCK columns at a time from the samples they cover (pre-emphasis
+    and reflect padding included), so a long voice never has its float64 copies in memory (10 min: ~0.4 GB); each
+    column's arithmetic is the same whatever the blocking."""
+    x = np.asarray(wav).reshape(-1)
     if x.size == 0:
         x = np.zeros(1)
-    y = np.empty_like(x)
-    y[0] = x[0]
-    y[1:] = x[1:] - PREEMPHASIS * x[:-1]                  # scipy.signal.lfilter([1, -0.97], [1], x)
+    if not np.isfinite(x).all():
+        x = sanitize(x)
     pad = N_FFT // 2
-    if y.size > 1:
-        ypad = np.pad(y, pad, mode="reflect")
-    else:
-        ypad = np.pad(y, pad, mode="edge")
-    frames = np.lib.stride_tricks.sliding_window_view(ypad, N_FFT)[::MEL_HOP]
+    n = x.size
+    columns = num_mel_frames(n)
+    if n <= pad:                                           # numpy's repeated reflection: the whole signal at once
+        y = preemphasis(x, np.arange(n))
+        ypad = np.pad(y, pad, mode="reflect" if n > 1 else "edge")
     window = hann_window(MEL_WINDOW)
     basis = mel_basis()
-    out = np.empty((NUM_MELS, frames.shape[0]), dtype=np.float32)
-    for a in range(0, frames.shape[0], MEL_BLOCK):
-        block = frames[a:a + MEL_BLOCK] * window
+    out = np.empty((NUM_MELS, columns), dtype=np.float32)
+    for a in range(0, columns, MEL_BLOCK):
+        b = min(columns, a + MEL_BLOCK)
+        if n <= pad:
+            seg = ypad[a * MEL_HOP:(b - 1) * MEL_HOP + N_FFT]
+        else:                                              # the padded signal's samples of this block
+            k = np.arange(a * MEL_HOP, (b - 1) * MEL_HOP + N_FFT) - pad
+            k = np.abs(k)                                  # reflected before the start ...
+            k = np.where(k >= n, 2 * (n - 1) - k, k)       # ... and after the end
+            seg = preemphasis(x, k)
+        block = np.lib.stride_tricks.sliding_window_view(seg, N_FFT)[::MEL_HOP] * window
         mag = np.abs(np.fft.rfft(block, n=N_FFT, axis=1))        # (b, 401) float64
         mel = np.dot(basis, mag.T)                               # float32 basis x float64 -> float64
-        out[:, a:a + MEL_BLOCK] = mel_units(20.0 * np.log10(np.maximum(AMP_FLOOR, mel)))
+        out[:, a:b] = mel_units(20.0 * np.log10(np.maximum(AMP_FLOOR, mel)))
     return out
+
+
+def preemphasis(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """float64 y[index] of y[n] = x[n] - PREEMPHASIS x[n-1], y[0] = x[0] (scipy.signal.lfilter([1, -0.97], [1], x))."""
+    cur = x[index].astype(np.float64)
+    prev = x[np.maximum(index - 1, 0)].astype(np.float64)
+    return np.where(index > 0, cur - PREEMPHASIS * prev, cur)
 
 
 def mel_units(level_db: np.ndarray) -> np.ndarray:

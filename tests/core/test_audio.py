@@ -143,6 +143,31 @@ def test_mel_blocking_does_not_change_the_result(monkeypatch, speech):
     assert np.array_equal(audio.melspectrogram(speech), full)
 
 
+def _mel_of_whole_padded_signal(x):
+    """The mel spectrogram as one whole padded, pre-emphasised float64 copy of the signal gives it (the way before
+    `melspectrogram` cut the samples block by block), FFT'd in the same blocks."""
+    x = np.nan_to_num(np.asarray(x, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    y = np.concatenate([x[:1], x[1:] - audio.PREEMPHASIS * x[:-1]])
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, audio.N_FFT // 2, mode="reflect"),
+                                                      audio.N_FFT)[::audio.MEL_HOP]
+    out = []
+    for a in range(0, len(frames), audio.MEL_BLOCK):
+        mag = np.abs(np.fft.rfft(frames[a:a + audio.MEL_BLOCK] * audio.hann_window(audio.MEL_WINDOW), axis=1))
+        out.append(audio.mel_units(20.0 * np.log10(np.maximum(audio.AMP_FLOOR, np.dot(audio.mel_basis(), mag.T)))))
+    return np.concatenate(out, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("block", [audio.MEL_BLOCK, 3])
+def test_mel_cut_from_each_blocks_samples_equals_the_whole_signals(monkeypatch, speech, block):
+    monkeypatch.setattr(audio, "MEL_BLOCK", block)
+    rng = np.random.default_rng(3)
+    for n in (401, 402, 799, 800, 801, 1203, 16000, 3 * 200 * block + 17):
+        x = (rng.standard_normal(n) * 0.1).astype(np.float32)
+        x[[0, n // 2, n - 1]] = [0.7, np.nan, -np.inf]          # the edges' reflections and the repair
+        assert np.array_equal(audio.melspectrogram(x), _mel_of_whole_padded_signal(x)), n
+    assert np.array_equal(audio.melspectrogram(speech), _mel_of_whole_padded_signal(speech))
+
+
 # --------------------------------------------------------------------------------------------------- chunking
 @pytest.mark.parametrize("fps,name", [(25, "chunk_starts_25.npy"), (29.97, "chunk_starts_2997.npy")])
 def test_chunk_starts_match_wav2lip(fps, name):
