@@ -108,9 +108,10 @@ def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndar
     if (speech > 0.5).sum() / fps < MIN_SPEECH_SECONDS:      # voiced own speech with the face scored, seconds
         return None
     held = (np.arange(m) // HOLD_CHUNK) % HOLD_EVERY == HOLD_EVERY - 1
-    refined = scorer.refined(face.trunk[:m], aligned_wav, speech, train=~held)
+    # the refit changes only the video head: the voice's features are the scorer's, computed once for both
+    afeat = np.asarray(scorer.audio_features(aligned_wav, fps, m + scorer.window - 1), np.float32)[:m]
+    refined = scorer.refined(face.trunk[:m], aligned_wav, speech, train=~held, audio=afeat)
     vfeat = refined.project_video(face.trunk[:m])
-    afeat = np.asarray(refined.audio_features(aligned_wav, fps, m + scorer.window - 1), np.float32)[:m]
     rep = lse_from_features(vfeat, afeat, scorer.vshift, scorer=scorer.name, window=scorer.window)
     # the level comes from the held-out chunks alone, their null included: the refit pushed the wrong offsets away
     # on the windows it learnt from, and a null taken there (or a 1 s average reaching into them) raised the level

@@ -143,9 +143,11 @@ def test_the_refit_level_comes_from_the_windows_it_did_not_learn_from(monkeypatc
     class Refinable:
         window, vshift, name = 5, 15, "x"
 
+        def audio_features(self, *a):
+            return np.zeros((m, 4), np.float32)
+
         def refined(self, *a, **k):
-            return SimpleNamespace(project_video=lambda t: np.zeros((len(t), 4), np.float32),
-                                   audio_features=lambda *a: np.zeros((m, 4), np.float32))
+            return SimpleNamespace(project_video=lambda t: np.zeros((len(t), 4), np.float32))
 
     levels = []
     for contrast in (1.0, 10.0):

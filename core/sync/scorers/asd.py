@@ -143,12 +143,16 @@ class AsdScorer(SyncScorer):
         return self._project(trunk.numpy(), self.heads.audio)
 
     # ------------------------------------------------------------------ per-clip refinement (core.sync.refine)
-    def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None) -> "AsdScorer":
-        """This scorer with its video head refit on the clip's own voice (`aligned_wav`, moved to its own offset)."""
+    def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None,
+                audio: Optional[np.ndarray] = None) -> "AsdScorer":
+        """This scorer with its video head refit on the clip's own voice (`aligned_wav`, moved to its own offset).
+        `audio`: this scorer's `audio_features` of that voice for the trunk's windows, when the caller has them."""
         from ..asd.head import EMBED
         from ..refine import refine_head
 
-        audio = self.audio_features(aligned_wav, self.native_fps, len(trunk) + self.window - 1)[:len(trunk)]
+        if audio is None:
+            audio = self.audio_features(aligned_wav, self.native_fps, len(trunk) + self.window - 1)
+        audio = np.asarray(audio, np.float32)[:len(trunk)]
         head = refine_head(self.heads.video, lambda h, x: h(x.view(len(x), self.window, EMBED)), trunk,
                            audio / DIST_SCALE, speech, train=train)
         return self.with_video_head(head.state_dict())

@@ -78,8 +78,12 @@ class FusedScorer(SyncScorer):
         return self.project_video(self.video_trunk(face_inputs))
 
     # per-clip refinement (core.sync.refine): the sync_asd side's video head, whose encoder learnt many faces
-    def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None) -> "FusedScorer":
-        return FusedScorer(self.lite, self.asd.refined(self._split_trunk(trunk)[1], aligned_wav, speech, train=train),
+    def refined(self, trunk: np.ndarray, aligned_wav: np.ndarray, speech: np.ndarray, train=None,
+                audio: Optional[np.ndarray] = None) -> "FusedScorer":
+        """`audio`: this scorer's `audio_features` of `aligned_wav` (its sync_asd columns are the refit's)."""
+        asd_audio = None if audio is None else np.asarray(audio)[:, self.lite.model.audio_fc.out_features:]
+        return FusedScorer(self.lite, self.asd.refined(self._split_trunk(trunk)[1], aligned_wav, speech, train=train,
+                                                       audio=asd_audio),
                            self.lite_weight, self.path)
 
     def video_head_state(self) -> dict:
