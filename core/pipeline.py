@@ -25,7 +25,7 @@ from .engines import registry as engines
 from .engines.base import DubContext, Engine, MaskSettings
 from .engines.teeth import suggest_teeth_frames
 from .errors import LipDubError, MediaError, ModelError, NoFaceError, OutputError
-from .heap import release_free_memory
+from .heap import limit_arenas, release_free_memory
 from .progress import CancelToken, ProgressFn, check
 from .render.renderer import FrameRenderer, proxy_from_frame
 from .render.schedule import output_schedule, remap_track, voice_for
@@ -33,6 +33,9 @@ from .render.stages import StageTimer
 from .render.writer import render_file
 
 log = logging.getLogger(__name__)
+
+RELEASE_TRACKER_SECONDS = 60.0   # from this clip length a job's memory matters more than reloading the face
+                                 # tracker's models (~0.5-0.9 s) for the next clip: it drops them once tracked
 
 
 @dataclass
@@ -162,6 +165,7 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
                       cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> PreparedClip:
     """`prepare_clip` short of the adaptation (`adapt_prepared`) and the performer (`follow_performer`): the
     context's mouth head and performance are None."""
+    from .faces.detect import release_default_backend
     from .faces.track import track_video
 
     timer = timer or StageTimer()
@@ -202,6 +206,8 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
         check(cancel)
         track_set = track_video(settings.video, progress=progress, cancel=cancel,
                                 cache_dir=settings.track_cache_dir, detect_every=settings.detect_every)
+        if info.num_frames / max(float(info.fps), 1e-6) >= RELEASE_TRACKER_SECONDS:
+            release_default_backend()   # the adaptation and the render do not need it (a performer video reloads it)
     except BaseException:
         checks.result()     # the damage first, as when the scans ran before everything
         raise
@@ -484,6 +490,7 @@ def prepare_dub(settings: DubSettings, progress: Optional[ProgressFn] = None, ca
                 timer: Optional[StageTimer] = None, score: bool = False) -> PreparedDub:
     """`score`: the result will be scored (`dub_result`), so its scorer is loaded early too."""
     timer = timer or StageTimer()
+    limit_arenas()                     # before the job's threads start (core.heap)
     make_engine(settings).precheck()   # fail fast (missing weights) before tracking
     preload = start_preload(settings, score)
     prep = prepare_unadapted(settings, progress, cancel, timer)

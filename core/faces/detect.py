@@ -231,3 +231,10 @@ def default_backend() -> DlibBackend:
     if _DEFAULT is None:
         _DEFAULT = DlibBackend()
     return _DEFAULT
+
+
+def release_default_backend() -> None:
+    """Drop the shared DlibBackend (its landmark model holds ~75 MB): a job that has tracked its clips releases it
+    for the rest of its work (the next `default_backend()` loads it again)."""
+    global _DEFAULT
+    _DEFAULT = None

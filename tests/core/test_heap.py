@@ -41,3 +41,53 @@ def test_the_dub_trims_the_heap_before_it_renders(monkeypatch, tmp_path):
         assert calls == [True]
     finally:
         dub.close()
+
+
+@pytest.mark.parametrize("release_from,released", [(0.0, True), (1e9, False)])
+def test_a_long_clips_dub_drops_the_face_trackers_models_once_tracked(monkeypatch, tmp_path, release_from, released):
+    from core import pipeline
+    from core.faces import detect
+    from data_paths import SAMPLES
+
+    monkeypatch.setattr(pipeline, "RELEASE_TRACKER_SECONDS", release_from)
+    settings = pipeline.DubSettings(video=str(SAMPLES / "grid_s1_sample.mp4"), audio=str(SAMPLES / "voice_sample.wav"),
+                                    output=str(tmp_path / "o.mp4"), track_cache_dir=str(tmp_path / "t"), adapt=False)
+    prep = pipeline.prepare_unadapted(settings)
+    assert prep.track.present.any()
+    assert (detect._DEFAULT is None) == released
+    assert detect.default_backend() is not None       # loaded again when a later job tracks
+
+
+ARENAS_SCRIPT = """
+import ctypes, sys, threading
+import numpy as np
+from core import heap
+if sys.argv[1] == "limit":
+    assert heap.limit_arenas()
+held, go = [], threading.Event()
+def work():
+    held.append(np.ones(50_000))          # 400 KB from this thread's arena
+    go.wait()
+threads = [threading.Thread(target=work) for _ in range(int(sys.argv[2]))]
+for t in threads:
+    t.start()
+while len(held) < len(threads):
+    pass
+ctypes.CDLL("libc.so.6").malloc_stats()   # one "Arena N:" block per arena, on stderr
+go.set()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_threads_share_one_heap_arena_per_core(tmp_path):
+    import os
+    import subprocess
+
+    cores = len(os.sched_getaffinity(0))
+
+    def arenas(mode):
+        run = subprocess.run([sys.executable, "-c", ARENAS_SCRIPT, mode, str(cores + 4)], capture_output=True, text=True, check=True,
+                             cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.getcwd()})
+        return run.stderr.count("Arena ")
+
+    assert arenas("limit") <= cores < arenas("default")
