@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple, Union
 
+import cv2
 import numpy as np
 
 from .warp import CanonicalCrop
@@ -22,6 +23,9 @@ POINT_WEIGHT = 1.0
 JAW_WEIGHT = 0.5
 GAP_WEIGHT = 2.0
 THUMB_SIZE = (16, 12)   # (w, h) of the grey mouth thumbnails used for the jump cost
+# a packed library's crops (TextureLibrary.packed): measured on 1080p face crops (259 x 192), fast deflate with
+# run-length matches keeps 0.28 of the bytes, 3.5 ms to pack and 1.35 ms to unpack a crop (level 1 as is: 0.35)
+PNG_SETTINGS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
 def shape_features(canon: np.ndarray) -> np.ndarray:
@@ -39,12 +43,16 @@ def shape_features(canon: np.ndarray) -> np.ndarray:
 
 @dataclass
 class TextureLibrary:
-    """Aligned lower-face crops of one clip, filled in one streaming pass (never whole frames)."""
+    """Aligned lower-face crops of one clip, filled in one streaming pass (never whole frames).
+
+    `packed`: each crop is kept as a lossless PNG instead (a long 1080p clip's library: 0.28 of its 300 MB, for
+    ~1.4 ms of unpacking per candidate crop); `image(row)` gives the same pixels either way."""
 
     crop: CanonicalCrop
     capacity: int
+    packed: bool = False
     frames: np.ndarray = field(init=False)      # (L,) source frame index of each row
-    images: np.ndarray = field(init=False)      # (L, h, w, 3) uint8
+    images: Optional[np.ndarray] = field(init=False)   # (L, h, w, 3) uint8 (None when packed)
     canon: np.ndarray = field(init=False)       # (L, 68, 2) canonical landmarks (IOD units)
     thumbs: np.ndarray = field(init=False)      # (L, tw*th) float32
     size: int = 0
@@ -52,7 +60,8 @@ class TextureLibrary:
     def __post_init__(self):
         w, h = self.crop.size
         self.frames = np.zeros(self.capacity, np.int64)
-        self.images = np.zeros((self.capacity, h, w, 3), np.uint8)
+        self.images = None if self.packed else np.zeros((self.capacity, h, w, 3), np.uint8)
+        self._pngs: list = []
         self.canon = np.zeros((self.capacity, 68, 2), np.float32)
         self.thumbs = np.zeros((self.capacity, THUMB_SIZE[0] * THUMB_SIZE[1]), np.float32)
         self._row_of = {}
@@ -62,11 +71,23 @@ class TextureLibrary:
             raise IndexError("texture library is full")
         i = self.size
         self.frames[i] = frame_index
-        self.images[i] = image
+        if self.packed:
+            ok, png = cv2.imencode(".png", np.ascontiguousarray(image, np.uint8), PNG_SETTINGS)
+            if not ok:
+                raise RuntimeError("OpenCV could not encode a texture crop as PNG")
+            self._pngs.append(png)
+        else:
+            self.images[i] = image
         self.canon[i] = canon
         self.thumbs[i] = mouth_thumbnail(image, canon, self.crop)
         self._row_of[int(frame_index)] = i
         self.size += 1
+
+    def image(self, row: int) -> np.ndarray:
+        """(h, w, 3) uint8 crop of library row `row`."""
+        if not self.packed:
+            return self.images[row]
+        return cv2.imdecode(self._pngs[row], cv2.IMREAD_UNCHANGED)
 
     def row_of(self, frame_index: int) -> int:
         """Library row of a source frame, -1 if it is not in the library."""
@@ -76,7 +97,8 @@ class TextureLibrary:
         """Trim the preallocated arrays to the rows actually filled."""
         n = self.size
         self.frames = self.frames[:n]
-        self.images = self.images[:n]
+        if not self.packed:
+            self.images = self.images[:n]
         self.canon = self.canon[:n]
         self.thumbs = self.thumbs[:n]
         self.capacity = n
@@ -96,8 +118,6 @@ class TextureLibrary:
 
 def mouth_thumbnail(image: np.ndarray, canon: np.ndarray, crop: CanonicalCrop) -> np.ndarray:
     """Small grey, mean-removed view of the mouth box of a canonical crop (for appearance distances)."""
-    import cv2
-
     px = crop.to_px(np.asarray(canon, np.float64)[MOUTH_PTS])
     c = px.mean(0)
     half_w = 0.55 * crop.ppi

@@ -499,3 +499,21 @@ def test_library_from_the_scoring_pass_frames_is_the_same(handed):
         assert np.array_equal(getattr(shared.lib, field), getattr(own.lib, field)), field
     assert shared._teeth_source[0] == own._teeth_source[0]
     assert np.array_equal(shared._teeth_source[1], own._teeth_source[1])
+
+
+def test_a_packed_library_gives_back_the_same_crops_in_a_third_of_the_memory():
+    crop = warp.CanonicalCrop(ppi=40)
+    w, h = crop.size
+    frames = read_frames(GRID_S1 / "video" / f"{heldout_names()[0]}.mp4")[:12]     # real pixels
+    canon = np.zeros((68, 2), np.float32)
+    libs = [retrieval.TextureLibrary(crop, capacity=len(frames), packed=p) for p in (False, True)]
+    for lib in libs:
+        for t, frame in enumerate(frames):
+            lib.add(t, np.ascontiguousarray(frame[200:200 + h, 150:150 + w]), canon)
+        lib.finish()
+    plain, packed = libs
+    assert packed.images is None
+    for r in range(len(frames)):
+        assert np.array_equal(packed.image(r), plain.image(r))
+    assert np.array_equal(packed.thumbs, plain.thumbs)
+    assert sum(p.nbytes for p in packed._pngs) < 0.6 * plain.images.nbytes

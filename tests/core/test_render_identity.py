@@ -126,3 +126,24 @@ def test_batches_hold_a_bounded_number_of_bytes():
     for w, h in ((1920, 1080), (2560, 1440), (1280, 720)):
         n = frames_per_batch(64, w, h)
         assert n * 3 * w * h <= BATCH_BYTES < (n + 1) * 3 * w * h
+
+
+def test_a_packed_texture_library_renders_the_same_frames(tmp_path, monkeypatch):
+    """A long clip's library keeps its crops as lossless PNGs (memory): every rendered frame stays bit-identical."""
+    from core.engines.classic import engine as classic
+
+    frames, packed = [], []
+    for above_mb in (1e9, 0.0):
+        monkeypatch.setattr(classic, "PACK_LIBRARY_ABOVE_MB", above_mb)
+        settings = DubSettings(video=str(SAMPLES / "grid_s1_sample.mp4"), audio=str(SAMPLES / "voice_sample.wav"),
+                               output=str(tmp_path / "out.mp4"), adapt=False, track_cache_dir=str(tmp_path / "t"),
+                               speaker_cache_dir=str(tmp_path / "speaker"), face_track=0)
+        dub = prepare_dub(settings)
+        try:
+            packed.append(dub.engines["classic"].lib.packed)
+            frames.append(serial_reference(dub.renderer, dub.prep.out_indices, 8)[0])
+        finally:
+            dub.close()
+    assert packed == [False, True]
+    assert len(frames[0]) == len(frames[1]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*frames))

@@ -50,6 +50,10 @@ ANTICIPATION_S = 0.3
 # pixels, so a frame pixel the alpha reaches (at most 2 px beyond it) reads texture up to 3 px beyond it
 TEXTURE_MARGIN = 4
 TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
+# a texture library larger than this keeps its crops as lossless PNGs (retrieval.TextureLibrary.packed): a 10 min
+# 1080p clip's 300 MB become ~100 MB for ~1 ms of unpacking per candidate (~2% of its render); a minute of 720p
+# (~60 MB) or 30 s of 1080p (~150 MB) stays unpacked, at no cost
+PACK_LIBRARY_ABOVE_MB = 200.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -312,7 +316,9 @@ class ClassicEngine(Engine):
         stride = max(1, int(np.ceil(len(idx) / float(cap))))   # long clips: every stride-th face frame
         keep = np.zeros(n_src, bool)
         keep[idx[::stride]] = True
-        self.lib = retrieval.TextureLibrary(self.crop, capacity=int(keep.sum()))
+        rows = int(keep.sum())
+        self.lib = retrieval.TextureLibrary(self.crop, capacity=rows,
+                                            packed=rows * w * h * 3 > PACK_LIBRARY_ABOVE_MB * 2 ** 20)
         want_teeth = ctx.teeth_frame
         if want_teeth is not None and not (0 <= int(want_teeth) < n_src and self.pres[int(want_teeth)]):
             log.warning("Teeth frame %s has no tracked face: choosing one automatically.", want_teeth)
@@ -414,7 +420,7 @@ class ClassicEngine(Engine):
         srcs = [np.concatenate([self.crop.to_px(self.lib.canon[r])[warp.WARP_POINTS], self._cborder])
                 for r in rows[use]]
         affs = warp.affines_many(srcs, dst, self._ctris)      # the candidates share dst: one solve
-        warped = [warp.warp_image(self.lib.images[r], src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
+        warped = [warp.warp_image(self.lib.image(r), src, dst, self._ctris, out_hw=(y1 - y0, x1 - x0),
                                   labels=labels, origin=(x0, y0), affines=aff)
                   for r, src, aff in zip(rows[use], srcs, affs)]
         tex = retrieval.weighted_median(np.stack(warped), wts[use])
