@@ -218,3 +218,28 @@ def test_refit_on_a_long_real_clip_separates_own_voice_from_late_on_another_sent
     assert abs(r_own.offset_frames) <= 1
     voiced = r_own.voiced & r_own.valid
     assert r_own.low[voiced].mean() + 0.5 <= r_late.low[voiced].mean()
+
+
+def test_the_refits_adam_is_torchs_bit_for_bit():
+    """refine.Adam replaces torch.optim.Adam (whose construction imports sympy): the same weights after every step."""
+    import torch
+
+    def trained(make_optimizer):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+        opt = make_optimizer(net.parameters())
+        g = torch.Generator().manual_seed(1)
+        history = []
+        for _ in range(40):
+            x = torch.randn(32, 8, generator=g)
+            loss = ((net(x) - x[:, :4]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append([p.detach().clone() for p in net.parameters()])
+        return history
+
+    ours = trained(lambda params: refine.Adam(params, lr=3e-3))
+    theirs = trained(lambda params: torch.optim.Adam(params, lr=3e-3))
+    assert all(torch.equal(a, b) for step_a, step_b in zip(ours, theirs) for a, b in zip(step_a, step_b))
+    assert not torch.equal(ours[0][0], ours[-1][0])              # it trained
