@@ -193,3 +193,22 @@ def test_a_long_voice_is_encoded_in_chunks_exactly_as_in_one_pass(monkeypatch):
         assert np.array_equal(chunked, whole), float(np.abs(chunked - whole).max())
     monkeypatch.setattr(asd_scorer, "AUDIO_MARGIN", 2)          # too little context: the joins show
     assert not np.array_equal(scorer.audio_trunk(voice, frames, first), whole)
+
+
+def test_a_long_clips_windows_go_through_the_heads_in_chunks_exactly_as_at_once(monkeypatch):
+    # memory: a 10 min clip's windows through a head at once held ~0.1 GB of activations
+    import core.sync.scorers.asd as asd_scorer
+
+    scorer = get_scorer("sync_asd")
+    voice = np.concatenate([load_audio(str(GRID_OTHERS / f"{n}.mpg")) for n in ("lbax4n", "sbwe5n")])
+    audio_trunk = scorer.audio_trunk(voice, len(voice) // 640 - 2)
+    audio_windows = np.stack([audio_trunk[i:i + 5].reshape(-1) for i in range(len(audio_trunk) - 4)])
+    rng = np.random.default_rng(0)
+    video_windows = np.abs(rng.standard_normal((1001, 5 * 128))).astype(np.float32)
+    for trunk, head in ((audio_windows, scorer.heads.audio), (video_windows, scorer.heads.video)):
+        monkeypatch.setattr(asd_scorer, "PROJECT_CHUNK", 10 ** 9)
+        whole = scorer._project(trunk, head)
+        monkeypatch.setattr(asd_scorer, "PROJECT_CHUNK", 64)
+        chunked = scorer._project(trunk, head)
+        assert chunked.shape == whole.shape and len(whole) == len(trunk)
+        assert np.array_equal(chunked, whole), float(np.abs(chunked - whole).max())

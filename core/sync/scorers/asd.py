@@ -35,6 +35,8 @@ MODEL_NAME = "sync_asd"
 DIST_SCALE = 10.0
 AUDIO_CHUNK = 512       # frames (20 s) of voice encoded at a time (memory; the result does not depend on it) ...
 AUDIO_MARGIN = 64       # ... with this much context on each side (both multiples of 16: see audio_trunk)
+PROJECT_CHUNK = 2048     # windows through a head at a time: a 10 min clip's ~0.1 GB of activations at once before
+                        # (each window's values do not depend on the chunking: tested)
 
 
 class AsdScorer(SyncScorer):
@@ -174,11 +176,17 @@ class AsdScorer(SyncScorer):
     def _project(self, trunk: np.ndarray, head) -> np.ndarray:
         import torch
 
-        x = torch.as_tensor(np.asarray(trunk, np.float32)).to(self.device)
-        if len(x) == 0:
+        from ...audio import chunk_bounds
+
+        t = np.asarray(trunk, np.float32)
+        if len(t) == 0:
             return np.zeros((0, head.net[-1].out_features), np.float32)
+        out = []
         with torch.inference_mode():
-            return (DIST_SCALE * head(x.reshape(len(x), self.window, -1))).float().cpu().numpy()
+            for a, b in chunk_bounds(len(t), PROJECT_CHUNK):
+                x = torch.as_tensor(t[a:b]).to(self.device)
+                out.append((DIST_SCALE * head(x.reshape(len(x), self.window, -1))).float().cpu().numpy())
+        return np.concatenate(out)
 
 
 def _load(path: Path, device: str) -> SyncScorer:
