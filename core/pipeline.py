@@ -537,6 +537,8 @@ def run_dub(settings: DubSettings, progress: Optional[ProgressFn] = None,
                              cancel=cancel)
     finally:
         dub.close()
+    del dub                 # the engines' state (the texture library) ...
+    release_free_memory()   # ... and the render's frames go back before the report (or the caller's next job)
     return dub_result(settings, prep, out_idx, dubbed, timer, t_all, score, progress, cancel,
                       report_voice=report_voice)
 

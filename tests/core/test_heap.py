@@ -28,19 +28,18 @@ def test_freed_heap_pages_are_returned():
     assert keep.sum() == 64 * 1024
 
 
-def test_the_dub_trims_the_heap_before_it_renders(monkeypatch, tmp_path):
+def test_the_dub_trims_the_heap_before_and_after_it_renders(monkeypatch, tmp_path):
     from core import pipeline
     from data_paths import SAMPLES
 
     calls = []
-    monkeypatch.setattr(pipeline, "release_free_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(pipeline, "release_free_memory", lambda: calls.append("trim") or True)
+    render = pipeline.render_file
+    monkeypatch.setattr(pipeline, "render_file", lambda *a, **k: calls.append("render") or render(*a, **k))
     settings = pipeline.DubSettings(video=str(SAMPLES / "grid_s1_sample.mp4"), audio=str(SAMPLES / "voice_sample.wav"),
                                     output=str(tmp_path / "o.mp4"), track_cache_dir=str(tmp_path / "t"), adapt=False)
-    dub = pipeline.prepare_dub(settings)
-    try:
-        assert calls == [True]
-    finally:
-        dub.close()
+    pipeline.run_dub(settings)
+    assert calls == ["trim", "render", "trim"]
 
 
 @pytest.mark.parametrize("release_from,released", [(0.0, True), (1e9, False)])
