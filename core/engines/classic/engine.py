@@ -51,7 +51,7 @@ ANTICIPATION_S = 0.3
 TEXTURE_MARGIN = 4
 TEXTURE_JPEG_QUALITY = 95    # warmed textures are kept compressed: ~20 KB instead of ~150 KB a frame at 720p
 # a texture library larger than this keeps its crops as lossless PNGs (retrieval.TextureLibrary.packed): a 10 min
-# 1080p clip's 300 MB become ~100 MB for ~1 ms of unpacking per candidate (~2% of its render); a minute of 720p
+# 1080p clip's 300 MB become ~85 MB for ~1.35 ms of unpacking per candidate (~3.5% of its render); a minute of 720p
 # (~60 MB) or 30 s of 1080p (~150 MB) stays unpacked, at no cost
 PACK_LIBRARY_ABOVE_MB = 200.0
 
