@@ -165,11 +165,15 @@ def test_source_frames_pingpong_matches_random_access(tmp_path):
 
 
 def test_loop_policy_output_follows_voice_length(tmp_path, w2l_checkpoint, track_cache):
-    voice = tmp_path / "long_voice.wav"
-    ffmpeg("-i", VOICE, "-i", VOICE, "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1", voice)
+    # a 1 s clip and a 2 s voice: the random generator costs ~0.13 s a frame, so the looped half is kept short
+    clip, voice = tmp_path / "one_second.mp4", tmp_path / "two_seconds.wav"
+    ffmpeg("-i", VIDEO, "-t", "1", "-c:v", "libx264", "-crf", "12", "-c:a", "aac", clip)
+    ffmpeg("-i", VOICE, "-t", "2", voice)
     out = tmp_path / "loop.mp4"
-    res = run_dub(DubSettings(video=str(VIDEO), audio=str(voice), output=str(out), engine="wav2lip",
-                              engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(w2l_checkpoint))}, length_policy="loop", track_cache_dir=track_cache))
+    res = run_dub(DubSettings(video=str(clip), audio=str(voice), output=str(out), engine="wav2lip",
+                              engine_options={"wav2lip": Wav2LipOptions(checkpoint=str(w2l_checkpoint))},
+                              length_policy="loop", track_cache_dir=track_cache))
+    assert media.probe(str(clip)).num_frames == 25
     info = media.probe(str(out))
-    assert info.num_frames == res.num_frames == 150
-    assert abs(info.duration - 6.0) < 0.15
+    assert info.num_frames == res.num_frames == 50
+    assert abs(info.duration - 2.0) < 0.15
