@@ -17,6 +17,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .audio import chunk_bounds
+
 
 PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
           "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W",
@@ -24,6 +26,7 @@ PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH",
 NUM_PHONES = len(PHONES)
 PHONE_INDEX = {p: i for i, p in enumerate(PHONES)}
 DECODER_FRAME_S = 0.01      # PocketSphinx frames are 10 ms
+PCM_CHUNK = 1 << 20         # samples scaled to 16 bits at a time (pcm16)
 
 
 def _decoder():
@@ -46,15 +49,15 @@ DECODED_KEPT = 4            # voices whose phones are kept: the window re-dubs t
 def decode_phones(wav: np.ndarray) -> list:
     """[(phone, start_s, end_s)] of a 16 kHz mono voice (noise and fillers count as silence). The last few voices'
     results are kept (decoding is deterministic: a new decoder per voice)."""
-    x = np.nan_to_num(np.asarray(wav, np.float32).reshape(-1))
+    x = np.ascontiguousarray(np.asarray(wav, np.float32).reshape(-1))
     if x.size == 0:
         return []
-    key = hashlib.blake2b(x.tobytes(), digest_size=16).digest()
+    key = hashlib.blake2b(x.view(np.uint8), digest_size=16).digest()     # the samples as they are: no copy
     with _DECODED_LOCK:
         if key in _DECODED:
             _DECODED.move_to_end(key)
             return list(_DECODED[key])
-    out = _decode(x)
+    out = _decode(pcm16(x))
     with _DECODED_LOCK:
         _DECODED[key] = out
         while len(_DECODED) > DECODED_KEPT:
@@ -62,14 +65,28 @@ def decode_phones(wav: np.ndarray) -> list:
     return list(out)
 
 
-def _decode(x: np.ndarray) -> list:
-    peak = float(np.abs(x).max())
-    if peak > 0:
-        x = x * (0.7 / peak)            # the decoder's front end expects a healthy 16-bit level
-    pcm = (x * 32767).astype(np.int16).tobytes()
+def pcm16(wav: np.ndarray) -> np.ndarray:
+    """The 16-bit samples the decoder reads: NaN and infinities repaired as numpy's nan_to_num does, the peak
+    brought to 0.7 of full scale (the decoder's front end expects a healthy level). Made PCM_CHUNK samples at a
+    time: a 10 min voice never has whole float copies beside the decoder's own ~0.1 GB."""
+    x = np.asarray(wav, np.float32).reshape(-1)
+    out = np.empty(x.size, np.int16)
+    if x.size == 0:
+        return out
+    bounds = chunk_bounds(x.size, PCM_CHUNK)
+    peak = max(float(np.abs(np.nan_to_num(x[a:b])).max()) for a, b in bounds)
+    for a, b in bounds:
+        block = np.nan_to_num(x[a:b])
+        if peak > 0:
+            block = block * (0.7 / peak)
+        out[a:b] = (block * 32767).astype(np.int16)
+    return out
+
+
+def _decode(pcm: np.ndarray) -> list:
     dec = _decoder()
     dec.start_utt()
-    dec.process_raw(pcm, full_utt=True)
+    dec.process_raw(pcm.view(np.uint8), full_utt=True)
     dec.end_utt()
     out = []
     for seg in dec.seg():

@@ -49,11 +49,12 @@ def mouth_curve(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, prese
     pad = int(np.abs(offsets).max())
     spf = int(round(SAMPLE_RATE / fps))
     silence = np.zeros(pad * spf, np.float32)
-    padded = np.concatenate([silence, np.asarray(wav, np.float32).reshape(-1)[:n * spf], silence])
     segments = None
     if model.uses_phones:   # the voice as given is decoded once: the adaptation (core.adapt) then reuses its phones
         from ..phones import decode_phones, shift_segments
         segments = shift_segments(decode_phones(wav), len(silence) / SAMPLE_RATE)
+    # padded after the decoding, whose own memory peaks on a long voice
+    padded = np.concatenate([silence, np.asarray(wav, np.float32).reshape(-1)[:n * spf], silence])
     disp = np.asarray(model.predict(padded, fps, n + 2 * pad, phone_segments=segments), np.float64)
     canon, _ = ms.normalize(np.asarray(landmarks, np.float32))
     valid = np.asarray(present, bool) & np.isfinite(canon).all(axis=(1, 2))

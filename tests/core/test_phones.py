@@ -58,3 +58,24 @@ def test_moving_phones_earlier_cuts_what_falls_before_the_start():
     assert phones.shift_segments(segs, -0.2) == [("AA", 0.0, pytest.approx(0.1)), ("B", pytest.approx(0.1),
                                                                                    pytest.approx(0.3))]
     assert phones.shift_segments(segs, 0.5)[0] == ("SIL", 0.5, 0.6)
+
+
+def test_pcm_is_made_block_by_block_as_from_the_whole_voice(monkeypatch):
+    """`pcm16` scales a long voice a block at a time (memory); the samples must be those of the whole-voice
+    formula it replaced, with damaged samples (NaN, infinities) and blocks cut anywhere."""
+    def whole(wav):
+        x = np.nan_to_num(np.asarray(wav, np.float32).reshape(-1))
+        peak = float(np.abs(x).max())
+        if peak > 0:
+            x = x * (0.7 / peak)
+        return (x * 32767).astype(np.int16)
+
+    real = load_audio(GRID_S1 / "video" / f"{heldout_names()[5]}.mp4")
+    noisy = np.random.default_rng(3).normal(0, 0.2, 10007).astype(np.float32)
+    noisy[[5, 600, 9000]] = [np.nan, np.inf, -np.inf]
+    for chunk in (1000, 4097, phones.PCM_CHUNK):
+        monkeypatch.setattr(phones, "PCM_CHUNK", chunk)
+        for wav in (real, real[:999], noisy, np.zeros(5000, np.float32)):
+            np.testing.assert_array_equal(phones.pcm16(wav), whole(wav))
+    assert phones.pcm16(np.zeros(0, np.float32)).size == 0
+    assert phones.decode_phones(real) == phones._decode(whole(real))
