@@ -208,6 +208,7 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
                                 cache_dir=settings.track_cache_dir, detect_every=settings.detect_every)
         if info.num_frames / max(float(info.fps), 1e-6) >= RELEASE_TRACKER_SECONDS:
             release_default_backend()   # the adaptation and the render do not need it (a performer video reloads it)
+            release_free_memory()       # nor the tracking's freed transients, which would stay resident beside them
     except BaseException:
         checks.result()     # the damage first, as when the scans ran before everything
         raise

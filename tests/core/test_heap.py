@@ -49,11 +49,14 @@ def test_a_long_clips_dub_drops_the_face_trackers_models_once_tracked(monkeypatc
     from data_paths import SAMPLES
 
     monkeypatch.setattr(pipeline, "RELEASE_TRACKER_SECONDS", release_from)
+    trims = []
+    monkeypatch.setattr(pipeline, "release_free_memory", lambda: trims.append("trim") or True)
     settings = pipeline.DubSettings(video=str(SAMPLES / "grid_s1_sample.mp4"), audio=str(SAMPLES / "voice_sample.wav"),
                                     output=str(tmp_path / "o.mp4"), track_cache_dir=str(tmp_path / "t"), adapt=False)
     prep = pipeline.prepare_unadapted(settings)
     assert prep.track.present.any()
     assert (detect._DEFAULT is None) == released
+    assert (trims == ["trim"]) == released            # and the tracking's freed memory goes back with them
     assert detect.default_backend() is not None       # loaded again when a later job tracks
 
 
