@@ -53,7 +53,10 @@ class FrameRenderer:
             self._shot_proxies[shot.frame] = proxy_from_frame(self.video_path, self.info, self.ctx, shot.frame)
         return self._shot_proxies[shot.frame], shot.strength
 
-    def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int], timer: StageTimer) -> Tuple[list, int]:
+    def render(self, frames: Sequence[np.ndarray], out_indices: Sequence[int], timer: StageTimer,
+               reuse_frames: bool = False) -> Tuple[list, int]:
+        """(output frames, how many were dubbed). `reuse_frames`: the caller hands over `frames` (each a distinct
+        array used nowhere else): a dubbed frame is composited into its own source frame instead of a copy."""
         from ..compose import composite
 
         t0 = time.perf_counter()
@@ -76,7 +79,7 @@ class FrameRenderer:
                 continue
             dubbed += 1
             mask, polygons = self.edits.mask_at(int(o), self.ctx.mask)
-            result = composite(frame, patch, mask, polygons)
+            result = composite(frame, patch, mask, polygons, inplace=reuse_frames and frame.flags.writeable)
             proxy, strength = self._proxy(int(o))
             if proxy is not None and strength > 0:
                 # (composite's result is a new frame of ours: changed in place, not copied again)

@@ -39,7 +39,8 @@ class SourceFrames:
             yield frame
 
     def iterate(self, out_indices: Sequence[int]) -> Iterator[Tuple[int, int, np.ndarray]]:
-        """Yield (out_index, source_index, frame) for each requested output index (ascending)."""
+        """Yield (out_index, source_index, frame) for each requested output index (ascending). Each frame is an
+        array of its own, even where a source frame is shown again (hold): the renderer may composite into it."""
         out_indices = np.asarray(out_indices, np.int64)
         wanted = self.schedule[out_indices]
         if np.all(np.diff(wanted) >= 0):
@@ -50,21 +51,18 @@ class SourceFrames:
     def _monotonic(self, out_indices, wanted):
         start, stop = int(wanted[0]), int(wanted[-1]) + 1
         frames = self._timed(iter(media.iter_frames(self.video, self.info, start=start, stop=stop, backend="auto")))
-        cur_idx, cur = start - 1, None
-        last_good = None
-        for o, s in zip(out_indices, wanted):
-            while cur_idx < s:
-                try:
-                    cur = next(frames)
-                    last_good = cur
-                except StopIteration:
-                    cur = last_good  # decoder yielded fewer frames than probed: hold the last one
-                    if cur is None:
-                        raise MediaError(f"Could not decode any frame from {self.video}")
-                    cur_idx = s
-                    break
-                cur_idx += 1
-            yield int(o), int(s), cur
+        ahead = next(frames, None)          # the decoder's next frame: None once it has no more
+        cur, cur_idx = None, start - 1
+        for k, (o, s) in enumerate(zip(out_indices, wanted)):
+            while cur_idx < s and ahead is not None:
+                cur, cur_idx = ahead, cur_idx + 1
+                ahead = next(frames, None)
+            if cur is None:
+                raise MediaError(f"Could not decode any frame from {self.video}")
+            # cur is frame s, or the last one decoded when the decoder yielded fewer frames than probed (held);
+            # the next output shows this same array too: it gets a copy, made before anyone writes into it
+            shown_again = k + 1 < len(wanted) and (wanted[k + 1] <= cur_idx or ahead is None)
+            yield int(o), int(s), cur.copy() if shown_again else cur
 
     def _spilled(self, out_indices, wanted):
         if self._spill is None:

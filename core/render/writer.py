@@ -37,14 +37,15 @@ class RenderHelper:
 
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipdub-render")
 
-    def render(self, renderer: "FrameRenderer", frames: list, out_indices: list, timer: StageTimer) -> Tuple[list, int]:
+    def render(self, renderer: "FrameRenderer", frames: list, out_indices: list, timer: StageTimer,
+               reuse_frames: bool = False) -> Tuple[list, int]:
         if len(frames) < 2:
-            return renderer.render(frames, out_indices, timer)
+            return renderer.render(frames, out_indices, timer, reuse_frames)
         half = len(frames) // 2
         side = StageTimer()
-        first = self.pool.submit(renderer.render, frames[:half], out_indices[:half], side)
+        first = self.pool.submit(renderer.render, frames[:half], out_indices[:half], side, reuse_frames)
         try:
-            second, n2 = renderer.render(frames[half:], out_indices[half:], timer)
+            second, n2 = renderer.render(frames[half:], out_indices[half:], timer, reuse_frames)
         finally:
             out, n1 = first.result()       # (waited for also when this thread failed: nothing left running)
         for stage, sec in side.seconds.items():
@@ -79,8 +80,9 @@ def render_file(path, renderer: FrameRenderer, out_idx: np.ndarray, *,
         nonlocal dubbed, done
         if not batch_frames:
             return
-        out, n = renderer.render(batch_frames, batch_idx, timer) if helper is None else \
-            helper.render(renderer, batch_frames, batch_idx, timer)
+        # the source's frames are ours alone (SourceFrames yields each array once): composited in place
+        out, n = renderer.render(batch_frames, batch_idx, timer, reuse_frames=True) if helper is None else \
+            helper.render(renderer, batch_frames, batch_idx, timer, reuse_frames=True)
         dubbed += n
         for f in out:
             feed.put(f)

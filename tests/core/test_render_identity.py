@@ -4,7 +4,7 @@ Outside what the dub changed they must be bit-identical; inside, PSNR >= 50 dB."
 import numpy as np
 import pytest
 
-from core import media
+from core import audio, media
 from core.pipeline import DubSettings, prepare_dub
 from core.render.schedule import voice_for
 from core.render.source import SourceFrames
@@ -86,10 +86,18 @@ def test_the_comparison_catches_a_changed_picture():
         differences(ref, ref[:2], orig)
 
 
-@pytest.mark.parametrize("clip, length", [("sample", "shortest"), ("grid", "pingpong")])
+@pytest.mark.parametrize("clip, length", [("sample", "shortest"), ("grid", "pingpong"), ("sample", "hold")])
 def test_export_hands_the_encoder_the_serial_loops_frames(clip, length, tmp_path, monkeypatch):
+    """The export composites into the decoded frames themselves; the serial loop into copies. Pingpong reads its
+    frames from a spill file, hold shows the last frame again and again (each time composited afresh)."""
     if clip == "sample":
         video, voice = SAMPLES / "grid_s1_sample.mp4", SAMPLES / "voice_sample.wav"
+        if length == "hold":        # a voice 1.5 s longer than the video: its last frame is held for 37 frames
+            import soundfile as sf
+
+            wav = audio.load_audio(voice)
+            voice = tmp_path / "long_voice.wav"
+            sf.write(voice, np.concatenate([wav, wav[:len(wav) // 2]]), audio.SAMPLE_RATE)
     else:
         names = heldout_names()
         video, voice = GRID_S1 / "video" / f"{names[3]}.mp4", GRID_S1 / "video" / f"{names[4]}.mp4"

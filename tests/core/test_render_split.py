@@ -14,7 +14,7 @@ class Renderer:
     def __init__(self, fail_at=None):
         self.threads, self.fail_at = set(), fail_at
 
-    def render(self, frames, out_indices, timer):
+    def render(self, frames, out_indices, timer, reuse_frames=False):
         self.threads.add(threading.current_thread().name)
         if self.fail_at in out_indices:
             raise ValueError(f"frame {self.fail_at}")
