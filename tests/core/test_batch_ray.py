@@ -13,7 +13,6 @@ import pytest
 from core import batch
 from core import batch_ray, media
 from core.cli import main as cli_main
-from core.pipeline import DubSettings, run_dub
 from data_paths import GRID_S1, heldout_names, read_frames
 
 ray = pytest.importorskip("ray", reason="Ray is installed by tools/install.sh (requirements.txt)")
@@ -23,13 +22,12 @@ FAST = ["--preset", "ultrafast", "--no-score", "--quiet"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray(tmp_path_factory):
-    """One local Ray instance for the module; workers inherit this test session's own track cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LIPDUB_CACHE_DIR", str(tmp_path_factory.mktemp("ray_cache")))
-        assert batch_ray.connect(None, num_cpus=2)
-        yield
-        ray.shutdown()
+def local_ray():
+    """One local Ray instance for the module; its workers inherit this test session's own caches (tests/conftest.py:
+    `private_cache`), so a clip another test tracked is not tracked again in each worker."""
+    assert batch_ray.connect(None, num_cpus=2)
+    yield
+    ray.shutdown()
 
 
 def write_manifest(path, rows):
@@ -123,9 +121,12 @@ def cut_clip(tmp_path_factory):
 
 
 def test_split_shots_on_ray_is_frame_exact(tmp_path, cut_clip):
-    """Lossless encodes (crf 0): the decoded frames show exactly what was rendered, so they must be equal."""
+    """Lossless encodes (crf 0): the decoded frames show exactly what was rendered, so they must be equal. The whole
+    clip is dubbed on Ray too: its workers' networks and BLAS run on one thread (batch_ray.SINGLE_THREAD_ENV), and
+    a test process on two would sum in another order (not the same frames when the test runs alone)."""
     one = tmp_path / "one.mp4"
-    run_dub(DubSettings(video=str(cut_clip), audio=str(cut_clip), output=str(one), crf=0, preset="ultrafast"))
+    whole = write_manifest(tmp_path / "w.csv", [(cut_clip, cut_clip, one)])
+    assert cli_main(["batch", str(whole), "--ray", "--crf", "0", *FAST]) == 0
     manifest = write_manifest(tmp_path / "m.csv", [(cut_clip, cut_clip, tmp_path / "split.mp4")])
     rc = cli_main(["batch", str(manifest), "--ray", "--split-shots", "--min-shot-seconds", "0.8", "--crf", "0", *FAST])
     assert rc == 0
@@ -138,7 +139,8 @@ def test_split_shots_on_ray_is_frame_exact(tmp_path, cut_clip):
     assert not all(np.array_equal(x, y) for x, y in zip(a, read_frames(cut_clip)))   # it did dub something
     info = media.probe(str(tmp_path / "split.mp4"))
     assert info.has_audio and abs(info.duration - 3.6) < 0.05
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m_summary.csv", "one.mp4", "split.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "m_summary.csv", "one.mp4", "split.mp4", "w.csv",
+                                                          "w_summary.csv"]
 
 
 def test_without_ray_installed_the_option_says_how_to_add_it(tmp_path):

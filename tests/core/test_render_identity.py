@@ -92,12 +92,12 @@ def test_export_hands_the_encoder_the_serial_loops_frames(clip, length, tmp_path
     frames from a spill file, hold shows the last frame again and again (each time composited afresh)."""
     if clip == "sample":
         video, voice = SAMPLES / "grid_s1_sample.mp4", SAMPLES / "voice_sample.wav"
-        if length == "hold":        # a voice 1.5 s longer than the video: its last frame is held for 37 frames
+        if length == "hold":        # a voice 0.5 s longer than the video: its last frame is held for 12 frames
             import soundfile as sf
 
             wav = audio.load_audio(voice)
             voice = tmp_path / "long_voice.wav"
-            sf.write(voice, np.concatenate([wav, wav[:len(wav) // 2]]), audio.SAMPLE_RATE)
+            sf.write(voice, np.concatenate([wav, wav[:len(wav) // 6]]), audio.SAMPLE_RATE)
     else:
         names = heldout_names()
         video, voice = GRID_S1 / "video" / f"{names[3]}.mp4", GRID_S1 / "video" / f"{names[4]}.mp4"
