@@ -223,7 +223,8 @@ def cmd_dub(a, bars, cancel) -> int:
         out = {"output": res.output, "num_frames": res.num_frames, "fps": res.fps, "faces_found": res.faces_found,
                "messages": res.messages, "timings": res.timings,
                "adaptation": res.adaptation.to_json() if res.adaptation is not None else None,
-               "damaged_frames": list(res.damaged_frames), "damage": [r.to_json() for r in res.damage]}
+               "damaged_frames": list(res.damaged_frames), "damage": [r.to_json() for r in res.damage],
+               "performer_offset": res.performer_offset}
         if res.report is not None:
             out.update(res.report.to_json())
         print(json.dumps(out))

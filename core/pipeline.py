@@ -80,6 +80,7 @@ class DubResult:
     adaptation: object = None          # core.adapt.Adaptation, when the engine adapts to the actor
     damaged_frames: list = field(default_factory=list)   # output file frames from damaged video or voice
     damage: list = field(default_factory=list)           # core.media_damage.DamageReport of each damaged input
+    performer_offset: Optional[int] = None  # the performer video's A/V offset the dub corrected (frames), if driven
 
 
 def make_engine(settings: DubSettings, name: Optional[str] = None) -> Engine:
@@ -552,7 +553,8 @@ def dub_result(settings: DubSettings, prep: PreparedClip, out_idx: np.ndarray, d
     result = DubResult(output=str(settings.output), num_frames=total, fps=prep.ctx.fps, messages=prep.messages,
                        adaptation=prep.adaptation, damaged_frames=prep.damaged_frames(out_idx),
                        damage=list(prep.damage_reports()),
-                       timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed)
+                       timings=dict(timer.seconds), stage_frames=dict(timer.frames), faces_found=dubbed,
+                       performer_offset=None if prep.ctx.performer is None else int(prep.ctx.performer.offset_frames))
     if score:
         # The video is already written: a scorer problem must not lose it, only the report.
         t0 = time.perf_counter()

@@ -11,7 +11,8 @@ every figure below is evaluation. Sets (tools/grid_splits.py): GRID s4's evaluat
   (`dub --video X --audio Y`); each output re-tracked from scratch and its inner-lip opening compared with Y's real
   opening (Pearson r; the real clip re-tracked the same way, tools.eval_dub_speakers).
 - `cross`: another person. s1 performers driving s4 actors and grid_others actors, s4 performers driving s1 actors.
-  r against the performer's opening; amplitude = std of the dub's opening / (std of the performer's x the retargeting
+  r against the performer's opening (and `r_aligned`: against the performer's picture shifted by its own A/V offset,
+  which the dub corrects, as the dub follows it); amplitude = std of the dub's opening / (std of the performer's x the retargeting
   gain down, core.performer.retarget_gains), so 1.0 is the performer's motion mapped exactly to the actor's range.
 - Both: LSE-C of each dub with the performer's voice (the dub command's own score, fused scorer), and time per dub.
 - `speed`: one s4 pair dubbed from the voice and from the performer, alternating, each cold (own caches), after a
@@ -159,17 +160,23 @@ def run_pairs(kind: str, pairs, tmp: Path, gains: bool, figures: Path = None) ->
         for cond in ("performer", "sound"):
             out = tmp / f"{kind}_{x}_{y}_{cond}.mp4"
             res, sec = dub(vx, out, driver=vy if cond == "performer" else None, audio=vy, tmp=tmp)
-            r, amp = opening_vs(track_fresh(str(out)), real_track(y).landmarks, real_track(y).present)
+            dubbed = track_fresh(str(out))
+            r, amp = opening_vs(dubbed, real_track(y).landmarks, real_track(y).present)
             row[cond] = {"r": r, "amplitude": amp, "lse_c": float(res.report.lse_c) if res.report else None,
                          "seconds": sec, "performer_seconds": res.timings.get("performer", 0.0),
                          "score_seconds": res.timings.get("score", 0.0)}
+            if cond == "performer":     # also against the performer's picture as the dub follows it: offset corrected
+                row[cond]["offset_frames"] = res.performer_offset
+                row[cond]["r_aligned"], row[cond]["amplitude_aligned"] = opening_vs(
+                    dubbed, real_track(y).landmarks, real_track(y).present, shift=res.performer_offset or 0)
         row["lse_c_real_performer"] = real_lse_c(y)
         if gains:
             g = down_gain(x, y)
             row["gain_down"] = g
             row["performer"]["amplitude_mapped"] = row["performer"]["amplitude"] / g
         p, s = row["performer"], row["sound"]
-        print(f"{kind} {x}<-{y}: r performer {p['r']:.3f} sound {s['r']:.3f} | amp {p['amplitude']:.2f}"
+        print(f"{kind} {x}<-{y}: r performer {p['r']:.3f} (offset {p['offset_frames']:+d}: aligned "
+              f"{p['r_aligned']:.3f}) sound {s['r']:.3f} | amp {p['amplitude']:.2f}"
               + (f" (mapped {p['amplitude_mapped']:.2f}, gain {row['gain_down']:.2f})" if gains else "")
               + f" | LSE-C {p['lse_c']:.2f} vs {s['lse_c']:.2f} (real {row['lse_c_real_performer']:.2f}) | "
               f"{p['seconds']:.0f} s (performer {p['performer_seconds']:.0f} s) vs {s['seconds']:.0f} s",
@@ -388,9 +395,14 @@ def summarise(rows) -> dict:
             s[cond] = {k: float(np.mean([r[cond][k] for r in rs])) for k in ("r", "amplitude", "lse_c", "seconds")}
         if "amplitude_mapped" in rs[0]["performer"]:
             s["performer"]["amplitude_mapped"] = float(np.mean([r["performer"]["amplitude_mapped"] for r in rs]))
+        s["performer"]["r_aligned"] = float(np.mean([r["performer"]["r_aligned"] for r in rs]))
         worst = min(rs, key=lambda r: r["performer"]["r"])
         s["worst"] = {"actor": worst["actor"], "performer_clip": worst["performer_clip"], "r": worst["performer"]["r"],
                       "amplitude_mapped": worst["performer"].get("amplitude_mapped")}
+        worst = min(rs, key=lambda r: r["performer"]["r_aligned"])
+        s["worst_aligned"] = {"actor": worst["actor"], "performer_clip": worst["performer_clip"],
+                              "r_aligned": worst["performer"]["r_aligned"],
+                              "offset_frames": worst["performer"]["offset_frames"]}
         s["lse_c_performer_ge_sound"] = float(np.mean([r["performer"]["lse_c"] >= r["sound"]["lse_c"] for r in rs]))
         s["lse_c_real_performer"] = float(np.mean([r["lse_c_real_performer"] for r in rs]))
         s["performer_stage_seconds"] = float(np.mean([r["performer"]["performer_seconds"] for r in rs]))

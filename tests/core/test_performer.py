@@ -244,6 +244,9 @@ def test_dub_from_a_performer_video_writes_a_dub_scored_against_its_sound(tmp_pa
     doc = json.loads(stdout)
     assert doc["faces_found"] == 75 and any(m.startswith("Performer:") for m in doc["messages"])
     assert doc["lse_c"] > 1.5
+    # the performer's own A/V offset, corrected (GRID is recorded in sync: within a frame), and named in the message
+    assert abs(doc["performer_offset"]) <= 1
+    assert any(f"its A/V offset {doc['performer_offset']:+d} frames corrected" in m for m in doc["messages"])
     # score reads the performer's voice from its video file, as the dub did (the dub locates the face with the
     # source's track, score re-tracks the output: measured 4.18 against 3.76, 4.16 against 3.55 with the blurred
     # crops on a Xeon; 4.50 against 3.73 on an AMD EPYC, whose vector units round the trackers and networks otherwise)
