@@ -202,9 +202,9 @@ def ring_weights(mask: np.ndarray) -> np.ndarray:
 
 def composite(frame: np.ndarray, patch: RenderedPatch, settings: Optional[MaskSettings] = None,
               polygons: Sequence = (), inplace: bool = False) -> np.ndarray:
-    """Blend `patch` into a copy of `frame` (into `frame` itself when `inplace`: a fresh HD frame costs more in page
-    faults than the whole blend) with the soft lower-face mask of `patch.mask_landmarks` (colour-matched to the frame
-    in the mask's feather ring when `settings.color_match`).
+    """Blend `patch` into a copy of `frame` (into `frame` itself when `inplace`: the export's own decoded frames, one
+    frame-sized copy less per dubbed frame) with the soft lower-face mask of `patch.mask_landmarks` (colour-matched to
+    the frame in the mask's feather ring when `settings.color_match`).
     Pixels outside the mask's ROI (or where the mask is 0) are bit-identical to `frame`."""
     settings = settings or MaskSettings()
     out = frame if inplace else frame.copy()
