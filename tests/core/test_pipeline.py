@@ -170,6 +170,24 @@ def test_source_frames_pingpong_matches_random_access(tmp_path):
         assert np.array_equal(f, frames[s])
 
 
+def test_source_frames_are_each_their_own_array_held_ones_too():
+    """The export composites into the frames it is given (core.render.writer): a source frame shown again (hold),
+    or past the decoder's last frame, comes as a copy, never the array already handed out."""
+    info = media.probe(str(VIDEO))
+    n = info.num_frames
+    sched = np.array([0, 1, 1, 1, 2, n - 1, n - 1, n + 3, n + 5])
+    sf = SourceFrames(str(VIDEO), info, sched)
+    try:
+        got = list(sf.iterate(np.arange(len(sched))))
+    finally:
+        sf.close()
+    frames = decode_all(VIDEO)
+    assert [s for _, s, _ in got] == sched.tolist()
+    for k, (_, s, f) in enumerate(got):
+        assert np.array_equal(f, frames[min(s, n - 1)])
+        assert not any(np.shares_memory(f, g) for _, _, g in got[k + 1:])
+
+
 def test_loop_policy_output_follows_voice_length(tmp_path, w2l_checkpoint, track_cache):
     # a 1 s clip and a 2 s voice: the random generator costs ~0.13 s a frame, so the looped half is kept short
     clip, voice = tmp_path / "one_second.mp4", tmp_path / "two_seconds.wav"
