@@ -34,6 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def real_frames_at(num_out: int, num_real: int, fps_ratio: float = 1.0, shift: int = 0) -> np.ndarray:
+    """The real clip's frame shown at each output frame's time (`shift` real frames later: a performer video's A/V
+    offset, which the dub corrects), within the clip."""
+    return np.clip(np.floor(np.arange(num_out) * fps_ratio + 0.5).astype(int) + int(shift), 0, num_real - 1)
+
+
 def opening_vs(out_track, real_lm, real_present, fps_ratio: float = 1.0, shift: int = 0):
     """(r, amplitude) of the dubbed opening against the real one (real frames sampled at the output's times, `shift`
     real frames later: a performer video's A/V offset, which the dub corrects)."""
@@ -41,7 +47,7 @@ def opening_vs(out_track, real_lm, real_present, fps_ratio: float = 1.0, shift: 
 
     _, o_out = mouth_series(out_track.landmarks, out_track.present)
     _, o_real = mouth_series(real_lm, real_present)
-    idx = np.clip(np.floor(np.arange(len(o_out)) * fps_ratio + 0.5).astype(int) + int(shift), 0, len(o_real) - 1)
+    idx = real_frames_at(len(o_out), len(o_real), fps_ratio, shift)
     ok = out_track.present & np.asarray(real_present)[idx] & np.isfinite(o_out) & np.isfinite(o_real[idx])
     a, b = o_out[ok], o_real[idx][ok]
     return float(np.corrcoef(a, b)[0, 1]), float(np.std(a) / max(np.std(b), 1e-9))

@@ -207,9 +207,12 @@ def run_render(pairs, tmp: Path) -> list:
     from core import mouth_shape as ms
     from core.faces import geometry as geo
     from core.pipeline import prepare_dub
+    from core.render.schedule import voice_for
+    from core.render.stages import StageTimer
+    from core.render.writer import render_file
     from tools import grid_splits
     from tools.eval_crossdub import mouth_series, track_fresh
-    from tools.eval_dub_speakers import real_track
+    from tools.eval_dub_speakers import real_frames_at, real_track
 
     def corr(a, b):
         return float(np.corrcoef(a, b)[0, 1])
@@ -219,22 +222,26 @@ def run_render(pairs, tmp: Path) -> list:
         x, y = pair.split("<")
         vx, vy = grid_splits.video_path(x), grid_splits.video_path(y)
         out = tmp / f"render_{x}_{y}.mp4"
-        prepared = prepare_dub(dub_settings(vx, out, driver=vy, audio=vy, tmp=tmp))
-        try:
+        settings = dub_settings(vx, out, driver=vy, audio=vy, tmp=tmp)
+        prepared = prepare_dub(settings)
+        try:     # the dub as run_dub renders it, from the same preparation as its targets
             target = geo.mouth_opening(ms.normalize(np.asarray(prepared.engines["classic"].targets, np.float64))[0])
+            offset = int(prepared.prep.ctx.performer.offset_frames)
+            out_idx = prepared.prep.out_indices
+            render_file(str(out), prepared.renderer, out_idx, audio=voice_for(prepared.prep.ctx, out_idx),
+                        crf=settings.crf, preset=settings.preset, batch_size=settings.batch_size, timer=StageTimer())
         finally:
             prepared.close()
-        res, _ = dub(vx, out, driver=vy, audio=vy, tmp=tmp)      # the same caches: only the render is new
         dubbed_track = track_fresh(str(out))
         _, dubbed = mouth_series(dubbed_track.landmarks, dubbed_track.present)
         real = real_track(y)
         _, perf = mouth_series(real.landmarks, real.present)
         n = len(target)
-        idx = np.clip(np.arange(n) + (res.performer_offset or 0), 0, len(perf) - 1)   # the performer as followed
+        idx = real_frames_at(n, len(perf), shift=offset)       # the performer as the dub follows it
         ok = dubbed_track.present[:n] & real.present[idx] & np.isfinite(target) & np.isfinite(dubbed[:n])
         t, d, p = target[ok], dubbed[:n][ok], perf[idx][ok]
         g = down_gain(x, y)
-        row = {"actor": x, "performer_clip": y, "gain_down": g, "offset_frames": res.performer_offset,
+        row = {"actor": x, "performer_clip": y, "gain_down": g, "offset_frames": offset,
                "target_over_mapped_performer": float(np.std(t) / (np.std(p) * g)),
                "dub_over_target": float(np.std(d) / np.std(t)), "r_target_performer": corr(t, p),
                "r_dub_target": corr(d, t), "r_dub_performer": corr(d, p),
