@@ -82,6 +82,42 @@ class ChildPeak:
                             self.mb = max(self.mb, int(line.split()[1]) / 1024.0)
 
 
+class StagePeaks:
+    """Python's own resident memory (VmRSS) sampled every 20 ms, its largest value kept per stage of the dub: the stage
+    is the one the dub's progress reported last (from any thread: the texture library reports beside the adaptation,
+    so a peak is credited to whichever spoke last). Says which phase reaches the high-water mark that ru_maxrss gives
+    without a place."""
+
+    def __init__(self, interval: float = 0.02):
+        import threading
+
+        self.stage = "start"
+        self.peaks: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.stage = stage
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, interval: float) -> None:
+        status = Path(f"/proc/{os.getpid()}/status")
+        while not self._stop.wait(interval):
+            try:
+                kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:"))
+            except (OSError, StopIteration):     # not Linux: no figures
+                return
+            stage = self.stage
+            self.peaks[stage] = max(self.peaks.get(stage, 0.0), kb / 1024.0)
+
+
 def cpu_seconds() -> float:
     """CPU time (user + system) of this process and of its children that were waited for (the ffmpeg processes)."""
     t = os.times()
@@ -269,14 +305,17 @@ def main() -> int:
                                length_policy=a.length, crf=a.crf, preset=a.preset,
                                track_cache_dir=str(Path(d) / "tracks"), adapt=not a.no_adapt,
                                adapt_cache_dir=str(Path(d) / "adapt"), speaker_cache_dir=str(Path(d) / "speaker"))
-        if a.after_analysis:
-            analyse_as_window(a.clip, info, settings.track_cache_dir, settings.adapt_cache_dir)
-        with ChildPeak() as children:
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            res = run_dub(settings)
-            total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-        out_info = media.probe(out)
-        scoring = score_seconds(a.clip, info, str(Path(d) / "tracks"), a.scorer)
+        with StagePeaks() as own:
+            if a.after_analysis:
+                own.stage = "the window's analysis (not timed)"
+                analyse_as_window(a.clip, info, settings.track_cache_dir, settings.adapt_cache_dir)
+            with ChildPeak() as children:
+                t0, c0 = time.perf_counter(), cpu_seconds()
+                res = run_dub(settings, progress=own.progress)
+                total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            out_info = media.probe(out)
+            own.stage = "scoring the clip (after the dub)"
+            scoring = score_seconds(a.clip, info, str(Path(d) / "tracks"), a.scorer)
     self_mb, child_mb = peak_rss_mb(), children.mb
     plain, plain_cpu = ffmpeg_transcode_seconds(a.clip, a.crf, a.preset)
     plain_frames = info.num_frames
@@ -292,6 +331,7 @@ def main() -> int:
         "source_frames": info.num_frames, "output_frames": res.num_frames, "output_check": out_info.num_frames,
         "stages": stages, "total_seconds": round(total, 2), "overall_fps": round(res.num_frames / total, 2),
         "peak_rss_mb_python": round(self_mb, 1), "peak_rss_mb_largest_child": round(child_mb, 1),
+        "peak_rss_mb_python_by_stage": {k: round(v, 1) for k, v in sorted(own.peaks.items(), key=lambda kv: -kv[1])},
         "ffmpeg_transcode_seconds": round(plain, 2),
         "ratio_dub_to_transcode": round((total / res.num_frames) / (plain / plain_frames), 2),
         # CPU time is less at the mercy of other jobs on the machine than wall time (the two runs are minutes apart)
@@ -312,6 +352,8 @@ def main() -> int:
     print(f"  scoring the clip with its own voice ({scoring['scorer']}, face track given): "
           f"{scoring['seconds']:.1f} s for {scoring['seconds_of_video']:.0f} s of video")
     print(f"  peak memory: python {self_mb:.0f} MB, largest ffmpeg child {child_mb:.0f} MB (sampled)")
+    print("  python's peak by the stage last reported: "
+          + ", ".join(f"{k} {v:.0f} MB" for k, v in list(figures["peak_rss_mb_python_by_stage"].items())[:5]))
     if a.json:
         Path(a.json).write_text(json.dumps(figures, indent=1))
     if self_mb > a.max_rss_mb:
