@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 SPEAKER_VERSION = 1
 ASD_FPS = AF.FPS          # the network's frame rate
-CHUNK = 100               # crops per visual-encoder pass (4 s; 250 held ~0.45 GB of activations, 100 ~0.2 GB and
-                          # ran 1000 frames in 6.9 s against 8.8 s on 2 cores, embeddings equal to 4e-6)
+CHUNK = 50                # crops per visual-encoder pass (2 s): activations and time per frame grow with the pass's
+                          # length (cache): per frame with the overlap 9.8 ms at 250, 9.2 at 100, 7.6 at 50 on 2 cores
 CONTEXT = 6               # the visual encoder's temporal reach: 3 blocks of temporal convs of half-width <= 2
 GAP_BRIDGE = 6            # 25 fps frames: a face lost for at most this long (same shot) keeps its segment
 VOICED_CONTEXT = 12       # 25 fps frames of picture kept around voiced stretches when only those are scored
