@@ -20,12 +20,33 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .features import VISUAL_REACH
+
 log = logging.getLogger(__name__)
 
 BN_EPS = 1e-3
 FACE_MEAN, FACE_STD = 0.4161, 0.1688   # the authors' grayscale normalisation of x / 255
 EMBED = 128
 ARCHITECTURES = ("light_asd", "lr_asd")
+
+
+VISUAL_PART = 50     # frames per pass of `visual_in_parts` (the passes' activations and time per frame grow with T)
+
+
+def visual_in_parts(visual, faces, part: int = VISUAL_PART):
+    """`visual(faces)` for (B, T, ...) faces, computed `part` frames at a time, each pass with VISUAL_REACH frames of
+    its neighbours on each side: what one pass gives (to float rounding: the convolutions sum in another order) while
+    the activations of only ~`part` frames are held. On 2 CPU cores, Light-ASD's encoder took 8.0-8.4 ms a frame in
+    passes of 112 frames and 5.9-6.3 ms in passes of 62 (its working set stays in cache)."""
+    t = faces.shape[1]
+    if t <= part + 2 * VISUAL_REACH:
+        return visual(faces)
+    out = []
+    for a in range(0, t, part):
+        b = min(t, a + part)
+        lo, hi = max(0, a - VISUAL_REACH), min(t, b + VISUAL_REACH)
+        out.append(visual(faces[:, lo:hi])[:, a - lo:b - lo])
+    return torch.cat(out, 1)
 
 
 def _bn3(c):

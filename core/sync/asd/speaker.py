@@ -43,7 +43,7 @@ SPEAKER_VERSION = 1
 ASD_FPS = AF.FPS          # the network's frame rate
 CHUNK = 50                # crops per visual-encoder pass (2 s): activations and time per frame grow with the pass's
                           # length (cache): per frame with the overlap 9.8 ms at 250, 9.2 at 100, 7.6 at 50 on 2 cores
-CONTEXT = 6               # the visual encoder's temporal reach: 3 blocks of temporal convs of half-width <= 2
+CONTEXT = AF.VISUAL_REACH  # crops of overlap on each side of a chunk: the visual encoder's temporal reach
 GAP_BRIDGE = 6            # 25 fps frames: a face lost for at most this long (same shot) keeps its segment
 VOICED_CONTEXT = 12       # 25 fps frames of picture kept around voiced stretches when only those are scored
 SPEAKING_PROB = 0.5       # a shot's face speaks when its mean P(speaking) over voiced frames reaches this ...

@@ -86,12 +86,13 @@ class AsdScorer(SyncScorer):
         import torch
 
         from ..asd.head import EMBED, normalise_clip, windows
+        from ..asd.net import visual_in_parts
 
         x = np.asarray(face_inputs)
         if len(x) < self.window:
             return np.zeros((0, self.window * EMBED), np.float32)
         with torch.inference_mode():
-            per_frame = self.asd.visual(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
+            per_frame = visual_in_parts(self.asd.visual, torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
             return windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
 
     def project_video(self, trunk: np.ndarray) -> np.ndarray:
