@@ -136,3 +136,30 @@ def test_mfccs_computed_in_chunks_equal_python_speech_features_in_one_pass(monke
         for rows in (AF.MFCC_CHUNK, 97, 1):
             monkeypatch.setattr(AF, "MFCC_CHUNK", rows)
             assert np.array_equal(AF.mfcc(x), one_pass), (n, rows)
+
+
+def test_visual_encoder_in_parts_equals_one_pass():
+    """`visual_in_parts` (the sync scorer's encoder pass) gives what one pass over the chunk gives, its zero padding at
+    the chunk's two ends included, while no pass reads more than a part and its reach."""
+    from core.sync.asd.net import VISUAL_REACH, visual_in_parts
+    from core.sync.asd.weights import load_asd
+
+    torch.set_num_threads(1)
+    model = load_asd()
+    faces = torch.from_numpy(np.random.default_rng(3).integers(0, 255, (1, 100, 112, 112), dtype=np.uint8))
+    lengths = []
+
+    def visual(x):
+        lengths.append(x.shape[1])
+        return model.visual(x)
+
+    whole = model.visual(faces)
+    for part in (8, 50):
+        lengths.clear()
+        parts = visual_in_parts(visual, faces, part=part)
+        assert parts.shape == whole.shape and max(lengths) <= part + 2 * VISUAL_REACH and len(lengths) > 1
+        torch.testing.assert_close(parts, whole, atol=1e-4, rtol=0)
+    # a reach one frame short would not be exact: the encoder does read VISUAL_REACH frames either side
+    r = VISUAL_REACH - 1
+    short = torch.cat([model.visual(faces[:, :50 + r])[:, :50], model.visual(faces[:, 50 - r:])[:, r:]], 1)
+    assert (short - whole).abs().max() > 1e-3
