@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -303,33 +304,45 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         else:
             feats.append(np.asarray(scorer.video_features(x), np.float32))
 
+    # the networks embed one chunk in a worker while this thread decodes and crops the next (one chunk ahead at
+    # most, in order): the crops no longer wait for the networks, nor the networks for the crops
+    pending: List[Future] = []
+
+    def submit(crops: List[np.ndarray]) -> None:
+        while pending:
+            pending.pop().result()
+        pending.append(worker.submit(embed, crops))
+
     done = 0
     last_needed = int(src[-1])
     report(progress, "score", 0, k_total)
     frames = prefetch(media.iter_frames(video_path, backend="auto"))   # decoded while the networks run
-    try:
-        for i, frame in enumerate(frames):
-            if i > last_needed:
-                break
-            if on_frame is not None:
-                on_frame(i, frame)
-            if need[i] == 0:
-                continue
-            check(cancel)
-            crop = scorer.face_input(frame, boxes[i], lms[i])
-            for _ in range(int(need[i])):
-                buffer.append(crop)
-            done += int(need[i])
-            if len(buffer) >= chunk_frames:
-                embed(buffer)
-                buffer = buffer[len(buffer) - (win - 1):]
-                report(progress, "score", done, k_total)
-    finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
-    if len(buffer) >= win:
-        embed(buffer)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipdub-embed") as worker:
+        try:
+            for i, frame in enumerate(frames):
+                if i > last_needed:
+                    break
+                if on_frame is not None:
+                    on_frame(i, frame)
+                if need[i] == 0:
+                    continue
+                check(cancel)
+                crop = scorer.face_input(frame, boxes[i], lms[i])
+                for _ in range(int(need[i])):
+                    buffer.append(crop)
+                done += int(need[i])
+                if len(buffer) >= chunk_frames:
+                    submit(buffer)
+                    buffer = buffer[len(buffer) - (win - 1):]
+                    report(progress, "score", done, k_total)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+        if len(buffer) >= win:
+            submit(buffer)
+        while pending:
+            pending.pop().result()
     check(cancel)
     if done < k_total:
         log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, done, k_total)

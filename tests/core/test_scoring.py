@@ -254,6 +254,32 @@ def test_score_clip_missing_faces_short_audio_cancel_and_progress(grid):
     assert done == sorted(done) and done[-1] < 74
 
 
+class FailingToy(ToyScorer):
+    """ToyScorer whose network fails on its third chunk (and records which threads embedded)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.threads = set()
+
+    def video_features(self, face_inputs):
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        if self.calls == 2:
+            raise RuntimeError("the network failed on chunk 3")
+        return super().video_features(face_inputs)
+
+
+def test_the_networks_embed_beside_the_decoding_and_their_errors_reach_the_caller(grid):
+    """Chunks are embedded in a worker thread, one ahead of the crops (test_score_clip_streaming_equals_one_shot:
+    in order); an error there is the caller's, not a hang or a lost chunk."""
+    video, wav, track = grid
+    sc = FailingToy(batch_size=8)
+    with pytest.raises(RuntimeError, match="chunk 3"):
+        score_clip(video, wav, track, sc, fps=25.0)
+    assert sc.calls == 2 and all(name.startswith("lipdub-embed") for name in sc.threads)
+
+
 class VoiceToy(ToyScorer):
     """ToyScorer whose audio features follow the voice (loudness of the window's 5 frames)."""
 
