@@ -6,8 +6,9 @@ authors run it: on each face track's 25 fps face crops (core.sync.asd.features.f
 over whole track segments (a run of frames where the face is tracked, within one shot), so its recurrent back end
 sees the whole stretch; P(speaking) is the sigmoid of `ASDModel.speaking_logit`. Frames are streamed (one decoding
 pass for every face); the visual encoder, the costly part (~9-18 ms per crop on one thread), runs over chunks of
-`CHUNK` crops with `CONTEXT` crops of overlap on each side (its temporal reach), which gives exactly what one pass
-over the whole segment gives while holding only a chunk of crops in memory. `frames` limits the work to where it
+`CHUNK` crops with `CONTEXT` crops of overlap on each side (its temporal reach), which gives what one pass over the
+whole segment gives (to float rounding) while holding only a chunk of crops in memory (the streaming twin of
+`core.sync.asd.net.visual_in_parts`, which does the same for crops already in memory). `frames` limits the work to where it
 is needed (`needed_frames`: voiced frames, with context, of the shots where the choice of face is not trivial).
 
 `who_speaks(scores, voiced, cuts)`: per shot, the track with the highest mean P(speaking) over the voiced frames
