@@ -39,83 +39,83 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-class ChildPeak:
+class Sampler:
+    """Calls `sample()` every `interval` seconds in a daemon thread while in its `with` block (until it returns False)."""
+
+    def __init__(self, interval: float):
+        import threading
+
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval) and self.sample() is not False:
+            pass
+
+    def sample(self):
+        raise NotImplementedError
+
+
+class ChildPeak(Sampler):
     """Largest peak RSS (VmHWM) of any direct child process (the ffmpeg decoders/encoders), sampled every 50 ms.
 
     RUSAGE_CHILDREN cannot be used: a forked child's high-water mark starts at the parent's whole RSS before
     exec, so it reports the Python process again."""
 
     def __init__(self, interval: float = 0.05):
-        import threading
-
+        super().__init__(interval)
         self.mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self, interval: float) -> None:
-        import os
-
-        me = os.getpid()
-        while not self._stop.wait(interval):
-            for task in Path(f"/proc/{me}/task").glob("*/children"):
+    def sample(self) -> None:
+        for task in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+            try:
+                pids = task.read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
                 try:
-                    pids = task.read_text().split()
+                    status = Path(f"/proc/{pid}/status").read_text()
                 except OSError:
                     continue
-                for pid in pids:
-                    try:
-                        status = Path(f"/proc/{pid}/status").read_text()
-                    except OSError:
-                        continue
-                    if not status.startswith("Name:\tffmpeg"):   # not yet exec'd (still a copy of us)
-                        continue
-                    for line in status.splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.mb = max(self.mb, int(line.split()[1]) / 1024.0)
+                if not status.startswith("Name:\tffmpeg"):   # not yet exec'd (still a copy of us)
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.mb = max(self.mb, int(line.split()[1]) / 1024.0)
 
 
-class StagePeaks:
+class StagePeaks(Sampler):
     """Python's own resident memory (VmRSS) sampled every 20 ms, its largest value kept per stage of the dub: the stage
     is the one the dub's progress reported last (from any thread: the texture library reports beside the adaptation,
     so a peak is credited to whichever spoke last). Says which phase reaches the high-water mark that ru_maxrss gives
     without a place."""
 
     def __init__(self, interval: float = 0.02):
-        import threading
-
+        super().__init__(interval)
         self.stage = "start"
         self.peaks: dict = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
 
     def progress(self, stage: str, done: int, total: int) -> None:
         self.stage = stage
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self, interval: float) -> None:
-        status = Path(f"/proc/{os.getpid()}/status")
-        while not self._stop.wait(interval):
-            try:
-                kb = next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:"))
-            except (OSError, StopIteration):     # not Linux: no figures
-                return
-            stage = self.stage
-            self.peaks[stage] = max(self.peaks.get(stage, 0.0), kb / 1024.0)
+    def sample(self) -> bool:
+        try:
+            status = Path(f"/proc/{os.getpid()}/status").read_text()
+            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):     # not Linux: no figures
+            return False
+        stage = self.stage
+        self.peaks[stage] = max(self.peaks.get(stage, 0.0), kb / 1024.0)
+        return True
 
 
 def cpu_seconds() -> float:
