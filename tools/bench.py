@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 
 class Sampler:
-    """Calls `sample()` every `interval` seconds in a daemon thread while in its `with` block (until it returns False)."""
+    """Calls `sample()` every `interval` seconds in a daemon thread inside its `with` block, until it returns False."""
 
     def __init__(self, interval: float):
         import threading

@@ -306,12 +306,14 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
 
     # the networks embed one chunk in a worker while this thread decodes and crops the next (one chunk ahead at
     # most, in order): the crops no longer wait for the networks, nor the networks for the crops
-    pending: List[Future] = []
+    pending: Optional[Future] = None
 
-    def submit(crops: List[np.ndarray]) -> None:
-        while pending:
-            pending.pop().result()
-        pending.append(worker.submit(embed, crops))
+    def submit(crops: Optional[List[np.ndarray]]) -> None:
+        """Wait for the chunk in the worker (its error is raised here), then hand it `crops` (None: nothing more)."""
+        nonlocal pending
+        if pending is not None:
+            pending.result()
+        pending = None if crops is None else worker.submit(embed, crops)
 
     done = 0
     last_needed = int(src[-1])
@@ -341,8 +343,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                 close()
         if len(buffer) >= win:
             submit(buffer)
-        while pending:
-            pending.pop().result()
+        submit(None)
     check(cancel)
     if done < k_total:
         log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, done, k_total)

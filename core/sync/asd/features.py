@@ -21,7 +21,7 @@ from ...audio import SAMPLE_RATE
 CROP = 112            # pixels of the face crop fed to the networks
 FPS = 25.0            # the networks' frame rate
 MFCC_PER_FRAME = 4    # MFCC rows (10 ms) per video frame (40 ms)
-VISUAL_REACH = 6      # frames either side a per-frame visual embedding reads: 3 blocks of temporal convs of half-width 2
+VISUAL_REACH = 6      # frames either side a per-frame visual embedding reads (3 blocks of temporal convs, half-width 2)
 PAD_GREY = 110        # the authors' padding value
 SILENCE_LEVEL = 1e-4  # the voice beyond its ends: faint noise (digital zeros would give MFCCs of log(eps))
 FOREHEAD = 0.3        # share of the landmarks' height added above them (a detector box holds the forehead)

@@ -8,8 +8,8 @@ sees the whole stretch; P(speaking) is the sigmoid of `ASDModel.speaking_logit`.
 pass for every face); the visual encoder, the costly part (~9-18 ms per crop on one thread), runs over chunks of
 `CHUNK` crops with `CONTEXT` crops of overlap on each side (its temporal reach), which gives what one pass over the
 whole segment gives (to float rounding) while holding only a chunk of crops in memory (the streaming twin of
-`core.sync.asd.net.visual_in_parts`, which does the same for crops already in memory). `frames` limits the work to where it
-is needed (`needed_frames`: voiced frames, with context, of the shots where the choice of face is not trivial).
+`core.sync.asd.net.visual_in_parts`, which does the same for crops already in memory). `frames` limits the work to
+where it is needed (`needed_frames`: voiced frames, with context, of the shots where the choice of face is not trivial).
 
 `who_speaks(scores, voiced, cuts)`: per shot, the track with the highest mean P(speaking) over the voiced frames
 where it is tracked, and its margin over the next face; `speaking_track` composes the per-shot choices into one

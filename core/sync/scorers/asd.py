@@ -92,7 +92,8 @@ class AsdScorer(SyncScorer):
         if len(x) < self.window:
             return np.zeros((0, self.window * EMBED), np.float32)
         with torch.inference_mode():
-            per_frame = visual_in_parts(self.asd.visual, torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None])[0]
+            faces = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)[None]
+            per_frame = visual_in_parts(self.asd.visual, faces)[0]
             return windows(normalise_clip(per_frame)).flatten(1).float().cpu().numpy()
 
     def project_video(self, trunk: np.ndarray) -> np.ndarray:
