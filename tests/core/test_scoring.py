@@ -490,3 +490,21 @@ def test_medfilt_is_scipys():
             want = scipy_medfilt(x, kernel_size=MEDFILT_KERNEL).astype(np.float32)
         assert np.array_equal(got, want)
         assert not np.array_equal(got, x) or n == 1
+
+
+def test_the_offset_witness_phones_are_decoded_once_before_the_pictures_pass(grid, monkeypatch):
+    """With the mouth model as the offset's second witness, the voice's phones are decoded before the picture is
+    read (memory: a long voice's decoder does not stack on the pass) and only once (the witness reuses them)."""
+    import core.phones as phones
+    from core import mouth_shape
+    from core.sync import scoring
+
+    video, wav, track = grid
+    events = []
+    real_decode, real_windows = phones._decode, scoring.face_windows
+    monkeypatch.setattr(phones, "_decode", lambda pcm: events.append("decode") or real_decode(pcm))
+    monkeypatch.setattr(scoring, "face_windows", lambda *a, **k: events.append("picture") or real_windows(*a, **k))
+    model = mouth_shape.AudioToMouth.load()
+    assert model.uses_phones
+    rep = score_clip(video, wav * 0.9, track, ToyScorer(), fps=25.0, offset_model=model)   # a voice not decoded yet
+    assert events == ["decode", "picture"] and rep.offset_evidence is not None
