@@ -91,6 +91,15 @@ def best_candidate(mean_dists: np.ndarray, mouth_r: np.ndarray, weight: float = 
     return int(np.argmax(candidate_evidence(mean_dists, mouth_r, weight)))
 
 
+def decode_witness_phones(model, wav: np.ndarray) -> None:
+    """Decode now the phones `mouth_curve` will read for this voice (core.phones keeps them): a caller about to fill
+    memory with other work (a picture's scoring pass) runs the decoder first, so its memory does not stack on it."""
+    if model.uses_phones:
+        from ..phones import decode_phones
+
+        decode_phones(wav)
+
+
 def fused_evidence(report, model, wav: np.ndarray, landmarks: np.ndarray, present: np.ndarray,
                    weight: float = MOUTH_WEIGHT) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """(candidate offsets in video frames, both witnesses' evidence for each) from a scorer's SyncReport (its mean

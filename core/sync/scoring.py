@@ -390,12 +390,12 @@ def score_clip(video_path, wav: np.ndarray, track, scorer: SyncScorer, *, progre
     s_fps, resampled = scorer_frame_rate(scorer, fps)
     n_audio = int(math.floor(len(wav) / audio_mod.SAMPLE_RATE * s_fps + 1e-6))
     if face is None or not face.covers(scorer, n_audio):
-        if offset_model is not None and offset_model.uses_phones:
-            from ..phones import decode_phones
+        if offset_model is not None:
+            from .av_offset import decode_witness_phones
 
-            # the offset witness' phones of this voice (kept by core.phones for it) decoded before the picture's
-            # pass, not after: a long voice's decoder (~0.1-0.3 GB) no longer stacks on what the pass leaves resident
-            decode_phones(wav)
+            # before the picture's pass, not after: a long voice's decoder (~0.1-0.3 GB) no longer stacks on what the
+            # pass leaves resident
+            decode_witness_phones(offset_model, wav)
         face = face_windows(video_path, track, scorer, fps, n_audio, progress=progress, cancel=cancel,
                             on_frame=on_frame)
     detected = face.detected
