@@ -140,12 +140,12 @@ def calc_pdist(video_feat, audio_feat, vshift: int = DEFAULT_VSHIFT, chunk: int 
     a = torch.as_tensor(np.asarray(audio_feat, np.float32))
     win = 2 * vshift + 1
     ap = F.pad(a, (0, 0, vshift, vshift))
-    out = []
+    out = torch.empty((len(v), win), dtype=torch.float32)
     for s in range(0, len(v), chunk):
         e = min(len(v), s + chunk)
         windows = ap[s:e + win - 1].unfold(0, win, 1).transpose(1, 2)  # (e-s, win, D)
-        out.append(F.pairwise_distance(v[s:e, None, :].expand(-1, win, -1), windows))
-    return torch.cat(out, 0)
+        out[s:e] = F.pairwise_distance(v[s:e, None, :].expand(-1, win, -1), windows)
+    return out
 
 
 def window_to_frame_index(num_frames: int, num_windows: int, window: int = 5) -> np.ndarray:
