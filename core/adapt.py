@@ -10,6 +10,8 @@ this recording. Before dubbing, `adapt_clip`:
    layer (`RIDGE` per frame). This rescales and re-mixes the mouth components to the actor's articulation (a
    speaker who opens wide gets wide openings, not the training speakers' average);
 3. records how well the adapted model explains the clip (in-clip r of the inner-lip opening, before and after).
+Steps 2 and 3, and the sync lane's refit, learn from the clip's first 3 minutes at most (the span the offset's mouth
+witness reads, `core.sync.av_offset.WITNESS_SECONDS`): the own voice's scoring pass still covers the whole clip.
 
 The sync lane learns from the same pair: the confidence this face reaches with its own voice sets the clip's
 low threshold (`core.sync.lane.clip_threshold`), since an unfamiliar face gives weaker evidence even in sync.
@@ -34,6 +36,7 @@ import numpy as np
 from . import audio as audio_mod
 from .heap import release_free_memory
 from .progress import CancelToken, ProgressFn, check, report
+from .sync import av_offset
 from .sync.lane_adapt import face_judgeable, face_threshold, lane_adaptation
 from .sync.refine import refine_for_clip
 
@@ -178,7 +181,7 @@ def cache_settings(track, scorer_name: str, model_sha: str) -> dict:
     lm = np.nan_to_num(np.asarray(track.landmarks, np.float32)).tobytes()
     return {"kind": "adaptation", "version": ADAPT_VERSION, "track": int(getattr(track, "track_id", 0)),
             "landmarks": hashlib.sha256(lm).hexdigest()[:16], "mouth_model": model_sha, "scorer": scorer_name,
-            "ridge": RIDGE, "min_voiced": MIN_VOICED_FRAMES}
+            "ridge": RIDGE, "min_voiced": MIN_VOICED_FRAMES, "learn_seconds": av_offset.WITNESS_SECONDS}
 
 
 def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=None,
@@ -223,8 +226,11 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
         check(cancel)
         fps = float(info.fps)
         aligned = align_own_voice(lane.wav, lane.own_offset, fps)
-        voiced = audio_mod.voice_activity(aligned, fps, len(track.present))
-        result = adapt_mouth(model, aligned, fps, track.landmarks, track.present, voiced,
+        # the mouth is learnt from the span the offset's mouth witness read (its phones are decoded once)
+        n = av_offset.witness_frames(len(track.present), fps)
+        learnt = av_offset.witness_voice(aligned)
+        voiced = audio_mod.voice_activity(learnt, fps, n)
+        result = adapt_mouth(model, learnt, fps, track.landmarks[:n], track.present[:n], voiced,
                              phone_segments=aligned_phones(model, lane.wav, lane.own_offset, fps))
         result.own_offset, result.own_confidence = lane.own_offset, lane.own_confidence
         result.own_speaking = lane.own_speaking
@@ -255,15 +261,15 @@ def align_own_voice(wav: np.ndarray, offset: int, fps: float) -> np.ndarray:
 
 
 def aligned_phones(model, wav: np.ndarray, offset: int, fps: float) -> Optional[list]:
-    """The phones of `align_own_voice(wav, offset, fps)`: the own voice's (decoded once, when its offset was
-    found) moved by the same amount. None for a model without phone inputs."""
+    """The phones of `align_own_voice(wav, offset, fps)` over the mouth witness's span: the own voice's (decoded
+    once, when its offset was found) moved by the same amount. None for a model without phone inputs."""
     if not model.uses_phones:
         return None
     from .edits import shift_samples
     from .phones import decode_phones, shift_segments
 
-    return shift_segments(decode_phones(wav), shift_samples(int(offset), fps, audio_mod.SAMPLE_RATE)
-                          / audio_mod.SAMPLE_RATE)
+    shift = shift_samples(int(offset), fps, audio_mod.SAMPLE_RATE) / audio_mod.SAMPLE_RATE
+    return shift_segments(decode_phones(av_offset.witness_voice(wav)), shift)
 
 
 # --------------------------------------------------------------------------------------------- cache

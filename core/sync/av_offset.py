@@ -24,6 +24,21 @@ import numpy as np
 from ..audio import SAMPLE_RATE
 
 MOUTH_WEIGHT = 1.0     # equal say, set a priori: s1 validation is flat from 0 to 2 (tools/eval_offset_fusion)
+# The mouth witness reads the voice's first 3 minutes only: the clip's offset is one number, the scorer's curve
+# still covers the whole clip, and every measurement of the witness (and of the adaptation that reuses its phones,
+# core.adapt) used at most 147 s. Beyond that its work grows with the voice: on a 10 min voice PocketSphinx and the
+# mouth model held ~0.3 GB more and took ~0.5 min.
+WITNESS_SECONDS = 180.0
+
+
+def witness_voice(wav: np.ndarray) -> np.ndarray:
+    """The part of a 16 kHz voice the mouth witness reads (a view: its phones are decoded once, core.phones)."""
+    return np.asarray(wav, np.float32).reshape(-1)[:int(WITNESS_SECONDS * SAMPLE_RATE)]
+
+
+def witness_frames(num_frames: int, fps: float) -> int:
+    """How many of a clip's first `num_frames` video frames the mouth witness reads."""
+    return min(int(num_frames), int(WITNESS_SECONDS * float(fps)))
 
 
 def robust_z(curve: np.ndarray) -> np.ndarray:
@@ -37,12 +52,14 @@ def robust_z(curve: np.ndarray) -> np.ndarray:
 def mouth_curve(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, present: np.ndarray,
                 offsets: np.ndarray) -> np.ndarray:
     """Pearson r, for each candidate offset o (video frames; positive = the voice leads the picture), between the
-    tracked opening at frame t and the opening predicted from the voice at frame t - o. Zeros when the face or
-    the voice does not move (then only the scorer decides)."""
+    tracked opening at frame t and the opening predicted from the voice at frame t - o, over the clip's first
+    WITNESS_SECONDS. Zeros when the face or the voice does not move (then only the scorer decides)."""
     from .. import mouth_shape as ms
 
     offsets = np.asarray(offsets, np.int64)
-    n = len(present)
+    wav = witness_voice(wav)
+    n = witness_frames(len(present), fps)
+    landmarks, present = landmarks[:n], np.asarray(present, bool)[:n]
     out = np.zeros(len(offsets))
     if n < 2 or len(offsets) == 0:
         return out
@@ -50,11 +67,11 @@ def mouth_curve(model, wav: np.ndarray, fps: float, landmarks: np.ndarray, prese
     spf = int(round(SAMPLE_RATE / fps))
     silence = np.zeros(pad * spf, np.float32)
     segments = None
-    if model.uses_phones:   # the voice as given is decoded once: the adaptation (core.adapt) then reuses its phones
+    if model.uses_phones:   # decoded once: the adaptation (core.adapt) learns from the same span and reuses them
         from ..phones import decode_phones, shift_segments
         segments = shift_segments(decode_phones(wav), len(silence) / SAMPLE_RATE)
     # padded after the decoding, whose own memory peaks on a long voice
-    padded = np.concatenate([silence, np.asarray(wav, np.float32).reshape(-1)[:n * spf], silence])
+    padded = np.concatenate([silence, wav[:n * spf], silence])
     disp = np.asarray(model.predict(padded, fps, n + 2 * pad, phone_segments=segments), np.float64)
     canon, _ = ms.normalize(np.asarray(landmarks, np.float32))
     valid = np.asarray(present, bool) & np.isfinite(canon).all(axis=(1, 2))
@@ -97,7 +114,7 @@ def decode_witness_phones(model, wav: np.ndarray) -> None:
     if model.uses_phones:
         from ..phones import decode_phones
 
-        decode_phones(wav)
+        decode_phones(witness_voice(wav))
 
 
 def fused_evidence(report, model, wav: np.ndarray, landmarks: np.ndarray, present: np.ndarray,

@@ -155,13 +155,18 @@ def refine_scorer(scorer, face, aligned_wav: np.ndarray, voiced_windows: np.ndar
 
 def refine_for_clip(scorer, own_report, aligned_wav: np.ndarray):
     """`refine_scorer` for the clip whose own voice was scored as `own_report` (its SyncReport, with `face`), the voice
-    moved to its own offset: (refined scorer, own level) or None."""
+    moved to its own offset: (refined scorer, own level) or None. It learns from the windows inside the span the
+    offset's mouth witness read (core.sync.av_offset.WITNESS_SECONDS), as the mouth's adaptation does."""
     from .. import audio as audio_mod
+    from .av_offset import witness_frames, witness_voice
 
     face = getattr(own_report, "face", None)
     if face is None:
         return None
     fps = float(own_report.scorer_fps or own_report.fps)
-    m, w = len(face.trunk) if face.trunk is not None else 0, scorer.window
+    w = scorer.window
+    m = len(face.trunk) if face.trunk is not None else 0
+    m = max(0, min(m, witness_frames(m + w, fps) - w))
+    aligned_wav = witness_voice(aligned_wav)
     voiced = audio_mod.voice_activity(aligned_wav, fps, m + w)[w // 2:w // 2 + m]
     return refine_scorer(scorer, face, aligned_wav, voiced.astype(np.float64), fps, video_fps=float(own_report.fps))

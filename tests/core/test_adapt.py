@@ -123,6 +123,25 @@ def test_second_run_is_a_cache_hit(actor_clip, first_adaptation):
     assert len(list(cache.glob("*.npz"))) == 1
 
 
+def test_a_long_clip_is_learnt_from_the_offset_witness_span(actor_clip, first_adaptation, tmp_path, monkeypatch):
+    """The mouth refit learns from the span the offset's mouth witness read (here its first 6 s of 12), whose phones
+    PocketSphinx decodes once, only that span."""
+    from core import phones
+    from core.sync import av_offset
+
+    decoded = []
+    real = phones._decode
+    monkeypatch.setattr(phones, "_decode", lambda x: decoded.append(len(x)) or real(x))
+    monkeypatch.setattr(phones, "_DECODED", type(phones._DECODED)())
+    monkeypatch.setattr(av_offset, "WITNESS_SECONDS", 6.0)
+    short = adapt.adapt_clip(str(actor_clip), first_adaptation.info, first_adaptation.track,
+                             cache_dir=tmp_path)
+    assert short.cache == "miss" and short.adapted, short.message
+    assert decoded == [6 * 16000]
+    assert short.frames_used <= 6 * 25 < first_adaptation.result.frames_used
+    assert short.own_offset == first_adaptation.result.own_offset
+
+
 def test_silent_video_falls_back_and_says_so(tmp_path):
     from core import media
     from core.faces.track import track_video

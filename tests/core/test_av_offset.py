@@ -56,6 +56,28 @@ def test_a_still_face_leaves_the_scorer_alone(unseen):
     assert np.all(r == 0)
 
 
+def test_the_mouth_witness_reads_only_the_voices_first_minutes(unseen, monkeypatch):
+    """On a long clip the witness reads its first WITNESS_SECONDS (here 1.6 s of a 3 s clip): the same curve as the
+    clip cut there, and PocketSphinx decodes only that part."""
+    from core import phones
+
+    path, wav, track = unseen[1]
+    model, offsets = AudioToMouth.load(), np.arange(-8, 9)
+    cut = av_offset.mouth_curve(model, wav[:int(1.6 * 16000)], 25.0, track.landmarks[:40], track.present[:40],
+                                offsets)
+    whole = av_offset.mouth_curve(model, wav, 25.0, track.landmarks, track.present, offsets)
+    decoded = []
+    real = phones._decode
+    monkeypatch.setattr(phones, "_decode", lambda x: decoded.append(len(x)) or real(x))
+    monkeypatch.setattr(phones, "_DECODED", type(phones._DECODED)())
+    monkeypatch.setattr(av_offset, "WITNESS_SECONDS", 1.6)
+    av_offset.decode_witness_phones(model, wav)
+    bounded = av_offset.mouth_curve(model, wav, 25.0, track.landmarks, track.present, offsets)
+    np.testing.assert_array_equal(bounded, cut)
+    assert not np.allclose(bounded, whole)
+    assert decoded == [int(1.6 * 16000)]          # once, before the curve, and only the witness's span
+
+
 def test_own_offset_stays_near_zero_where_the_face_supports_it():
     """core.sync.lane_adapt.own_offset_choice: a far peak gives way to the best candidate within reach when the
     face's level there clears the floor; a far peak the face only supports stays (a badly muxed file)."""

@@ -160,6 +160,30 @@ def test_the_refit_level_comes_from_the_windows_it_did_not_learn_from(monkeypatc
     assert own_level(learnt(10.0), vshift, 0) > levels[0] + 1       # what a level over every window would say
 
 
+def test_a_long_clip_is_refit_on_the_witness_span_only(monkeypatch):
+    """refine_for_clip learns from the windows inside the offset witness's span (core.sync.av_offset.WITNESS_SECONDS),
+    with only that much of the voice, however long the clip."""
+    from types import SimpleNamespace
+
+    from core.sync import av_offset
+    from core.sync.scoring import FaceWindows
+
+    m = 1500                                                  # 60 s of windows at 25 fps
+    face = FaceWindows(scorer="x", features=np.zeros((m, 4), np.float32), frames=m + 4, requested=m + 4,
+                       available=m + 4, detected=np.ones(m + 4, bool), trunk=np.zeros((m, 8), np.float32))
+    seen = {}
+    monkeypatch.setattr(refine, "refine_scorer", lambda scorer, face, wav, voiced, fps, video_fps=None:
+                        seen.update(wav=len(wav), windows=len(voiced)))
+    report = SimpleNamespace(face=face, fps=25.0, scorer_fps=25.0)
+    scorer = SimpleNamespace(window=5)
+    wav = np.random.default_rng(0).normal(0, 0.1, 16000 * 61).astype(np.float32)
+    refine.refine_for_clip(scorer, report, wav)
+    assert seen == {"wav": 16000 * 61, "windows": m}           # under the span: every window, the whole voice
+    monkeypatch.setattr(av_offset, "WITNESS_SECONDS", 20.0)
+    refine.refine_for_clip(scorer, report, wav)
+    assert seen == {"wav": 16000 * 20, "windows": 20 * 25 - 5}  # the windows wholly inside the first 20 s
+
+
 def test_adaptation_cache_keeps_the_refit_head(tmp_path):
     from core.adapt import Adaptation, load_adaptation, store_adaptation
 
