@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -34,6 +33,7 @@ import numpy as np
 from .. import audio as audio_mod
 from .. import media
 from ..errors import LipDubError, MediaError, NoFaceError
+from ..heap import reusing_freed_blocks
 from ..progress import CancelToken, ProgressFn, check, report
 from ..streams import prefetch
 from . import lane
@@ -290,7 +290,6 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
 
     win = scorer.window
     chunk_frames = max(1, int(scorer.batch_size)) + win - 1
-    buffer: List[np.ndarray] = []
     feats: List[np.ndarray] = []
     trunks: List[np.ndarray] = []
     split = callable(getattr(scorer, "video_trunk", None)) and callable(getattr(scorer, "project_video", None))
@@ -304,22 +303,14 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         else:
             feats.append(np.asarray(scorer.video_features(x), np.float32))
 
-    # the networks embed one chunk in a worker while this thread decodes and crops the next (one chunk ahead at
-    # most, in order): the crops no longer wait for the networks, nor the networks for the crops
-    pending: Optional[Future] = None
-
-    def submit(crops: Optional[List[np.ndarray]]) -> None:
-        """Wait for the chunk in the worker (its error is raised here), then hand it `crops` (None: nothing more)."""
-        nonlocal pending
-        if pending is not None:
-            pending.result()
-        pending = None if crops is None else worker.submit(embed, crops)
-
-    done = 0
     last_needed = int(src[-1])
-    report(progress, "score", 0, k_total)
-    frames = prefetch(media.iter_frames(video_path, backend="auto"))   # decoded while the networks run
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lipdub-embed") as worker:
+
+    def crop_chunks():
+        """(crops of one chunk or None, scorer frames cropped so far), chunk by chunk, the last one None when too
+        short: decoded (in a thread of its own) and cropped in order."""
+        buffer: List[np.ndarray] = []
+        done = 0
+        frames = prefetch(media.iter_frames(video_path, backend="auto"))   # decoded while the crops are cut
         try:
             for i, frame in enumerate(frames):
                 if i > last_needed:
@@ -334,16 +325,24 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                     buffer.append(crop)
                 done += int(need[i])
                 if len(buffer) >= chunk_frames:
-                    submit(buffer)
+                    yield buffer, done
                     buffer = buffer[len(buffer) - (win - 1):]
-                    report(progress, "score", done, k_total)
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
-        if len(buffer) >= win:
-            submit(buffer)
-        submit(None)
+        yield (buffer if len(buffer) >= win else None), done
+
+    # the crops are cut a chunk ahead in a worker while this thread runs the networks on the one before (in order):
+    # neither waits for the other, and the networks' large transients come from this thread's heap, where
+    # `reusing_freed_blocks` keeps them from one pass to the next (on the main thread: core.heap)
+    done = 0
+    report(progress, "score", 0, k_total)
+    with reusing_freed_blocks():
+        for crops, done in prefetch(crop_chunks(), depth=1):
+            if crops is not None:
+                embed(crops)
+            report(progress, "score", done, k_total)
     check(cancel)
     if done < k_total:
         log.warning("%s: the video ended after %d of %d frames; scoring those.", video_path, done, k_total)

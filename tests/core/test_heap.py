@@ -79,17 +79,67 @@ ctypes.CDLL("libc.so.6").malloc_stats()   # one "Arena N:" block per arena, on s
 go.set()
 """
 
+REUSE_SCRIPT = """
+import json, resource
+import torch
+from core import heap
+from core.sync.asd.net import visual_in_parts
+from core.sync.asd.weights import load_asd
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+
+torch.set_num_threads(1)
+model = load_asd("cpu")
+faces = torch.rand(1, 62, 112, 112) * 255         # one pass of the encoder (visual_in_parts)
+
+def passes():
+    faults = []
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        visual_in_parts(model.visual, faces)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return faults[1:]
+
+result = {}
+with torch.no_grad():
+    result["default"] = passes()
+    with heap.reusing_freed_blocks():
+        result["reuse"] = passes()
+        result["inside"] = rss_mb()
+    result["after"] = rss_mb()
+print(json.dumps(result))
+"""
+
+
+def run_heap_script(script, *args, cwd):
+    """The script's run in a process of its own (the C heap's settings are the process's)."""
+    import os
+    import subprocess
+
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                          check=True, cwd=str(cwd), env={**os.environ, "PYTHONPATH": os.getcwd()})
+
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_threads_share_one_heap_arena_per_core(tmp_path):
     import os
-    import subprocess
 
-    cores = len(os.sched_getaffinity(0))
+    threads = len(os.sched_getaffinity(0)) + 4
 
     def arenas(mode):
-        run = subprocess.run([sys.executable, "-c", ARENAS_SCRIPT, mode, str(cores + 4)], capture_output=True, text=True, check=True,
-                             cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": os.getcwd()})
-        return run.stderr.count("Arena ")
+        return run_heap_script(ARENAS_SCRIPT, mode, threads, cwd=tmp_path).stderr.count("Arena ")
 
-    assert arenas("limit") <= cores < arenas("default")
+    assert arenas("limit") <= len(os.sched_getaffinity(0)) < arenas("default")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_encoders_large_transients_are_reused_without_page_faults_and_handed_back_after_the_pass(tmp_path):
+    import json
+
+    got = json.loads(run_heap_script(REUSE_SCRIPT, cwd=tmp_path).stdout)
+    # glibc's default: the 3-D convolutions' column buffers are mapped and faulted in again on every pass
+    assert min(got["default"]) > 20_000, got
+    assert max(got["reuse"]) < min(got["default"]) / 20, got
+    assert got["inside"] - got["after"] > 50, got           # kept through the pass, handed back at its end

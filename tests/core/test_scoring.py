@@ -287,11 +287,18 @@ def test_score_clip_missing_faces_short_audio_cancel_and_progress(grid):
 
 
 class FailingToy(ToyScorer):
-    """ToyScorer whose network fails on its third chunk (and records which threads embedded)."""
+    """ToyScorer whose network fails on its third chunk (and records which threads cut crops and embedded)."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.threads = set()
+        self.crop_threads = set()
+
+    def face_input(self, frame, box, landmarks):
+        import threading
+
+        self.crop_threads.add(threading.current_thread().name)
+        return super().face_input(frame, box, landmarks)
 
     def video_features(self, face_inputs):
         import threading
@@ -302,14 +309,20 @@ class FailingToy(ToyScorer):
         return super().video_features(face_inputs)
 
 
-def test_the_networks_embed_beside_the_decoding_and_their_errors_reach_the_caller(grid):
-    """Chunks are embedded in a worker thread, one ahead of the crops (test_score_clip_streaming_equals_one_shot:
-    in order); an error there is the caller's, not a hang or a lost chunk."""
+def test_the_networks_embed_beside_the_cropping_and_their_errors_reach_the_caller(grid):
+    """The crops are cut in a worker thread, a chunk ahead, while the caller's thread embeds (its heap keeps the
+    networks' transients: core.heap; test_score_clip_streaming_equals_one_shot: in order); an error in the networks
+    is the caller's, not a hang or a lost chunk, and the worker stops."""
+    import threading
+
     video, wav, track = grid
     sc = FailingToy(batch_size=8)
+    before = set(threading.enumerate())
     with pytest.raises(RuntimeError, match="chunk 3"):
         score_clip(video, wav, track, sc, fps=25.0)
-    assert sc.calls == 2 and all(name.startswith("lipdub-embed") for name in sc.threads)
+    assert sc.calls == 2 and sc.threads == {threading.current_thread().name}
+    assert sc.crop_threads and threading.current_thread().name not in sc.crop_threads
+    assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]
 
 
 class VoiceToy(ToyScorer):

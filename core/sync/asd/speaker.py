@@ -34,6 +34,7 @@ import numpy as np
 
 from ... import audio as audio_mod
 from ... import media
+from ...heap import reusing_freed_blocks
 from ...progress import CancelToken, ProgressFn, check, report
 from ...streams import prefetch
 from . import features as AF
@@ -337,34 +338,35 @@ def speaking_scores(video_path, tracks, wav: np.ndarray, *, fps: Optional[float]
     report(progress, "speaker", 0, total)
     frames_it = prefetch(media.iter_frames(str(video_path), info, start=first, stop=last + 1,
                                            backend="auto"))
-    try:
-        for i, frame in enumerate(frames_it, start=first):
-            if i > last:
-                break
-            jobs = wants.get(i)
-            if not jobs:
-                continue
-            check(cancel)
-            crops: dict = {}
-            for p, s, k in jobs:
-                t, boxes, lms, segs = plans[p]
-                if p not in crops:
-                    crops[p] = AF.face_crop(frame, lms[i], boxes[i])
-                seg = live.get((p, s))
-                if seg is None:
-                    seg = live[(p, s)] = _Segment(*segs[s])
-                seg.add(crops[p], model)
-                done += 1
-                if seg.done:
-                    a, b = seg.start, seg.stop
-                    probs25[int(t.track_id)][a:b] = _speaking_prob(model, seg.embedding(),
-                                                                   mfcc[AF.MFCC_PER_FRAME * a:AF.MFCC_PER_FRAME * b])
-                    del live[(p, s)]
-            report(progress, "speaker", done, total)
-    finally:
-        close = getattr(frames_it, "close", None)
-        if close is not None:
-            close()
+    with reusing_freed_blocks():      # the encoder's large transients reused, not faulted in again (core.heap)
+        try:
+            for i, frame in enumerate(frames_it, start=first):
+                if i > last:
+                    break
+                jobs = wants.get(i)
+                if not jobs:
+                    continue
+                check(cancel)
+                crops: dict = {}
+                for p, s, k in jobs:
+                    t, boxes, lms, segs = plans[p]
+                    if p not in crops:
+                        crops[p] = AF.face_crop(frame, lms[i], boxes[i])
+                    seg = live.get((p, s))
+                    if seg is None:
+                        seg = live[(p, s)] = _Segment(*segs[s])
+                    seg.add(crops[p], model)
+                    done += 1
+                    if seg.done:
+                        a, b = seg.start, seg.stop
+                        probs25[int(t.track_id)][a:b] = _speaking_prob(model, seg.embedding(),
+                                                                       mfcc[AF.MFCC_PER_FRAME * a:AF.MFCC_PER_FRAME * b])
+                        del live[(p, s)]
+                report(progress, "speaker", done, total)
+        finally:
+            close = getattr(frames_it, "close", None)
+            if close is not None:
+                close()
     check(cancel)
     if live:
         log.warning("%s: the video ended before %d face segment(s) were complete", video_path, len(live))
