@@ -276,7 +276,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
     batch of crops); `max_frames`: stop after this many scorer frames (the voice ends there). Frames without a
     detection use a box interpolated/held from the neighbouring detections. `on_frame(i, frame)` sees every
     decoded video frame, in order from 0 (to the last one the scorer needs): other per-frame reads of this video
-    need no decode of their own."""
+    need no decode of their own. It is called from the worker thread that cuts the crops: keep it to data (no GUI)."""
     boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
     n_video = len(detected)
     s_fps, resampled = scorer_frame_rate(scorer, fps)
