@@ -22,9 +22,9 @@ import threading
 
 
 M_TRIM_THRESHOLD = -1   # glibc's mallopt parameter numbers
+M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
-M_MMAP_THRESHOLD = -3
 DEFAULT_MMAP_MAX = 65536                # glibc's default, restored after `reusing_freed_blocks`
 # where glibc's own adjustment of the thresholds ends once it has seen a freed block of 32 MB; any mallopt call stops
 # that adjustment, so `reusing_freed_blocks` leaves them there (left at their start, 128 KB, every frame of a video
