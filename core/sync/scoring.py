@@ -333,8 +333,8 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                 close()
         yield (buffer if len(buffer) >= win else None), done
 
-    # the crops are cut a chunk ahead in a worker while this thread runs the networks on the one before (in order):
-    # neither waits for the other, and the networks' large transients come from this thread's heap, where
+    # the crops are cut in a worker (at most two chunks ahead: one queued, one being cut; ~1 MB each) while this
+    # thread runs the networks on the chunks in order: neither waits for the other, and the networks' large transients come from this thread's heap, where
     # `reusing_freed_blocks` keeps them from one pass to the next (on the main thread: core.heap)
     done = 0
     report(progress, "score", 0, k_total)
