@@ -334,8 +334,9 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         yield (buffer if len(buffer) >= win else None), done
 
     # the crops are cut in a worker (at most two chunks ahead: one queued, one being cut; ~1 MB each) while this
-    # thread runs the networks on the chunks in order: neither waits for the other, and the networks' large transients come from this thread's heap, where
-    # `reusing_freed_blocks` keeps them from one pass to the next (on the main thread: core.heap)
+    # thread runs the networks on the chunks in order: neither waits for the other, and the networks' large
+    # transients come from this thread's heap, where `reusing_freed_blocks` keeps them from one pass to the next (on
+    # the main thread: core.heap)
     done = 0
     report(progress, "score", 0, k_total)
     with reusing_freed_blocks():
