@@ -104,7 +104,7 @@ def test_the_shipped_network_is_frozen_for_speed_and_still_exact(inputs):
 def test_the_frozen_encoder_is_kept_and_read_back_exactly(inputs, tmp_path):
     """Tracing and freezing cost about a second per process: the frozen encoder is kept in the cache and read back
     with the same outputs; a damaged file is made again."""
-    from core.sync.asd.net import freeze_visual
+    from core.sync.asd.net import FROZEN_VERSION, freeze_visual
     from core.sync.asd.weights import frozen_cache
 
     path = SHARED / "models" / "asd" / "light_asd" / "finetuning_TalkSet.model"
@@ -119,7 +119,38 @@ def test_the_frozen_encoder_is_kept_and_read_back_exactly(inputs, tmp_path):
         again = freeze_visual(load_checkpoint(path), cache)
         assert torch.equal(made.visual(faces), again.visual(faces))
     assert cache.stat().st_size > 1000                           # rewritten
-    assert frozen_cache("cpu").name.startswith("light_asd-visual-")
+    assert frozen_cache("cpu").name.startswith(f"light_asd-visual{FROZEN_VERSION}-")   # a new forward, a new file
+
+
+@pytest.mark.parametrize("k, bias", [(1, False), (3, False), (5, True)])
+def test_time_conv_is_the_3d_convolution(k, bias):
+    """The encoder's time-only convolutions, computed in 2-D: the Conv3d's numbers, at any clip length."""
+    from core.sync.asd.net import time_conv
+
+    torch.manual_seed(k)
+    conv = torch.nn.Conv3d(6, 10, (k, 1, 1), padding=(k // 2, 0, 0), bias=bias)
+    for t in (1, 4, 17):
+        x = torch.randn(2, 6, t, 7, 5)
+        with torch.no_grad():
+            got, want = time_conv(conv, x), conv(x)
+        assert got.shape == want.shape == (2, 10, t, 7, 5)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_the_frozen_encoder_avoids_the_slow_3d_path_on_one_thread(inputs):
+    """On one thread PyTorch sends a 3-D convolution with a 1x1 spatial kernel to its slow im2col path (the encoder
+    used to spend 60% of its time there); of the encoder's 3-D convolutions only the first block's strided 3x3 one
+    may still take it."""
+    from core.device import one_torch_thread
+    from core.sync.asd.weights import load_asd
+
+    model = load_asd()
+    faces = torch.as_tensor(inputs["faces"][:40])[None]
+    with one_torch_thread(), torch.no_grad(), torch.autograd.profiler.profile() as prof:
+        model.visual(faces)
+    calls = {e.key: e.count for e in prof.key_averages()}
+    fast, slow = calls.get("aten::mkldnn_convolution", 0), calls.get("aten::slow_conv3d_forward", 0)
+    assert fast + slow == 12 and slow <= 1     # 3 blocks of 2 spatial and 2 temporal ones (the 1x1x1: products)
 
 
 def test_mfccs_computed_in_chunks_equal_python_speech_features_in_one_pass(monkeypatch):

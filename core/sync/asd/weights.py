@@ -31,7 +31,8 @@ def frozen_cache(device: str):
 
     from ...models.registry import get_spec
     from ...paths import user_cache_dir
+    from .net import FROZEN_VERSION
 
     sha = (getattr(get_spec(MODEL_NAME), "sha256", None) or "unknown")[:16]
     tag = f"torch{torch.__version__}-{device}".replace(":", "-")
-    return user_cache_dir("models", f"{MODEL_NAME}-visual-{sha}-{tag}.pt")
+    return user_cache_dir("models", f"{MODEL_NAME}-visual{FROZEN_VERSION}-{sha}-{tag}.pt")
