@@ -331,9 +331,9 @@ def from_state_dict(state: Dict[str, torch.Tensor]) -> ASDModel:
 
 
 # the computation a frozen encoder keeps (core.sync.asd.weights.frozen_cache names its file after it): raise it when
-# the encoder's forward changes, or a cached file from before keeps running the old one. 2: `time_conv`, the
-# 2-D pool.
-FROZEN_VERSION = 2
+# the encoder's forward changes, or a cached file from before keeps running the old one. 2: `time_conv`; 3: the
+# 2-D pool and the ReLUs in place.
+FROZEN_VERSION = 3
 
 
 def freeze_visual(model: ASDModel, cache: Optional[Path] = None) -> ASDModel:
