@@ -61,8 +61,8 @@ def time_conv(conv: nn.Conv3d, x):
     """`conv(x)` for a Conv3d whose kernel spans time only ((k, 1, 1), stride 1; k = 1 included), computed as a
     2-D convolution over (B, C, T, H*W) (k = 1: a matrix product): the same numbers to float rounding (~2e-6). Why:
     PyTorch runs a 3-D convolution with a 1x1 spatial kernel on one thread through its slow im2col path (column
-    buffers of 20-160 MB a call), a 2-D one through oneDNN. Light-ASD's encoder: 14.0-14.9 -> 9.3-10.5 ms a frame on
-    one thread, 6.1-7.4 -> 5.4-6.1 ms on two (2 CPU cores)."""
+    buffers of 20-160 MB a call), a 2-D one through oneDNN: Light-ASD's encoder on one thread ~15 -> ~10 ms a frame
+    (docs/MEASUREMENTS.md, sixteenth session)."""
     b, c, t, h, w = x.shape
     k, cout = conv.kernel_size[0], conv.out_channels     # module attributes: no tensor shapes read while tracing
     if k == 1:
@@ -92,7 +92,8 @@ class LightVisualBlock(nn.Module):
     def forward(self, x):
         out = 0
         for k in (3, 5):
-            y = F.relu(getattr(self, f"bn_s_{k}")(getattr(self, f"s_{k}")(x)), inplace=True)   # fresh outputs
+            # in place: each ReLU's input is a batch norm's fresh output, held by nothing else
+            y = F.relu(getattr(self, f"bn_s_{k}")(getattr(self, f"s_{k}")(x)), inplace=True)
             out = out + F.relu(getattr(self, f"bn_t_{k}")(time_conv(getattr(self, f"t_{k}"), y)), inplace=True)
         return F.relu(self.bn_last(time_conv(self.last, out)), inplace=True)
 
