@@ -5,8 +5,9 @@ glibc's allocator keeps the memory of freed transient arrays (the adaptation's s
 in its heap, so a long clip's RSS stayed ~0.3 GB higher through the whole render (docs/MEASUREMENTS.md, issue 19):
 `malloc_trim(0)` returns those pages where a phase ends. Within a phase the opposite costs: glibc gives every block
 over 32 MB (and, in a thread's own arena, over 64 MB) its own mapping and unmaps it when freed, so the next one is
-faulted in page by page again. Light-ASD's encoder makes such blocks on every pass (its 3-D convolutions' column
-buffers, 20-160 MB): 30% of its CPU time went to the kernel's page faults. `reusing_freed_blocks` keeps them in the
+faulted in page by page again. Light-ASD's encoder makes such blocks on every pass (its activations, tens of MB; until
+`core.sync.asd.net.time_conv`, also its 3-D convolutions' column buffers of 20-160 MB, when 30% of its CPU time went to
+the kernel's page faults). `reusing_freed_blocks` keeps them in the
 heap during such passes, where the next pass reuses them. And each thread that allocates gets an arena of its own, up
 to eight per core: the render's threads (decoder, two renderers, encoder feed) each kept their own freed frames.
 Other C libraries (macOS, Windows, musl) have no such calls: nothing is done there."""
@@ -60,9 +61,9 @@ def reusing_freed_blocks():
     """While inside (nesting is counted), blocks of every size come from the heap and a freed one stays there for
     the next allocation instead of being unmapped; at the end the free pages are handed back (`release_free_memory`)
     and the thresholds are left where glibc's own adjustment would have taken them. For the passes of Light-ASD's
-    encoder: its 3-D convolutions make column buffers of 20-160 MB on every call, which glibc mapped and unmapped
-    each time, so every page was faulted in again: 30% of the encoder's CPU time was the kernel's (measured on 2
-    cores: 13.7 -> 9.5 ms a frame). Only the main thread's heap grows without bound (a worker thread's arena still
+    encoder: its large blocks were mapped and unmapped on every call, so every page was faulted in again (measured
+    on 2 cores before `time_conv`: 30% of the encoder's CPU time in the kernel, 13.7 -> 9.5 ms a frame with this
+    scope; after it still ~50,000-70,000 faults a 62-frame pass without the scope, none with it). Only the main thread's heap grows without bound (a worker thread's arena still
     maps blocks over 64 MB): run the networks on the thread that called, the rest in workers."""
     global _reuse_depth
     mallopt = _libc_call("mallopt")

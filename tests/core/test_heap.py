@@ -139,7 +139,7 @@ def test_the_encoders_large_transients_are_reused_without_page_faults_and_handed
     import json
 
     got = json.loads(run_heap_script(REUSE_SCRIPT, cwd=tmp_path).stdout)
-    # glibc's default: the 3-D convolutions' column buffers are mapped and faulted in again on every pass
+    # glibc's default: the encoder's large blocks (activations) are mapped and faulted in again on every pass
     assert min(got["default"]) > 20_000, got
     assert max(got["reuse"]) < min(got["default"]) / 5, got     # measured 14-100x fewer
     assert got["inside"] - got["after"] > 50, got           # kept through the pass, handed back at its end
