@@ -297,7 +297,9 @@ def mouth_sharpness(video: str, info, landmarks: np.ndarray, present: np.ndarray
 
     read = read or MouthSharpness(landmarks, present)
     n = len(read.present)
-    for i, frame in enumerate(iter_frames(video, info, start=read.done, stop=n, backend="auto"), start=read.done):
+    # all read in the offset pass (a take within OFFSET_SECONDS): no decoder opened, it would decode to its seek point
+    frames = iter_frames(video, info, start=read.done, stop=n, backend="auto") if read.done < n else ()
+    for i, frame in enumerate(frames, start=read.done):
         if i >= n:
             break
         read.add(i, frame)

@@ -274,9 +274,10 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                  on_frame: Optional[Callable[[int, np.ndarray], None]] = None) -> FaceWindows:
     """Stream the video's frames, crop the tracked face and embed it window by window (memory stays bounded by one
     batch of crops); `max_frames`: stop after this many scorer frames (the voice ends there). Frames without a
-    detection use a box interpolated/held from the neighbouring detections. `on_frame(i, frame)` sees every
-    decoded video frame, in order from 0 (to the last one the scorer needs): other per-frame reads of this video
-    need no decode of their own. It is called from the worker thread that cuts the crops: keep it to data (no GUI)."""
+    detection use a box interpolated/held from the neighbouring detections. `on_frame(i, frame)` sees every video
+    frame of the track, in order from 0 (the decode goes on past the last one the scorer needs, where the voice ends
+    first): other per-frame reads of this video need no decode of their own. It is called from the worker thread
+    that cuts the crops: keep it to data (no GUI)."""
     boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
     n_video = len(detected)
     s_fps, resampled = scorer_frame_rate(scorer, fps)
@@ -303,7 +304,9 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         else:
             feats.append(np.asarray(scorer.video_features(x), np.float32))
 
-    last_needed = int(src[-1])
+    # a reader of every frame (`on_frame`) would otherwise open a decoder of its own for the frames after the voice's
+    # end, decoding again from the last keyframe up to them
+    last_read = n_video - 1 if on_frame is not None else int(src[-1])
 
     def crop_chunks():
         """(crops of one chunk or None, scorer frames cropped so far), chunk by chunk, the last one None when too
@@ -313,7 +316,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         frames = prefetch(media.iter_frames(video_path, backend="auto"))   # decoded while the crops are cut
         try:
             for i, frame in enumerate(frames):
-                if i > last_needed:
+                if i > last_read:
                     break
                 if on_frame is not None:
                     on_frame(i, frame)

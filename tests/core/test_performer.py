@@ -234,6 +234,13 @@ def test_mouth_sharpness_is_read_during_the_offset_pass(s1_tracks, monkeypatch):
     assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 40     # the offset pass's decode, then the rest only
     assert decoded[-1][-1] == len(t.present) - 1
     np.testing.assert_array_equal(seen["sharpness"], alone)
+    # a take within OFFSET_SECONDS: the offset pass reads every frame and no second decoder is opened
+    decoded.clear()
+    monkeypatch.setattr(pf, "OFFSET_SECONDS", 30.0)
+    pf.read_performance(video, audio_mod.load_audio(video), scorer=get_scorer("auto"),
+                        offset_model=ms.AudioToMouth.load())
+    assert len(decoded) == 1 and decoded[0] == list(range(len(t.present)))
+    np.testing.assert_array_equal(seen["sharpness"], alone)
 
 
 def test_dub_from_a_performer_video_writes_a_dub_scored_against_its_sound(tmp_path):

@@ -286,6 +286,22 @@ def test_score_clip_missing_faces_short_audio_cancel_and_progress(grid):
     assert done == sorted(done) and done[-1] < 74
 
 
+def test_on_frame_sees_every_frame_of_the_track_when_the_voice_ends_first(grid):
+    """A reader of the pass's frames (the texture library, the performer's sharpness) gets the track's every frame
+    in order, also those after the voice's end, which the scorer does not need: it need not open a decoder of its
+    own for them (which would decode from the last keyframe again). The scores do not change."""
+    from core import media
+
+    video, wav, track = grid
+    seen = []
+    short = wav[: 16000 * 2]                                             # the voice ends at frame 50 of 75
+    rep = score_clip(video, short, track, ToyScorer(), fps=25.0, on_frame=lambda i, f: seen.append((i, f)))
+    assert [i for i, _ in seen] == list(range(75))
+    decoded = list(media.iter_frames(video))
+    assert all(np.array_equal(f, decoded[i]) for i, f in seen[::7] + seen[-2:])
+    np.testing.assert_array_equal(rep.dists, score_clip(video, short, track, ToyScorer(), fps=25.0).dists)
+
+
 class FailingToy(ToyScorer):
     """ToyScorer whose network fails on its third chunk (and records which threads cut crops and embedded)."""
 
