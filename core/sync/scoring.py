@@ -43,6 +43,8 @@ from .scorers.registry import get_scorer  # noqa: F401  (the scorer factory, re-
 log = logging.getLogger(__name__)
 
 MEDFILT_KERNEL = 9
+READER_TAIL_FRAMES = 250    # frames `face_windows` decodes past the voice's end for a reader of its frames: a decoder
+                            # of the reader's own would decode up to a keyframe interval (x264's default) again
 
 
 # ============================================================================================ report
@@ -274,10 +276,11 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
                  on_frame: Optional[Callable[[int, np.ndarray], None]] = None) -> FaceWindows:
     """Stream the video's frames, crop the tracked face and embed it window by window (memory stays bounded by one
     batch of crops); `max_frames`: stop after this many scorer frames (the voice ends there). Frames without a
-    detection use a box interpolated/held from the neighbouring detections. `on_frame(i, frame)` sees every video
-    frame of the track, in order from 0 (the decode goes on past the last one the scorer needs, where the voice ends
-    first): other per-frame reads of this video need no decode of their own. It is called from the worker thread
-    that cuts the crops: keep it to data (no GUI)."""
+    detection use a box interpolated/held from the neighbouring detections. `on_frame(i, frame)` sees the video's
+    frames in order from 0, to the last one the scorer needs and on for up to READER_TAIL_FRAMES more, to the track's
+    end (where the voice ends first): other per-frame reads of this video need no decode of their own, or one only
+    from where a long tail begins (the pass does not wait for the reader through it). It is called from the worker
+    thread that cuts the crops: keep it to data (no GUI)."""
     boxes, lms, detected = fill_track(track.boxes, track.landmarks, track.present)
     n_video = len(detected)
     s_fps, resampled = scorer_frame_rate(scorer, fps)
@@ -304,9 +307,7 @@ def face_windows(video_path, track, scorer: SyncScorer, fps: float, max_frames: 
         else:
             feats.append(np.asarray(scorer.video_features(x), np.float32))
 
-    # a reader of every frame (`on_frame`) would otherwise open a decoder of its own for the frames after the voice's
-    # end, decoding again from the last keyframe up to them
-    last_read = n_video - 1 if on_frame is not None else int(src[-1])
+    last_read = int(src[-1]) if on_frame is None else min(n_video - 1, int(src[-1]) + READER_TAIL_FRAMES)
 
     def crop_chunks():
         """(crops of one chunk or None, scorer frames cropped so far), chunk by chunk, the last one None when too

@@ -286,7 +286,7 @@ def test_score_clip_missing_faces_short_audio_cancel_and_progress(grid):
     assert done == sorted(done) and done[-1] < 74
 
 
-def test_on_frame_sees_every_frame_of_the_track_when_the_voice_ends_first(grid):
+def test_on_frame_sees_every_frame_of_the_track_when_the_voice_ends_first(grid, monkeypatch):
     """A reader of the pass's frames (the texture library, the performer's sharpness) gets the track's every frame
     in order, also those after the voice's end, which the scorer does not need: it need not open a decoder of its
     own for them (which would decode from the last keyframe again). The scores do not change."""
@@ -300,6 +300,13 @@ def test_on_frame_sees_every_frame_of_the_track_when_the_voice_ends_first(grid):
     decoded = list(media.iter_frames(video))
     assert all(np.array_equal(f, decoded[i]) for i, f in seen[::7] + seen[-2:])
     np.testing.assert_array_equal(rep.dists, score_clip(video, short, track, ToyScorer(), fps=25.0).dists)
+    # a long tail after the voice is left to the reader's own decoder (the pass does not wait for it through it)
+    from core.sync import scoring
+
+    monkeypatch.setattr(scoring, "READER_TAIL_FRAMES", 10)
+    seen.clear()
+    score_clip(video, short, track, ToyScorer(), fps=25.0, on_frame=lambda i, f: seen.append((i, f)))
+    assert [i for i, _ in seen] == list(range(60))                      # frames 0-49 scored, then 10 more
 
 
 class FailingToy(ToyScorer):
