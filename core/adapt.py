@@ -35,12 +35,14 @@ import numpy as np
 
 from . import audio as audio_mod
 from .heap import release_free_memory
+from .in_flight import InFlight
 from .progress import CancelToken, ProgressFn, check, report
 from .sync import av_offset
 from .sync.lane_adapt import face_judgeable, face_threshold, lane_adaptation
 from .sync.refine import refine_for_clip
 
 log = logging.getLogger(__name__)
+_IN_FLIGHT = InFlight()          # the clips being adapted to in this process (adapt_clip)
 
 ADAPT_VERSION = 6
 RIDGE = 8.0              # pull towards the shipped layer, per fitted frame (chosen by tools/eval_adapt.py)
@@ -203,12 +205,26 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     if use_cache:
         try:
             cfile = cache_mod.cache_file(video, settings, cache_dir, kind="adapt")
-            cached = load_adaptation(cfile)
-            if cached is not None:
-                cached.cache = "hit"
-                return cached
         except OSError as exc:
             log.warning("adaptation cache: cannot identify %s: %s", video, exc)
+    if cfile is None:
+        return _adapt(video, info, track, model, scorer, progress, cancel, frames, t0)
+    # one adaptation of a clip at a time in this process: a job asking while another adapts waits for its result
+    while True:
+        cached = load_adaptation(cfile)
+        if cached is not None:
+            cached.cache = "hit"
+            return cached
+        report(progress, "adapt", 0, 2)
+        with _IN_FLIGHT.turn(str(cfile), cancel) as mine:
+            if mine:
+                result = _adapt(video, info, track, model, scorer, progress, cancel, frames, t0)
+                store_adaptation(result, cfile)
+                return result
+
+
+def _adapt(video: str, info, track, model, scorer, progress, cancel, frames, t0: float) -> Adaptation:
+    """`adapt_clip`'s work, past its cache."""
     def scoring_progress(stage: str, done: int, total: int) -> None:
         """Scoring the own voice is the first half of the "adapt" stage (its stage names belong to other jobs)."""
         if stage == "score":
@@ -248,8 +264,6 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
     release_free_memory()
     result.face = lane.report.face if lane.report is not None else None
     result.seconds = time.perf_counter() - t0
-    if cfile is not None:
-        store_adaptation(result, cfile)
     return result
 
 

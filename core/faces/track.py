@@ -34,12 +34,14 @@ import numpy as np
 from .. import media
 from ..atomic import atomic_write
 from ..errors import MediaError, NoFaceError
+from ..in_flight import InFlight
 from ..progress import CancelToken, ProgressFn, check, report
 from ..streams import prefetch
 from . import geometry as G
 from .smoothing import OneEuroParams, smooth_sequence
 
 log = logging.getLogger(__name__)
+_IN_FLIGHT = InFlight()          # the clips being tracked in this process (track_video)
 
 TRACKER_VERSION = 1
 DEADBAND = 0.03
@@ -570,25 +572,36 @@ def track_video(path, *, backend=None, detect_every: Optional[int] = None, progr
     fps, n, w, h, frames, decoder = _open_video(path)
     key = settings_key(st, backend)
     key["decoder"] = decoder
-    if use_cache:
+
+    def track() -> TrackSet:
+        stream = prefetch(frames)
+        try:
+            ts = track_frames(stream, n, fps, backend=backend, settings=st, progress=progress, cancel=cancel)
+        finally:
+            stream.close()
+        ts.settings = key
+        ts.stats["cache"] = "miss"
+        return ts
+
+    if not use_cache:
+        return track()
+    # one tracking of a clip at a time in this process: a job asking while another tracks it waits for its result
+    in_flight_key = (str(Path(path).resolve()), json.dumps(key, sort_keys=True, default=str), str(cache_dir))
+    while True:
         hit = cache.load(path, key, TrackSet.load, cache_dir)
         if hit is not None:
             report(progress, "track", hit.num_frames, hit.num_frames)
             if hasattr(frames, "close"):
                 frames.close()
             return hit
-    stream = prefetch(frames)
-    try:
-        ts = track_frames(stream, n, fps, backend=backend, settings=st, progress=progress, cancel=cancel)
-    finally:
-        stream.close()
-    ts.settings = key
-    ts.stats["cache"] = "miss"
-    if use_cache:
-        f = cache.store(ts, path, key, cache_dir)
-        if f is not None:
-            ts.stats["cache_file"] = str(f)
-    return ts
+        report(progress, "track", 0, n)
+        with _IN_FLIGHT.turn(in_flight_key, cancel) as mine:
+            if mine:
+                ts = track()
+                f = cache.store(ts, path, key, cache_dir)
+                if f is not None:
+                    ts.stats["cache_file"] = str(f)
+                return ts
 
 
 def asdict_shallow(st: TrackerSettings) -> dict:
