@@ -216,7 +216,8 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
             cached.cache = "hit"
             return cached
         report(progress, "adapt", 0, 2)
-        with _IN_FLIGHT.turn(str(cfile), cancel) as mine:
+        # while it waits, a reader of the scoring pass's frames (the texture library) decodes them itself
+        with _IN_FLIGHT.turn(str(cfile), cancel, on_wait=None if frames is None else frames.done) as mine:
             if mine:
                 result = _adapt(video, info, track, model, scorer, progress, cancel, frames, t0)
                 store_adaptation(result, cfile)

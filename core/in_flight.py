@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Hashable, Iterator, Optional
+from typing import Callable, Hashable, Iterator, Optional
 
 from .progress import CancelToken, check
 
@@ -24,9 +24,11 @@ class InFlight:
         self._running: dict = {}        # key -> threading.Event set when its computation ends
 
     @contextmanager
-    def turn(self, key: Hashable, cancel: Optional[CancelToken] = None) -> Iterator[bool]:
+    def turn(self, key: Hashable, cancel: Optional[CancelToken] = None,
+             on_wait: Optional[Callable[[], None]] = None) -> Iterator[bool]:
         """True: the caller computes (and stores) the result of `key`, the others wait until the block ends; False:
-        another thread was computing it and has finished: look at the cache again."""
+        another thread was computing it and has finished: look at the cache again. `on_wait()` is called before a
+        caller starts waiting."""
         with self._lock:
             running = self._running.get(key)
             if running is None:
@@ -35,6 +37,8 @@ class InFlight:
             else:
                 mine = False
         if not mine:
+            if on_wait is not None:
+                on_wait()
             while not running.wait(POLL_SECONDS):
                 check(cancel)
             yield False

@@ -127,6 +127,15 @@ def test_two_jobs_adapting_to_one_clip_at_once_adapt_once(tmp_path, monkeypatch)
 
     video = str(GRID_S1 / "video" / (heldout_names()[3] + ".mp4"))
     track, info, scorer = track_video(video).primary(), media.probe(video), get_scorer("auto")
-    a, b = _both(lambda k: adapt.adapt_clip(video, info, track, scorer=scorer, cache_dir=tmp_path))
+
+    class Share:            # the texture library's core.streams.FrameShare: told when no pass will hand it frames
+        told = False
+
+        def done(self):
+            self.told = True
+
+    shares = [Share(), Share()]
+    a, b = _both(lambda k: adapt.adapt_clip(video, info, track, scorer=scorer, cache_dir=tmp_path, frames=shares[k]))
     assert len(calls) == 1
     assert a.message == b.message == "made once" and a.own_offset == b.own_offset == 2
+    assert sorted(s.told for s in shares) == [False, True]      # the waiting one's reader decodes meanwhile
