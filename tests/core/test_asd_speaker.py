@@ -183,6 +183,40 @@ def test_pipeline_default_face_follows_the_speaker_and_face_overrides_it(pair):
     assert prep.track.track_id == left and prep.speaker is None
 
 
+def test_two_jobs_asking_who_speaks_at_once_score_the_faces_once(pair, tmp_path, monkeypatch):
+    """The window's analysis and an export both ask who speaks in a clip of two faces: one pass (core.in_flight)."""
+    import threading
+
+    from core import media
+    from core.faces.track import track_video
+    from core.sync.lane_adapt import own_voice
+
+    video = pair[0]
+    info, ts = media.probe(video), track_video(video)
+    wav = own_voice(video, info)
+    calls, real = [], SP.speaking_scores
+
+    def counted(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(SP, "speaking_scores", counted)
+    out, go = [None, None], threading.Barrier(2)
+
+    def ask(k):
+        go.wait()
+        out[k] = SP.cached_speaking_scores(video, ts, wav, info=info, cache_dir=tmp_path)
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(calls) == 1
+    for tid in ts.ids:
+        np.testing.assert_array_equal(out[0].of(tid), out[1].of(tid))
+
+
 @pytest.fixture(scope="module")
 def unseen_face():
     """A grid_others clip (never trained on): swiz3n, a dark, mustached, low-contrast mouth in MPEG-1, the face the

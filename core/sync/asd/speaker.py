@@ -35,11 +35,13 @@ import numpy as np
 from ... import audio as audio_mod
 from ... import media
 from ...heap import reusing_freed_blocks
+from ...in_flight import InFlight
 from ...progress import CancelToken, ProgressFn, check, report
 from ...streams import prefetch
 from . import features as AF
 
 log = logging.getLogger(__name__)
+_IN_FLIGHT = InFlight()          # the clips whose speaking faces are being scored (cached_speaking_scores)
 
 SPEAKER_VERSION = 1
 ASD_FPS = AF.FPS          # the network's frame rate
@@ -568,17 +570,29 @@ def cached_speaking_scores(video_path, tracks, wav: np.ndarray, *, cache_dir=Non
         try:
             cfile = cache_mod.cache_file(video_path, cache_settings(tracks, wav, frames, track_ids, cuts), cache_dir,
                                          kind="speaker")
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("speaker cache: %s", exc)
+
+    def compute() -> SpeakingScores:
+        return speaking_scores(video_path, tracks, wav, frames=frames, track_ids=track_ids, cuts=cuts, **kw)
+
+    if cfile is None:
+        return compute()
+    # one pass per clip at a time in this process: a job asking while another computes it waits for its result
+    while True:
+        try:
             if cfile.is_file():
                 return SpeakingScores.load(cfile)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("speaker cache: %s", exc)
-    result = speaking_scores(video_path, tracks, wav, frames=frames, track_ids=track_ids, cuts=cuts, **kw)
-    if cfile is not None:
-        try:
-            result.save(cfile)
-        except OSError as exc:
-            log.warning("speaker cache: could not write %s: %s", cfile, exc)
-    return result
+        with _IN_FLIGHT.turn(str(cfile), kw.get("cancel")) as mine:
+            if mine:
+                result = compute()
+                try:
+                    result.save(cfile)
+                except OSError as exc:
+                    log.warning("speaker cache: could not write %s: %s", cfile, exc)
+                return result
 
 
 # ============================================================================================ the default face
