@@ -209,19 +209,25 @@ def adapt_clip(video: str, info, track, *, model=None, scorer=None, cache_dir=No
             log.warning("adaptation cache: cannot identify %s: %s", video, exc)
     if cfile is None:
         return _adapt(video, info, track, model, scorer, progress, cancel, frames, t0)
-    # one adaptation of a clip at a time in this process: a job asking while another adapts waits for its result
-    while True:
+
+    def load() -> Optional[Adaptation]:
         cached = load_adaptation(cfile)
         if cached is not None:
             cached.cache = "hit"
-            return cached
+        return cached
+
+    def adapt_and_store() -> Adaptation:
+        result = _adapt(video, info, track, model, scorer, progress, cancel, frames, t0)
+        store_adaptation(result, cfile)
+        return result
+
+    def waiting() -> None:
         report(progress, "adapt", 0, 2)
-        # while it waits, a reader of the scoring pass's frames (the texture library) decodes them itself
-        with _IN_FLIGHT.turn(str(cfile), cancel, on_wait=None if frames is None else frames.done) as mine:
-            if mine:
-                result = _adapt(video, info, track, model, scorer, progress, cancel, frames, t0)
-                store_adaptation(result, cfile)
-                return result
+        if frames is not None:      # a reader of the scoring pass's frames (the texture library) decodes them itself
+            frames.done()
+
+    # one adaptation of a clip at a time in this process: a job asking while another adapts waits for its result
+    return _IN_FLIGHT.once(str(cfile), load, adapt_and_store, cancel, on_wait=waiting)
 
 
 def _adapt(video: str, info, track, model, scorer, progress, cancel, frames, t0: float) -> Adaptation:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Callable, Hashable, Iterator, Optional
+from typing import Callable, Hashable, Iterator, Optional, TypeVar
 
 from .progress import CancelToken, check
 
 POLL_SECONDS = 0.1      # how often a waiting caller looks at its cancel token
+T = TypeVar("T")
 
 
 class InFlight:
@@ -49,3 +50,15 @@ class InFlight:
             with self._lock:
                 del self._running[key]
             running.set()
+
+    def once(self, key: Hashable, load: Callable[[], Optional[T]], compute: Callable[[], T],
+             cancel: Optional[CancelToken] = None, on_wait: Optional[Callable[[], None]] = None) -> T:
+        """`load()`'s result (None: not cached), else `compute()`'s, which stores it where `load` finds it: one
+        thread of the process computes `key` at a time, a second one waits for it (see `turn`) and loads."""
+        while True:
+            found = load()
+            if found is not None:
+                return found
+            with self.turn(key, cancel, on_wait) as mine:
+                if mine:
+                    return compute()

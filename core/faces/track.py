@@ -585,23 +585,26 @@ def track_video(path, *, backend=None, detect_every: Optional[int] = None, progr
 
     if not use_cache:
         return track()
-    # one tracking of a clip at a time in this process: a job asking while another tracks it waits for its result
-    in_flight_key = (str(Path(path).resolve()), json.dumps(key, sort_keys=True, default=str), str(cache_dir))
-    while True:
+
+    def load() -> Optional[TrackSet]:
         hit = cache.load(path, key, TrackSet.load, cache_dir)
         if hit is not None:
             report(progress, "track", hit.num_frames, hit.num_frames)
             if hasattr(frames, "close"):
                 frames.close()
-            return hit
-        report(progress, "track", 0, n)
-        with _IN_FLIGHT.turn(in_flight_key, cancel) as mine:
-            if mine:
-                ts = track()
-                f = cache.store(ts, path, key, cache_dir)
-                if f is not None:
-                    ts.stats["cache_file"] = str(f)
-                return ts
+        return hit
+
+    def track_and_store() -> TrackSet:
+        ts = track()
+        f = cache.store(ts, path, key, cache_dir)
+        if f is not None:
+            ts.stats["cache_file"] = str(f)
+        return ts
+
+    # one tracking of a clip at a time in this process: a job asking while another tracks it waits for its result
+    in_flight_key = (str(Path(path).resolve()), json.dumps(key, sort_keys=True, default=str), str(cache_dir))
+    return _IN_FLIGHT.once(in_flight_key, load, track_and_store, cancel,
+                           on_wait=lambda: report(progress, "track", 0, n))
 
 
 def asdict_shallow(st: TrackerSettings) -> dict:

@@ -34,43 +34,30 @@ def _both(fn, n: int = 2):
     return out
 
 
+def _maker(flight, store, computed, fail_first=False):
+    """get(k): `flight.once` of key "x" over the dict `store`, thread k computing slowly (the first one failing)."""
+    def compute(k):
+        computed.append(k)
+        time.sleep(0.3)
+        if fail_first and len(computed) == 1:
+            raise RuntimeError("the first computation failed")
+        store["x"] = f"made by {k}"
+        return store["x"]
+
+    return lambda k: flight.once("x", lambda: store.get("x"), lambda: compute(k))
+
+
 def test_the_first_caller_computes_and_the_second_waits_for_it():
-    flight, store, computed = InFlight(), {}, []
-
-    def get(k):
-        while True:
-            if "x" in store:
-                return store["x"]
-            with flight.turn("x") as mine:
-                if mine:
-                    computed.append(k)
-                    time.sleep(0.3)
-                    store["x"] = f"made by {k}"
-                    return store["x"]
-
-    a, b = _both(get)
+    computed = []
+    a, b = _both(_maker(InFlight(), {}, computed))
     assert len(computed) == 1 and a == b == f"made by {computed[0]}"
 
 
 def test_a_waiting_caller_computes_when_the_first_fails_and_can_be_cancelled():
-    flight, store, computed = InFlight(), {}, []
-
-    def get(k):
-        while True:
-            if "x" in store:
-                return store["x"]
-            with flight.turn("x") as mine:
-                if mine:
-                    computed.append(k)
-                    time.sleep(0.2)
-                    if len(computed) == 1:
-                        raise RuntimeError("the first computation failed")
-                    store["x"] = k
-                    return k
-
-    results = _both(get)
+    flight, computed = InFlight(), []
+    results = _both(_maker(flight, {}, computed, fail_first=True))
     assert len(computed) == 2 and computed[0] != computed[1]
-    assert isinstance(results[computed[0]], RuntimeError) and results[computed[1]] == computed[1]
+    assert isinstance(results[computed[0]], RuntimeError) and results[computed[1]] == f"made by {computed[1]}"
 
     token, started = CancelToken(), threading.Event()
 

@@ -578,21 +578,24 @@ def cached_speaking_scores(video_path, tracks, wav: np.ndarray, *, cache_dir=Non
 
     if cfile is None:
         return compute()
-    # one pass per clip at a time in this process: a job asking while another computes it waits for its result
-    while True:
+
+    def load() -> Optional[SpeakingScores]:
         try:
-            if cfile.is_file():
-                return SpeakingScores.load(cfile)
+            return SpeakingScores.load(cfile) if cfile.is_file() else None
         except (OSError, ValueError, KeyError) as exc:
             log.warning("speaker cache: %s", exc)
-        with _IN_FLIGHT.turn(str(cfile), kw.get("cancel")) as mine:
-            if mine:
-                result = compute()
-                try:
-                    result.save(cfile)
-                except OSError as exc:
-                    log.warning("speaker cache: could not write %s: %s", cfile, exc)
-                return result
+            return None
+
+    def compute_and_store() -> SpeakingScores:
+        result = compute()
+        try:
+            result.save(cfile)
+        except OSError as exc:
+            log.warning("speaker cache: could not write %s: %s", cfile, exc)
+        return result
+
+    # one pass per clip at a time in this process: a job asking while another computes it waits for its result
+    return _IN_FLIGHT.once(str(cfile), load, compute_and_store, kw.get("cancel"))
 
 
 # ============================================================================================ the default face
