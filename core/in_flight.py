@@ -3,9 +3,9 @@
 The window runs its jobs side by side: the analysis tracks and adapts to the clip while a preview's preparation, an
 export or a re-score asks for the same tracks and adaptation. Each is cached (core.faces.cache, core.adapt), but
 a job that starts while another is computing used to miss the cache and compute it again beside it, on the same two
-cores. `InFlight.turn(key)` lets the first caller of a key compute; a second caller waits for it (cancellable) and
-then looks at the cache again, where the first caller's result now is (or, when that caller failed or could not
-store it, computes it itself).
+cores. `InFlight.once(key, load, compute)` (over `turn(key)`) lets the first caller of a key compute; a second caller
+waits for it (cancellable) and then looks at the cache again, where the first caller's result now is (or, when that
+caller failed or could not store it, computes it itself).
 """
 from __future__ import annotations
 
