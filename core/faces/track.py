@@ -43,7 +43,8 @@ from .smoothing import OneEuroParams, smooth_sequence
 log = logging.getLogger(__name__)
 _IN_FLIGHT = InFlight()          # the clips being tracked in this process (track_video)
 
-TRACKER_VERSION = 1
+TRACKER_VERSION = 2              # 2: tracks cached before the detector lock (931a6ee) may hold
+                                 # another clip's detections when two jobs tracked at once: tracked again
 DEADBAND = 0.03
 # Lower jaw + mouth: these move when speaking and get a higher resting cutoff than the rigid points.
 SPEECH_POINTS = np.concatenate([np.arange(4, 13), G.MOUTH])
