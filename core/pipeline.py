@@ -166,7 +166,6 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
                       cancel: Optional[CancelToken] = None, timer: Optional[StageTimer] = None) -> PreparedClip:
     """`prepare_clip` short of the adaptation (`adapt_prepared`) and the performer (`follow_performer`): the
     context's mouth head and performance are None."""
-    from .faces.detect import release_default_backend
     from .faces.track import track_video
 
     timer = timer or StageTimer()
@@ -207,9 +206,8 @@ def prepare_unadapted(settings: DubSettings, progress: Optional[ProgressFn] = No
         check(cancel)
         track_set = track_video(settings.video, progress=progress, cancel=cancel,
                                 cache_dir=settings.track_cache_dir, detect_every=settings.detect_every)
-        if info.num_frames / max(float(info.fps), 1e-6) >= RELEASE_TRACKER_SECONDS:
-            release_default_backend()   # the adaptation and the render do not need it (a performer video reloads it)
-            release_free_memory()       # nor the tracking's freed transients, which would stay resident beside them
+        if not settings.driver:         # (with a performer video, once that is tracked too: follow_performer)
+            release_tracker(info)
     except BaseException:
         checks.result()     # the damage first, as when the scans ran before everything
         raise
@@ -295,22 +293,37 @@ def follow_performer(prep: PreparedClip, settings: DubSettings, progress: Option
         return
     plugin = engines.get(settings.engine)
     if plugin.mouth_model is None:
+        release_tracker(prep.info)
         prep.messages.append(f"Performer: the {settings.engine} engine follows the voice, not the performer's mouth")
         return
     from .performer import motion_for_dub
 
     t0 = time.perf_counter()
     num_out = prep.ctx.num_output_frames
-    performer = motion_for_dub(settings.driver, prep.voice, prep.ctx.fps, num_out, prep.edits.voice_offset,
-                               damage=prep.driver_damage, scorer=prep.general_scorer, models_dir=settings.models_dir,
-                               device=prep.ctx.device,
-                               track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
-                               messages=prep.messages, progress=progress, cancel=cancel)
+    try:
+        performer = motion_for_dub(settings.driver, prep.voice, prep.ctx.fps, num_out, prep.edits.voice_offset,
+                                   damage=prep.driver_damage, scorer=prep.general_scorer,
+                                   models_dir=settings.models_dir, device=prep.ctx.device,
+                                   track_cache_dir=settings.track_cache_dir, detect_every=settings.detect_every,
+                                   messages=prep.messages, progress=progress, cancel=cancel)
+    finally:
+        release_tracker(prep.info)
     for o in prep.edits.overrides:        # the editor's "driven by voice" ranges: the performer is not followed there
         if o.kind == "voice_driven":
             performer.trusted[max(0, o.start):min(num_out, o.end)] = False
     (timer or StageTimer()).add("performer", time.perf_counter() - t0, num_out)
     prep.ctx = replace(prep.ctx, performer=performer)
+
+
+def release_tracker(info) -> None:
+    """Once a long clip (RELEASE_TRACKER_SECONDS) and its performer video are tracked: drop the face tracker's
+    models (the adaptation and the render do not need them) and the tracking's freed transients, which would stay
+    resident beside them."""
+    from .faces.detect import release_default_backend
+
+    if info.num_frames / max(float(info.fps), 1e-6) >= RELEASE_TRACKER_SECONDS:
+        release_default_backend()
+        release_free_memory()
 
 
 def _in_thread(fn, *args, name: str):

@@ -60,6 +60,36 @@ def test_a_long_clips_dub_drops_the_face_trackers_models_once_tracked(monkeypatc
     assert detect.default_backend() is not None       # loaded again when a later job tracks
 
 
+def test_a_long_clip_with_a_performer_video_keeps_the_trackers_models_until_both_are_tracked(monkeypatch, tmp_path):
+    """Not dropped after the actor's clip only to be loaded again (~0.9 s) for the performer's."""
+    import shutil
+
+    from core import pipeline
+    from core.faces import detect
+    from data_paths import SAMPLES
+
+    monkeypatch.setattr(pipeline, "RELEASE_TRACKER_SECONDS", 0.0)
+    monkeypatch.setattr(detect, "_DEFAULT", None)
+    loads = []
+
+    class Counted(detect.DlibBackend):
+        def __init__(self, *a, **k):
+            loads.append(1)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(detect, "DlibBackend", Counted)
+    driver = tmp_path / "performer.mp4"                 # another file: tracked, not found in the track cache
+    shutil.copy(SAMPLES / "grid_s1_sample.mp4", driver)
+    settings = pipeline.DubSettings(video=str(SAMPLES / "grid_s1_sample.mp4"), audio=str(SAMPLES / "voice_sample.wav"),
+                                    driver=str(driver), output=str(tmp_path / "o.mp4"),
+                                    track_cache_dir=str(tmp_path / "t"), adapt=False)
+    prep = pipeline.prepare_unadapted(settings)
+    assert detect._DEFAULT is not None
+    pipeline.follow_performer(prep, settings)
+    assert prep.ctx.performer is not None and prep.ctx.performer.trusted.any()
+    assert detect._DEFAULT is None and loads == [1]
+
+
 ARENAS_SCRIPT = """
 import ctypes, sys, threading
 import numpy as np
