@@ -76,3 +76,21 @@ def test_affines_many_equal_to_one_solve_each():
         srcs = [pts + rng.normal(0, 5, pts.shape) for _ in range(int(rng.integers(1, 7)))]
         for got, src in zip(warp.affines_many(srcs, dst, tris), srcs):
             assert np.array_equal(got.view(np.int64), warp._affines(src, dst, tris).view(np.int64))
+
+
+def test_warm_compiles_what_the_render_calls(monkeypatch, tmp_path):
+    """A job's preload compiles the kernels (core.preload) for the argument types the render passes, so the render
+    neither compiles nor waits for a compile of its own (~0.5 s each the first time on a machine)."""
+    from core import pipeline
+    from data_paths import SAMPLES
+
+    monkeypatch.setattr(K, "_jit", {})
+    K.warm()
+    warmed = {name: list(fn.signatures) for name, fn in K._jit.items()}
+    assert sorted(warmed) == ["affine_maps", "blend", "weighted_median"]
+    assert all(len(s) == 1 for s in warmed.values())
+    settings = pipeline.DubSettings(video=str(SAMPLES / "grid_s1_sample.mp4"), audio=str(SAMPLES / "voice_sample.wav"),
+                                    output=str(tmp_path / "o.mp4"), track_cache_dir=str(tmp_path / "t"), adapt=False,
+                                    frame_range=(20, 30))
+    pipeline.run_dub(settings)
+    assert {name: list(fn.signatures) for name, fn in K._jit.items()} == warmed
