@@ -1,7 +1,6 @@
 """What a dub can load on the other core while it probes, scans and tracks: torch (its import is ~1.6 s of every
 process, and holds the GIL, while probing, the damage scan and the track cache mostly wait on ffmpeg child
-processes), the networks the adaptation and the sync report load next (the mouth model, the lane's scorer) and then
-the classic render's compiled kernels.
+processes) and the networks the adaptation and the sync report load next (the mouth model, the lane's scorer).
 
 `Preload` runs that in a thread; the job then takes the scorer from it (`scorer()`) instead of loading it again.
 Nothing here decides anything: a failure is forgotten (the job loads the same thing itself, and reports the error
@@ -19,9 +18,7 @@ log = logging.getLogger(__name__)
 class Preload:
     """Import torch, then load the mouth model `mouth_model` (when `mouth` is True; None: the shipped one) into
     `core.mouth_shape`'s per-process cache and, when `scorer` is True, the sync lane's scorer
-    (`get_scorer("auto", models_dir, device)`), in a daemon thread; `wait()` returns once they are loaded. With
-    `mouth` (the classic engine) the thread then compiles the render's kernels (core.engines.kernels.warm: numba
-    compiles them on a machine's first dub and after each update, ~1.5 s, and loads them from its cache ~0.4 s)."""
+    (`get_scorer("auto", models_dir, device)`), in a daemon thread."""
 
     def __init__(self, *, device: str, models_dir=None, mouth: bool = False, mouth_model=None,
                  scorer: bool = False):
@@ -31,7 +28,6 @@ class Preload:
         self._want_scorer = bool(scorer)
         self._scorer = None
         self._scorer_device: Optional[str] = None
-        self._loaded = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lipdub-preload", daemon=True)
         self._thread.start()
 
@@ -51,19 +47,9 @@ class Preload:
                 self._scorer_device = device
         except BaseException as exc:       # the job loads it again and reports what goes wrong
             log.debug("preloading failed (%s: %s); the job loads its models itself", type(exc).__name__, exc)
-        finally:
-            self._loaded.set()
-        if self._want_mouth:   # then the engine's kernels, which its render needs last (nothing waits for them here)
-            try:
-                from .engines import kernels
-
-                kernels.warm()
-            except BaseException as exc:
-                log.debug("preloading the kernels failed (%s: %s)", type(exc).__name__, exc)
 
     def wait(self) -> None:
-        """Until the models are loaded."""
-        self._loaded.wait()
+        self._thread.join()
 
     def scorer(self, models_dir=None, device: Optional[str] = None):
         """The preloaded lane scorer for `models_dir` and the resolved `device` (once: a second call gets None),

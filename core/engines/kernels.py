@@ -64,7 +64,8 @@ def affine_maps(aff: np.ndarray, labels: np.ndarray, origin=(0, 0), grid=None):
     fn = _compile("affine_maps")
     aff = np.ascontiguousarray(aff, np.float32)
     if fn is not None:
-        # contiguous labels: one compiled specialisation for every caller (the render passes slices)
+        # contiguous labels: the render passes slices, and numba's loop over a non-contiguous array (a second
+        # specialisation, compiled again) does not vectorise
         return fn(aff, np.ascontiguousarray(labels, np.int32), int(origin[0]), int(origin[1]))
     h, w = labels.shape
     if grid is None:
@@ -159,17 +160,3 @@ def blend(base: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return fn(np.ascontiguousarray(base), np.ascontiguousarray(over), np.ascontiguousarray(alpha, np.float32))
     am = np.asarray(alpha, np.float32)[..., None]
     return np.clip(base.astype(np.float32) * (1 - am) + over.astype(np.float32) * am + 0.5, 0, 255).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-
-def warm() -> None:
-    """Compile (or load from numba's cache) every kernel for the argument types the render passes, on tiny inputs:
-    what a job's preload does before the render needs them (core.preload)."""
-    if not numba_enabled():
-        return
-    aff = np.zeros((2, 6), np.float32)
-    affine_maps(aff, np.zeros((2, 3), np.int32), (1, 1))
-    weighted_median_u8(np.zeros((3, 2, 3, 3), np.uint8), np.ones(3, np.float32), np.float32(1.5))
-    img = np.zeros((2, 3, 3), np.uint8)
-    blend(img, img, np.zeros((2, 3), np.float32))

@@ -38,26 +38,3 @@ def test_report_voice_falls_back_when_its_scorer_cannot_load(monkeypatch):
     monkeypatch.setattr(pipeline, "report_scorer", broken)
     rv = pipeline.ReportVoice(settings=None, prep=None, out_idx=np.arange(3))
     assert rv.scorer is None and rv.result() is None
-
-
-def test_the_classic_renders_kernels_are_compiled_after_the_models_without_holding_up_the_job(monkeypatch):
-    import threading
-
-    from core.engines import kernels
-
-    started, release, done = threading.Event(), threading.Event(), threading.Event()
-
-    def slow_warm():                      # as a first compile: the job must not wait for it
-        started.set()
-        release.wait(10)
-        done.set()
-
-    monkeypatch.setattr(kernels, "warm", slow_warm)
-    p = Preload(device="cpu", mouth=True)
-    p.wait()                              # the models are loaded; the kernels are still compiling
-    assert started.wait(10) and not done.is_set()
-    release.set()
-    assert done.wait(10)
-    started.clear()
-    Preload(device="cpu", mouth=False).wait()          # wav2lip: no kernels of the classic render
-    assert not started.wait(0.5)
