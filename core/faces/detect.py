@@ -229,7 +229,7 @@ def dlib_settings_key(upsample: int = 0, detect_max_side: int = 640, predictor_p
 
 
 _DEFAULT: Optional[DlibBackend] = None
-_DEFAULT_LOCK = threading.Lock()    # one load when several threads ask at once (jobs side by side, a preload)
+_DEFAULT_LOCK = threading.Lock()    # one load when several threads ask at once (the window's jobs side by side)
 
 
 def default_backend() -> DlibBackend:
